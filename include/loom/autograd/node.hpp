@@ -1,0 +1,126 @@
+// Graph nodes of the define-by-run autograd.
+//
+// Every differentiable op that runs with grad mode on creates one Node holding
+// what backward needs (saved tensors, checked against in-place changes) and
+// one Edge per input pointing at the node that produced that input (or at the
+// input's AccumulateGrad node when it is a leaf).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "loom/core/tensor.hpp"
+
+namespace loom::autograd {
+
+class Node;
+
+struct Edge {
+  std::shared_ptr<Node> node;  // null when the input needs no gradient
+  bool valid() const { return node != nullptr; }
+};
+
+// A tensor kept for backward. Remembers the storage version at save time so
+// that an in-place change made afterwards is caught instead of silently
+// producing a wrong gradient.
+class SavedTensor {
+ public:
+  SavedTensor() = default;
+  explicit SavedTensor(const Tensor& t);
+  Tensor unpack(const Node& owner, size_t index) const;
+  void reset() { tensor_ = Tensor(); }
+  bool defined() const { return saved_defined_; }
+
+ private:
+  Tensor tensor_;
+  uint64_t version_ = 0;
+  bool saved_defined_ = false;
+};
+
+class Node : public std::enable_shared_from_this<Node> {
+ public:
+  explicit Node(std::string name);
+  virtual ~Node() = default;
+
+  const std::string& name() const { return name_; }
+  uint64_t sequence_nr() const { return sequence_nr_; }
+  std::vector<Edge>& next_edges() { return next_; }
+
+  // Computes the gradients of the inputs from the gradient of the output.
+  // An undefined entry means "no gradient for that input".
+  virtual std::vector<Tensor> apply(const Tensor& grad_output) = 0;
+  // Frees saved tensors once backward has used them (unless retain_graph).
+  virtual void release_saved() {}
+  // Hooks registered on the (non-leaf) tensor this node produced.
+  std::vector<Tensor::GradHook>& output_hooks() { return output_hooks_; }
+  // Set when the tensor this node produced asked to retain its grad.
+  std::weak_ptr<TensorImpl> retained_output;
+
+ protected:
+  std::string name_;
+  uint64_t sequence_nr_;
+  std::vector<Edge> next_;
+  std::vector<Tensor::GradHook> output_hooks_;
+};
+
+// The sink of a leaf tensor: adds the incoming gradient into leaf.grad and
+// fires the leaf's hooks.
+class AccumulateGrad : public Node {
+ public:
+  explicit AccumulateGrad(std::shared_ptr<TensorImpl> leaf);
+  std::vector<Tensor> apply(const Tensor& grad_output) override;
+
+ private:
+  std::shared_ptr<TensorImpl> leaf_;
+};
+
+// Context passed to an op's backward function.
+class BackwardContext {
+ public:
+  BackwardContext(const Node& node, const std::vector<SavedTensor>& saved,
+                  const std::vector<bool>& needs_grad)
+      : node_(node), saved_(saved), needs_grad_(needs_grad) {}
+  Tensor saved(size_t i) const { return saved_.at(i).unpack(node_, i); }
+  bool needs_grad(size_t input) const { return needs_grad_.at(input); }
+
+ private:
+  const Node& node_;
+  const std::vector<SavedTensor>& saved_;
+  const std::vector<bool>& needs_grad_;
+};
+
+using BackwardFn = std::function<std::vector<Tensor>(const BackwardContext& ctx, const Tensor& grad)>;
+
+// The node every op in loom/ops uses: a backward function plus saved tensors.
+// The backward function must capture no Tensor by value: tensors go through
+// `saved` so that they are version-checked and freed after use.
+class FunctionNode : public Node {
+ public:
+  FunctionNode(std::string name, BackwardFn fn, std::vector<SavedTensor> saved,
+               std::vector<bool> needs_grad, std::vector<Shape> input_shapes);
+  std::vector<Tensor> apply(const Tensor& grad_output) override;
+  void release_saved() override;
+
+ private:
+  BackwardFn fn_;
+  std::vector<SavedTensor> saved_;
+  std::vector<bool> needs_grad_;
+  std::vector<Shape> input_shapes_;
+  bool released_ = false;
+};
+
+// True when grad mode is on and any input requires grad.
+bool any_requires_grad(const std::vector<Tensor>& inputs);
+
+// Attaches a FunctionNode to `output` when any input requires grad (and grad
+// mode is on). `saved` are the tensors backward will read. Returns output.
+Tensor record(const char* op, Tensor output, const std::vector<Tensor>& inputs,
+              const std::vector<Tensor>& saved, BackwardFn backward);
+
+// The edge a gradient for `t` should flow into (null edge if t needs none).
+Edge gradient_edge(const Tensor& t);
+
+}  // namespace loom::autograd

@@ -1,0 +1,5 @@
+// The whole loom API: #include <loom/loom.hpp>
+#pragma once
+#include "loom/autograd/autograd.hpp"
+#include "loom/core/core.hpp"
+#include "loom/ops/ops.hpp"

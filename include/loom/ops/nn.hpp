@@ -1,0 +1,52 @@
+// Neural-network functions: activations over a dim, norms, embeddings,
+// losses, dropout, convolutions and attention.
+#pragma once
+
+#include <vector>
+
+#include "loom/core/random.hpp"
+#include "loom/core/tensor.hpp"
+
+namespace loom {
+
+Tensor softmax(const Tensor& x, int64_t dim);
+Tensor log_softmax(const Tensor& x, int64_t dim);
+
+// Normalises over the trailing dims whose sizes are `normalized_shape`.
+Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = Tensor(),
+                  const Tensor& bias = Tensor(), double eps = 1e-5);
+Tensor rms_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = Tensor(),
+                double eps = 1e-6);
+
+// weight[num, dim] rows picked by integer `ids` of any shape -> [*ids.shape, dim].
+Tensor embedding(const Tensor& weight, const Tensor& ids);
+
+struct CrossEntropyOptions {
+  int64_t ignore_index = -100;
+  double label_smoothing = 0.0;
+  enum class Reduction { mean, sum, none } reduction = Reduction::mean;
+};
+// logits [N, C] (or [C]), integer targets [N]; mean over targets not ignored.
+Tensor cross_entropy(const Tensor& logits, const Tensor& targets, const CrossEntropyOptions& options = {});
+
+// Zeroes each element with probability p (Philox stream of `gen`) and scales by 1/(1-p).
+Tensor dropout(const Tensor& x, double p, bool training = true, Generator* gen = nullptr);
+
+// x [N, C, L], weight [O, C, K] -> [N, O, L']
+Tensor conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), int64_t stride = 1,
+              int64_t padding = 0);
+// x [N, C, H, W], weight [O, C, KH, KW] -> [N, O, H', W']
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(),
+              std::vector<int64_t> stride = {1, 1}, std::vector<int64_t> padding = {0, 0});
+// The patches conv2d multiplies: [N, C*KH*KW, H'*W'].
+Tensor unfold2d(const Tensor& x, std::vector<int64_t> kernel, std::vector<int64_t> stride,
+                std::vector<int64_t> padding);
+
+// softmax(q k^T * scale + mask) v over q [..., Lq, D], k [..., Lk, D], v [..., Lk, Dv].
+// `mask`: bool, broadcastable to [..., Lq, Lk], true where attention is allowed
+// (a key padding mask is [B, 1, 1, Lk]). `causal` lets query i see keys <= i.
+// scale defaults to 1/sqrt(D).
+Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                                    const Tensor& mask = Tensor(), bool causal = false, double scale = 0.0);
+
+}  // namespace loom

@@ -1,0 +1,7 @@
+#pragma once
+#include "loom/ops/creation.hpp"
+#include "loom/ops/elementwise.hpp"
+#include "loom/ops/linalg.hpp"
+#include "loom/ops/nn.hpp"
+#include "loom/ops/reduction.hpp"
+#include "loom/ops/shape.hpp"

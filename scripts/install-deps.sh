@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs every Debian package loom builds, tests or trains with.
+# Idempotent: when everything is present it changes nothing and says so.
+# Usage: scripts/install-deps.sh [--with-torch]   (torch is only a golden/benchmark reference)
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config git
+  libeigen3-dev nlohmann-json3-dev catch2
+  openmpi-bin libopenmpi-dev
+  clang libclang-rt-dev
+  dataset-fashion-mnist fortunes fortunes-zh
+  espeak-ng libespeak-ng-dev
+)
+if [[ "${1:-}" == "--with-torch" ]]; then
+  packages+=(python3-torch python3-numpy)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+sudo=""
+if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-deps: done"

@@ -1,0 +1,105 @@
+// Backward in reverse creation order: a node runs once every node that feeds
+// it a gradient has run (dependency counting), and among ready nodes the most
+// recently created goes first, so gradients of the last layers are ready
+// first (which is what data parallel overlap wants).
+#include "loom/autograd/engine.hpp"
+
+#include <queue>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "loom/autograd/grad_mode.hpp"
+#include "loom/autograd/node.hpp"
+#include "loom/ops/creation.hpp"
+#include "loom/ops/elementwise.hpp"
+
+namespace loom::autograd {
+
+namespace {
+
+struct LaterFirst {
+  bool operator()(const std::shared_ptr<Node>& a, const std::shared_ptr<Node>& b) const {
+    return a->sequence_nr() < b->sequence_nr();
+  }
+};
+
+void accumulate(std::unordered_map<Node*, Tensor>& buffer, Node* node, const Tensor& grad) {
+  Tensor& slot = buffer[node];
+  slot = slot.defined() ? add(slot, grad) : grad;
+}
+
+}  // namespace
+
+void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads, bool retain_graph) {
+  LOOM_CHECK(roots.size() == grads.size(), "backward: ", roots.size(), " roots but ", grads.size(), " gradients");
+  NoGradGuard no_grad;
+
+  std::unordered_map<Node*, Tensor> buffer;
+  std::vector<std::shared_ptr<Node>> root_nodes;
+  for (size_t i = 0; i < roots.size(); ++i) {
+    const Tensor& root = roots[i];
+    check_defined(root, "backward", "root");
+    LOOM_CHECK(root.requires_grad(), "backward: the tensor of shape ", shape_str(root.shape()),
+               " does not require grad and has no grad_fn");
+    Tensor g = grads[i];
+    if (!g.defined()) {
+      LOOM_CHECK(root.numel() == 1, "backward: a gradient must be given for a non-scalar output of shape ",
+                 shape_str(root.shape()));
+      g = ones_like(root);
+    }
+    LOOM_CHECK(g.shape() == root.shape(), "backward: gradient of shape ", shape_str(g.shape()),
+               " for an output of shape ", shape_str(root.shape()));
+    LOOM_CHECK(g.dtype() == root.dtype(), "backward: gradient dtype ", dtype_name(g.dtype()), " for an output of dtype ",
+               dtype_name(root.dtype()));
+    Edge e = gradient_edge(root);
+    accumulate(buffer, e.node.get(), g);
+    root_nodes.push_back(e.node);
+  }
+
+  // Count, for every reachable node, how many edges feed it.
+  std::unordered_map<Node*, int> dependencies;
+  std::unordered_set<Node*> seen;
+  std::vector<Node*> stack;
+  for (auto& n : root_nodes)
+    if (seen.insert(n.get()).second) stack.push_back(n.get());
+  while (!stack.empty()) {
+    Node* n = stack.back();
+    stack.pop_back();
+    for (auto& e : n->next_edges()) {
+      if (!e.valid()) continue;
+      ++dependencies[e.node.get()];
+      if (seen.insert(e.node.get()).second) stack.push_back(e.node.get());
+    }
+  }
+
+  std::priority_queue<std::shared_ptr<Node>, std::vector<std::shared_ptr<Node>>, LaterFirst> ready;
+  std::unordered_set<Node*> queued;
+  for (auto& n : root_nodes)
+    if (dependencies[n.get()] == 0 && queued.insert(n.get()).second) ready.push(n);
+
+  while (!ready.empty()) {
+    std::shared_ptr<Node> node = ready.top();
+    ready.pop();
+    Tensor grad = std::move(buffer[node.get()]);
+    buffer.erase(node.get());
+
+    std::vector<Tensor> input_grads;
+    if (grad.defined()) {
+      for (auto& hook : node->output_hooks())
+        if (auto replaced = hook(grad)) grad = *replaced;
+      if (auto out = node->retained_output.lock()) out->grad = grad;
+      input_grads = node->apply(grad);
+    }
+    if (!retain_graph) node->release_saved();
+
+    auto& edges = node->next_edges();
+    for (size_t i = 0; i < edges.size(); ++i) {
+      if (!edges[i].valid()) continue;
+      Node* child = edges[i].node.get();
+      if (i < input_grads.size() && input_grads[i].defined()) accumulate(buffer, child, input_grads[i]);
+      if (--dependencies[child] == 0) ready.push(edges[i].node);
+    }
+  }
+}
+
+}  // namespace loom::autograd

@@ -1,0 +1,97 @@
+// Strided iteration and dtype dispatch shared by the CPU kernels.
+//
+// for_each_run walks N operands of one shape, merging dims that are laid out
+// back to back so that the common cases (contiguous, or broadcast along a
+// leading dim) become long unit-stride runs the compiler can vectorise.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "loom/core/error.hpp"
+#include "loom/core/tensor.hpp"
+
+namespace loom::cpu {
+
+template <size_t N, class Run>
+void for_each_run(const Shape& shape, const std::array<const Strides*, N>& strides, Run&& run) {
+  // Dims innermost first, dropping size-1 dims, merging mergeable neighbours.
+  std::vector<int64_t> sizes;
+  std::vector<std::array<int64_t, N>> steps;
+  for (size_t d = shape.size(); d-- > 0;) {
+    if (shape[d] == 1) continue;
+    if (shape[d] == 0) return;
+    std::array<int64_t, N> st;
+    for (size_t k = 0; k < N; ++k) st[k] = (*strides[k])[d];
+    if (!sizes.empty()) {
+      bool mergeable = true;
+      for (size_t k = 0; k < N; ++k) mergeable &= st[k] == steps.back()[k] * sizes.back();
+      if (mergeable) {
+        sizes.back() *= shape[d];
+        continue;
+      }
+    }
+    sizes.push_back(shape[d]);
+    steps.push_back(st);
+  }
+  std::array<int64_t, N> offset{};
+  if (sizes.empty()) {  // a single element
+    std::array<int64_t, N> unit{};
+    run(offset, int64_t{1}, unit);
+    return;
+  }
+  const size_t outer_dims = sizes.size() - 1;
+  std::vector<int64_t> counter(outer_dims, 0);
+  while (true) {
+    run(offset, sizes[0], steps[0]);
+    size_t d = 1;
+    for (; d <= outer_dims; ++d) {
+      for (size_t k = 0; k < N; ++k) offset[k] += steps[d][k];
+      if (++counter[d - 1] < sizes[d]) break;
+      for (size_t k = 0; k < N; ++k) offset[k] -= steps[d][k] * sizes[d];
+      counter[d - 1] = 0;
+    }
+    if (d > outer_dims) return;
+  }
+}
+
+// Calls f.template operator()<T>() for the C++ type of a floating dtype.
+template <class F>
+decltype(auto) dispatch_float(DType t, const char* op, F&& f) {
+  switch (t) {
+    case DType::f32: return f.template operator()<float>();
+    case DType::f64: return f.template operator()<double>();
+    default: LOOM_FAIL(op, ": expected a f32 or f64 tensor, got ", dtype_name(t));
+  }
+}
+
+// The same over every dtype.
+template <class F>
+decltype(auto) dispatch_all(DType t, F&& f) {
+  switch (t) {
+    case DType::f32: return f.template operator()<float>();
+    case DType::f64: return f.template operator()<double>();
+    case DType::bf16: return f.template operator()<bf16>();
+    case DType::f16: return f.template operator()<f16>();
+    case DType::i32: return f.template operator()<int32_t>();
+    case DType::i64: return f.template operator()<int64_t>();
+    case DType::u8: return f.template operator()<uint8_t>();
+    case DType::boolean: return f.template operator()<bool>();
+  }
+  LOOM_FAIL("unknown dtype");
+}
+
+// Arithmetic type for a storage type: halves compute in float.
+template <class T> struct Compute { using type = T; };
+template <> struct Compute<bf16> { using type = float; };
+template <> struct Compute<f16> { using type = float; };
+template <> struct Compute<bool> { using type = uint8_t; };
+template <class T> using compute_t = typename Compute<T>::type;
+
+template <class T>
+T* ptr(const Tensor& t) {
+  return static_cast<T*>(t.raw_data());
+}
+
+}  // namespace loom::cpu

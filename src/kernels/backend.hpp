@@ -1,0 +1,91 @@
+// The kernel dispatch table. Each backend (src/cpu, cuda/) fills one Backend
+// with its implementations; ops look the table up once per call by device.
+// Kernels do arithmetic only: no autograd, no allocation of user-visible
+// tensors (outputs are passed in, already shaped).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "loom/core/tensor.hpp"
+
+namespace loom::kernels {
+
+enum class Unary : uint8_t { neg, exp, log, sqrt, rsqrt, abs, tanh, sigmoid, relu, gelu_erf, gelu_tanh, silu, clamp, pow_scalar };
+enum class Binary : uint8_t { add, sub, mul, div, pow, maximum, minimum };
+enum class Compare : uint8_t { eq, ne, lt, le, gt, ge };
+enum class Reduce : uint8_t { sum, max, argmax };
+
+struct UnaryParams {
+  double lo = 0, hi = 0;     // clamp bounds
+  bool has_lo = false, has_hi = false;
+  double exponent = 1;       // pow_scalar
+};
+
+struct NormShape {
+  int64_t rows = 0, cols = 0;  // x viewed as [rows, cols], normalised along cols
+  double eps = 1e-5;
+  bool rms = false;            // RMSNorm: no mean subtraction, no bias
+};
+
+struct CrossEntropyParams {
+  int64_t ignore_index = -100;
+  double label_smoothing = 0.0;
+};
+
+struct Window2d {
+  int64_t kh, kw, sh, sw, ph, pw;
+};
+
+struct Backend {
+  // dst = src elementwise; same shape, any strides, any dtypes (converting).
+  void (*copy)(const Tensor& src, const Tensor& dst);
+  void (*fill)(const Tensor& dst, double value);
+  // out (contiguous) = op(x)
+  void (*unary)(Unary op, const Tensor& x, const Tensor& out, const UnaryParams& p);
+  // grad_in (contiguous) = grad * op'(x); y = op(x) for ops whose derivative uses it.
+  void (*unary_backward)(Unary op, const Tensor& grad, const Tensor& x, const Tensor& y, const Tensor& grad_in,
+                         const UnaryParams& p);
+  // a and b already broadcast (expanded) to out's shape; out contiguous.
+  void (*binary)(Binary op, const Tensor& a, const Tensor& b, const Tensor& out);
+  void (*compare)(Compare op, const Tensor& a, const Tensor& b, const Tensor& out);
+  void (*where)(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out);
+  // x contiguous, viewed as [outer, r, inner]; out [outer, inner] (i64 for argmax).
+  void (*reduce)(Reduce op, const Tensor& x, int64_t outer, int64_t r, int64_t inner, const Tensor& out);
+  // out[b] = a[b] . b[b]; a [B, M, K], b [B, K, N] with any strides, out contiguous [B, M, N].
+  void (*gemm)(const Tensor& a, const Tensor& b, const Tensor& out);
+  // x contiguous [outer, r, inner], softmax (or log_softmax) along r.
+  void (*softmax)(const Tensor& x, const Tensor& out, int64_t outer, int64_t r, int64_t inner, bool log);
+  void (*softmax_backward)(const Tensor& grad, const Tensor& y, const Tensor& grad_in, int64_t outer, int64_t r,
+                           int64_t inner, bool log);
+  // Layer/RMS norm over contiguous x [rows, cols]; weight/bias optional [cols];
+  // writes out and the per-row mean and rstd (f32/f64 like x).
+  void (*norm)(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& out, const Tensor& mean,
+               const Tensor& rstd, const NormShape& s);
+  void (*norm_backward)(const Tensor& grad, const Tensor& x, const Tensor& weight, const Tensor& mean,
+                        const Tensor& rstd, const Tensor& grad_x, const Tensor& grad_w, const Tensor& grad_b,
+                        const NormShape& s);
+  // logits contiguous [N, C], integer targets [N] -> per-row losses [N] (0 where ignored).
+  void (*cross_entropy)(const Tensor& logits, const Tensor& targets, const Tensor& losses,
+                        const CrossEntropyParams& p);
+  // grad_logits = d(sum_i row_scale[i] * loss_i)/dlogits
+  void (*cross_entropy_backward)(const Tensor& logits, const Tensor& targets, const Tensor& row_scale,
+                                 const Tensor& grad_logits, const CrossEntropyParams& p);
+  // Indexing along dim; index is i32/i64 (checked by the op before the call).
+  void (*index_select)(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& out);
+  void (*index_add)(const Tensor& grad_out, int64_t dim, const Tensor& index, const Tensor& grad_x);
+  void (*gather)(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& out);
+  // out is already a copy of x; writes (or adds) src at index along dim.
+  void (*scatter)(const Tensor& out, int64_t dim, const Tensor& index, const Tensor& src, bool add);
+  // Philox draws into contiguous out starting at block `block`.
+  void (*uniform)(const Tensor& out, uint64_t seed, uint64_t block);
+  void (*normal)(const Tensor& out, uint64_t seed, uint64_t block);
+  // x [N, C, H, W] <-> cols [N, C*KH*KW, OH*OW]
+  void (*unfold2d)(const Tensor& x, const Tensor& cols, const Window2d& w);
+  void (*fold2d)(const Tensor& cols, const Tensor& x_grad, const Window2d& w);
+};
+
+const Backend& backend(Device device);
+void register_backend(DeviceType type, const Backend* table);
+
+}  // namespace loom::kernels

@@ -1,0 +1,33 @@
+// Helpers shared by the op implementations (not part of the public API).
+#pragma once
+
+#include "kernels/backend.hpp"
+#include "loom/autograd/grad_mode.hpp"
+#include "loom/autograd/node.hpp"
+#include "loom/core/tensor.hpp"
+
+namespace loom::ops {
+
+using autograd::BackwardContext;
+using autograd::record;
+
+inline const kernels::Backend& kernels_for(const Tensor& t) { return kernels::backend(t.device()); }
+
+// A view of t broadcast to `shape` (stride 0 on new or size-1 dims), without
+// recording autograd; the caller has already checked the shapes broadcast.
+Tensor broadcast_view(const Tensor& t, const Shape& shape);
+
+void check_same_dtype(const Tensor& a, const Tensor& b, const char* op);
+void check_same_device(const Tensor& a, const Tensor& b, const char* op);
+void check_floating(const Tensor& t, const char* op);
+void check_integer_index(const Tensor& t, const char* op, const char* arg);
+// Throws naming `op` if any value of the integer tensor `index` is outside [0, size).
+void check_index_range(const Tensor& index, int64_t size, const char* op);
+
+// The contiguous [outer, r, inner] decomposition of a tensor around `dim`.
+struct AxisSplit {
+  int64_t outer = 1, r = 1, inner = 1;
+};
+AxisSplit split_at(const Shape& shape, int64_t dim);
+
+}  // namespace loom::ops

@@ -1,0 +1,76 @@
+// embedding and cross_entropy.
+#include "loom/ops/creation.hpp"
+#include "loom/ops/elementwise.hpp"
+#include "loom/ops/nn.hpp"
+#include "loom/ops/reduction.hpp"
+#include "loom/ops/shape.hpp"
+#include "ops/common.hpp"
+
+namespace loom {
+
+using ops::BackwardContext;
+
+Tensor embedding(const Tensor& weight, const Tensor& ids) {
+  check_defined(weight, "embedding", "weight");
+  ops::check_integer_index(ids, "embedding", "ids");
+  LOOM_CHECK(weight.dim() == 2, "embedding: weight must be [num_embeddings, dim], got ", shape_str(weight.shape()));
+  ops::check_index_range(ids, weight.size(0), "embedding");
+  Shape out_shape = ids.shape();
+  out_shape.push_back(weight.size(1));
+  return index_select(weight, 0, ids.reshape({-1})).reshape(out_shape);
+}
+
+namespace {
+
+// Per-row losses [N] of logits [N, C]; its node turns d(loss_i) into d(logits).
+Tensor cross_entropy_rows(const Tensor& logits, const Tensor& targets, const kernels::CrossEntropyParams& p) {
+  Tensor x = logits.contiguous().detach();
+  Tensor losses = empty({x.size(0)}, TensorOptions(x.dtype()).with_device(x.device()));
+  ops::kernels_for(x).cross_entropy(x, targets, losses, p);
+  return ops::record("cross_entropy", losses, {logits}, {x, targets}, [p](const BackwardContext& ctx, const Tensor& g) {
+    Tensor x = ctx.saved(0), t = ctx.saved(1);
+    Tensor grad = empty(x.shape(), TensorOptions(x.dtype()).with_device(x.device()));
+    ops::kernels_for(x).cross_entropy_backward(x, t, g.contiguous(), grad, p);
+    return std::vector<Tensor>{grad};
+  });
+}
+
+}  // namespace
+
+Tensor cross_entropy(const Tensor& logits_in, const Tensor& targets_in, const CrossEntropyOptions& options) {
+  check_defined(logits_in, "cross_entropy", "logits");
+  ops::check_integer_index(targets_in, "cross_entropy", "targets");
+  if (is_half(logits_in.dtype())) return cross_entropy(logits_in.to(DType::f32), targets_in, options).to(logits_in.dtype());
+  ops::check_floating(logits_in, "cross_entropy");
+  LOOM_CHECK(logits_in.dim() >= 1, "cross_entropy: logits must have a class dim, got ", shape_str(logits_in.shape()));
+  Shape batch(logits_in.shape().begin(), logits_in.shape().end() - 1);
+  LOOM_CHECK(targets_in.shape() == batch, "cross_entropy: targets ", shape_str(targets_in.shape()),
+             " must have shape ", shape_str(batch), " for logits ", shape_str(logits_in.shape()));
+  LOOM_CHECK(options.label_smoothing >= 0 && options.label_smoothing <= 1,
+             "cross_entropy: label_smoothing must be in [0, 1], got ", options.label_smoothing);
+  const int64_t classes = logits_in.size(-1);
+  Tensor logits = logits_in.reshape({-1, classes});
+  Tensor targets = targets_in.reshape({-1}).contiguous();
+  kernels::CrossEntropyParams p{options.ignore_index, options.label_smoothing};
+  Tensor rows = cross_entropy_rows(logits, targets, p);
+  using R = CrossEntropyOptions::Reduction;
+  if (options.reduction == R::none) return rows.reshape(batch);
+  if (options.reduction == R::sum) return sum(rows);
+  int64_t valid = 0;
+  for (int64_t t : targets.to_vector<int64_t>()) valid += t != options.ignore_index;
+  return div(sum(rows), static_cast<double>(valid));  // all ignored: 0/0 = NaN, as in PyTorch
+}
+
+Tensor dropout(const Tensor& x, double p, bool training, Generator* gen) {
+  check_defined(x, "dropout", "x");
+  LOOM_CHECK(p >= 0 && p <= 1, "dropout: p must be in [0, 1], got ", p);
+  if (!training || p == 0) return x;
+  if (p == 1) return mul(x, 0.0);
+  // keep-mask scaled by 1/(1-p), drawn from the Philox stream
+  Tensor keep = ge(rand(x.shape(), TensorOptions(x.dtype()).with_device(x.device()), gen),
+                   full({}, p, TensorOptions(x.dtype()).with_device(x.device())));
+  Tensor scale = where(keep, full({}, 1.0 / (1.0 - p), x.dtype()), zeros({}, x.dtype()));
+  return mul(x, scale);
+}
+
+}  // namespace loom

@@ -1,0 +1,144 @@
+#include <catch2/catch.hpp>
+
+#include <loom/loom.hpp>
+
+using namespace loom;
+
+TEST_CASE("gradients accumulate in .grad across backward calls", "[autograd]") {
+  Tensor w = from_vector<double>({1, 2, 3}, {3}, true);
+  sum(mul(w, w)).backward();
+  CHECK(w.grad().to_vector<double>() == std::vector<double>{2, 4, 6});
+  sum(mul(w, 3.0)).backward();
+  CHECK(w.grad().to_vector<double>() == std::vector<double>{5, 7, 9});
+  w.zero_grad();
+  CHECK_FALSE(w.grad().defined());
+}
+
+TEST_CASE("backward with an explicit output gradient", "[autograd]") {
+  Tensor x = from_vector<double>({1, 2}, {2}, true);
+  Tensor y = mul(x, x);
+  y.backward(from_vector<double>({10, 100}, {2}));
+  CHECK(x.grad().to_vector<double>() == std::vector<double>{20, 400});
+  Tensor z = mul(x, 2.0);
+  CHECK_THROWS_WITH(z.backward(), Catch::Contains("non-scalar"));
+}
+
+TEST_CASE("a tensor used twice gets both contributions", "[autograd]") {
+  Tensor x = from_vector<double>({3}, {1}, true);
+  Tensor y = add(mul(x, x), mul(x, 4.0));  // dy/dx = 2x + 4 = 10
+  y.backward(ones({1}, DType::f64));
+  CHECK(x.grad().item<double>() == 10);
+}
+
+TEST_CASE("add hands both leaves independent gradients", "[autograd]") {
+  Tensor a = ones({2}, TensorOptions(DType::f64).with_requires_grad());
+  Tensor b = ones({2}, TensorOptions(DType::f64).with_requires_grad());
+  sum(add(a, b)).backward();
+  {
+    NoGradGuard g;
+    a.grad().mul_(5.0);
+  }
+  CHECK(b.grad().to_vector<double>() == std::vector<double>{1, 1});
+}
+
+TEST_CASE("NoGradGuard and detach stop the graph", "[autograd]") {
+  Tensor x = ones({2}, TensorOptions().with_requires_grad());
+  {
+    NoGradGuard g;
+    Tensor y = mul(x, 2.0);
+    CHECK_FALSE(y.requires_grad());
+  }
+  CHECK(grad_enabled());
+  Tensor d = x.detach();
+  CHECK_FALSE(d.requires_grad());
+  Tensor z = add(mul(x, d), 0.0);
+  sum(z).backward();
+  CHECK(x.grad().to_vector<float>() == std::vector<float>{1, 1});  // d is a constant
+}
+
+TEST_CASE("retain_graph allows a second backward; without it, a clear error", "[autograd]") {
+  Tensor x = from_vector<double>({2}, {1}, true);
+  Tensor y = sum(exp(x));
+  y.backward(Tensor(), true);
+  y.backward();
+  CHECK(x.grad().item<double>() == Approx(2 * std::exp(2.0)));
+  CHECK_THROWS_WITH(y.backward(), Catch::Contains("second time") && Catch::Contains("exp"));
+}
+
+TEST_CASE("in-place change of a saved tensor is refused at backward", "[autograd]") {
+  Tensor w = ones({3}, TensorOptions().with_requires_grad());
+  Tensor x = full({3}, 2.0);
+  Tensor y = sum(mul(w, x));  // mul saves x
+  x.add_(ones({3}));
+  CHECK_THROWS_WITH(y.backward(), Catch::Contains("mul") && Catch::Contains("[3]") && Catch::Contains("in-place"));
+}
+
+TEST_CASE("in-place ops on tensors that require grad are refused", "[autograd]") {
+  Tensor w = ones({3}, TensorOptions().with_requires_grad());
+  CHECK_THROWS_WITH(w.add_(ones({3})), Catch::Contains("add_") && Catch::Contains("requires grad"));
+  NoGradGuard g;
+  w.add_(ones({3}));  // an optimizer update
+  CHECK(w.to_vector<float>() == std::vector<float>{2, 2, 2});
+}
+
+TEST_CASE("hooks see and may replace gradients", "[autograd]") {
+  Tensor x = from_vector<double>({1, 2}, {2}, true);
+  Tensor h = mul(x, 3.0);
+  std::vector<double> seen;
+  h.register_hook([&](const Tensor& g) {
+    seen = g.to_vector<double>();
+    return std::optional<Tensor>(mul(g, 10.0));
+  });
+  int ready = 0;
+  x.register_grad_ready_hook([&](Tensor& leaf) {
+    ++ready;
+    CHECK(leaf.grad().to_vector<double>() == std::vector<double>{30, 30});
+  });
+  sum(h).backward();
+  CHECK(seen == std::vector<double>{1, 1});
+  CHECK(ready == 1);
+}
+
+TEST_CASE("ready hooks fire in reverse order of use, last layer first", "[autograd]") {
+  Tensor w1 = ones({2}, TensorOptions(DType::f64).with_requires_grad());
+  Tensor w2 = ones({2}, TensorOptions(DType::f64).with_requires_grad());
+  std::vector<int> order;
+  w1.register_grad_ready_hook([&](Tensor&) { order.push_back(1); });
+  w2.register_grad_ready_hook([&](Tensor&) { order.push_back(2); });
+  Tensor x = from_vector<double>({1, 2}, {2});
+  sum(mul(mul(x, w1), w2)).backward();
+  CHECK(order == std::vector<int>{2, 1});
+}
+
+TEST_CASE("retain_grad keeps a non-leaf gradient", "[autograd]") {
+  Tensor x = from_vector<double>({1, 2}, {2}, true);
+  Tensor h = mul(x, 2.0);
+  h.retain_grad();
+  sum(mul(h, h)).backward();
+  CHECK(h.grad().to_vector<double>() == std::vector<double>{4, 8});
+}
+
+TEST_CASE("integer tensors cannot require grad", "[autograd]") {
+  Tensor i = arange(3, DType::i64);
+  CHECK_THROWS_WITH(i.requires_grad_(), Catch::Contains("floating"));
+}
+
+TEST_CASE("a small model trains with plain SGD", "[autograd]") {
+  // y = 3x - 1 learned by a 1-d linear model
+  Generator gen(1);
+  Tensor x = randn({64, 1}, {}, &gen);
+  Tensor y = sub(mul(x, 3.0), 1.0);
+  Tensor w = zeros({1, 1}, TensorOptions().with_requires_grad());
+  Tensor b = zeros({1}, TensorOptions().with_requires_grad());
+  for (int step = 0; step < 200; ++step) {
+    Tensor diff = sub(linear(x, w, b), y);
+    mean(mul(diff, diff)).backward();
+    NoGradGuard g;
+    w.add_(w.grad(), -0.1);
+    b.add_(b.grad(), -0.1);
+    w.zero_grad();
+    b.zero_grad();
+  }
+  CHECK(w.item<float>() == Approx(3.0).margin(1e-3));
+  CHECK(b.item<float>() == Approx(-1.0).margin(1e-3));
+}
