@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config git
-  libeigen3-dev nlohmann-json3-dev catch2
+  libeigen3-dev nlohmann-json3-dev catch2 zlib1g-dev
   openmpi-bin libopenmpi-dev
   clang libclang-rt-dev
   dataset-fashion-mnist fortunes fortunes-zh

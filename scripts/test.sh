@@ -85,7 +85,9 @@ phase "configure (Release)"
 cmake -S . -B build \
   -DCMAKE_BUILD_TYPE=Release \
   -DLOOM_CUDA=AUTO \
-  -DLOOM_BUILD_TESTS=ON
+  -DLOOM_BUILD_TESTS=ON \
+  -DLOOM_BUILD_EXAMPLES=ON \
+  -DLOOM_BUILD_BENCHMARKS=ON
 phase_done
 
 phase "build (Release)"
@@ -121,9 +123,9 @@ else
   cmake --build build-asan -j"$JOBS"
   phase_done
 
-  phase "sanitizers: ctest -L unit"
+  phase "sanitizers: ctest -L 'unit|gradcheck|golden'"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    ctest --test-dir build-asan -L unit --output-on-failure --no-tests=error -j"$JOBS" </dev/null
+    ctest --test-dir build-asan -L 'unit|gradcheck|golden' --output-on-failure --no-tests=error -j"$JOBS" </dev/null
   phase_done
 fi
