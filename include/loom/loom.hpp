@@ -2,4 +2,6 @@
 #pragma once
 #include "loom/autograd/autograd.hpp"
 #include "loom/core/core.hpp"
+#include "loom/nn/nn.hpp"
 #include "loom/ops/ops.hpp"
+#include "loom/optim/optim.hpp"

@@ -34,5 +34,6 @@ void uniform(const Tensor& out, uint64_t seed, uint64_t block);
 void normal(const Tensor& out, uint64_t seed, uint64_t block);
 void unfold2d(const Tensor& x, const Tensor& cols, const Window2d& w);
 void fold2d(const Tensor& cols, const Tensor& x_grad, const Window2d& w);
+void adamw(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq, const AdamWStep& s);
 
 }  // namespace loom::cpu

@@ -37,6 +37,11 @@ struct Window2d {
   int64_t kh, kw, sh, sw, ph, pw;
 };
 
+struct AdamWStep {
+  double lr, beta1, beta2, eps, weight_decay;
+  double bias_correction1, bias_correction2;  // 1 - beta^t
+};
+
 struct Backend {
   // dst = src elementwise; same shape, any strides, any dtypes (converting).
   void (*copy)(const Tensor& src, const Tensor& dst);
@@ -83,6 +88,9 @@ struct Backend {
   // x [N, C, H, W] <-> cols [N, C*KH*KW, OH*OW]
   void (*unfold2d)(const Tensor& x, const Tensor& cols, const Window2d& w);
   void (*fold2d)(const Tensor& cols, const Tensor& x_grad, const Window2d& w);
+  // One fused AdamW update of contiguous param, grad, exp_avg, exp_avg_sq (in place).
+  void (*adamw)(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
+                const AdamWStep& s);
 };
 
 const Backend& backend(Device device);

@@ -180,6 +180,30 @@ def to_json(t):
     return {"shape": list(t.shape), "dtype": "f32", "data": [float(v) for v in t.float().flatten().tolist()]}
 
 
+OPTIMIZERS = {
+    "optim_adamw": lambda p: torch.optim.AdamW([p], lr=0.01, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.1),
+    "optim_sgd_nesterov": lambda p: torch.optim.SGD([p], lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.01),
+    "optim_sgd_momentum": lambda p: torch.optim.SGD([p], lr=0.05, momentum=0.8, dampening=0.1),
+}
+
+
+def write_optimizer_goldens(out_dir):
+    """Five steps of each optimizer on given gradients; the parameter after every step."""
+    for name, make_opt in OPTIMIZERS.items():
+        p = torch.tensor(normal((6,)), requires_grad=True)
+        start = p.detach().clone()
+        opt = make_opt(p)
+        grads, params = [], []
+        for _ in range(5):
+            g = torch.tensor(normal((6,)))
+            p.grad = g.clone()
+            opt.step()
+            grads.append(to_json(g))
+            params.append(to_json(p))
+        with open(os.path.join(out_dir, name + ".json"), "w") as f:
+            json.dump({"op": name, "start": to_json(start), "grads": grads, "params": params}, f, separators=(",", ":"))
+
+
 def main():
     out_dir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "data")
     os.makedirs(out_dir, exist_ok=True)
@@ -202,7 +226,8 @@ def main():
         }
         with open(os.path.join(out_dir, name + ".json"), "w") as f:
             json.dump(record, f, separators=(",", ":"))
-    print(f"wrote {len(CASES)} goldens to {out_dir}")
+    write_optimizer_goldens(out_dir)
+    print(f"wrote {len(CASES)} op goldens and {len(OPTIMIZERS)} optimizer goldens to {out_dir}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,83 @@
+// Basic layers: Linear, Embedding, LayerNorm, RMSNorm, Dropout, MLP.
+#pragma once
+
+#include "loom/nn/module.hpp"
+#include "loom/ops/elementwise.hpp"
+
+namespace loom::nn {
+
+// y = x W^T + b, W [out, in]; PyTorch's default init U(-1/sqrt(in), 1/sqrt(in)).
+class Linear : public Layer {
+ public:
+  Linear(int64_t in_features, int64_t out_features, bool bias = true, Generator* gen = nullptr);
+  Tensor forward(const Tensor& x) override;
+  Tensor weight, bias;
+
+ private:
+  std::string type_name() const override { return "Linear"; }
+};
+
+// Rows of weight [num, dim], init N(0, std).
+class Embedding : public Layer {
+ public:
+  Embedding(int64_t num_embeddings, int64_t dim, double std = 1.0, Generator* gen = nullptr);
+  Tensor forward(const Tensor& ids) override;
+  Tensor weight;
+
+ private:
+  std::string type_name() const override { return "Embedding"; }
+};
+
+class LayerNorm : public Layer {
+ public:
+  explicit LayerNorm(int64_t dim, double eps = 1e-5, bool affine = true);
+  Tensor forward(const Tensor& x) override;
+  Tensor weight, bias;
+  int64_t dim;
+  double eps;
+
+ private:
+  std::string type_name() const override { return "LayerNorm"; }
+};
+
+class RMSNorm : public Layer {
+ public:
+  explicit RMSNorm(int64_t dim, double eps = 1e-6);
+  Tensor forward(const Tensor& x) override;
+  Tensor weight;
+  int64_t dim;
+  double eps;
+
+ private:
+  std::string type_name() const override { return "RMSNorm"; }
+};
+
+// Active only in training mode; masks come from `gen` (default generator when null).
+class Dropout : public Layer {
+ public:
+  explicit Dropout(double p = 0.1, Generator* gen = nullptr) : p(p), gen_(gen) {}
+  Tensor forward(const Tensor& x) override;
+  double p;
+
+ private:
+  Generator* gen_;
+  std::string type_name() const override { return "Dropout"; }
+};
+
+enum class Activation { gelu, gelu_tanh, relu, silu };
+Tensor activate(const Tensor& x, Activation a);
+
+// fc2(dropout(act(fc1(x)))), hidden = ratio * dim by default.
+class MLP : public Layer {
+ public:
+  MLP(int64_t dim, int64_t hidden, Activation act = Activation::gelu, double dropout = 0.0, Generator* gen = nullptr);
+  Tensor forward(const Tensor& x) override;
+  std::shared_ptr<Linear> fc1, fc2;
+  std::shared_ptr<Dropout> drop;
+  Activation act;
+
+ private:
+  std::string type_name() const override { return "MLP"; }
+};
+
+}  // namespace loom::nn

@@ -1,0 +1,3 @@
+#pragma once
+#include "loom/optim/optimizer.hpp"
+#include "loom/optim/schedule.hpp"

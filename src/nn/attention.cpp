@@ -1,0 +1,80 @@
+#include "loom/nn/attention.hpp"
+
+#include "loom/ops/nn.hpp"
+#include "loom/ops/shape.hpp"
+
+namespace loom::nn {
+
+MultiHeadAttention::MultiHeadAttention(const AttentionOptions& o, Generator* gen) : options(o) {
+  LOOM_CHECK(o.dim > 0 && o.heads > 0 && o.dim % o.heads == 0, "MultiHeadAttention: dim ", o.dim,
+             " must be a positive multiple of heads ", o.heads);
+  if (options.context_dim == 0) options.context_dim = o.dim;
+  if (o.cross) {
+    q = register_module("q", std::make_shared<Linear>(o.dim, o.dim, o.bias, gen));
+    kv = register_module("kv", std::make_shared<Linear>(options.context_dim, 2 * o.dim, o.bias, gen));
+  } else {
+    qkv = register_module("qkv", std::make_shared<Linear>(o.dim, 3 * o.dim, o.bias, gen));
+  }
+  out = register_module("out", std::make_shared<Linear>(o.dim, o.dim, o.bias, gen));
+  drop = register_module("drop", std::make_shared<Dropout>(o.dropout, gen));
+}
+
+Tensor MultiHeadAttention::forward(const Tensor& x, const Tensor& context, const Tensor& mask, bool causal) {
+  check_defined(x, "MultiHeadAttention", "x");
+  LOOM_CHECK(x.dim() == 3 && x.size(2) == options.dim, "MultiHeadAttention: x must be [B, T, ", options.dim,
+             "], got ", shape_str(x.shape()));
+  const int64_t b = x.size(0), t = x.size(1), h = options.heads, hd = options.dim / options.heads;
+  auto heads = [&](const Tensor& y) { return y.reshape({b, y.size(1), h, hd}).transpose(1, 2); };
+  Tensor qh, kh, vh;
+  if (options.cross) {
+    LOOM_CHECK(context.defined() && context.dim() == 3 && context.size(0) == b &&
+                   context.size(2) == options.context_dim,
+               "MultiHeadAttention (cross): context must be [", b, ", S, ", options.context_dim, "], got ",
+               context.defined() ? shape_str(context.shape()) : std::string("none"));
+    LOOM_CHECK(!causal, "MultiHeadAttention: causal masking applies to self-attention only");
+    qh = heads(q->forward(x));
+    auto parts = split(kv->forward(context), options.dim, -1);
+    kh = heads(parts[0]);
+    vh = heads(parts[1]);
+  } else {
+    auto parts = split(qkv->forward(x), options.dim, -1);
+    qh = heads(parts[0]);
+    kh = heads(parts[1]);
+    vh = heads(parts[2]);
+  }
+  Tensor a = scaled_dot_product_attention(qh, kh, vh, mask, causal);
+  return drop->forward(out->forward(a.transpose(1, 2).reshape({b, t, options.dim})));
+}
+
+namespace {
+std::shared_ptr<Layer> make_norm(NormKind kind, int64_t dim) {
+  if (kind == NormKind::rms_norm) return std::make_shared<RMSNorm>(dim);
+  return std::make_shared<LayerNorm>(dim);
+}
+}  // namespace
+
+TransformerBlock::TransformerBlock(const TransformerBlockOptions& o, Generator* gen) : options(o) {
+  const int64_t hidden = o.mlp_hidden > 0 ? o.mlp_hidden : 4 * o.dim;
+  norm1 = register_module("norm1", make_norm(o.norm, o.dim));
+  attn = register_module("attn", std::make_shared<MultiHeadAttention>(
+                                     AttentionOptions{o.dim, o.heads, 0, false, true, o.dropout}, gen));
+  if (o.cross_attention) {
+    norm_cross = register_module("norm_cross", make_norm(o.norm, o.dim));
+    cross = register_module("cross", std::make_shared<MultiHeadAttention>(
+                                         AttentionOptions{o.dim, o.heads, o.context_dim, true, true, o.dropout}, gen));
+  }
+  norm2 = register_module("norm2", make_norm(o.norm, o.dim));
+  mlp = register_module("mlp", std::make_shared<MLP>(o.dim, hidden, o.activation, o.dropout, gen));
+}
+
+Tensor TransformerBlock::forward(const Tensor& x, const Tensor& mask, const Tensor& context,
+                                 const Tensor& context_mask) {
+  Tensor y = add(x, attn->forward(norm1->forward(x), Tensor(), mask, options.causal));
+  if (cross) {
+    LOOM_CHECK(context.defined(), "TransformerBlock: built with cross-attention but given no context");
+    y = add(y, cross->forward(norm_cross->forward(y), context, context_mask));
+  }
+  return add(y, mlp->forward(norm2->forward(y)));
+}
+
+}  // namespace loom::nn
