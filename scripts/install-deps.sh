@@ -7,9 +7,9 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git
   libeigen3-dev nlohmann-json3-dev catch2 zlib1g-dev
-  openmpi-bin libopenmpi-dev
+  openmpi-bin libopenmpi-dev libomp-dev
   clang libclang-rt-dev
-  dataset-fashion-mnist fortunes fortunes-zh
+  dataset-fashion-mnist fortunes fortunes-min fortunes-zh
   espeak-ng libespeak-ng-dev
 )
 if [[ "${1:-}" == "--with-torch" ]]; then

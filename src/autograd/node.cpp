@@ -58,7 +58,8 @@ FunctionNode::FunctionNode(std::string name, BackwardFn fn, std::vector<SavedTen
       input_shapes_(std::move(input_shapes)) {}
 
 std::vector<Tensor> FunctionNode::apply(const Tensor& grad_output) {
-  LOOM_CHECK(!released_, name_,
+  // Only nodes that saved tensors need them again; others can re-run, as in PyTorch.
+  LOOM_CHECK(!released_ || saved_.empty(), name_,
              ": trying to backward through the graph a second time (its saved tensors were freed); pass "
              "retain_graph=true to the first backward()");
   BackwardContext ctx(*this, saved_, needs_grad_);

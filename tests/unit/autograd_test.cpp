@@ -56,7 +56,7 @@ TEST_CASE("NoGradGuard and detach stop the graph", "[autograd]") {
   CHECK(x.grad().to_vector<float>() == std::vector<float>{1, 1});  // d is a constant
 }
 
-TEST_CASE("retain_graph allows a second backward; without it, a clear error", "[autograd]") {
+TEST_CASE("retain_graph allows a second backward, without it a clear error", "[autograd]") {
   Tensor x = from_vector<double>({2}, {1}, true);
   Tensor y = sum(exp(x));
   y.backward(Tensor(), true);

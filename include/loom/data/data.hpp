@@ -1,0 +1,6 @@
+#pragma once
+#include "loom/data/bpe.hpp"
+#include "loom/data/dataset.hpp"
+#include "loom/data/idx.hpp"
+#include "loom/data/loader.hpp"
+#include "loom/data/text.hpp"
