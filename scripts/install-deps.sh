@@ -7,10 +7,11 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git
   libeigen3-dev nlohmann-json3-dev catch2 zlib1g-dev
-  openmpi-bin libopenmpi-dev libomp-dev
+  openmpi-bin libopenmpi-dev
   clang libclang-rt-dev
   dataset-fashion-mnist fortunes fortunes-min fortunes-zh
   espeak-ng libespeak-ng-dev
+  python3-numpy python3-pip
 )
 if [[ "${1:-}" == "--with-torch" ]]; then
   packages+=(python3-torch python3-numpy)
@@ -23,8 +24,23 @@ for p in "${packages[@]}"; do
   fi
 done
 
+# The reference safetensors package (PyPI only) for the interop test. Not a
+# dependency of the library: without it that test reports itself skipped.
+install_python_refs() {
+  local py
+  py=$(command -v python3 || true)
+  [[ -n "$py" ]] || return 0
+  if ! "$py" -c "import safetensors, numpy" >/dev/null 2>&1; then
+    echo "install-deps: pip install safetensors numpy (for $py)"
+    "$py" -m pip install --quiet --disable-pip-version-check safetensors numpy >/dev/null 2>&1 ||
+      "$py" -m pip install --quiet --disable-pip-version-check --break-system-packages safetensors numpy >/dev/null 2>&1 ||
+      echo "install-deps: warning: could not pip install safetensors; the interop test will be skipped"
+  fi
+}
+
 if [[ ${#missing[@]} -eq 0 ]]; then
   echo "install-deps: all ${#packages[@]} packages present"
+  install_python_refs
   exit 0
 fi
 
@@ -34,4 +50,5 @@ if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+install_python_refs
 echo "install-deps: done"

@@ -5,6 +5,7 @@
 # Environment:
 #   LOOM_SKIP_DEPS=1       do not run scripts/install-deps.sh
 #   LOOM_SKIP_SANITIZE=1   skip the ASan/UBSan pass
+#   LOOM_SKIP_FUZZ=1       skip the libFuzzer pass (scripts/fuzz.sh)
 #   LOOM_CTEST_ARGS="..."  extra arguments for the main ctest run (e.g. "-L unit")
 #   LOOM_JOBS=N            parallel jobs (default 2)
 set -euo pipefail
@@ -108,6 +109,22 @@ cmake -S tests/consumer -B build/_consumer \
 cmake --build build/_consumer -j"$JOBS"
 build/_consumer/loom_consumer </dev/null
 phase_done
+
+if [[ "${LOOM_SKIP_FUZZ:-0}" == "1" ]]; then
+  phase_skip "fuzz" "LOOM_SKIP_FUZZ=1"
+else
+  phase "fuzz (libFuzzer + ASan/UBSan, 30 s per parser)"
+  rc=0
+  scripts/fuzz.sh 30 </dev/null || rc=$?
+  if [[ $rc -eq 77 ]]; then
+    PHASE=""
+    phase_skip "fuzz" "no clang/libFuzzer"
+  elif [[ $rc -ne 0 ]]; then
+    exit "$rc"
+  else
+    phase_done
+  fi
+fi
 
 if [[ "${LOOM_SKIP_SANITIZE:-0}" == "1" ]]; then
   phase_skip "sanitizers (ASan+UBSan)" "LOOM_SKIP_SANITIZE=1"

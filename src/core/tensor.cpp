@@ -34,6 +34,7 @@ const std::shared_ptr<Storage>& Tensor::storage() const { return get(impl_).stor
 uint64_t Tensor::version() const { return storage()->version(); }
 
 bool Tensor::is_contiguous() const {
+  if (numel() == 0) return true;  // no element to misplace
   const auto& sh = shape();
   const auto& st = strides();
   int64_t expected = 1;

@@ -2,6 +2,7 @@
 //   cols[n, (c*KH + i)*KW + j, oh*OW + ow] = x[n, c, oh*SH - PH + i, ow*SW - PW + j] (0 outside)
 #include "cpu/kernels.hpp"
 #include "cpu/loops.hpp"
+#include "loom/core/threads.hpp"
 
 namespace loom::cpu {
 
@@ -13,7 +14,9 @@ void window_loop(const Tensor& x, const Tensor& cols, const Window2d& w) {
   const int64_t oh = (h + 2 * w.ph - w.kh) / w.sh + 1, ow = (wd + 2 * w.pw - w.kw) / w.sw + 1;
   T* xp = ptr<T>(x);
   T* cp = ptr<T>(cols);
-  for (int64_t b = 0; b < n; ++b) {
+  // Images are independent (fold writes only its own image), so they run in parallel.
+  parallel_for(0, n, 1, [&](int64_t b0, int64_t b1) {
+  for (int64_t b = b0; b < b1; ++b) {
     for (int64_t ch = 0; ch < c; ++ch) {
       for (int64_t i = 0; i < w.kh; ++i) {
         for (int64_t j = 0; j < w.kw; ++j) {
@@ -36,6 +39,7 @@ void window_loop(const Tensor& x, const Tensor& cols, const Window2d& w) {
       }
     }
   }
+  });
 }
 
 }  // namespace

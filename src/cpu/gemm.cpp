@@ -8,6 +8,7 @@
 
 #include "cpu/kernels.hpp"
 #include "cpu/loops.hpp"
+#include "loom/core/threads.hpp"
 
 namespace loom::cpu {
 
@@ -32,15 +33,28 @@ void gemm(const Tensor& a, const Tensor& b, const Tensor& out) {
     const T* ap = ptr<T>(a);
     const T* bp = ptr<T>(b);
     T* op = ptr<T>(out);
-    for (int64_t i = 0; i < batch; ++i) {
-      Eigen::Map<Mat<T>> c(op + i * m * n, m, n);
+    // Rows [r0, r1) of product i; Eigen itself runs single-threaded.
+    auto product = [&](int64_t i, int64_t r0, int64_t r1) {
+      Eigen::Map<Mat<T>> c(op + i * m * n + r0 * n, r1 - r0, n);
       if (k == 0) {
         c.setZero();
-        continue;
+        return;
       }
-      auto lhs = map(ap + i * a.stride(0), m, k, a.stride(1), a.stride(2));
+      auto lhs = map(ap + i * a.stride(0) + r0 * a.stride(1), r1 - r0, k, a.stride(1), a.stride(2));
       auto rhs = map(bp + i * b.stride(0), k, n, b.stride(1), b.stride(2));
       c.noalias() = lhs * rhs;
+    };
+    // Many products: whole products per thread. Few: split each by rows.
+    const int64_t flops_per_row = 2 * n * std::max<int64_t>(k, 1);
+    if (batch >= num_threads()) {
+      parallel_for(0, batch, std::max<int64_t>(1, (1 << 18) / std::max<int64_t>(1, flops_per_row * m)),
+                   [&](int64_t lo, int64_t hi) {
+                     for (int64_t i = lo; i < hi; ++i) product(i, 0, m);
+                   });
+    } else {
+      for (int64_t i = 0; i < batch; ++i)
+        parallel_for(0, m, std::max<int64_t>(16, (1 << 20) / flops_per_row),
+                     [&](int64_t lo, int64_t hi) { product(i, lo, hi); });
     }
   });
 }

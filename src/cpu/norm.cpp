@@ -7,6 +7,7 @@
 
 #include "cpu/kernels.hpp"
 #include "cpu/loops.hpp"
+#include "loom/core/threads.hpp"
 
 namespace loom::cpu {
 
@@ -17,7 +18,8 @@ void norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tenso
     const T* wp = weight.defined() ? ptr<T>(weight) : nullptr;
     const T* bp = bias.defined() ? ptr<T>(bias) : nullptr;
     T* op = ptr<T>(out);
-    for (int64_t i = 0; i < s.rows; ++i) {
+    parallel_for(0, s.rows, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, s.cols)), [&](int64_t r0, int64_t r1) {
+    for (int64_t i = r0; i < r1; ++i) {
       const T* row = xp + i * s.cols;
       double mu = 0;
       if (!s.rms) {
@@ -40,6 +42,7 @@ void norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tenso
         o[j] = v;
       }
     }
+    });
   });
 }
 

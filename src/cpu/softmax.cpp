@@ -7,6 +7,7 @@
 
 #include "cpu/kernels.hpp"
 #include "cpu/loops.hpp"
+#include "loom/core/threads.hpp"
 
 namespace loom::cpu {
 
@@ -14,7 +15,8 @@ void softmax(const Tensor& x, const Tensor& out, int64_t outer, int64_t r, int64
   dispatch_float(x.dtype(), "softmax", [&]<class T>() {
     const T* xp = ptr<T>(x);
     T* op = ptr<T>(out);
-    for (int64_t a = 0; a < outer; ++a) {
+    parallel_for(0, outer, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, r * inner)), [&](int64_t a0, int64_t a1) {
+    for (int64_t a = a0; a < a1; ++a) {
       for (int64_t c = 0; c < inner; ++c) {
         const T* in = xp + a * r * inner + c;
         T* o = op + a * r * inner + c;
@@ -36,6 +38,7 @@ void softmax(const Tensor& x, const Tensor& out, int64_t outer, int64_t r, int64
         }
       }
     }
+    });
   });
 }
 
@@ -45,7 +48,8 @@ void softmax_backward(const Tensor& grad, const Tensor& y, const Tensor& grad_in
     const T* gp = ptr<T>(grad);
     const T* yp = ptr<T>(y);
     T* dp = ptr<T>(grad_in);
-    for (int64_t a = 0; a < outer; ++a) {
+    parallel_for(0, outer, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, r * inner)), [&](int64_t a0, int64_t a1) {
+    for (int64_t a = a0; a < a1; ++a) {
       for (int64_t c = 0; c < inner; ++c) {
         const int64_t base = a * r * inner + c;
         double s = 0;
@@ -60,6 +64,7 @@ void softmax_backward(const Tensor& grad, const Tensor& y, const Tensor& grad_in
         }
       }
     }
+    });
   });
 }
 

@@ -54,9 +54,16 @@ Tensor reduce_raw(Reduce op, const Tensor& x, const ReducePlan& p) {
   int64_t outer, r, inner;
   const int64_t nreduced = std::count(p.reduced.begin(), p.reduced.end(), true);
   const auto first = std::find(p.reduced.begin(), p.reduced.end(), true) - p.reduced.begin();
-  if (nreduced == 1 && src.is_contiguous()) {
-    const auto s = ops::split_at(src.shape(), first);
-    outer = s.outer, r = s.r, inner = s.inner;
+  // Reduced dims that are consecutive in a contiguous tensor are one middle axis.
+  const bool consecutive = std::all_of(p.reduced.begin() + first, p.reduced.begin() + first + nreduced,
+                                       [](bool b) { return b; });
+  if (consecutive && src.is_contiguous()) {
+    outer = 1, r = 1, inner = 1;
+    for (int64_t i = 0; i < x.dim(); ++i) {
+      if (i < first) outer *= x.size(i);
+      else if (i < first + nreduced) r *= x.size(i);
+      else inner *= x.size(i);
+    }
   } else {
     std::vector<int64_t> order;
     for (int64_t i = 0; i < x.dim(); ++i)

@@ -6,3 +6,4 @@
 #include "loom/core/shape.hpp"
 #include "loom/core/storage.hpp"
 #include "loom/core/tensor.hpp"
+#include "loom/core/threads.hpp"

@@ -1,0 +1,4 @@
+#pragma once
+#include "loom/io/atomic_file.hpp"
+#include "loom/io/checkpoint.hpp"
+#include "loom/io/safetensors.hpp"

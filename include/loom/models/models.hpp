@@ -1,0 +1,3 @@
+#pragma once
+#include "loom/models/gpt.hpp"
+#include "loom/models/image_classifier.hpp"

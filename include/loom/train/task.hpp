@@ -1,0 +1,44 @@
+// A training task: what the trainer needs from a model + data pairing.
+// The trainer owns the loop (accumulation, clipping, schedules, logging,
+// checkpoints); a task owns the model, its data and its metrics.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "loom/data/loader.hpp"
+#include "loom/nn/module.hpp"
+#include "loom/train/recipe.hpp"
+
+namespace loom::train {
+
+struct LossResult {
+  Tensor loss;        // scalar, mean over the micro-batch
+  int64_t units = 0;  // samples or tokens in the micro-batch (for throughput)
+};
+
+class Task {
+ public:
+  virtual ~Task() = default;
+  virtual nn::Module& model() = 0;
+  virtual data::DataLoader& loader() = 0;
+  virtual LossResult loss(const data::Batch& batch) = 0;
+  // {"metrics": {...}, "chance": {...}, "n": {...}}; runs in eval mode, no grad.
+  virtual Json evaluate(int64_t max_batches) = 0;
+  // "samples" or "tokens": the unit of throughput.
+  virtual std::string unit() const = 0;
+  // Random streams that must be checkpointed (dropout masks, ...).
+  virtual std::vector<Generator*> generators() { return {}; }
+  // Files a run needs besides checkpoints (e.g. the tokenizer), written to run_dir.
+  virtual void save_artifacts(const std::string& run_dir) { (void)run_dir; }
+};
+
+// The schema (defaults) for the recipe's task, chosen by recipe["model"]["kind"].
+Json task_schema(const Json& recipe);
+// Builds the task of a resolved recipe. `run_dir` holds artifacts to reuse (may be empty).
+std::unique_ptr<Task> make_task(const Json& resolved, const std::string& run_dir);
+// Names of the registered model kinds.
+std::vector<std::string> task_kinds();
+
+}  // namespace loom::train

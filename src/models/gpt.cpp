@@ -1,0 +1,77 @@
+#include "loom/models/gpt.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "loom/autograd/grad_mode.hpp"
+#include "loom/nn/init.hpp"
+#include "loom/ops/ops.hpp"
+
+namespace loom::models {
+
+GPT::GPT(const GPTConfig& c, Generator* gen) : config(c) {
+  LOOM_CHECK(c.vocab_size > 0 && c.d_model > 0 && c.n_layers > 0 && c.seq_len > 0 && c.d_model % c.n_heads == 0,
+             "GPT: invalid config (vocab ", c.vocab_size, ", d_model ", c.d_model, ", heads ", c.n_heads, ", layers ",
+             c.n_layers, ", seq_len ", c.seq_len, ")");
+  wte = register_module("wte", std::make_shared<nn::Embedding>(c.vocab_size, c.d_model, 0.02, gen));
+  Tensor pos = empty({c.seq_len, c.d_model});
+  nn::init::normal_(pos, 0.0, 0.02, gen);
+  wpe = register_parameter("wpe", pos);
+  drop = register_module("drop", std::make_shared<nn::Dropout>(c.dropout, gen));
+  blocks = register_module("blocks", std::make_shared<nn::ModuleList<nn::TransformerBlock>>());
+  nn::TransformerBlockOptions o;
+  o.dim = c.d_model;
+  o.heads = c.n_heads;
+  o.mlp_hidden = c.mlp_ratio * c.d_model;
+  o.dropout = c.dropout;
+  o.causal = true;
+  o.activation = nn::Activation::gelu_tanh;
+  for (int64_t i = 0; i < c.n_layers; ++i) blocks->push_back(std::make_shared<nn::TransformerBlock>(o, gen));
+  ln_f = register_module("ln_f", std::make_shared<nn::LayerNorm>(c.d_model));
+}
+
+Tensor GPT::forward(const Tensor& ids) {
+  check_defined(ids, "GPT", "ids");
+  LOOM_CHECK(ids.dim() == 2 && ids.size(1) <= config.seq_len, "GPT: ids must be [B, T] with T <= ", config.seq_len,
+             ", got ", shape_str(ids.shape()));
+  const int64_t t = ids.size(1);
+  Tensor x = drop->forward(add(wte->forward(ids), wpe.narrow(0, 0, t)));
+  for (const auto& block : *blocks) x = block->forward(x);
+  return matmul(ln_f->forward(x), wte->weight.t());
+}
+
+std::vector<int32_t> GPT::generate(std::vector<int32_t> tokens, const SamplingOptions& o, Generator& gen) {
+  LOOM_CHECK(!tokens.empty(), "GPT::generate: the prompt is empty");
+  NoGradGuard guard;
+  const bool was_training = is_training();
+  eval();
+  for (int64_t n = 0; n < o.max_tokens; ++n) {
+    const size_t start = tokens.size() > static_cast<size_t>(config.seq_len) ? tokens.size() - config.seq_len : 0;
+    std::vector<int64_t> window(tokens.begin() + static_cast<long>(start), tokens.end());
+    Tensor logits = forward(from_vector(window, {1, static_cast<int64_t>(window.size())}));
+    std::vector<float> last = logits.select(1, -1).reshape({-1}).to_vector<float>();
+    int32_t next = 0;
+    if (o.temperature <= 0) {
+      next = static_cast<int32_t>(std::max_element(last.begin(), last.end()) - last.begin());
+    } else {
+      std::vector<int32_t> order(last.size());
+      for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int32_t>(i);
+      const size_t k = o.top_k > 0 ? std::min<size_t>(o.top_k, order.size()) : order.size();
+      std::partial_sort(order.begin(), order.begin() + static_cast<long>(k), order.end(),
+                        [&](int32_t a, int32_t b) { return last[a] > last[b]; });
+      std::vector<double> p(k);
+      double total = 0;
+      for (size_t i = 0; i < k; ++i) total += p[i] = std::exp((last[order[i]] - last[order[0]]) / o.temperature);
+      double u = static_cast<double>(philox_uniform4(gen.seed(), gen.advance(1))[0]) * total;
+      size_t pick = 0;
+      while (pick + 1 < k && u >= p[pick]) u -= p[pick++];
+      next = order[pick];
+    }
+    tokens.push_back(next);
+    if (next == o.stop_token) break;
+  }
+  train(was_training);
+  return tokens;
+}
+
+}  // namespace loom::models

@@ -1,0 +1,55 @@
+#include <map>
+
+#include "train/tasks/tasks.hpp"
+
+namespace loom::train {
+
+namespace {
+
+struct Entry {
+  Json (*schema)();
+  std::unique_ptr<Task> (*make)(const Json&, const std::string&);
+};
+
+const std::map<std::string, Entry>& registry() {
+  static const std::map<std::string, Entry> r{
+      {"image_classifier", {image_classifier_schema, make_image_classification}},
+      {"gpt", {causal_lm_schema, make_causal_lm}},
+  };
+  return r;
+}
+
+const Entry& entry_for(const Json& recipe) {
+  LOOM_CHECK(recipe.contains("model") && recipe["model"].is_object() && recipe["model"].contains("kind") &&
+                 recipe["model"]["kind"].is_string(),
+             "recipe: 'model.kind' must name the model (one of: image_classifier, gpt)");
+  const std::string kind = recipe["model"]["kind"];
+  auto it = registry().find(kind);
+  if (it == registry().end()) {
+    std::string known;
+    for (const auto& [k, e] : registry()) known += (known.empty() ? "" : ", ") + k;
+    LOOM_FAIL("recipe: unknown model.kind '", kind, "' (known: ", known, ")");
+  }
+  return it->second;
+}
+
+}  // namespace
+
+Json task_schema(const Json& recipe) {
+  Json schema = common_schema();
+  const Json sections = entry_for(recipe).schema();
+  for (auto it = sections.begin(); it != sections.end(); ++it) schema[it.key()] = it.value();
+  return schema;
+}
+
+std::unique_ptr<Task> make_task(const Json& resolved, const std::string& run_dir) {
+  return entry_for(resolved).make(resolved, run_dir);
+}
+
+std::vector<std::string> task_kinds() {
+  std::vector<std::string> out;
+  for (const auto& [k, e] : registry()) out.push_back(k);
+  return out;
+}
+
+}  // namespace loom::train

@@ -1,0 +1,13 @@
+// The registered tasks (internal): each provides a schema and a factory.
+#pragma once
+
+#include "loom/train/task.hpp"
+
+namespace loom::train {
+
+Json image_classifier_schema();
+std::unique_ptr<Task> make_image_classification(const Json& resolved, const std::string& run_dir);
+Json causal_lm_schema();
+std::unique_ptr<Task> make_causal_lm(const Json& resolved, const std::string& run_dir);
+
+}  // namespace loom::train

@@ -1,0 +1,255 @@
+#include "loom/train/trainer.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "loom/autograd/grad_mode.hpp"
+#include "loom/io/atomic_file.hpp"
+#include "loom/io/checkpoint.hpp"
+#include "loom/ops/elementwise.hpp"
+#include "loom/optim/optimizer.hpp"
+#include "loom/optim/schedule.hpp"
+#include "loom/train/progress.hpp"
+#include "loom/train/task.hpp"
+
+namespace fs = std::filesystem;
+
+namespace loom::train {
+
+Json load_resolved_recipe(const std::string& path, const std::vector<std::string>& overrides) {
+  Json recipe = read_recipe(path);
+  for (const auto& o : overrides) apply_override(recipe, o);
+  return resolve(recipe, task_schema(recipe), path);
+}
+
+namespace {
+
+std::unique_ptr<optim::Optimizer> make_optimizer(const Json& op, nn::Module& model) {
+  const std::string name = op["name"];
+  auto groups = optim::decay_groups(model, op["weight_decay"].get<double>());
+  if (name == "adamw")
+    return std::make_unique<optim::AdamW>(
+        groups, optim::AdamWOptions{op["beta1"].get<double>(), op["beta2"].get<double>(), op["eps"].get<double>()});
+  if (name == "sgd")
+    return std::make_unique<optim::SGD>(groups, optim::SGDOptions{op["momentum"].get<double>(), 0.0, op["nesterov"].get<bool>()});
+  LOOM_FAIL("recipe: unknown optim.name '", name, "' (expected adamw or sgd)");
+}
+
+optim::Schedule make_schedule(const Json& op, int64_t steps) {
+  optim::Schedule s;
+  s.kind = optim::Schedule::kind_from_name(op["schedule"]);
+  s.base_lr = op["lr"];
+  s.warmup_steps = op["warmup_steps"];
+  s.total_steps = steps;
+  s.min_lr_ratio = op["min_lr_ratio"];
+  return s;
+}
+
+// The checkpoint to resume from: `dir` itself, or the newest under a run directory.
+std::string find_checkpoint(const std::string& dir) {
+  if (fs::exists(fs::path(dir) / io::kCheckpointManifest)) return dir;
+  LOOM_CHECK(fs::is_directory(dir), "--resume: '", dir, "' is not a directory");
+  const auto list = io::list_checkpoints(dir);
+  LOOM_CHECK(!list.empty(), "--resume: no checkpoints under '", dir, "/checkpoints'");
+  return list.back();
+}
+
+// The run directory a checkpoint belongs to (RUN/checkpoints/step-N -> RUN).
+std::string run_of(const std::string& checkpoint) {
+  return fs::path(checkpoint).lexically_normal().parent_path().parent_path().string();
+}
+
+struct Metrics {
+  explicit Metrics(const std::string& path, int64_t keep_until_step) : path_(path) {
+    // On resume, drop lines a killed run wrote after the checkpoint.
+    std::vector<std::string> kept;
+    if (keep_until_step > 0) {
+      std::ifstream in(path);
+      std::string line;
+      while (std::getline(in, line)) {
+        try {
+          if (Json::parse(line).value("step", int64_t{0}) <= keep_until_step) kept.push_back(line);
+        } catch (const Json::parse_error&) {
+        }
+      }
+    }
+    out_.open(path, std::ios::trunc);
+    LOOM_CHECK(out_.good(), "cannot write '", path, "'");
+    for (const auto& l : kept) out_ << l << '\n';
+    out_.flush();
+  }
+  void write(const Json& j) {
+    out_ << j.dump() << '\n';
+    out_.flush();
+  }
+  std::string path_;
+  std::ofstream out_;
+};
+
+Json generator_states(const std::vector<Generator*>& gens) {
+  Json out = Json::array();
+  for (auto* g : gens) out.push_back({g->seed(), g->offset()});
+  out.push_back({default_generator().seed(), default_generator().offset()});
+  return out;
+}
+
+void restore_generators(const std::vector<Generator*>& gens, const Json& states, const std::string& where) {
+  LOOM_CHECK(states.is_array() && states.size() == gens.size() + 1, where, ": 'generators' holds ", states.size(),
+             " states, the task has ", gens.size() + 1);
+  for (size_t i = 0; i < gens.size(); ++i) gens[i]->set_state(states[i][0], states[i][1]);
+  default_generator().set_state(states.back()[0], states.back()[1]);
+}
+
+}  // namespace
+
+RunSummary run_training(const Json& recipe, const RunOptions& o) {
+  LOOM_CHECK(!o.out_dir.empty(), "loom-train: an output directory is required (--out DIR)");
+  fs::create_directories(o.out_dir);
+  const Json& tr = recipe["train"];
+  const int64_t steps = tr["steps"], accum = tr["grad_accum"];
+  LOOM_CHECK(steps > 0 && accum > 0, "recipe: train.steps and train.grad_accum must be positive");
+
+  const std::string checkpoint = o.resume_dir.empty() ? std::string() : find_checkpoint(o.resume_dir);
+  manual_seed(tr["seed"].get<uint64_t>());
+  auto task = make_task(recipe, checkpoint.empty() ? o.out_dir : run_of(checkpoint));
+  nn::Module& model = task->model();
+  auto optimizer = make_optimizer(recipe["optim"], model);
+  const optim::Schedule schedule = make_schedule(recipe["optim"], steps);
+
+  int64_t step = 0, skipped = 0;
+  double elapsed_before = 0;
+  if (!checkpoint.empty()) {
+    io::CheckpointContent c = io::load_checkpoint(checkpoint);
+    const Json& st = c.state;
+    LOOM_CHECK(st.contains("recipe") && st["recipe"]["model"] == recipe["model"], "--resume: checkpoint '", checkpoint,
+               "' was trained with a different model section: ", st.value("recipe", Json())["model"].dump(), " vs ",
+               recipe["model"].dump());
+    model.load_state_dict(c.weights);
+    optimizer->load_state(c.optimizer, st.at("optimizer"));
+    task->loader().load_state(st.at("loader"));
+    restore_generators(task->generators(), st.at("generators"), checkpoint);
+    step = st.at("step");
+    skipped = st.value("skipped_steps", int64_t{0});
+    elapsed_before = st.value("elapsed_s", 0.0);
+    std::fprintf(stderr, "resumed from %s at step %lld\n", checkpoint.c_str(), static_cast<long long>(step));
+  }
+  io::atomic_write_file((fs::path(o.out_dir) / "config.json").string(), recipe.dump(2) + "\n");
+  task->save_artifacts(o.out_dir);
+
+  const int64_t trainable = model.num_parameters(true);
+  std::fprintf(stderr, "%s: %lld parameters (%lld trainable), %lld steps x %lld micro-batches of %lld\n",
+               recipe["model"]["kind"].get<std::string>().c_str(), static_cast<long long>(model.num_parameters()),
+               static_cast<long long>(trainable), static_cast<long long>(steps), static_cast<long long>(accum),
+               static_cast<long long>(tr["batch_size"].get<int64_t>()));
+
+  Metrics metrics((fs::path(o.out_dir) / "metrics.jsonl").string(), checkpoint.empty() ? 0 : step);
+  Progress progress(steps, step, !o.quiet);
+  const int64_t log_every = std::max<int64_t>(1, tr["log_every"]), eval_every = tr["eval_every"];
+  const int64_t ckpt_every = tr["checkpoint_every"], keep = tr["keep_checkpoints"], max_bad = tr["max_bad_steps"];
+  const double clip = tr["clip_grad_norm"];
+  const int64_t eval_batches = recipe["eval"]["max_batches"];
+  const std::vector<Tensor> params = model.parameters();
+
+  auto save = [&](int64_t at_step) {
+    io::CheckpointContent c;
+    c.weights = model.state_dict();
+    c.optimizer = optimizer->state_tensors();
+    c.state = Json{{"step", at_step},
+                   {"recipe", recipe},
+                   {"optimizer", optimizer->state_scalars()},
+                   {"loader", task->loader().state()},
+                   {"generators", generator_states(task->generators())},
+                   {"skipped_steps", skipped},
+                   {"elapsed_s", elapsed_before + progress.elapsed()}};
+    io::save_checkpoint(io::checkpoint_dir(o.out_dir, at_step), c);
+    io::prune_checkpoints(o.out_dir, static_cast<size_t>(std::max<int64_t>(1, keep)));
+  };
+
+  double last_loss = NAN, window_units = 0, window_start = progress.elapsed();
+  int64_t bad_in_row = 0;
+  model.train();
+  while (step < steps) {
+    const double lr = schedule.lr_at(step);
+    double loss_sum = 0;
+    int64_t units = 0;
+    for (int64_t micro = 0; micro < accum; ++micro) {
+      auto batch = task->loader().next();
+      if (!batch) batch = task->loader().next();  // a new epoch begins
+      LOOM_CHECK(batch.has_value(), "training data is empty: the loader gave no batch");
+      LossResult r = task->loss(*batch);
+      loss_sum += r.loss.item<double>();
+      units += r.units;
+      (accum == 1 ? r.loss : div(r.loss, static_cast<double>(accum))).backward();
+    }
+    const double loss = loss_sum / static_cast<double>(accum);
+    const double norm = clip > 0 ? optim::clip_grad_norm(params, clip) : optim::grad_norm(params);
+    if (!std::isfinite(loss) || !std::isfinite(norm)) {
+      optimizer->zero_grad();
+      ++skipped;
+      ++bad_in_row;
+      std::fprintf(stderr, "\nstep %lld: non-finite %s (loss %g, grad norm %g); update skipped (%lld in a row)\n",
+                   static_cast<long long>(step + 1), std::isfinite(loss) ? "gradient" : "loss", loss, norm,
+                   static_cast<long long>(bad_in_row));
+      LOOM_CHECK(bad_in_row < max_bad, "stopping: ", bad_in_row, " non-finite steps in a row at step ", step + 1,
+                 " (train.max_bad_steps = ", max_bad, "); lower optim.lr or check the data");
+    } else {
+      bad_in_row = 0;
+      optimizer->step(lr);
+      optimizer->zero_grad();
+      last_loss = loss;
+    }
+    ++step;
+    window_units += static_cast<double>(units);
+
+    if (step % log_every == 0 || step == steps) {
+      const double now = progress.elapsed();
+      const double rate = window_units / std::max(1e-9, now - window_start);
+      metrics.write(Json{{"step", step},
+                         {"loss", loss},
+                         {"lr", lr},
+                         {"grad_norm", norm},
+                         {"elapsed_s", elapsed_before + now},
+                         {task->unit() + "_per_s", rate},
+                         {"skipped_steps", skipped}});
+      char status[160];
+      std::snprintf(status, sizeof status, "loss %.4f  lr %.2e  %.0f %s/s", loss, lr, rate, task->unit().c_str());
+      progress.update(step, status);
+      window_units = 0;
+      window_start = now;
+    }
+    if (eval_every > 0 && step % eval_every == 0 && step < steps) {
+      Json ev = task->evaluate(eval_batches);
+      model.train();
+      Json line{{"step", step}, {"elapsed_s", elapsed_before + progress.elapsed()}};
+      for (auto& [k, v] : ev["metrics"].items()) line["eval_" + k] = v;
+      metrics.write(line);
+      progress.update(step, "eval " + ev["metrics"].dump(), true);
+    }
+    if (ckpt_every > 0 && step % ckpt_every == 0 && step < steps) save(step);
+    if (o.stop_at_step > 0 && step == o.stop_at_step && step < steps) {
+      progress.finish();
+      if (ckpt_every <= 0 || step % ckpt_every != 0) save(step);
+      RunSummary stopped;
+      stopped.steps = step;
+      stopped.final_loss = last_loss;
+      stopped.skipped_steps = skipped;
+      return stopped;
+    }
+  }
+  progress.finish();
+  save(step);
+
+  RunSummary summary;
+  summary.steps = step;
+  summary.final_loss = last_loss;
+  summary.skipped_steps = skipped;
+  summary.eval = task->evaluate(eval_batches);
+  summary.eval["step"] = step;
+  io::atomic_write_file((fs::path(o.out_dir) / "eval.json").string(), summary.eval.dump(2) + "\n");
+  return summary;
+}
+
+}  // namespace loom::train
