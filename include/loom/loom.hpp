@@ -3,6 +3,7 @@
 #include "loom/autograd/autograd.hpp"
 #include "loom/core/core.hpp"
 #include "loom/data/data.hpp"
+#include "loom/dist/dist.hpp"
 #include "loom/io/io.hpp"
 #include "loom/models/models.hpp"
 #include "loom/nn/nn.hpp"

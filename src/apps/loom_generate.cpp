@@ -67,15 +67,7 @@ int main(int argc, char** argv) {
     LOOM_CHECK(config["model"]["kind"] == "gpt", "'", run, "' is not a GPT run (model.kind ",
                config["model"]["kind"].dump(), ")");
     const auto tokenizer = loom::data::BpeTokenizer::load((fs::path(run) / "tokenizer.json").string());
-    const auto& m = config["model"];
-    loom::models::GPTConfig c;
-    c.vocab_size = m["vocab_size"];
-    c.d_model = m["d_model"];
-    c.n_layers = m["n_layers"];
-    c.n_heads = m["n_heads"];
-    c.seq_len = m["seq_len"];
-    c.mlp_ratio = m["mlp_ratio"];
-    loom::models::GPT model(c);
+    loom::models::GPT model(loom::models::GPTConfig::from_json(config["model"]));
     model.load_state_dict(loom::io::load_checkpoint(checkpoint).weights);
     s.stop_token = tokenizer.special_token_id("<|endoftext|>");
     auto ids = tokenizer.encode(prompt);

@@ -9,6 +9,18 @@
 
 namespace loom::models {
 
+GPTConfig GPTConfig::from_json(const nlohmann::json& m) {
+  GPTConfig c;
+  c.vocab_size = m.value("vocab_size", c.vocab_size);
+  c.d_model = m.value("d_model", c.d_model);
+  c.n_layers = m.value("n_layers", c.n_layers);
+  c.n_heads = m.value("n_heads", c.n_heads);
+  c.seq_len = m.value("seq_len", c.seq_len);
+  c.mlp_ratio = m.value("mlp_ratio", c.mlp_ratio);
+  c.dropout = m.value("dropout", c.dropout);
+  return c;
+}
+
 GPT::GPT(const GPTConfig& c, Generator* gen) : config(c) {
   LOOM_CHECK(c.vocab_size > 0 && c.d_model > 0 && c.n_layers > 0 && c.seq_len > 0 && c.d_model % c.n_heads == 0,
              "GPT: invalid config (vocab ", c.vocab_size, ", d_model ", c.d_model, ", heads ", c.n_heads, ", layers ",

@@ -4,11 +4,14 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include "loom/autograd/grad_mode.hpp"
+#include "loom/dist/dist.hpp"
 #include "loom/io/atomic_file.hpp"
 #include "loom/io/checkpoint.hpp"
+#include "loom/ops/creation.hpp"
 #include "loom/ops/elementwise.hpp"
 #include "loom/optim/optimizer.hpp"
 #include "loom/optim/schedule.hpp"
@@ -103,19 +106,41 @@ void restore_generators(const std::vector<Generator*>& gens, const Json& states,
   default_generator().set_state(states.back()[0], states.back()[1]);
 }
 
-}  // namespace
+// Data parallel: rank r's share of a global batch (rows [r*B, (r+1)*B) of each field).
+data::Batch rank_slice(const data::Batch& global, int rank, int world) {
+  data::Batch out;
+  for (const Tensor& t : global) {
+    const int64_t b = t.size(0) / world;
+    out.push_back(t.narrow(0, rank * b, b).contiguous());
+  }
+  return out;
+}
 
-RunSummary run_training(const Json& recipe, const RunOptions& o) {
+RunSummary run_training_on(const Json& recipe, const RunOptions& o, const dist::ProcessGroupPtr& group) {
+  dist::ProcessGroup& world = *group;
   LOOM_CHECK(!o.out_dir.empty(), "loom-train: an output directory is required (--out DIR)");
-  fs::create_directories(o.out_dir);
+  // Data parallel when launched on several ranks: only rank 0 writes the run
+  // directory (config, artifacts, metrics, checkpoints, eval).
+  const int world_size = world.size(), rank = world.rank();
+  const bool lead = rank == 0;
+  if (lead) fs::create_directories(o.out_dir);
   const Json& tr = recipe["train"];
   const int64_t steps = tr["steps"], accum = tr["grad_accum"];
   LOOM_CHECK(steps > 0 && accum > 0, "recipe: train.steps and train.grad_accum must be positive");
 
   const std::string checkpoint = o.resume_dir.empty() ? std::string() : find_checkpoint(o.resume_dir);
   manual_seed(tr["seed"].get<uint64_t>());
-  auto task = make_task(recipe, checkpoint.empty() ? o.out_dir : run_of(checkpoint));
+  // train.batch_size is per rank. The task's loader yields global batches of
+  // batch_size * world_size (the same order as one process with that batch)
+  // and each rank takes its slice, exactly as LoaderOptions sharding would.
+  Json task_recipe = recipe;
+  task_recipe["train"]["batch_size"] = tr["batch_size"].get<int64_t>() * world_size;
+  auto task = make_task(task_recipe, checkpoint.empty() ? o.out_dir : run_of(checkpoint));
   nn::Module& model = task->model();
+  if (world_size > 1)
+    dist::check_consistency(world, {{"recipe", recipe.dump()},
+                                    {"model parameters", dist::model_signature(model)},
+                                    {"resume checkpoint", checkpoint}});
   auto optimizer = make_optimizer(recipe["optim"], model);
   const optim::Schedule schedule = make_schedule(recipe["optim"], steps);
 
@@ -134,19 +159,25 @@ RunSummary run_training(const Json& recipe, const RunOptions& o) {
     step = st.at("step");
     skipped = st.value("skipped_steps", int64_t{0});
     elapsed_before = st.value("elapsed_s", 0.0);
-    std::fprintf(stderr, "resumed from %s at step %lld\n", checkpoint.c_str(), static_cast<long long>(step));
+    if (lead) std::fprintf(stderr, "resumed from %s at step %lld\n", checkpoint.c_str(), static_cast<long long>(step));
   }
-  io::atomic_write_file((fs::path(o.out_dir) / "config.json").string(), recipe.dump(2) + "\n");
-  task->save_artifacts(o.out_dir);
+  // After loading: rank 0's weights are broadcast to the others.
+  std::unique_ptr<dist::DataParallel> dp;
+  if (world_size > 1) dp = std::make_unique<dist::DataParallel>(model, group);
+  if (lead) {
+    io::atomic_write_file((fs::path(o.out_dir) / "config.json").string(), recipe.dump(2) + "\n");
+    task->save_artifacts(o.out_dir);
+  }
 
   const int64_t trainable = model.num_parameters(true);
-  std::fprintf(stderr, "%s: %lld parameters (%lld trainable), %lld steps x %lld micro-batches of %lld\n",
+  if (lead) std::fprintf(stderr, "%s: %lld parameters (%lld trainable), %lld steps x %lld micro-batches of %lld\n",
                recipe["model"]["kind"].get<std::string>().c_str(), static_cast<long long>(model.num_parameters()),
                static_cast<long long>(trainable), static_cast<long long>(steps), static_cast<long long>(accum),
                static_cast<long long>(tr["batch_size"].get<int64_t>()));
 
-  Metrics metrics((fs::path(o.out_dir) / "metrics.jsonl").string(), checkpoint.empty() ? 0 : step);
-  Progress progress(steps, step, !o.quiet);
+  std::optional<Metrics> metrics;
+  if (lead) metrics.emplace((fs::path(o.out_dir) / "metrics.jsonl").string(), checkpoint.empty() ? 0 : step);
+  Progress progress(steps, step, !o.quiet && lead);
   const int64_t log_every = std::max<int64_t>(1, tr["log_every"]), eval_every = tr["eval_every"];
   const int64_t ckpt_every = tr["checkpoint_every"], keep = tr["keep_checkpoints"], max_bad = tr["max_bad_steps"];
   const double clip = tr["clip_grad_norm"];
@@ -154,6 +185,7 @@ RunSummary run_training(const Json& recipe, const RunOptions& o) {
   const std::vector<Tensor> params = model.parameters();
 
   auto save = [&](int64_t at_step) {
+    if (!lead) return;  // replicas are identical; rank 0 writes (no collectives here, so no deadlock)
     io::CheckpointContent c;
     c.weights = model.state_dict();
     c.optimizer = optimizer->state_tensors();
@@ -179,10 +211,24 @@ RunSummary run_training(const Json& recipe, const RunOptions& o) {
       auto batch = task->loader().next();
       if (!batch) batch = task->loader().next();  // a new epoch begins
       LOOM_CHECK(batch.has_value(), "training data is empty: the loader gave no batch");
-      LossResult r = task->loss(*batch);
+      LossResult r = task->loss(world_size > 1 ? rank_slice(*batch, rank, world_size) : *batch);
       loss_sum += r.loss.item<double>();
       units += r.units;
-      (accum == 1 ? r.loss : div(r.loss, static_cast<double>(accum))).backward();
+      Tensor scaled = accum == 1 ? r.loss : div(r.loss, static_cast<double>(accum));
+      if (dp && micro + 1 < accum) {
+        auto no_sync = dp->no_sync();  // accumulate locally; the last micro-batch communicates
+        scaled.backward();
+      } else {
+        scaled.backward();
+      }
+    }
+    if (dp) {
+      dp->finish();  // gradients averaged over ranks
+      Tensor totals = from_vector(std::vector<double>{loss_sum, static_cast<double>(units)}, {2});
+      world.all_reduce(totals, dist::ReduceOp::sum);
+      const auto t = totals.to_vector<double>();
+      loss_sum = t[0] / world_size;  // the global average loss
+      units = static_cast<int64_t>(t[1]);
     }
     const double loss = loss_sum / static_cast<double>(accum);
     const double norm = clip > 0 ? optim::clip_grad_norm(params, clip) : optim::grad_norm(params);
@@ -190,7 +236,7 @@ RunSummary run_training(const Json& recipe, const RunOptions& o) {
       optimizer->zero_grad();
       ++skipped;
       ++bad_in_row;
-      std::fprintf(stderr, "\nstep %lld: non-finite %s (loss %g, grad norm %g); update skipped (%lld in a row)\n",
+      if (lead) std::fprintf(stderr, "\nstep %lld: non-finite %s (loss %g, grad norm %g); update skipped (%lld in a row)\n",
                    static_cast<long long>(step + 1), std::isfinite(loss) ? "gradient" : "loss", loss, norm,
                    static_cast<long long>(bad_in_row));
       LOOM_CHECK(bad_in_row < max_bad, "stopping: ", bad_in_row, " non-finite steps in a row at step ", step + 1,
@@ -204,10 +250,10 @@ RunSummary run_training(const Json& recipe, const RunOptions& o) {
     ++step;
     window_units += static_cast<double>(units);
 
-    if (step % log_every == 0 || step == steps) {
+    if (lead && (step % log_every == 0 || step == steps)) {
       const double now = progress.elapsed();
       const double rate = window_units / std::max(1e-9, now - window_start);
-      metrics.write(Json{{"step", step},
+      metrics->write(Json{{"step", step},
                          {"loss", loss},
                          {"lr", lr},
                          {"grad_norm", norm},
@@ -220,12 +266,12 @@ RunSummary run_training(const Json& recipe, const RunOptions& o) {
       window_units = 0;
       window_start = now;
     }
-    if (eval_every > 0 && step % eval_every == 0 && step < steps) {
+    if (lead && eval_every > 0 && step % eval_every == 0 && step < steps) {
       Json ev = task->evaluate(eval_batches);
       model.train();
       Json line{{"step", step}, {"elapsed_s", elapsed_before + progress.elapsed()}};
       for (auto& [k, v] : ev["metrics"].items()) line["eval_" + k] = v;
-      metrics.write(line);
+      metrics->write(line);
       progress.update(step, "eval " + ev["metrics"].dump(), true);
     }
     if (ckpt_every > 0 && step % ckpt_every == 0 && step < steps) save(step);
@@ -246,10 +292,30 @@ RunSummary run_training(const Json& recipe, const RunOptions& o) {
   summary.steps = step;
   summary.final_loss = last_loss;
   summary.skipped_steps = skipped;
+  if (!lead) {  // evaluation and eval.json: rank 0
+    summary.eval = Json{{"metrics", Json::object()}};
+    return summary;
+  }
   summary.eval = task->evaluate(eval_batches);
   summary.eval["step"] = step;
   io::atomic_write_file((fs::path(o.out_dir) / "eval.json").string(), summary.eval.dump(2) + "\n");
   return summary;
+}
+
+}  // namespace
+
+RunSummary run_training(const Json& recipe, const RunOptions& o) {
+  auto world = dist::init_distributed();
+  if (world->size() == 1) return run_training_on(recipe, o, world);
+  // Several ranks: an error on one rank stops the job at once, rather than
+  // leaving the others to wait for their collectives' deadline.
+  try {
+    return run_training_on(recipe, o, world);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "\nrank %d: error: %s\n", world->rank(), e.what());
+    world->abort(1);
+    throw;  // not reached: abort ends the process
+  }
 }
 
 }  // namespace loom::train

@@ -132,3 +132,14 @@ TEST_CASE("a tiny poetry GPT trains, evaluates against the bigram baseline and g
   CHECK_NOTHROW(tok.decode(out));
   fs::remove_all(run);
 }
+
+TEST_CASE("every recipe in recipes/ resolves against its task schema", "[e2e]") {
+  int n = 0;
+  for (const auto& entry : fs::directory_iterator(LOOM_RECIPES_DIR)) {
+    if (entry.path().extension() != ".json") continue;
+    INFO(entry.path());
+    CHECK_NOTHROW(train::load_resolved_recipe(entry.path().string(), {}));
+    ++n;
+  }
+  CHECK(n >= 2);
+}

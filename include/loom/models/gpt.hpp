@@ -3,6 +3,8 @@
 // the token embedding.
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include "loom/nn/attention.hpp"
 #include "loom/nn/container.hpp"
 
@@ -16,6 +18,10 @@ struct GPTConfig {
   int64_t seq_len = 128;
   double dropout = 0.0;
   int64_t mlp_ratio = 4;
+
+  // From a recipe's `model` section (keys vocab_size, d_model, n_layers,
+  // n_heads, seq_len, mlp_ratio, dropout; missing keys keep the defaults).
+  static GPTConfig from_json(const nlohmann::json& model);
 };
 
 struct SamplingOptions {

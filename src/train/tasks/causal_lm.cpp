@@ -106,14 +106,7 @@ class CausalLM : public Task {
     train_tokens_ = encode(split.train);
     val_tokens_ = encode(split.val);
 
-    models::GPTConfig c;
-    c.vocab_size = m["vocab_size"];
-    c.d_model = m["d_model"];
-    c.n_layers = m["n_layers"];
-    c.n_heads = m["n_heads"];
-    c.seq_len = m["seq_len"];
-    c.dropout = m["dropout"];
-    c.mlp_ratio = m["mlp_ratio"];
+    const models::GPTConfig c = models::GPTConfig::from_json(m);
     model_ = std::make_shared<models::GPT>(c, &gen_);
 
     auto windows = std::make_shared<TokenWindows>(train_tokens_, c.seq_len);

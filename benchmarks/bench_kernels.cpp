@@ -1,0 +1,192 @@
+// Memory-bound kernels (softmax, layer_norm, rms_norm, gelu, fused
+// cross-entropy, AdamW), convolutions and attention, each timed through
+// loom's public ops: "fwd" under NoGradGuard, "fwd+bwd" as forward with grad
+// plus backward(dY) (parameter gradients included, as in training).
+//
+// Bytes (memory-bound, f32 = 4 bytes): each kernel counts its inputs read once
+// and its outputs written once; fwd+bwd is the sum of the forward and the
+// backward kernel (e.g. softmax: fwd reads x, writes y; bwd reads y, dy,
+// writes dx: 5 N elements). Small per-row vectors (mean, rstd) are ignored.
+// FLOPs (conv, attention): 2 per multiply-add of the dense products; causal
+// attention is counted dense too (loom computes the full score matrix).
+#include <string>
+
+#include "bench.hpp"
+#include "loom/autograd/grad_mode.hpp"
+#include "loom/ops/ops.hpp"
+#include "loom/optim/optimizer.hpp"
+
+namespace loom::bench {
+
+namespace {
+
+std::string dims(const Shape& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (i) out.push_back('x');
+    out.append(std::to_string(s[i]));
+  }
+  return out;
+}
+
+// Times forward (no grad) and forward+backward of f over `inputs` (those with
+// requires_grad get gradients), and emits two records.
+void fwd_bwd(const Options& opt, const std::string& name, const std::string& shape, std::vector<Tensor> inputs,
+             const std::function<Tensor(const std::vector<Tensor>&)>& f, double fwd_units, double bwd_units,
+             bool flops, const std::string& pass_filter = "") {
+  auto finish = [&](Record r, double units) {
+    if (flops)
+      add_gflops(r, units, opt);
+    else
+      add_gbps(r, units, opt);
+    emit(r);
+  };
+  if (pass_filter.empty() || pass_filter == "fwd") {
+    const double ms = median_ms(opt, [&] {
+      NoGradGuard g;
+      Tensor y = f(inputs);
+    });
+    Record r = record(name, shape, ms);
+    r["pass"] = "fwd";
+    finish(r, fwd_units);
+  }
+  if (pass_filter.empty() || pass_filter == "fwd+bwd") {
+    Tensor dy;
+    {
+      NoGradGuard g;
+      dy = randn(f(inputs).shape());
+    }
+    const double ms = median_ms(opt, [&] {
+      for (auto& t : inputs)
+        if (t.requires_grad()) t.zero_grad();
+      Tensor y = f(inputs);
+      y.backward(dy);
+    });
+    Record r = record(name, shape, ms);
+    r["pass"] = "fwd+bwd";
+    finish(r, fwd_units + bwd_units);
+  }
+}
+
+constexpr double F = 4.0;  // bytes per f32
+
+void softmax_case(const Options& opt, int64_t rows, int64_t cols) {
+  const double n = static_cast<double>(rows * cols);
+  fwd_bwd(opt, "softmax", dims({rows, cols}), {randn({rows, cols}).requires_grad_()},
+          [](const std::vector<Tensor>& in) { return softmax(in[0], -1); }, 2 * n * F, 3 * n * F, false);
+}
+
+void norm_case(const Options& opt, bool rms, int64_t rows, int64_t cols) {
+  const double n = static_cast<double>(rows * cols);
+  std::vector<Tensor> in{randn({rows, cols}).requires_grad_(), ones({cols}).requires_grad_()};
+  if (!rms) in.push_back(zeros({cols}).requires_grad_());
+  fwd_bwd(opt, rms ? "rms_norm" : "layer_norm", dims({rows, cols}), in,
+          [rms, cols](const std::vector<Tensor>& t) {
+            return rms ? rms_norm(t[0], {cols}, t[1]) : layer_norm(t[0], {cols}, t[1], t[2]);
+          },
+          2 * n * F, 3 * n * F, false);
+}
+
+void gelu_case(const Options& opt, int64_t rows, int64_t cols) {
+  const double n = static_cast<double>(rows * cols);
+  fwd_bwd(opt, "gelu_tanh", dims({rows, cols}), {randn({rows, cols}).requires_grad_()},
+          [](const std::vector<Tensor>& in) { return gelu(in[0], GeluApprox::tanh); }, 2 * n * F, 3 * n * F, false);
+}
+
+void cross_entropy_case(const Options& opt, int64_t rows, int64_t vocab) {
+  const double n = static_cast<double>(rows * vocab);
+  Tensor targets = randint(0, vocab, {rows});
+  fwd_bwd(opt, "cross_entropy", dims({rows, vocab}), {randn({rows, vocab}).requires_grad_()},
+          [targets](const std::vector<Tensor>& in) { return cross_entropy(in[0], targets); },
+          n * F + rows * 8.0, 2 * n * F + rows * 8.0, false);
+}
+
+void adamw_case(const Options& opt, int64_t params) {
+  Tensor p = randn({params});
+  p.requires_grad_();
+  p.set_grad(randn({params}));
+  optim::ParamGroup g;
+  g.name = "decay";
+  g.params = {p};
+  g.weight_decay = 0.1;
+  optim::AdamW adam({g}, optim::AdamWOptions{0.9, 0.95, 1e-8});
+  const double ms = median_ms(opt, [&] { adam.step(1e-3); });
+  Record r = record("adamw", std::to_string(params), ms);
+  r["pass"] = "step";
+  add_gbps(r, 7.0 * static_cast<double>(params) * F, opt);  // reads p, g, m, v; writes p, m, v
+  emit(r);
+}
+
+double conv_flops(int64_t n, int64_t cin, int64_t cout, int64_t ho, int64_t wo, int64_t kh, int64_t kw) {
+  return 2.0 * static_cast<double>(n * cout * ho * wo) * static_cast<double>(cin * kh * kw);
+}
+
+}  // namespace
+
+void run_memory(const std::string& which, const Options& opt) {
+  const bool all = which == "memory";
+  if (all || which == "softmax") {
+    softmax_case(opt, 8192, 1024);
+    softmax_case(opt, 16 * 6 * 128, 128);  // poetry-gpt attention scores
+  }
+  if (all || which == "layer_norm") {
+    norm_case(opt, false, 8192, 1024);
+    norm_case(opt, false, 2048, 192);  // poetry-gpt activations
+  }
+  if (all || which == "rms_norm") {
+    norm_case(opt, true, 8192, 1024);
+    norm_case(opt, true, 2048, 192);
+  }
+  if (all || which == "gelu") {
+    gelu_case(opt, 8192, 1024);
+    gelu_case(opt, 2048, 768);  // poetry-gpt MLP hidden
+  }
+  if (all || which == "cross_entropy") cross_entropy_case(opt, 2048, 4096);  // poetry-gpt logits
+  if (all || which == "adamw") adamw_case(opt, opt.integer("params", 4 << 20));
+}
+
+void run_conv(const Options& opt) {
+  {  // fashion-vit patch stem: 1 -> 64 channels, 4x4 stride 4, batch 128 (images need no gradient)
+    const double fl = conv_flops(128, 1, 64, 7, 7, 4, 4);
+    fwd_bwd(opt, "conv2d", "x128x1x28x28_w64x1x4x4_s4",
+            {randn({128, 1, 28, 28}), randn({64, 1, 4, 4}).requires_grad_(), zeros({64}).requires_grad_()},
+            [](const std::vector<Tensor>& t) { return conv2d(t[0], t[1], t[2], {4, 4}, {0, 0}); }, fl, fl, true);
+  }
+  {  // a 3x3 stride-2 convolution of the CNN recipe arch: 32 -> 64 channels, 28x28 -> 14x14
+    const double fl = conv_flops(128, 32, 64, 14, 14, 3, 3);
+    fwd_bwd(opt, "conv2d", "x128x32x28x28_w64x32x3x3_s2p1",
+            {randn({128, 32, 28, 28}).requires_grad_(), randn({64, 32, 3, 3}).requires_grad_(),
+             zeros({64}).requires_grad_()},
+            [](const std::vector<Tensor>& t) { return conv2d(t[0], t[1], t[2], {2, 2}, {1, 1}); }, fl, 2 * fl, true);
+  }
+}
+
+void run_attention(const Options& opt) {
+  struct Case {
+    int64_t b, h, t, d;
+    bool causal;
+  };
+  std::vector<Case> cases;
+  if (opt.has("seq")) {
+    cases.push_back({opt.integer("batch", 2), opt.integer("heads", 8), opt.integer("seq", 256),
+                     opt.integer("head-dim", 64), opt.integer("causal", 0) != 0});
+  } else {
+    for (int64_t t : {128, 256, 512, 1024})
+      for (bool c : {false, true}) cases.push_back({2, 8, t, 64, c});
+    cases.push_back({16, 6, 128, 32, true});  // poetry-gpt
+    cases.push_back({128, 4, 49, 16, false});  // fashion-vit
+  }
+  for (const auto& c : cases) {
+    const double fl = 4.0 * static_cast<double>(c.b * c.h) * static_cast<double>(c.t * c.t) * static_cast<double>(c.d);
+    const bool causal = c.causal;
+    fwd_bwd(opt, causal ? "attention_causal" : "attention", dims({c.b, c.h, c.t, c.d}),
+            {randn({c.b, c.h, c.t, c.d}).requires_grad_(), randn({c.b, c.h, c.t, c.d}).requires_grad_(),
+             randn({c.b, c.h, c.t, c.d}).requires_grad_()},
+            [causal](const std::vector<Tensor>& t) {
+              return scaled_dot_product_attention(t[0], t[1], t[2], Tensor(), causal);
+            },
+            fl, 2 * fl, true);
+  }
+}
+
+}  // namespace loom::bench

@@ -1,0 +1,108 @@
+// `loom-bench train-step --recipe R [--set k=v]...`: whole training steps of a
+// recipe, built from the trainer's own pieces (make_task, the recipe's
+// optimizer with decay groups, clipping): next batch from the task's loader,
+// loss, backward, clip, AdamW/SGD step, zero_grad. Warm-up steps (--warmup,
+// default 3) then --steps (default 10) timed steps; the median step time
+// gives tokens_per_s / samples_per_s. peak_rss_mb is the process peak.
+// fraction_of_peak: model FLOPs per step (3 x forward, dense products only,
+// causal attention counted dense) / the FMA peak; only for gpt and vit.
+#include <cmath>
+#include <filesystem>
+
+#include "bench.hpp"
+#include "loom/autograd/grad_mode.hpp"
+#include "loom/ops/ops.hpp"
+#include "loom/optim/optimizer.hpp"
+#include "loom/train/task.hpp"
+#include "loom/train/trainer.hpp"
+
+namespace loom::bench {
+
+namespace {
+
+// Training FLOPs of one step (0 when the model kind is not known here).
+double train_flops(const train::Json& r) {
+  const auto& m = r["model"];
+  const std::string kind = m["kind"];
+  const double batch = r["train"]["batch_size"].get<double>() * r["train"]["grad_accum"].get<double>();
+  if (kind == "gpt") {
+    const double d = m["d_model"], l = m["n_layers"], t = m["seq_len"], v = m["vocab_size"], mr = m["mlp_ratio"];
+    const double per_token = 2 * (l * (4 * d * d + 2 * mr * d * d) + v * d) + l * 4 * t * d;
+    return 3 * per_token * t * batch;
+  }
+  if (kind == "image_classifier" && m["arch"] == "vit") {
+    const double d = m["d_model"], l = m["n_layers"], p = m["patch"], mr = m["mlp_ratio"];
+    const double side = 28 / p, t = side * side;
+    const double per_token = 2 * (l * (4 * d * d + 2 * mr * d * d) + p * p * d) + l * 4 * t * d;
+    return 3 * per_token * t * batch;
+  }
+  return 0;
+}
+
+std::unique_ptr<optim::Optimizer> make_optimizer(const train::Json& op, nn::Module& model) {
+  const std::string name = op["name"];
+  auto groups = optim::decay_groups(model, op["weight_decay"].get<double>());
+  if (name == "adamw")
+    return std::make_unique<optim::AdamW>(
+        groups, optim::AdamWOptions{op["beta1"].get<double>(), op["beta2"].get<double>(), op["eps"].get<double>()});
+  return std::make_unique<optim::SGD>(groups, optim::SGDOptions{op["momentum"].get<double>(), 0.0,
+                                                                op["nesterov"].get<bool>()});
+}
+
+}  // namespace
+
+void run_train_step(const Options& opt) {
+  LOOM_CHECK(opt.has("recipe"), "train-step: --recipe R is required");
+  const std::string path = opt.str("recipe");
+  const train::Json recipe = train::load_resolved_recipe(path, opt.sets);
+  const auto& tr = recipe["train"];
+  manual_seed(tr["seed"].get<uint64_t>());
+  const std::string tmp = (std::filesystem::temp_directory_path() / "loom-bench-train-step").string();
+  std::filesystem::create_directories(tmp);
+  auto task = train::make_task(recipe, tmp);
+  nn::Module& model = task->model();
+  auto optimizer = make_optimizer(recipe["optim"], model);
+  const std::vector<Tensor> params = model.parameters();
+  const double clip = tr["clip_grad_norm"];
+  const int64_t accum = tr["grad_accum"];
+  model.train();
+
+  int64_t units = 0;
+  auto step = [&] {
+    units = 0;
+    for (int64_t micro = 0; micro < accum; ++micro) {
+      auto batch = task->loader().next();
+      if (!batch) batch = task->loader().next();
+      LOOM_CHECK(batch.has_value(), "train-step: the loader gave no batch");
+      train::LossResult r = task->loss(*batch);
+      units += r.units;
+      (accum == 1 ? r.loss : div(r.loss, static_cast<double>(accum))).backward();
+    }
+    if (clip > 0) optim::clip_grad_norm(params, clip);
+    optimizer->step(1e-4);
+    optimizer->zero_grad();
+  };
+  Options o = opt;
+  o.values["warmup"] = std::to_string(opt.integer("warmup", 3));
+  o.values["reps"] = std::to_string(opt.integer("steps", 10));
+  const double ms = median_ms(o, step);
+
+  const std::string kind = recipe["model"]["kind"];
+  const int64_t batch = tr["batch_size"].get<int64_t>() * accum;
+  std::string shape = kind + " batch " + std::to_string(batch);
+  if (kind == "gpt") shape += " seq " + std::to_string(recipe["model"]["seq_len"].get<int64_t>());
+  Record r = record("train_step", shape, ms);
+  r["recipe"] = std::filesystem::path(path).filename().string();
+  r["params"] = model.num_parameters();
+  const double per_s = 1e3 / ms;
+  if (task->unit() == "tokens") r["tokens_per_s"] = std::round(static_cast<double>(units) * per_s * 10) / 10;
+  r["samples_per_s"] = std::round(static_cast<double>(batch) * per_s * 10) / 10;
+  r["peak_rss_mb"] = std::round(peak_rss_mb() * 10) / 10;
+  if (const double fl = train_flops(recipe); fl > 0) {
+    r["model_gflops"] = std::round(fl / (ms * 1e-3) / 1e9 * 1e3) / 1e3;
+    r["fraction_of_peak"] = std::round(fl / (ms * 1e-3) / 1e9 / limits(opt).fma_gflops * 1e3) / 1e3;
+  }
+  emit(r);
+}
+
+}  // namespace loom::bench

@@ -1,0 +1,27 @@
+// A rank that stalls or exits early must not hang the others: they abort the
+// job when their collective passes its deadline (LOOM_DIST_TIMEOUT_S).
+// Usage: loom_dist_stall_test stall|exit. Rank 1 sleeps for 10 minutes
+// (stall) or returns at once (exit); the other ranks all-reduce. Run by
+// expect_abort.sh, which checks that the job fails, in time, with the
+// deadline message.
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <thread>
+
+#include <loom/dist/dist.hpp>
+#include <loom/loom.hpp>
+
+int main(int argc, char** argv) {
+  using namespace loom;
+  auto world = dist::init_distributed();
+  const bool stall = argc > 1 && std::strcmp(argv[1], "stall") == 0;
+  if (world->rank() == 1) {
+    if (stall) std::this_thread::sleep_for(std::chrono::minutes(10));
+    return 0;
+  }
+  Tensor t = ones({16});
+  world->all_reduce(t);
+  std::printf("rank %d: the all_reduce completed, which it must not\n", world->rank());
+  return 0;
+}
