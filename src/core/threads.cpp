@@ -140,6 +140,9 @@ Pool& pool() {
 
 }  // namespace
 
+SerialKernels::SerialKernels() : previous_(t_in_parallel) { t_in_parallel = true; }
+SerialKernels::~SerialKernels() { t_in_parallel = previous_; }
+
 int num_threads() { return pool().size(); }
 
 void set_num_threads(int n) { pool().resize(n > 0 ? n : default_threads()); }

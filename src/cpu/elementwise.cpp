@@ -39,7 +39,7 @@ void map_unary(const Tensor& x, const Tensor& out, F f) {
   const T* xp = ptr<T>(x);
   T* op = ptr<T>(out);
   const Strides out_strides = out.strides();
-  for_each_run<2>(out.shape(), {&out_strides, &x.strides()}, [&](auto off, int64_t n, auto st) {
+  for_each_run_parallel<2>(out.shape(), {&out_strides, &x.strides()}, [&](auto off, int64_t n, auto st) {
     T* o = op + off[0];
     const T* a = xp + off[1];
     if (st[0] == 1 && st[1] == 1) {
@@ -56,7 +56,7 @@ void map_binary(const Tensor& a, const Tensor& b, const Tensor& out, F f) {
   const T* bp = ptr<T>(b);
   T* op = ptr<T>(out);
   const Strides os = out.strides();
-  for_each_run<3>(out.shape(), {&os, &a.strides(), &b.strides()}, [&](auto off, int64_t n, auto st) {
+  for_each_run_parallel<3>(out.shape(), {&os, &a.strides(), &b.strides()}, [&](auto off, int64_t n, auto st) {
     T* o = op + off[0];
     const T* x = ap + off[1];
     const T* y = bp + off[2];
@@ -94,7 +94,7 @@ void copy(const Tensor& src, const Tensor& dst) {
       const S* sp = ptr<S>(src);
       D* dp = ptr<D>(dst);
       const Strides ds = dst.strides();
-      for_each_run<2>(dst.shape(), {&ds, &src.strides()}, [&](auto off, int64_t n, auto st) {
+      for_each_run_parallel<2>(dst.shape(), {&ds, &src.strides()}, [&](auto off, int64_t n, auto st) {
         D* o = dp + off[0];
         const S* a = sp + off[1];
         if (st[0] == 1 && st[1] == 1) {
@@ -112,7 +112,7 @@ void fill(const Tensor& dst, double value) {
     const T v = convert<T>(value);
     T* dp = ptr<T>(dst);
     const Strides ds = dst.strides();
-    for_each_run<1>(dst.shape(), {&ds}, [&](auto off, int64_t n, auto st) {
+    for_each_run_parallel<1>(dst.shape(), {&ds}, [&](auto off, int64_t n, auto st) {
       for (int64_t i = 0; i < n; ++i) dp[off[0] + i * st[0]] = v;
     });
   });
@@ -183,7 +183,7 @@ void unary_backward(Unary op, const Tensor& grad, const Tensor& x, const Tensor&
         const T* yp = ptr<T>(y);
         T* op_ = ptr<T>(grad_in);
         const Strides gs = grad_in.strides();
-        for_each_run<4>(grad_in.shape(), {&gs, &grad.strides(), &x.strides(), &y.strides()},
+        for_each_run_parallel<4>(grad_in.shape(), {&gs, &grad.strides(), &x.strides(), &y.strides()},
                         [&](auto off, int64_t n, auto st) {
                           for (int64_t i = 0; i < n; ++i) {
                             const C g = static_cast<C>(gp[off[1] + i * st[1]]);
@@ -270,7 +270,7 @@ void compare(Compare op, const Tensor& a, const Tensor& b, const Tensor& out) {
     bool* op_ = ptr<bool>(out);
     const Strides os = out.strides();
     auto run = [&](auto pred) {
-      for_each_run<3>(out.shape(), {&os, &a.strides(), &b.strides()}, [&](auto off, int64_t n, auto st) {
+      for_each_run_parallel<3>(out.shape(), {&os, &a.strides(), &b.strides()}, [&](auto off, int64_t n, auto st) {
         for (int64_t i = 0; i < n; ++i)
           op_[off[0] + i * st[0]] = pred(static_cast<C>(ap[off[1] + i * st[1]]), static_cast<C>(bp[off[2] + i * st[2]]));
       });
@@ -293,7 +293,7 @@ void where(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& o
     const T* bp = ptr<T>(b);
     T* op_ = ptr<T>(out);
     const Strides os = out.strides();
-    for_each_run<4>(out.shape(), {&os, &cond.strides(), &a.strides(), &b.strides()},
+    for_each_run_parallel<4>(out.shape(), {&os, &cond.strides(), &a.strides(), &b.strides()},
                     [&](auto off, int64_t n, auto st) {
                       for (int64_t i = 0; i < n; ++i)
                         op_[off[0] + i * st[0]] = cp[off[1] + i * st[1]] ? ap[off[2] + i * st[2]] : bp[off[3] + i * st[3]];

@@ -11,6 +11,7 @@
 
 #include "loom/core/error.hpp"
 #include "loom/core/tensor.hpp"
+#include "loom/core/threads.hpp"
 
 namespace loom::cpu {
 
@@ -54,6 +55,36 @@ void for_each_run(const Shape& shape, const std::array<const Strides*, N>& strid
     }
     if (d > outer_dims) return;
   }
+}
+
+// for_each_run split across the kernel thread pool along the outermost
+// non-trivial dim. Operand 0 must be the output, written once per element
+// (no stride-0 dims), so the parts touch disjoint memory and the result does
+// not depend on the thread count. Small tensors run serially.
+template <size_t N, class Run>
+void for_each_run_parallel(const Shape& shape, const std::array<const Strides*, N>& strides, Run&& run) {
+  constexpr int64_t kMinPerPart = int64_t{1} << 15;
+  const int64_t total = numel(shape);
+  const int64_t ndim = static_cast<int64_t>(shape.size());
+  int64_t d = 0;
+  while (d < ndim && shape[d] == 1) ++d;
+  bool disjoint = true;
+  for (int64_t i = 0; i < ndim; ++i) disjoint &= shape[i] == 1 || (*strides[0])[i] != 0;
+  if (total < 2 * kMinPerPart || d == ndim || !disjoint || num_threads() == 1) {
+    for_each_run<N>(shape, strides, run);
+    return;
+  }
+  const int64_t inner = total / shape[d];
+  parallel_for(0, shape[d], std::max<int64_t>(1, kMinPerPart / std::max<int64_t>(inner, 1)), [&](int64_t lo, int64_t hi) {
+    Shape part = shape;
+    part[d] = hi - lo;
+    std::array<int64_t, N> base;
+    for (size_t k = 0; k < N; ++k) base[k] = lo * (*strides[k])[d];
+    for_each_run<N>(part, strides, [&](auto off, int64_t n, auto st) {
+      for (size_t k = 0; k < N; ++k) off[k] += base[k];
+      run(off, n, st);
+    });
+  });
 }
 
 // Calls f.template operator()<T>() for the C++ type of a floating dtype.

@@ -2,6 +2,8 @@
 // worker threads (see loader.hpp for the contract).
 #include "loom/data/loader.hpp"
 
+#include "loom/core/threads.hpp"
+
 #include <algorithm>
 #include <array>
 #include <numeric>
@@ -166,6 +168,7 @@ std::optional<Batch> DataLoader::next() {
 
 void DataLoader::worker_loop() {
   NoGradGuard no_grad;  // grad mode is per thread: data loading never records
+  SerialKernels serial;  // leave the kernel thread pool to the training step
   std::unique_lock<std::mutex> lock(mutex_);
   while (true) {
     work_cv_.wait(lock, [&] { return stop_ || next_claim_ - next_consume_ < options_.prefetch; });

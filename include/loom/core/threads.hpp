@@ -19,4 +19,18 @@ void set_num_threads(int n);  // n <= 0 restores the default
 // parallel_for. The first exception thrown by fn is rethrown here.
 void parallel_for(int64_t begin, int64_t end, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
+// Within its scope, parallel_for on this thread runs serially. Background
+// threads (data loader workers) use it so that they never queue for the pool
+// behind, or in front of, the training step's kernels.
+class SerialKernels {
+ public:
+  SerialKernels();
+  ~SerialKernels();
+  SerialKernels(const SerialKernels&) = delete;
+  SerialKernels& operator=(const SerialKernels&) = delete;
+
+ private:
+  bool previous_;
+};
+
 }  // namespace loom
