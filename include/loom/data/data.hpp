@@ -4,3 +4,4 @@
 #include "loom/data/idx.hpp"
 #include "loom/data/loader.hpp"
 #include "loom/data/text.hpp"
+#include "loom/data/trimodal.hpp"

@@ -4,3 +4,5 @@
 #include "loom/dist/consistency.hpp"
 #include "loom/dist/data_parallel.hpp"
 #include "loom/dist/process_group.hpp"
+#include "loom/dist/tensor_parallel.hpp"
+#include "loom/dist/zero.hpp"
