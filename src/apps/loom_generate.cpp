@@ -8,6 +8,7 @@
 
 #include "cli.hpp"
 #include "loom/data/bpe.hpp"
+#include "loom/data/text.hpp"
 #include "loom/io/checkpoint.hpp"
 #include "loom/models/gpt.hpp"
 #include "loom/train/recipe.hpp"
@@ -15,6 +16,20 @@
 namespace fs = std::filesystem;
 
 namespace {
+
+// True when `bytes` is valid UTF-8, or (unless `complete`) valid UTF-8
+// followed by the beginning of one more character.
+bool valid_utf8_prefix(const std::string& bytes, bool complete) {
+  const size_t bad = loom::data::utf8_invalid_offset(bytes);
+  if (bad == std::string::npos) return true;
+  if (complete) return false;
+  const auto lead = static_cast<unsigned char>(bytes[bad]);
+  const size_t need = lead >= 0xF0 && lead <= 0xF4 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC2 && lead < 0xE0 ? 2 : 0;
+  if (need == 0 || bytes.size() - bad >= need) return false;
+  for (size_t i = bad + 1; i < bytes.size(); ++i)
+    if ((static_cast<unsigned char>(bytes[i]) & 0xC0) != 0x80) return false;
+  return true;
+}
 
 constexpr const char* kUsage =
     "usage: loom-generate RUN_DIR|CHECKPOINT_DIR --prompt TEXT [--temperature 0.8] [--top-k 40] [--max-tokens 64] "
@@ -70,6 +85,13 @@ int main(int argc, char** argv) {
     loom::models::GPT model(loom::models::GPTConfig::from_json(config["model"]));
     model.load_state_dict(loom::io::load_checkpoint(checkpoint).weights);
     s.stop_token = tokenizer.special_token_id("<|endoftext|>");
+    // Byte-level tokens can split a character: only sample tokens that keep
+    // the output a valid UTF-8 prefix (the end-of-text token ends it).
+    s.allow = [&](const std::vector<int32_t>& so_far, int32_t id) {
+      if (id == s.stop_token) return valid_utf8_prefix(tokenizer.decode(so_far), true);
+      if (id >= tokenizer.vocab_size() || id > s.stop_token) return false;
+      return valid_utf8_prefix(tokenizer.decode(so_far) + tokenizer.token_bytes(id), false);
+    };
     auto ids = tokenizer.encode(prompt);
     LOOM_CHECK(!ids.empty(), "--prompt is empty");
     loom::Generator gen(seed);

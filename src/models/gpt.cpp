@@ -62,22 +62,27 @@ std::vector<int32_t> GPT::generate(std::vector<int32_t> tokens, const SamplingOp
     std::vector<int64_t> window(tokens.begin() + static_cast<long>(start), tokens.end());
     Tensor logits = forward(from_vector(window, {1, static_cast<int64_t>(window.size())}));
     std::vector<float> last = logits.select(1, -1).reshape({-1}).to_vector<float>();
-    int32_t next = 0;
-    if (o.temperature <= 0) {
-      next = static_cast<int32_t>(std::max_element(last.begin(), last.end()) - last.begin());
-    } else {
-      std::vector<int32_t> order(last.size());
-      for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int32_t>(i);
-      const size_t k = o.top_k > 0 ? std::min<size_t>(o.top_k, order.size()) : order.size();
-      std::partial_sort(order.begin(), order.begin() + static_cast<long>(k), order.end(),
-                        [&](int32_t a, int32_t b) { return last[a] > last[b]; });
-      std::vector<double> p(k);
+    // Candidates by decreasing logit, filtered by options.allow.
+    std::vector<int32_t> order(last.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int32_t>(i);
+    std::sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return last[a] > last[b]; });
+    const size_t want = o.temperature <= 0 ? 1 : (o.top_k > 0 ? static_cast<size_t>(o.top_k) : order.size());
+    std::vector<int32_t> pool;
+    for (int32_t id : order) {
+      if (o.allow && !o.allow(tokens, id)) continue;
+      pool.push_back(id);
+      if (pool.size() == want) break;
+    }
+    LOOM_CHECK(!pool.empty(), "GPT::generate: no token is allowed after ", tokens.size(), " tokens");
+    int32_t next = pool[0];
+    if (o.temperature > 0) {
+      std::vector<double> p(pool.size());
       double total = 0;
-      for (size_t i = 0; i < k; ++i) total += p[i] = std::exp((last[order[i]] - last[order[0]]) / o.temperature);
+      for (size_t i = 0; i < pool.size(); ++i) total += p[i] = std::exp((last[pool[i]] - last[pool[0]]) / o.temperature);
       double u = static_cast<double>(philox_uniform4(gen.seed(), gen.advance(1))[0]) * total;
       size_t pick = 0;
-      while (pick + 1 < k && u >= p[pick]) u -= p[pick++];
-      next = order[pick];
+      while (pick + 1 < pool.size() && u >= p[pick]) u -= p[pick++];
+      next = pool[pick];
     }
     tokens.push_back(next);
     if (next == o.stop_token) break;

@@ -5,6 +5,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <functional>
+#include <vector>
+
 #include "loom/nn/attention.hpp"
 #include "loom/nn/container.hpp"
 
@@ -29,6 +32,9 @@ struct SamplingOptions {
   int64_t top_k = 0;         // 0: the whole vocabulary
   int64_t max_tokens = 64;
   int32_t stop_token = -1;   // generation ends after this id (-1: never)
+  // When set, only tokens it accepts (given the sequence so far) are sampled,
+  // e.g. to keep byte-level output valid UTF-8.
+  std::function<bool(const std::vector<int32_t>& so_far, int32_t token)> allow;
 };
 
 class GPT : public nn::Module {
