@@ -103,7 +103,7 @@ class CausalLM : public Task {
     LOOM_CHECK(tokenizer_.vocab_size() <= m["vocab_size"].get<int64_t>(), "tokenizer has ", tokenizer_.vocab_size(),
                " tokens but model.vocab_size is ", m["vocab_size"].get<int64_t>());
     eot_ = tokenizer_.special_token_id(kEndOfText);
-    train_tokens_ = encode(split.train);
+    train_tokens_ = encode(weighted(split.train, d["chinese_weight"]));
     val_tokens_ = encode(split.val);
 
     const models::GPTConfig c = models::GPTConfig::from_json(m);
@@ -177,6 +177,20 @@ class CausalLM : public Task {
     return out;
   }
 
+  // The training records with every mostly-Chinese record repeated `weight`
+  // times (the verse is a small part of the corpus); validation is untouched.
+  static std::vector<data::TextRecord> weighted(const std::vector<data::TextRecord>& records, int64_t weight) {
+    LOOM_CHECK(weight >= 1, "recipe: data.chinese_weight must be at least 1, got ", weight);
+    std::vector<data::TextRecord> out;
+    for (const auto& rec : records) {
+      size_t high = 0;
+      for (unsigned char c : rec.text) high += c >= 0x80;
+      const int64_t copies = 2 * high > rec.text.size() ? weight : 1;
+      for (int64_t i = 0; i < copies; ++i) out.push_back(rec);
+    }
+    return out;
+  }
+
   std::string bytes_of(const std::vector<int32_t>& ids, size_t begin, size_t end) const {
     std::string s;
     for (size_t i = begin; i < std::min(end, ids.size()); ++i)
@@ -206,7 +220,12 @@ Json causal_lm_schema() {
                 {"seq_len", 128},
                 {"mlp_ratio", 4},
                 {"dropout", 0.0}}},
-              {"data", {{"corpus", "poetry"}, {"root", data::kFortuneDir}, {"val_fraction", 0.05}, {"split_seed", 0}}}};
+              {"data",
+               {{"corpus", "poetry"},
+                {"root", data::kFortuneDir},
+                {"val_fraction", 0.05},
+                {"split_seed", 0},
+                {"chinese_weight", 1}}}};
 }
 
 std::unique_ptr<Task> make_causal_lm(const Json& resolved, const std::string& run_dir) {
