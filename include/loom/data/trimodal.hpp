@@ -1,5 +1,5 @@
 // The tri-modal, bilingual scene dataset: images, captions (English and
-// Chinese), speech and short videos, for the omni-modal models (issue 6).
+// Chinese), speech and short videos, for the omni-modal models.
 //
 // A scene is a 64x64 RGB canvas with one or two Fashion-MNIST items (the
 // train split for training scenes, the test split for evaluation scenes) at
