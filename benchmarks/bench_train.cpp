@@ -59,7 +59,7 @@ void run_train_step(const Options& opt) {
   manual_seed(tr["seed"].get<uint64_t>());
   const std::string tmp = (std::filesystem::temp_directory_path() / "loom-bench-train-step").string();
   std::filesystem::create_directories(tmp);
-  auto task = train::make_task(recipe, tmp);
+  auto task = train::make_task(recipe, train::TaskContext{tmp});
   nn::Module& model = task->model();
   auto optimizer = make_optimizer(recipe["optim"], model);
   const std::vector<Tensor> params = model.parameters();

@@ -102,18 +102,11 @@ Json generator_states(const std::vector<Generator*>& gens) {
 void restore_generators(const std::vector<Generator*>& gens, const Json& states, const std::string& where) {
   LOOM_CHECK(states.is_array() && states.size() == gens.size() + 1, where, ": 'generators' holds ", states.size(),
              " states, the task has ", gens.size() + 1);
+  for (const Json& st : states)
+    LOOM_CHECK(st.is_array() && st.size() == 2 && st[0].is_number_unsigned() && st[1].is_number_unsigned(), where,
+               ": a generator state must be [seed, offset], got ", st.dump());
   for (size_t i = 0; i < gens.size(); ++i) gens[i]->set_state(states[i][0], states[i][1]);
   default_generator().set_state(states.back()[0], states.back()[1]);
-}
-
-// Data parallel: rank r's share of a global batch (rows [r*B, (r+1)*B) of each field).
-data::Batch rank_slice(const data::Batch& global, int rank, int world) {
-  data::Batch out;
-  for (const Tensor& t : global) {
-    const int64_t b = t.size(0) / world;
-    out.push_back(t.narrow(0, rank * b, b).contiguous());
-  }
-  return out;
 }
 
 RunSummary run_training_on(const Json& recipe, const RunOptions& o, const dist::ProcessGroupPtr& group) {
@@ -130,12 +123,9 @@ RunSummary run_training_on(const Json& recipe, const RunOptions& o, const dist::
 
   const std::string checkpoint = o.resume_dir.empty() ? std::string() : find_checkpoint(o.resume_dir);
   manual_seed(tr["seed"].get<uint64_t>());
-  // train.batch_size is per rank. The task's loader yields global batches of
-  // batch_size * world_size (the same order as one process with that batch)
-  // and each rank takes its slice, exactly as LoaderOptions sharding would.
-  Json task_recipe = recipe;
-  task_recipe["train"]["batch_size"] = tr["batch_size"].get<int64_t>() * world_size;
-  auto task = make_task(task_recipe, checkpoint.empty() ? o.out_dir : run_of(checkpoint));
+  // train.batch_size is per rank: each rank's loader takes its shard of the
+  // global batch of batch_size * world_size (LoaderOptions rank/world_size).
+  auto task = make_task(recipe, TaskContext{checkpoint.empty() ? o.out_dir : run_of(checkpoint), rank, world_size});
   nn::Module& model = task->model();
   if (world_size > 1)
     dist::check_consistency(world, {{"recipe", recipe.dump()},
@@ -149,14 +139,22 @@ RunSummary run_training_on(const Json& recipe, const RunOptions& o, const dist::
   if (!checkpoint.empty()) {
     io::CheckpointContent c = io::load_checkpoint(checkpoint);
     const Json& st = c.state;
-    LOOM_CHECK(st.contains("recipe") && st["recipe"]["model"] == recipe["model"], "--resume: checkpoint '", checkpoint,
-               "' was trained with a different model section: ", st.value("recipe", Json())["model"].dump(), " vs ",
-               recipe["model"].dump());
+    // The state is checksummed, but may come from another loom version: name what is missing.
+    auto field = [&](const char* key) -> const Json& {
+      LOOM_CHECK(st.is_object() && st.contains(key), "--resume: checkpoint '", checkpoint, "' has no '", key,
+                 "' in ", io::kCheckpointState);
+      return st[key];
+    };
+    const Json& saved_recipe = field("recipe");
+    const Json saved_model = saved_recipe.is_object() ? saved_recipe.value("model", Json()) : Json();
+    LOOM_CHECK(saved_model == recipe["model"], "--resume: checkpoint '", checkpoint,
+               "' was trained with a different model section: ", saved_model.dump(), " vs ", recipe["model"].dump());
     model.load_state_dict(c.weights);
-    optimizer->load_state(c.optimizer, st.at("optimizer"));
-    task->loader().load_state(st.at("loader"));
-    restore_generators(task->generators(), st.at("generators"), checkpoint);
-    step = st.at("step");
+    optimizer->load_state(c.optimizer, field("optimizer"));
+    task->loader().load_state(field("loader"));
+    restore_generators(task->generators(), field("generators"), checkpoint);
+    LOOM_CHECK(field("step").is_number_integer(), "--resume: checkpoint '", checkpoint, "': 'step' is not an integer");
+    step = st["step"].get<int64_t>();
     skipped = st.value("skipped_steps", int64_t{0});
     elapsed_before = st.value("elapsed_s", 0.0);
     if (lead) std::fprintf(stderr, "resumed from %s at step %lld\n", checkpoint.c_str(), static_cast<long long>(step));
@@ -211,7 +209,7 @@ RunSummary run_training_on(const Json& recipe, const RunOptions& o, const dist::
       auto batch = task->loader().next();
       if (!batch) batch = task->loader().next();  // a new epoch begins
       LOOM_CHECK(batch.has_value(), "training data is empty: the loader gave no batch");
-      LossResult r = task->loss(world_size > 1 ? rank_slice(*batch, rank, world_size) : *batch);
+      LossResult r = task->loss(*batch);
       loss_sum += r.loss.item<double>();
       units += r.units;
       Tensor scaled = accum == 1 ? r.loss : div(r.loss, static_cast<double>(accum));

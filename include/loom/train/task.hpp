@@ -34,10 +34,22 @@ class Task {
   virtual void save_artifacts(const std::string& run_dir) { (void)run_dir; }
 };
 
+// Where a task runs: the run directory holding artifacts to reuse (may be
+// empty), and this process's place in data parallelism.
+struct TaskContext {
+  std::string run_dir;
+  int rank = 0;
+  int world_size = 1;
+};
+
 // The schema (defaults) for the recipe's task, chosen by recipe["model"]["kind"].
 Json task_schema(const Json& recipe);
-// Builds the task of a resolved recipe. `run_dir` holds artifacts to reuse (may be empty).
-std::unique_ptr<Task> make_task(const Json& resolved, const std::string& run_dir);
+// Builds the task of a resolved recipe.
+std::unique_ptr<Task> make_task(const Json& resolved, const TaskContext& context);
+// The training loader options of a resolved recipe: train.batch_size per rank,
+// train.seed and train.num_workers, sharded over the context's ranks (so the
+// ranks together see the batches one process would with batch_size * world_size).
+data::LoaderOptions training_loader_options(const Json& resolved, const TaskContext& context);
 // Names of the registered model kinds.
 std::vector<std::string> task_kinds();
 

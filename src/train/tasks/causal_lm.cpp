@@ -81,7 +81,8 @@ class ByteBigram {
 
 class CausalLM : public Task {
  public:
-  CausalLM(const Json& r, const std::string& run_dir) : recipe_(r), gen_(r["train"]["seed"].get<uint64_t>()) {
+  CausalLM(const Json& r, const TaskContext& context) : recipe_(r), gen_(r["train"]["seed"].get<uint64_t>()) {
+    const std::string& run_dir = context.run_dir;
     const Json& m = r["model"];
     const Json& d = r["data"];
     LOOM_CHECK(d["corpus"] == "poetry", "recipe: data.corpus '", d["corpus"].get<std::string>(),
@@ -112,11 +113,7 @@ class CausalLM : public Task {
     auto windows = std::make_shared<TokenWindows>(train_tokens_, c.seq_len);
     LOOM_CHECK(windows->size() > 0, "poetry corpus: too few training tokens (", train_tokens_->size(),
                ") for seq_len ", c.seq_len);
-    data::LoaderOptions lo;
-    lo.batch_size = r["train"]["batch_size"];
-    lo.seed = r["train"]["seed"];
-    lo.num_workers = r["train"]["num_workers"];
-    loader_ = std::make_unique<data::DataLoader>(windows, lo);
+    loader_ = std::make_unique<data::DataLoader>(windows, training_loader_options(r, context));
     bigram_ = std::make_unique<ByteBigram>(bytes_of(*train_tokens_, 0, train_tokens_->size()));
   }
 
@@ -228,8 +225,8 @@ Json causal_lm_schema() {
                 {"chinese_weight", 1}}}};
 }
 
-std::unique_ptr<Task> make_causal_lm(const Json& resolved, const std::string& run_dir) {
-  return std::make_unique<CausalLM>(resolved, run_dir);
+std::unique_ptr<Task> make_causal_lm(const Json& resolved, const TaskContext& context) {
+  return std::make_unique<CausalLM>(resolved, context);
 }
 
 }  // namespace loom::train

@@ -27,7 +27,7 @@ std::shared_ptr<data::Dataset> limited(std::shared_ptr<data::Dataset> d, int64_t
 
 class ImageClassification : public Task {
  public:
-  explicit ImageClassification(const Json& r) : recipe_(r) {
+  ImageClassification(const Json& r, const TaskContext& context) : recipe_(r) {
     const Json& m = r["model"];
     const Json& d = r["data"];
     LOOM_CHECK(d["dataset"] == "fashion-mnist", "recipe: data.dataset '", d["dataset"].get<std::string>(),
@@ -47,11 +47,7 @@ class ImageClassification : public Task {
     const std::string root = d["root"];
     train_ = limited(data::fashion_mnist(root, true, true), d["train_limit"]);
     test_ = limited(data::fashion_mnist(root, false, true), d["test_limit"]);
-    data::LoaderOptions lo;
-    lo.batch_size = r["train"]["batch_size"];
-    lo.seed = r["train"]["seed"];
-    lo.num_workers = r["train"]["num_workers"];
-    loader_ = std::make_unique<data::DataLoader>(train_, lo);
+    loader_ = std::make_unique<data::DataLoader>(train_, training_loader_options(r, context));
   }
 
   nn::Module& model() override { return *model_; }
@@ -120,8 +116,8 @@ Json image_classifier_schema() {
                 {"label_smoothing", 0.0}}}};
 }
 
-std::unique_ptr<Task> make_image_classification(const Json& resolved, const std::string&) {
-  return std::make_unique<ImageClassification>(resolved);
+std::unique_ptr<Task> make_image_classification(const Json& resolved, const TaskContext& context) {
+  return std::make_unique<ImageClassification>(resolved, context);
 }
 
 }  // namespace loom::train

@@ -8,7 +8,7 @@ namespace {
 
 struct Entry {
   Json (*schema)();
-  std::unique_ptr<Task> (*make)(const Json&, const std::string&);
+  std::unique_ptr<Task> (*make)(const Json&, const TaskContext&);
 };
 
 const std::map<std::string, Entry>& registry() {
@@ -42,8 +42,18 @@ Json task_schema(const Json& recipe) {
   return schema;
 }
 
-std::unique_ptr<Task> make_task(const Json& resolved, const std::string& run_dir) {
-  return entry_for(resolved).make(resolved, run_dir);
+std::unique_ptr<Task> make_task(const Json& resolved, const TaskContext& context) {
+  return entry_for(resolved).make(resolved, context);
+}
+
+data::LoaderOptions training_loader_options(const Json& r, const TaskContext& context) {
+  data::LoaderOptions lo;
+  lo.batch_size = r["train"]["batch_size"];
+  lo.seed = r["train"]["seed"];
+  lo.num_workers = r["train"]["num_workers"];
+  lo.rank = context.rank;
+  lo.world_size = context.world_size;
+  return lo;
 }
 
 std::vector<std::string> task_kinds() {

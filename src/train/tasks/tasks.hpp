@@ -6,8 +6,8 @@
 namespace loom::train {
 
 Json image_classifier_schema();
-std::unique_ptr<Task> make_image_classification(const Json& resolved, const std::string& run_dir);
+std::unique_ptr<Task> make_image_classification(const Json& resolved, const TaskContext& context);
 Json causal_lm_schema();
-std::unique_ptr<Task> make_causal_lm(const Json& resolved, const std::string& run_dir);
+std::unique_ptr<Task> make_causal_lm(const Json& resolved, const TaskContext& context);
 
 }  // namespace loom::train
