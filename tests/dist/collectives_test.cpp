@@ -147,9 +147,7 @@ void test_consistency(dist::ProcessGroup& g) {
 }  // namespace
 
 int main() {
-  auto world = dist::init_distributed();
-  dist_test::rank = world->rank();
-  try {
+  return dist_test::run_checks("collectives", [](const dist::ProcessGroupPtr& world) {
     DCHECK(world->backend() == "mpi" && world->size() > 1, "run this under mpirun with 2+ ranks");
     for (int64_t n : {0, 1, 7, 1000}) {
       for (DType dt : {DType::f32, DType::f64, DType::i32, DType::i64}) {
@@ -170,11 +168,5 @@ int main() {
     test_errors(*world);
     test_consistency(*world);
     world->barrier();
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "rank %d: unexpected error: %s\n", world->rank(), e.what());
-    world->abort(1);
-  }
-  if (dist_test::failures == 0 && world->rank() == 0)
-    std::printf("collectives: all checks passed on %d ranks\n", world->size());
-  return dist_test::failures == 0 ? 0 : 1;
+  });
 }

@@ -3,9 +3,11 @@
 // and main returns non-zero when any rank failed (mpirun then does too).
 #pragma once
 #include <cstdio>
+#include <functional>
 #include <string>
 
 #include <loom/core/error.hpp>
+#include <loom/dist/process_group.hpp>
 
 namespace dist_test {
 inline int failures = 0;
@@ -38,3 +40,24 @@ void expect_error(Fn&& fn, std::initializer_list<const char*> fragments, const c
     }
   }
 }
+
+namespace dist_test {
+
+// The main of a multi-rank test program: runs `checks` on the world group.
+// An unexpected exception aborts the whole job (the other ranks would
+// otherwise wait in their next collective); the exit status is non-zero when
+// any check failed on this rank.
+inline int run_checks(const char* name, const std::function<void(const loom::dist::ProcessGroupPtr&)>& checks) {
+  auto world = loom::dist::init_distributed();
+  rank = world->rank();
+  try {
+    checks(world);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "rank %d: %s: unexpected error: %s\n", rank, name, e.what());
+    world->abort(1);
+  }
+  if (failures == 0 && rank == 0) std::printf("%s: all checks passed on %d ranks\n", name, world->size());
+  return failures == 0 ? 0 : 1;
+}
+
+}  // namespace dist_test

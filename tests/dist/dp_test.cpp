@@ -105,9 +105,7 @@ std::vector<Tensor> data_parallel(dist::ProcessGroupPtr g, int steps, dist::Data
 }  // namespace
 
 int main() {
-  auto world = dist::init_distributed();
-  dist_test::rank = world->rank();
-  try {
+  return dist_test::run_checks("data parallel", [](const dist::ProcessGroupPtr& world) {
     const int W = world->size();
     DCHECK(kBatch % (W * 2) == 0, "the batch of ", kBatch, " must split into 2 micro-batches on ", W, " ranks");
     const auto want = reference(5);
@@ -150,10 +148,5 @@ int main() {
       expect_error([&] { dp.finish(); }, {r.c_str(), "unused", "no gradient"}, "missing gradient");
     }
     world->barrier();
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "rank %d: unexpected error: %s\n", world->rank(), e.what());
-    world->abort(1);
-  }
-  if (dist_test::failures == 0 && world->rank() == 0) std::printf("data parallel: all checks passed on %d ranks\n", world->size());
-  return dist_test::failures == 0 ? 0 : 1;
+  });
 }

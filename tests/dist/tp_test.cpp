@@ -318,9 +318,7 @@ void test_dp_tp(const dist::ProcessGroupPtr& dp) {
 }  // namespace
 
 int main() {
-  auto world = dist::init_distributed();
-  dist_test::rank = world->rank();
-  try {
+  return dist_test::run_checks("tensor parallel", [](const dist::ProcessGroupPtr& world) {
     const int W = world->size(), R = world->rank();
     DCHECK(W % 2 == 0, "needs an even number of ranks, got ", W);
     constexpr int kTp = 2;
@@ -335,10 +333,5 @@ int main() {
     test_attention();
     test_block();
     test_dp_tp(dp);
-  } catch (const std::exception& e) {
-    ++dist_test::failures;
-    std::fprintf(stderr, "rank %d: uncaught: %s\n", dist_test::rank, e.what());
-  }
-  if (dist_test::failures == 0 && world->rank() == 0) std::printf("tp_test: all checks passed on %d ranks\n", world->size());
-  return dist_test::failures == 0 ? 0 : 1;
+  });
 }

@@ -63,9 +63,7 @@ std::vector<Tensor> run_steps(dist::ProcessGroupPtr g, Net& net, int steps, Step
 }  // namespace
 
 int main() {
-  auto world = dist::init_distributed();
-  dist_test::rank = world->rank();
-  try {
+  return dist_test::run_checks("zero-1", [](const dist::ProcessGroupPtr& world) {
     const int W = world->size();
     const int steps = 20;
     Net plain(7);
@@ -95,9 +93,5 @@ int main() {
     Net missing(7);
     dist::ZeroAdamW zm(optim::decay_groups(missing, 0.1), world);
     expect_error([&] { zm.step(0.01); }, {"rank", "ZeroAdamW", "'w1'", "no gradient"}, "missing gradient");
-  } catch (const std::exception& e) {
-    ++dist_test::failures;
-    std::fprintf(stderr, "rank %d: uncaught: %s\n", dist_test::rank, e.what());
-  }
-  return dist_test::failures == 0 ? 0 : 1;
+  });
 }
