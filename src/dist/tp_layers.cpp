@@ -20,6 +20,13 @@ void check_split(const ProcessGroupPtr& group, const char* layer, const char* wh
              " does not split over ", group->size(), " tensor-parallel ranks");
 }
 
+// "lora.<adapter>.<param>" of every adapter on `host`, all with `spec`.
+void add_lora_specs(const nn::LoraHost& host, const char* param, ShardSpec spec,
+                    std::vector<std::pair<std::string, ShardSpec>>& specs) {
+  if (!host.lora_adapters()) return;
+  for (const auto& name : host.lora_adapters()->names()) specs.push_back({"lora." + name + "." + param, spec});
+}
+
 std::shared_ptr<nn::Layer> make_norm(nn::NormKind kind, int64_t dim) {
   if (kind == nn::NormKind::rms_norm) return std::make_shared<nn::RMSNorm>(dim);
   return std::make_shared<nn::LayerNorm>(dim);
@@ -45,13 +52,19 @@ Tensor ColumnParallelLinear::forward(const Tensor& x) {
   LOOM_CHECK(x.dim() >= 1 && x.size(-1) == in_features, "rank ", group->rank(), ": ColumnParallelLinear: x must be [..., ",
              in_features, "], got ", shape_str(x.shape()));
   Tensor y = linear(copy_to_tp_region(x, group), weight, bias);
+  y = add_lora(y, x, [this](const Tensor& h) { return copy_to_tp_region(h, group); });
   return gather_output ? gather_from_tp_region(y, group) : y;
 }
 
 std::vector<std::pair<std::string, ShardSpec>> ColumnParallelLinear::shard_specs() const {
   std::vector<std::pair<std::string, ShardSpec>> s{{"weight", {0, fused_parts}}};
   if (bias.defined()) s.push_back({"bias", {0, fused_parts}});
+  add_lora_specs(*this, "B", {0, fused_parts}, s);
   return s;
+}
+
+std::pair<Tensor, Tensor> ColumnParallelLinear::lora_shards(const Tensor& a, const Tensor& b) const {
+  return {a, shard_of(b, {0, fused_parts}, group->rank(), group->size())};
 }
 
 RowParallelLinear::RowParallelLinear(int64_t in, int64_t out, ProcessGroupPtr g, bool parallel_in, bool with_bias,
@@ -72,10 +85,19 @@ Tensor RowParallelLinear::forward(const Tensor& x) {
              shape_str(x.shape()));
   Tensor xs = input_is_parallel ? x : scatter_to_tp_region(x, group);
   Tensor y = reduce_from_tp_region(linear(xs, weight), group);
+  y = add_lora(y, xs, [this](const Tensor& h) { return reduce_from_tp_region(h, group); });
   return bias.defined() ? add(y, bias) : y;
 }
 
-std::vector<std::pair<std::string, ShardSpec>> RowParallelLinear::shard_specs() const { return {{"weight", {1, 1}}}; }
+std::vector<std::pair<std::string, ShardSpec>> RowParallelLinear::shard_specs() const {
+  std::vector<std::pair<std::string, ShardSpec>> s{{"weight", {1, 1}}};
+  add_lora_specs(*this, "A", {1, 1}, s);
+  return s;
+}
+
+std::pair<Tensor, Tensor> RowParallelLinear::lora_shards(const Tensor& a, const Tensor& b) const {
+  return {shard_of(a, {1, 1}, group->rank(), group->size()), b};
+}
 
 VocabParallelEmbedding::VocabParallelEmbedding(int64_t num, int64_t d, ProcessGroupPtr g, double std, Generator* gen)
     : num_embeddings(num), dim(d), group(std::move(g)) {

@@ -23,7 +23,7 @@ Linear::Linear(int64_t in_features, int64_t out_features, bool with_bias, Genera
   }
 }
 
-Tensor Linear::forward(const Tensor& x) { return linear(x, weight, bias); }
+Tensor Linear::forward(const Tensor& x) { return add_lora(linear(x, weight, bias), x); }
 
 Embedding::Embedding(int64_t num_embeddings, int64_t dim, double std, Generator* gen) {
   Tensor w = empty({num_embeddings, dim});

@@ -14,6 +14,9 @@
 //
 // Sizes that are split (out features, in features, vocabulary, heads) must
 // divide by the group size; errors name the rank and the sizes.
+//
+// The column and row layers host LoRA adapters (loom/nn/lora.hpp), sharded
+// like their weights: see each layer.
 #pragma once
 
 #include <memory>
@@ -31,7 +34,9 @@ namespace loom::dist {
 // all-gathers y to [.., out]; otherwise y stays [.., out/tp] (feed it to a
 // RowParallelLinear). fused_parts > 1: the out features are that many equal
 // blocks (a fused QKV) and each is split separately.
-class ColumnParallelLinear : public nn::Layer, public TensorParallelModule {
+// LoRA: A [r, in] replicated, B [out/tp, r] split like the weight; the [.., r]
+// activation A x passes copy_to_tp_region, so A's gradient is the full sum.
+class ColumnParallelLinear : public nn::Layer, public TensorParallelModule, public nn::LoraHost {
  public:
   ColumnParallelLinear(int64_t in_features, int64_t out_features, ProcessGroupPtr group, bool gather_output = false,
                        bool bias = true, Generator* gen = nullptr, int64_t fused_parts = 1);
@@ -42,7 +47,16 @@ class ColumnParallelLinear : public nn::Layer, public TensorParallelModule {
   bool gather_output;
   ProcessGroupPtr group;
 
+  int64_t lora_in_features() const override { return in_features; }
+  int64_t lora_out_features() const override { return out_features; }
+  Tensor lora_weight() const override { return weight; }
+  bool lora_sharded() const override { return true; }
+  std::pair<Tensor, Tensor> lora_shards(const Tensor& a, const Tensor& b) const override;
+
  private:
+  void register_lora(std::shared_ptr<nn::LoraAdapters> adapters) override {
+    register_module("lora", std::move(adapters));
+  }
   std::string type_name() const override { return "ColumnParallelLinear"; }
 };
 
@@ -51,7 +65,11 @@ class ColumnParallelLinear : public nn::Layer, public TensorParallelModule {
 // summed by reduce_from_tp_region and b (replicated) is added once after.
 // input_is_parallel = false: x is the full [.., in] and each rank takes its
 // slice (scatter_to_tp_region).
-class RowParallelLinear : public nn::Layer, public TensorParallelModule {
+// LoRA: A [r, in/tp] split like the weight, B [out, r] replicated; the
+// partial [.., r] products A x are summed by their own reduce_from_tp_region
+// before B (summing B A x with the base's partial products instead would
+// leave each rank with only its part of B's gradient).
+class RowParallelLinear : public nn::Layer, public TensorParallelModule, public nn::LoraHost {
  public:
   RowParallelLinear(int64_t in_features, int64_t out_features, ProcessGroupPtr group, bool input_is_parallel = true,
                     bool bias = true, Generator* gen = nullptr);
@@ -62,7 +80,16 @@ class RowParallelLinear : public nn::Layer, public TensorParallelModule {
   bool input_is_parallel;
   ProcessGroupPtr group;
 
+  int64_t lora_in_features() const override { return in_features; }
+  int64_t lora_out_features() const override { return out_features; }
+  Tensor lora_weight() const override { return weight; }
+  bool lora_sharded() const override { return true; }
+  std::pair<Tensor, Tensor> lora_shards(const Tensor& a, const Tensor& b) const override;
+
  private:
+  void register_lora(std::shared_ptr<nn::LoraAdapters> adapters) override {
+    register_module("lora", std::move(adapters));
+  }
   std::string type_name() const override { return "RowParallelLinear"; }
 };
 

@@ -1,19 +1,26 @@
 // Basic layers: Linear, Embedding, LayerNorm, RMSNorm, Dropout, MLP.
 #pragma once
 
+#include "loom/nn/lora.hpp"
 #include "loom/nn/module.hpp"
 #include "loom/ops/elementwise.hpp"
 
 namespace loom::nn {
 
 // y = x W^T + b, W [out, in]; PyTorch's default init U(-1/sqrt(in), 1/sqrt(in)).
-class Linear : public Layer {
+// Hosts LoRA adapters (loom/nn/lora.hpp), added to y when active.
+class Linear : public Layer, public LoraHost {
  public:
   Linear(int64_t in_features, int64_t out_features, bool bias = true, Generator* gen = nullptr);
   Tensor forward(const Tensor& x) override;
   Tensor weight, bias;
 
+  int64_t lora_in_features() const override { return weight.size(1); }
+  int64_t lora_out_features() const override { return weight.size(0); }
+  Tensor lora_weight() const override { return weight; }
+
  private:
+  void register_lora(std::shared_ptr<LoraAdapters> adapters) override { register_module("lora", std::move(adapters)); }
   std::string type_name() const override { return "Linear"; }
 };
 

@@ -4,4 +4,6 @@
 #include "loom/nn/conv.hpp"
 #include "loom/nn/init.hpp"
 #include "loom/nn/layers.hpp"
+#include "loom/nn/lora.hpp"
 #include "loom/nn/module.hpp"
+#include "loom/nn/peft.hpp"
