@@ -7,6 +7,7 @@
 #include "loom/io/io.hpp"
 #include "loom/models/models.hpp"
 #include "loom/nn/nn.hpp"
+#include "loom/omni/omni.hpp"
 #include "loom/ops/ops.hpp"
 #include "loom/optim/optim.hpp"
 #include "loom/train/train.hpp"

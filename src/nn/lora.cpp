@@ -63,14 +63,10 @@ bool glob_match(const std::string& pattern, const std::string& name) {
   return p == pattern.size();
 }
 
-bool pattern_matches(const std::string& pattern, const std::string& name) {
-  if (pattern.find('*') != std::string::npos) return glob_match(pattern, name);
-  return name == pattern || (name.size() > pattern.size() && name.ends_with("." + pattern));
-}
 
 bool any_matches(const std::vector<std::string>& patterns, const std::string& name) {
   for (const auto& p : patterns)
-    if (pattern_matches(p, name)) return true;
+    if (name_matches(p, name)) return true;
   return false;
 }
 
@@ -188,6 +184,12 @@ void set_merged(Module& root, const std::string& name, bool merge) {
 }
 
 }  // namespace
+
+bool name_matches(const std::string& pattern, const std::string& name) {
+  if (pattern.find('*') != std::string::npos) return glob_match(pattern, name);
+  return name == pattern || (name.size() > pattern.size() && name.ends_with("." + pattern));
+}
+
 
 double LoraOptions::scale() const {
   return rslora ? alpha / std::sqrt(static_cast<double>(rank)) : alpha / static_cast<double>(rank);

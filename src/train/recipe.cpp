@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "loom/core/error.hpp"
+#include "loom/train/adapt.hpp"
 
 namespace loom::train {
 
@@ -91,7 +92,7 @@ Json resolve(const Json& recipe, const Json& schema, const std::string& where) {
 }
 
 Json common_schema() {
-  return Json{
+  Json schema{
       {"train",
        {{"steps", 1000},
         {"batch_size", 32},
@@ -120,6 +121,9 @@ Json common_schema() {
       {"dist", {{"data_parallel", false}}},
       {"eval", {{"max_batches", 0}}},  // 0: the whole evaluation set
   };
+  // fine-tuning: init_from, lora, freeze, trainable (loom/train/adapt.hpp)
+  schema["train"].update(adaptation_schema());
+  return schema;
 }
 
 }  // namespace loom::train

@@ -9,6 +9,7 @@
 
 #include "loom/autograd/grad_mode.hpp"
 #include "loom/dist/dist.hpp"
+#include "loom/train/adapt.hpp"
 #include "loom/io/atomic_file.hpp"
 #include "loom/io/checkpoint.hpp"
 #include "loom/ops/creation.hpp"
@@ -52,11 +53,12 @@ optim::Schedule make_schedule(const Json& op, int64_t steps) {
 }
 
 // The checkpoint to resume from: `dir` itself, or the newest under a run directory.
-std::string find_checkpoint(const std::string& dir) {
+// `who` names the caller in errors ("--resume", "evaluate").
+std::string find_checkpoint(const std::string& dir, const char* who) {
   if (fs::exists(fs::path(dir) / io::kCheckpointManifest)) return dir;
-  LOOM_CHECK(fs::is_directory(dir), "--resume: '", dir, "' is not a directory");
+  LOOM_CHECK(fs::is_directory(dir), who, ": '", dir, "' is not a directory");
   const auto list = io::list_checkpoints(dir);
-  LOOM_CHECK(!list.empty(), "--resume: no checkpoints under '", dir, "/checkpoints'");
+  LOOM_CHECK(!list.empty(), who, ": no checkpoints under '", dir, "/checkpoints'");
   return list.back();
 }
 
@@ -121,12 +123,14 @@ RunSummary run_training_on(const Json& recipe, const RunOptions& o, const dist::
   const int64_t steps = tr["steps"], accum = tr["grad_accum"];
   LOOM_CHECK(steps > 0 && accum > 0, "recipe: train.steps and train.grad_accum must be positive");
 
-  const std::string checkpoint = o.resume_dir.empty() ? std::string() : find_checkpoint(o.resume_dir);
+  const std::string checkpoint = o.resume_dir.empty() ? std::string() : find_checkpoint(o.resume_dir, "--resume");
   manual_seed(tr["seed"].get<uint64_t>());
   // train.batch_size is per rank: each rank's loader takes its shard of the
   // global batch of batch_size * world_size (LoaderOptions rank/world_size).
   auto task = make_task(recipe, TaskContext{checkpoint.empty() ? o.out_dir : run_of(checkpoint), rank, world_size});
   nn::Module& model = task->model();
+  Generator adapt_gen(tr["seed"].get<uint64_t>() + 0x4c6f5241ull);  // LoRA initialisation
+  const std::string adapted = adapt_model(model, tr, !checkpoint.empty(), &adapt_gen);
   if (world_size > 1)
     dist::check_consistency(world, {{"recipe", recipe.dump()},
                                     {"model parameters", dist::model_signature(model)},
@@ -167,11 +171,9 @@ RunSummary run_training_on(const Json& recipe, const RunOptions& o, const dist::
     task->save_artifacts(o.out_dir);
   }
 
-  const int64_t trainable = model.num_parameters(true);
-  if (lead) std::fprintf(stderr, "%s: %lld parameters (%lld trainable), %lld steps x %lld micro-batches of %lld\n",
-               recipe["model"]["kind"].get<std::string>().c_str(), static_cast<long long>(model.num_parameters()),
-               static_cast<long long>(trainable), static_cast<long long>(steps), static_cast<long long>(accum),
-               static_cast<long long>(tr["batch_size"].get<int64_t>()));
+  if (lead) std::fprintf(stderr, "%s: %s; %lld steps x %lld micro-batches of %lld\n",
+               recipe["model"]["kind"].get<std::string>().c_str(), adapted.c_str(), static_cast<long long>(steps),
+               static_cast<long long>(accum), static_cast<long long>(tr["batch_size"].get<int64_t>()));
 
   std::optional<Metrics> metrics;
   if (lead) metrics.emplace((fs::path(o.out_dir) / "metrics.jsonl").string(), checkpoint.empty() ? 0 : step);
@@ -301,6 +303,31 @@ RunSummary run_training_on(const Json& recipe, const RunOptions& o, const dist::
 }
 
 }  // namespace
+
+Json evaluate_run(const std::string& run_or_checkpoint, const std::vector<std::string>& overrides,
+                  const std::string& out_path) {
+  const std::string checkpoint = find_checkpoint(run_or_checkpoint, "evaluate");
+  const std::string run = run_of(checkpoint);
+  const std::string config = (fs::path(run) / "config.json").string();
+  LOOM_CHECK(fs::exists(config), "evaluate: '", run, "' has no config.json (is it a loom-train run directory?)");
+  const Json trained = read_recipe(config);
+  Json recipe = trained;
+  for (const auto& o : overrides) apply_override(recipe, o);
+  recipe = resolve(recipe, task_schema(recipe), config);
+  LOOM_CHECK(recipe["model"] == trained["model"], "evaluate: --set may not change the model section of '", config,
+             "'");
+  auto task = make_task(recipe, TaskContext{run, 0, 1});
+  Generator adapt_gen(0);  // LoRA A is overwritten by the checkpoint
+  adapt_model(task->model(), recipe["train"], /*resuming=*/true, &adapt_gen);
+  io::CheckpointContent c = io::load_checkpoint(checkpoint);
+  task->model().load_state_dict(c.weights);
+  Json eval = task->evaluate(recipe["eval"]["max_batches"].get<int64_t>());
+  eval["step"] = c.state.value("step", int64_t{0});
+  eval["checkpoint"] = checkpoint;
+  const std::string out = out_path.empty() ? (fs::path(run) / "eval.json").string() : out_path;
+  io::atomic_write_file(out, eval.dump(2) + "\n");
+  return eval;
+}
 
 RunSummary run_training(const Json& recipe, const RunOptions& o) {
   auto world = dist::init_distributed();

@@ -3,6 +3,7 @@
 #pragma once
 #include "loom/dist/consistency.hpp"
 #include "loom/dist/data_parallel.hpp"
+#include "loom/dist/gather.hpp"
 #include "loom/dist/process_group.hpp"
 #include "loom/dist/tensor_parallel.hpp"
 #include "loom/dist/zero.hpp"

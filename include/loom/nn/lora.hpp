@@ -23,7 +23,7 @@
 //   - a pattern without '*' matches a name equal to it or ending in
 //     '.' + pattern, i.e. whole trailing name segments ("qkv" matches
 //     "blocks.0.attn.qkv"; "attn.qkv" also does; "kv" does not).
-// Empty targets select every host layer. A layer matching an exclude pattern
+// (nn::name_matches below.) Empty targets select every host layer. A layer matching an exclude pattern
 // is skipped even when targeted. apply_lora on a host layer itself (no
 // parent) treats its name as "".
 //
@@ -134,6 +134,10 @@ class LoraHost {
 // selected layer already has an adapter of that name (then nothing changes).
 std::vector<std::string> apply_lora(Module& root, const std::string& name, const LoraOptions& options,
                                     Generator* gen = nullptr);
+
+// The pattern rule above, for any dotted name (also used to freeze
+// parameters by name).
+bool name_matches(const std::string& pattern, const std::string& name);
 
 // Every adapter name under `root`, in first-seen order.
 std::vector<std::string> lora_adapter_names(const Module& root);

@@ -1,4 +1,5 @@
 #pragma once
+#include "loom/train/adapt.hpp"
 #include "loom/train/progress.hpp"
 #include "loom/train/recipe.hpp"
 #include "loom/train/task.hpp"

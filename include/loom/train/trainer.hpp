@@ -29,6 +29,14 @@ struct RunSummary {
 // Trains `resolved` (a recipe after resolve()) and returns what it did.
 RunSummary run_training(const Json& resolved, const RunOptions& options);
 
+// Evaluates a trained run without training: `run_or_checkpoint` is a run
+// directory (its newest checkpoint is used) or one checkpoint directory. The
+// recipe is the run's config.json with `overrides` applied (e.g. eval
+// limits; the model section must stay as trained). Writes RUN/eval.json
+// (or `out_path` when given) and returns its contents.
+Json evaluate_run(const std::string& run_or_checkpoint, const std::vector<std::string>& overrides,
+                  const std::string& out_path = "");
+
 // Reads a recipe file, applies --set overrides and resolves it against its task schema.
 Json load_resolved_recipe(const std::string& path, const std::vector<std::string>& overrides);
 

@@ -15,6 +15,8 @@ const std::map<std::string, Entry>& registry() {
   static const std::map<std::string, Entry> r{
       {"image_classifier", {image_classifier_schema, make_image_classification}},
       {"gpt", {causal_lm_schema, make_causal_lm}},
+      {"omni", {omni_task::omni_schema, omni_task::make_omni}},
+      {"omni_classify", {omni_task::omni_classify_schema, omni_task::make_omni_classify}},
   };
   return r;
 }
@@ -22,7 +24,7 @@ const std::map<std::string, Entry>& registry() {
 const Entry& entry_for(const Json& recipe) {
   LOOM_CHECK(recipe.contains("model") && recipe["model"].is_object() && recipe["model"].contains("kind") &&
                  recipe["model"]["kind"].is_string(),
-             "recipe: 'model.kind' must name the model (one of: image_classifier, gpt)");
+             "recipe: 'model.kind' must name the model (one of: image_classifier, gpt, omni, omni_classify)");
   const std::string kind = recipe["model"]["kind"];
   auto it = registry().find(kind);
   if (it == registry().end()) {

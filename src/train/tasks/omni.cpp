@@ -1,0 +1,350 @@
+// Task "omni": contrastive image/audio/video-text learning, captioning and
+// transcription through the text decoder, image-text matching with hard
+// negatives, masked language modelling and masked audio-feature regression,
+// weighted by model.losses (a weight of 0 drops the objective and freezes
+// the parts only it uses).
+#include "train/tasks/omni.hpp"
+
+#include <filesystem>
+
+#include "loom/dist/process_group.hpp"
+#include "loom/omni/losses.hpp"
+#include "loom/ops/ops.hpp"
+
+namespace fs = std::filesystem;
+
+namespace loom::train::omni_task {
+
+namespace tm = data::trimodal;
+
+std::vector<int64_t> caption_ids(const Vocabulary& vocab, const std::string& text, int64_t max_len) {
+  const auto ids = vocab.bpe.encode(text);
+  return {ids.begin(), ids.begin() + std::min<int64_t>(max_len, static_cast<int64_t>(ids.size()))};
+}
+
+Tensor encoder_batch(const Vocabulary& vocab, const std::vector<std::string>& texts, int64_t max_len) {
+  const int64_t b = static_cast<int64_t>(texts.size());
+  std::vector<int64_t> out(b * max_len, vocab.pad);
+  for (int64_t r = 0; r < b; ++r) {
+    const auto ids = caption_ids(vocab, texts[r], max_len);
+    std::copy(ids.begin(), ids.end(), out.begin() + r * max_len);
+  }
+  return from_vector(out, {b, max_len});
+}
+
+std::string decode_text(const Vocabulary& vocab, const std::vector<int32_t>& ids) {
+  std::vector<int32_t> plain;
+  for (int32_t id : ids)
+    if (id < vocab.first_special) plain.push_back(id);
+  return vocab.bpe.decode(plain);
+}
+
+std::shared_ptr<OmniScenes> open_scenes(const Json& r, const std::string& split, int64_t limit) {
+  const std::string root = r["data"]["root"];
+  LOOM_CHECK(fs::exists(fs::path(root) / "manifest.json"), "recipe: data.root '", root,
+             "' holds no tri-modal dataset (build it: loom-data trimodal --out ", root, ")");
+  return std::make_shared<OmniScenes>(root, split, r["model"]["mel_frames"].get<int64_t>(), limit);
+}
+
+Vocabulary omni_vocabulary(const std::string& run_dir, const OmniScenes& scenes, int64_t vocab_size) {
+  const fs::path saved = fs::path(run_dir) / "tokenizer.json";
+  if (!run_dir.empty() && fs::exists(saved)) return Vocabulary(data::BpeTokenizer::load(saved.string()));
+  std::vector<std::string> texts;
+  for (const auto& rec : scenes.scenes().records()) {
+    for (const auto& t : tm::paraphrases_en(rec.items)) texts.push_back(t);
+    for (const auto& t : tm::paraphrases_zh(rec.items)) texts.push_back(t);
+    texts.push_back(rec.en);
+    texts.push_back(rec.zh);
+  }
+  for (const auto& v : scenes.videos()) {
+    texts.push_back(v.en);
+    texts.push_back(v.zh);
+  }
+  data::BpeTrainOptions o;
+  o.special_tokens = Vocabulary::specials();
+  return Vocabulary(data::BpeTokenizer::train(texts, static_cast<int>(vocab_size), o));
+}
+
+std::shared_ptr<omni::OmniModel> make_omni_model(const Json& m, const Vocabulary& vocab, Generator* gen) {
+  omni::OmniConfig config = omni::OmniConfig::from_json(m);
+  config.vocab_size = vocab.bpe.vocab_size();
+  config.pad_id = vocab.pad;
+  return std::make_shared<omni::OmniModel>(config, gen);
+}
+
+namespace {
+
+// Decoder input [bos, caption] and target [caption, eos], -100 after.
+std::pair<Tensor, Tensor> decoder_batch(const Vocabulary& vocab, const std::vector<std::string>& texts,
+                                        const std::vector<bool>& zh, int64_t max_len) {
+  const int64_t b = static_cast<int64_t>(texts.size());
+  std::vector<int64_t> in(b * max_len, vocab.pad), target(b * max_len, -100);
+  for (int64_t r = 0; r < b; ++r) {
+    const auto ids = caption_ids(vocab, texts[r], max_len - 1);
+    in[r * max_len] = zh[r] ? vocab.bos_zh : vocab.bos_en;
+    for (size_t k = 0; k < ids.size(); ++k) {
+      in[r * max_len + k + 1] = ids[k];
+      target[r * max_len + k] = ids[k];
+    }
+    target[r * max_len + ids.size()] = vocab.eos;
+  }
+  return {from_vector(in, {b, max_len}), from_vector(target, {b, max_len})};
+}
+
+class OmniTask : public Task {
+ public:
+  OmniTask(const Json& r, const TaskContext& context) : recipe_(r) {
+    const Json& d = r["data"];
+    LOOM_CHECK(d["dataset"] == "trimodal", "recipe: data.dataset '", d["dataset"].get<std::string>(),
+               "' is not supported by model.kind omni (trimodal)");
+    const int64_t frames = r["model"]["mel_frames"];
+    train_ = open_scenes(r, "train", d["train_limit"]);
+    eval_ = std::make_shared<OmniScenes>(d["root"].get<std::string>(), "eval", frames, d["eval_limit"]);
+    vocab_ = std::make_unique<Vocabulary>(omni_vocabulary(context.run_dir, *train_, r["model"]["vocab_size"]));
+    model_ = make_omni_model(r["model"], *vocab_, &gen_);
+    weights_ = r["model"]["losses"];
+    freeze_unused();
+    if (context.world_size > 1) group_ = dist::init_distributed();
+    loader_ = std::make_unique<data::DataLoader>(train_, training_loader_options(r, context));
+  }
+
+  nn::Module& model() override { return *model_; }
+  data::DataLoader& loader() override { return *loader_; }
+  std::string unit() const override { return "samples"; }
+  std::vector<Generator*> generators() override { return {&gen_}; }
+  void save_artifacts(const std::string& run_dir) override {
+    vocab_->bpe.save((fs::path(run_dir) / "tokenizer.json").string());
+  }
+
+  LossResult loss(const data::Batch& b) override;
+
+  Json evaluate(int64_t max_batches) override {
+    (void)max_batches;  // the eval section's limits apply instead
+    return evaluate_omni({*model_, *vocab_, *eval_, recipe_});
+  }
+
+ private:
+  double weight(const char* name) const { return weights_[name].get<double>(); }
+
+  // Parameters no active objective reaches get no gradient, which data
+  // parallelism would rightly report; they are frozen instead.
+  void freeze_unused() {
+    auto freeze = [](nn::Module& m) {
+      for (auto& p : m.parameters()) p.requires_grad_(false);
+    };
+    const bool video = weight("video_contrastive") > 0 || weight("video_caption") > 0;
+    const bool decode = weight("caption") > 0 || weight("transcript") > 0 || weight("joint_caption") > 0 ||
+                        weight("video_caption") > 0;
+    if (!video) {
+      freeze(*model_->video);
+      freeze(*model_->proj_video);
+    }
+    if (weight("video_contrastive") == 0) freeze(*model_->proj_video);
+    if (!decode) freeze(*model_->decoder);
+    if (weight("matching") == 0) {
+      freeze(*model_->fusion);
+      freeze(*model_->match_head);
+    }
+    if (weight("audio_regression") == 0) freeze(*model_->audio_regression);
+    freeze(*model_->classifier);  // trained by the omni_classify task
+    const bool audio_used = weight("audio_contrastive") > 0 || weight("transcript") > 0 ||
+                            weight("joint_caption") > 0 || weight("audio_regression") > 0 ||
+                            weight("image_audio_contrastive") > 0;
+    if (!audio_used) {
+      freeze(*model_->audio);
+      freeze(*model_->proj_audio);
+    }
+    if (weight("audio_contrastive") == 0 && weight("image_audio_contrastive") == 0) freeze(*model_->proj_audio);
+  }
+
+  Json recipe_;
+  Generator gen_{recipe_["train"]["seed"].get<uint64_t>() + 0x6f6d6e69ull};
+  std::shared_ptr<OmniScenes> train_, eval_;
+  std::unique_ptr<Vocabulary> vocab_;
+  std::shared_ptr<omni::OmniModel> model_;
+  Json weights_;
+  dist::ProcessGroupPtr group_;
+  std::unique_ptr<data::DataLoader> loader_;
+};
+
+Tensor sequence_loss(const Tensor& logits, const Tensor& targets, double smoothing) {
+  CrossEntropyOptions o;
+  o.label_smoothing = smoothing;
+  return cross_entropy(logits.reshape({-1, logits.size(2)}), targets.reshape({-1}), o);
+}
+
+LossResult OmniTask::loss(const data::Batch& b) {
+  omni::OmniModel& m = *model_;
+  const Json& d = recipe_["data"];
+  const int64_t rows = b[0].size(0), len = m.config.text_len;
+  const double smoothing = d["label_smoothing"];
+  // Per row: the language, and whether the text is a paraphrase (which one).
+  const Tensor u_lang = rand({rows}, {}, &gen_), u_para = rand({rows}, {}, &gen_);
+  std::vector<bool> zh(rows);
+  std::vector<std::string> texts, mains;
+  std::vector<int64_t> keys(rows);
+  const auto& records = train_->scenes().records();
+  for (int64_t r = 0; r < rows; ++r) {
+    const auto& rec = records[b[5].data<int64_t>()[r]];
+    zh[r] = u_lang.data<float>()[r] < d["zh_prob"].get<double>();
+    const std::string& main = zh[r] ? rec.zh : rec.en;
+    std::string text = main;
+    const float p = u_para.data<float>()[r];
+    const double para_prob = d["paraphrase_prob"];
+    if (p < para_prob) {
+      const auto paras = zh[r] ? tm::paraphrases_zh(rec.items) : tm::paraphrases_en(rec.items);
+      text = paras[std::min<size_t>(paras.size() - 1, static_cast<size_t>(p / para_prob * paras.size()))];
+    }
+    texts.push_back(text);
+    mains.push_back(main);
+    keys[r] = text_key(rec.en);
+  }
+  const Tensor key_t = from_vector(keys, {rows});
+  // Row r's speech in its language: row r of [English; Chinese] or row rows + r.
+  std::vector<int64_t> pick(rows);
+  for (int64_t r = 0; r < rows; ++r) pick[r] = zh[r] ? rows + r : r;
+  const Tensor picked = from_vector(pick, {rows});
+  Tensor mel = index_select(cat({b[1], b[3]}, 0), 0, picked);
+  const Tensor valid = index_select(cat({b[2], b[4]}, 0), 0, picked);
+
+  Tensor total = zeros({});
+  auto add_term = [&](const char* name, auto&& term) {
+    const double w = weight(name);
+    if (w > 0) total = add(total, mul(term(), w));
+  };
+
+  const omni::Encoded img = m.image->encode(b[0]);
+  const omni::Encoded txt = m.text->encode(encoder_batch(*vocab_, texts, len));
+  const Tensor text_emb = m.embed(omni::Modality::text, txt);
+  const Tensor image_emb = m.embed(omni::Modality::image, img);
+  omni::Encoded aud;
+  Tensor masked_frames;
+  if (!m.audio->parameters().empty() && m.audio->parameters()[0].requires_grad()) {
+    Tensor input = mel;
+    if (weight("audio_regression") > 0) {
+      masked_frames = omni::span_mask(valid, d["audio_mask_prob"], 4, &gen_);
+      input = masked_fill(mel, masked_frames.unsqueeze(2), 0.0);
+    }
+    aud = m.audio->encode(input, valid);
+  }
+  add_term("image_text_contrastive",
+           [&] { return omni::info_nce(image_emb, text_emb, m.logit_scale, key_t, group_); });
+  add_term("audio_contrastive", [&] {
+    return omni::info_nce(m.embed(omni::Modality::audio, aud), text_emb, m.logit_scale, key_t, group_);
+  });
+  add_term("image_audio_contrastive", [&] {
+    return omni::info_nce(image_emb, m.embed(omni::Modality::audio, aud), m.logit_scale, key_t, group_);
+  });
+  const auto [dec_in, dec_target] = decoder_batch(*vocab_, mains, zh, len);
+  add_term("caption", [&] { return sequence_loss(m.decoder->forward(dec_in, img), dec_target, smoothing); });
+  add_term("transcript", [&] { return sequence_loss(m.decoder->forward(dec_in, aud), dec_target, smoothing); });
+  add_term("joint_caption",
+           [&] { return sequence_loss(m.decoder->forward(dec_in, omni::concat({img, aud})), dec_target, smoothing); });
+  add_term("audio_regression", [&] {
+    const int64_t frames = mel.size(1);
+    Tensor pred = m.audio_regression->forward(aud.tokens);  // [B, T, 4 * C]
+    pred = pred.reshape({rows, pred.size(1) * 4, m.config.n_mels}).narrow(1, 0, frames);
+    return omni::masked_mse(pred, mel, masked_frames);
+  });
+  add_term("mlm", [&] {
+    auto [inputs, targets] = omni::mask_tokens(encoder_batch(*vocab_, texts, len), d["mlm_prob"], vocab_->mask,
+                                               vocab_->first_special, &gen_);
+    // a batch where nothing was chosen contributes zero (and keeps the graph alive)
+    if (sum(ne(targets, full({}, -100.0, DType::i64))).item<int64_t>() == 0)
+      return mul(sum(m.text->token_weight()), 0.0);
+    const omni::Encoded masked = m.text->encode(inputs);
+    return sequence_loss(matmul(masked.tokens, m.text->token_weight().transpose(0, 1)), targets, 0.0);
+  });
+  add_term("matching", [&] {
+    // hard negatives: for each image the most similar text of another scene
+    const Tensor negatives = omni::hardest_negatives(matmul(image_emb, text_emb.transpose(0, 1)), key_t, key_t);
+    omni::Encoded neg{index_select(txt.tokens, 0, negatives), index_select(txt.mask, 0, negatives), Tensor()};
+    const Tensor pooled = cat({m.fusion->forward({txt, img}).pooled, m.fusion->forward({neg, img}).pooled}, 0);
+    std::vector<int64_t> labels(2 * rows, 0);
+    std::fill(labels.begin(), labels.begin() + rows, 1);
+    return cross_entropy(m.match_head->forward(pooled), from_vector(labels, {2 * rows}));
+  });
+  const int64_t video_rows = std::min<int64_t>(rows, d["video_batch"].get<int64_t>());
+  if (video_rows > 0 && (weight("video_contrastive") > 0 || weight("video_caption") > 0)) {
+    std::vector<std::string> vtexts;
+    std::vector<int64_t> vkeys;
+    for (int64_t r = 0; r < video_rows; ++r) {
+      const auto& v = train_->videos()[b[7].data<int64_t>()[r]];
+      vtexts.push_back(zh[r] ? v.zh : v.en);
+      vkeys.push_back(text_key(v.en));
+    }
+    const omni::Encoded vid = m.video->encode(b[6].narrow(0, 0, video_rows));
+    add_term("video_contrastive", [&] {
+      const omni::Encoded vt = m.text->encode(encoder_batch(*vocab_, vtexts, len));
+      return omni::info_nce(m.embed(omni::Modality::video, vid), m.embed(omni::Modality::text, vt), m.logit_scale,
+                            from_vector(vkeys, {video_rows}), group_);
+    });
+    add_term("video_caption", [&] {
+      const auto [vin, vtarget] =
+          decoder_batch(*vocab_, vtexts, std::vector<bool>(zh.begin(), zh.begin() + video_rows), len);
+      return sequence_loss(m.decoder->forward(vin, vid), vtarget, smoothing);
+    });
+  }
+  return {total, rows};
+}
+
+}  // namespace
+
+Json omni_model_schema() {
+  return Json{{"kind", "omni"},
+                {"vocab_size", 512},
+                {"d_model", 64},
+                {"n_heads", 4},
+                {"mlp_ratio", 2},
+                {"dropout", 0.0},
+                {"embed_dim", 64},
+                {"text_layers", 2},
+                {"image_layers", 2},
+                {"audio_layers", 2},
+                {"video_layers", 1},
+                {"fusion_layers", 1},
+                {"decoder_layers", 2},
+                {"text_len", 24},
+                {"image_size", 64},
+                {"patch", 8},
+                {"n_mels", 80},
+                {"mel_frames", 512},
+                {"video_frames", 8},
+                {"video_grid", 2},
+                {"fusion", "joint"},
+                {"classes", 10},
+                {"losses",
+                 {{"image_text_contrastive", 1.0},
+                  {"audio_contrastive", 1.0},
+                  {"image_audio_contrastive", 0.0},
+                  {"video_contrastive", 0.5},
+                  {"caption", 1.0},
+                  {"transcript", 1.0},
+                  {"joint_caption", 0.0},
+                  {"video_caption", 0.5},
+                  {"matching", 0.5},
+                  {"mlm", 0.2},
+                  {"audio_regression", 0.2}}}};
+}
+
+Json omni_schema() {
+  return Json{{"model", omni_model_schema()},
+              {"data",
+               {{"dataset", "trimodal"},
+                {"root", "data/trimodal"},
+                {"train_limit", 0},
+                {"eval_limit", 0},
+                {"zh_prob", 0.5},
+                {"paraphrase_prob", 0.3},
+                {"video_batch", 8},
+                {"mlm_prob", 0.15},
+                {"audio_mask_prob", 0.1},
+                {"label_smoothing", 0.1}}},
+              {"eval", {{"max_batches", 0}, {"zero_shot_limit", 0}, {"decode_limit", 0}, {"beam_size", 1}}}};
+}
+
+std::unique_ptr<Task> make_omni(const Json& resolved, const TaskContext& context) {
+  return std::make_unique<OmniTask>(resolved, context);
+}
+
+}  // namespace loom::train::omni_task

@@ -1,0 +1,64 @@
+// The data side of the omni task (internal): scenes and videos of a built
+// tri-modal dataset as loader examples, and the caption tokenizer.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "loom/data/bpe.hpp"
+#include "loom/data/trimodal.hpp"
+
+namespace loom::train::omni_task {
+
+// Special tokens after the BPE merges.
+struct Vocabulary {
+  data::BpeTokenizer bpe;
+  int32_t pad = 0, mask = 0, bos_en = 0, bos_zh = 0, eos = 0;
+  int32_t first_special = 0;  // ids below are ordinary tokens
+  explicit Vocabulary(data::BpeTokenizer tokenizer);
+  static std::vector<std::string> specials() { return {"<pad>", "<mask>", "<en>", "<zh>", "<eos>"}; }
+};
+
+struct VideoRecord {
+  std::string en, zh;
+  int cls = 0, colour = 0, direction = 0;
+  bool held_out = false;
+};
+
+// One split of a built dataset. Example i is
+//   0 image f32 [3, 64, 64] in [0, 1]
+//   1 English speech, log-mel f32 [mel_frames, 80] normalised per utterance
+//     and mel channel over its frames (zero in the padding),
+//   2 its valid frames bool [mel_frames],
+//   3, 4 the same for the Chinese speech,
+//   5 the scene index i64 [],
+//   6 video i % V f32 [8, 3, 64, 64], 7 its index i64 [].
+// `limit` > 0 keeps the first `limit` scenes (and videos).
+class OmniScenes : public data::Dataset {
+ public:
+  OmniScenes(const std::string& root, const std::string& split, int64_t mel_frames, int64_t limit);
+  int64_t size() const override { return scenes_; }
+  data::Example get(int64_t index) const override;
+  const data::trimodal::TrimodalDataset& scenes() const { return base_; }
+  const std::vector<VideoRecord>& videos() const { return videos_; }
+  Tensor video(int64_t index) const;  // f32 [8, 3, 64, 64]
+  Tensor image(int64_t index) const;  // f32 [3, 64, 64]
+
+ private:
+  data::trimodal::TrimodalDataset base_;
+  int64_t mel_frames_, scenes_;
+  Tensor video_u8_;  // [V, 8, 64, 64, 3]
+  std::vector<VideoRecord> videos_;
+};
+
+// Log-mel of a WAV file cropped or zero-padded to `frames`, normalised per
+// mel channel over its real frames; `valid` gets the real-frame mask.
+Tensor normalized_log_mel(const std::string& wav_path, int64_t frames, Tensor* valid);
+
+// HWC u8 pixels -> CHW f32 in [0, 1].
+Tensor to_chw_float(const uint8_t* hwc, int64_t height, int64_t width);
+
+// A stable 63-bit key for a string (FNV-1a), the identity of a caption.
+int64_t text_key(const std::string& text);
+
+}  // namespace loom::train::omni_task

@@ -1,0 +1,132 @@
+// A test-sized omni-modal run end to end: build a tiny tri-modal dataset (a
+// tone generator stands in for espeak-ng, so the test needs no speech
+// package), pretrain, evaluate with loom-eval's code path, and fine-tune the
+// classifier from the pretrained checkpoint.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include <loom/data/trimodal.hpp>
+#include <loom/io/checkpoint.hpp>
+#include <loom/loom.hpp>
+#include <loom/train/trainer.hpp>
+
+namespace fs = std::filesystem;
+using namespace loom;
+using Catch::Contains;
+using train::Json;
+
+namespace {
+
+std::string fresh_dir(const std::string& name) {
+  const fs::path p = fs::temp_directory_path() / ("loom-e2e-omni-" + name + "-" + std::to_string(::getpid()));
+  fs::remove_all(p);
+  return p.string();
+}
+
+// A tone per utterance: its pitch follows the text and the voice, its length the text.
+audio::Wav tone(const data::trimodal::SpeechRequest& r) {
+  audio::Wav w;
+  w.sample_rate = 16000;
+  const size_t n = 800 + 120 * r.text.size();
+  const double f = 200.0 + static_cast<double>(std::hash<std::string>{}(r.text) % 400) + r.pitch;
+  for (size_t i = 0; i < n; ++i)
+    w.samples.push_back(static_cast<int16_t>(8000 * std::sin(2 * M_PI * f * static_cast<double>(i) / 16000.0)));
+  return w;
+}
+
+const std::string& tiny_dataset() {
+  static const std::string dir = [] {
+    const std::string d = fresh_dir("data");
+    data::trimodal::BuildOptions o;
+    o.out = d;
+    o.train_scenes = 48;
+    o.eval_scenes = 40;
+    o.train_videos = 8;
+    o.eval_videos = 8;
+    o.progress = false;
+    data::trimodal::build(o, tone);
+    return d;
+  }();
+  return dir;
+}
+
+Json tiny_model(const char* kind) {
+  return {{"kind", kind}, {"d_model", 16}, {"n_heads", 2}, {"embed_dim", 16}, {"text_layers", 1},
+          {"image_layers", 1}, {"audio_layers", 1}, {"video_layers", 1}, {"fusion_layers", 1},
+          {"decoder_layers", 1}, {"vocab_size", 320}, {"mel_frames", 128}, {"text_len", 24}};
+}
+
+Json resolved(Json r) { return train::resolve(r, train::task_schema(r), "test recipe"); }
+
+}  // namespace
+
+TEST_CASE("omni pretraining, evaluation and classifier fine-tuning run end to end", "[e2e]") {
+  const std::string data = tiny_dataset(), pre = fresh_dir("pretrain"), fine = fresh_dir("classify");
+  const Json recipe = resolved({{"model", tiny_model("omni")},
+                                {"data", {{"root", data}, {"video_batch", 4}}},
+                                {"train", {{"steps", 8}, {"batch_size", 8}, {"log_every", 1}, {"num_workers", 1}}},
+                                {"optim", {{"lr", 3e-3}}},
+                                {"eval", {{"zero_shot_limit", 60}, {"decode_limit", 10}}}});
+  const auto summary = train::run_training(recipe, {pre, "", true, 0});
+  CHECK(summary.steps == 8);
+  CHECK(std::isfinite(summary.final_loss));
+  CHECK(fs::exists(fs::path(pre) / "tokenizer.json"));
+
+  // Every figure comes with its chance level and count, in both languages.
+  const Json& ev = summary.eval;
+  for (const char* key : {"i2t_r1", "t2i_r1", "a2t_r1", "t2a_r1", "i2a_r1", "a2i_r1", "v2t_r1", "t2v_r1",
+                          "zero_shot_accuracy", "caption_exact_match", "asr_cer", "video_caption_exact_match"}) {
+    for (const std::string name : {std::string(key), std::string(key) + "_zh"}) {
+      INFO(name);
+      REQUIRE(ev["metrics"].contains(name));
+      CHECK(ev["chance"].contains(name));
+      CHECK(ev["n"][name].get<int64_t>() > 0);
+      const double v = ev["metrics"][name];
+      CHECK(v >= 0.0);
+      if (name.rfind("asr_cer", 0) != 0) CHECK(v <= 1.0);
+    }
+  }
+  CHECK(ev["chance"]["zero_shot_accuracy"].get<double>() == Approx(0.1));
+  CHECK(ev["n"]["zero_shot_accuracy"].get<int64_t>() == 60);
+  CHECK(ev["chance"]["i2t_r10"].get<double>() > ev["chance"]["i2t_r1"].get<double>());
+
+  // loom-eval's path reproduces the trainer's evaluation from the checkpoint.
+  const Json again = train::evaluate_run(pre, {}, fresh_dir("eval") + ".json");
+  CHECK(again["metrics"] == ev["metrics"]);
+  CHECK_THROWS_WITH(train::evaluate_run(pre, {"model.d_model=32"}, ""), Contains("may not change the model section"));
+  CHECK_THROWS_WITH(train::evaluate_run(fresh_dir("nothing"), {}, ""), Contains("is not a directory"));
+
+  // Fine-tuning the classifier from the pretrained weights: the frozen parts
+  // keep exactly the pretrained values, the image encoder moves.
+  const Json cls = resolved({{"model", tiny_model("omni_classify")},
+                             {"data", {{"root", data}, {"label_fraction", 0.002}, {"test_limit", 100}}},
+                             {"train", {{"steps", 4}, {"batch_size", 8}, {"num_workers", 1}, {"init_from", pre}}},
+                             {"optim", {{"lr", 3e-3}}}});
+  const auto fine_summary = train::run_training(cls, {fine, "", true, 0});
+  CHECK(fine_summary.eval["n"]["train_labels"].get<int64_t>() >= 100);
+  const auto before = io::load_checkpoint(io::list_checkpoints(pre).back()).weights;
+  const auto after = io::load_checkpoint(io::list_checkpoints(fine).back()).weights;
+  auto weight = [](const nn::NamedTensors& w, const std::string& name) {
+    for (const auto& [n, t] : w)
+      if (n == name) return t;
+    FAIL("no weight " << name);
+    return Tensor();
+  };
+  CHECK(allclose(weight(before, "text.embed.weight"), weight(after, "text.embed.weight"), 0, 0));
+  CHECK_FALSE(allclose(weight(before, "image.stem.proj.weight"), weight(after, "image.stem.proj.weight"), 0, 0));
+
+  const Json bad = {{"model", tiny_model("omni_classify")},
+                    {"data", {{"root", data}}},
+                    {"train", {{"steps", 1}, {"init_from", fresh_dir("missing")}}}};
+  CHECK_THROWS_WITH(train::run_training(resolved(bad), {fresh_dir("bad"), "", true, 0}),
+                    Contains("init_from"));
+}
+
+TEST_CASE("the omni task names a missing dataset and the command to build it", "[e2e]") {
+  const Json r = resolved({{"model", tiny_model("omni")}, {"data", {{"root", fresh_dir("absent")}}}});
+  CHECK_THROWS_WITH(train::run_training(r, {fresh_dir("absent-run"), "", true, 0}),
+                    Contains("loom-data trimodal --out"));
+}
