@@ -151,6 +151,20 @@ std::vector<std::string> list_checkpoints(const std::string& run_dir) {
   return out;
 }
 
+std::string find_checkpoint(const std::string& path, const std::string& who) {
+  const fs::path p(path);
+  if (fs::exists(p / kCheckpointManifest) && fs::exists(p / kCheckpointState)) return path;
+  LOOM_CHECK(fs::is_directory(p), who, ": '", path, "' is not a directory");
+  const auto list = list_checkpoints(path);
+  LOOM_CHECK(!list.empty(), who, ": '", path, "' is neither a checkpoint nor a run directory with checkpoints (no '",
+             (p / "checkpoints").string(), "/step-*')");
+  return list.back();
+}
+
+std::string run_of_checkpoint(const std::string& checkpoint) {
+  return fs::path(checkpoint).lexically_normal().parent_path().parent_path().string();
+}
+
 void prune_checkpoints(const std::string& run_dir, size_t keep_last_k) {
   LOOM_CHECK(keep_last_k >= 1, "prune_checkpoints: keep_last_k must be at least 1 (got 0)");
   const auto all = list_checkpoints(run_dir);

@@ -60,14 +60,39 @@ Recall recall_at_k(const Tensor& queries, const Tensor& gallery, const std::vect
   return r;
 }
 
+namespace {
+// The length of the valid UTF-8 sequence starting at text[i], or 0.
+size_t utf8_sequence(const std::string& text, size_t i) {
+  const auto c = static_cast<unsigned char>(text[i]);
+  const size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+  if (len == 0 || i + len > text.size()) return 0;
+  for (size_t k = 1; k < len; ++k)
+    if ((static_cast<unsigned char>(text[i + k]) & 0xC0) != 0x80) return 0;
+  return len;
+}
+}  // namespace
+
+std::string valid_utf8(const std::string& text) {
+  std::string out;
+  for (size_t i = 0; i < text.size();) {
+    const size_t len = utf8_sequence(text, i);
+    if (len == 0) {
+      out += "\xEF\xBF\xBD";
+      ++i;
+    } else {
+      out.append(text, i, len);
+      i += len;
+    }
+  }
+  return out;
+}
+
 std::vector<uint32_t> utf8_code_points(const std::string& text) {
   std::vector<uint32_t> out;
   for (size_t i = 0; i < text.size();) {
     const auto c = static_cast<unsigned char>(text[i]);
-    const size_t len = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
-    bool ok = len > 0 && i + len <= text.size();
-    for (size_t k = 1; ok && k < len; ++k) ok = (static_cast<unsigned char>(text[i + k]) & 0xC0) == 0x80;
-    if (!ok) {  // one invalid byte, kept distinct from every code point
+    const size_t len = utf8_sequence(text, i);
+    if (len == 0) {  // one invalid byte, kept distinct from every code point
       out.push_back(0x110000u + c);
       ++i;
       continue;

@@ -48,21 +48,13 @@ void set_trainable(nn::Module& model, const std::vector<std::string>& patterns, 
   }
 }
 
-std::string checkpoint_of(const std::string& path) {
-  if (fs::exists(fs::path(path) / io::kCheckpointManifest)) return path;
-  LOOM_CHECK(fs::is_directory(path), "recipe: train.init_from '", path, "' is not a run or checkpoint directory");
-  const auto list = io::list_checkpoints(path);
-  LOOM_CHECK(!list.empty(), "recipe: train.init_from '", path, "' holds no checkpoints");
-  return list.back();
-}
-
 }  // namespace
 
 std::string adapt_model(nn::Module& model, const Json& tr, bool resuming, Generator* gen) {
   std::string loaded;
   const std::string init = tr["init_from"];
   if (!init.empty() && !resuming) {
-    const std::string ckpt = checkpoint_of(init);
+    const std::string ckpt = io::find_checkpoint(init, "recipe: train.init_from");
     nn::load_base_state_dict(model, io::load_checkpoint(ckpt).weights);
     loaded = ", initialised from " + ckpt;
   }

@@ -52,21 +52,6 @@ optim::Schedule make_schedule(const Json& op, int64_t steps) {
   return s;
 }
 
-// The checkpoint to resume from: `dir` itself, or the newest under a run directory.
-// `who` names the caller in errors ("--resume", "evaluate").
-std::string find_checkpoint(const std::string& dir, const char* who) {
-  if (fs::exists(fs::path(dir) / io::kCheckpointManifest)) return dir;
-  LOOM_CHECK(fs::is_directory(dir), who, ": '", dir, "' is not a directory");
-  const auto list = io::list_checkpoints(dir);
-  LOOM_CHECK(!list.empty(), who, ": no checkpoints under '", dir, "/checkpoints'");
-  return list.back();
-}
-
-// The run directory a checkpoint belongs to (RUN/checkpoints/step-N -> RUN).
-std::string run_of(const std::string& checkpoint) {
-  return fs::path(checkpoint).lexically_normal().parent_path().parent_path().string();
-}
-
 struct Metrics {
   explicit Metrics(const std::string& path, int64_t keep_until_step) : path_(path) {
     // On resume, drop lines a killed run wrote after the checkpoint.
@@ -123,11 +108,11 @@ RunSummary run_training_on(const Json& recipe, const RunOptions& o, const dist::
   const int64_t steps = tr["steps"], accum = tr["grad_accum"];
   LOOM_CHECK(steps > 0 && accum > 0, "recipe: train.steps and train.grad_accum must be positive");
 
-  const std::string checkpoint = o.resume_dir.empty() ? std::string() : find_checkpoint(o.resume_dir, "--resume");
+  const std::string checkpoint = o.resume_dir.empty() ? std::string() : io::find_checkpoint(o.resume_dir, "--resume");
   manual_seed(tr["seed"].get<uint64_t>());
   // train.batch_size is per rank: each rank's loader takes its shard of the
   // global batch of batch_size * world_size (LoaderOptions rank/world_size).
-  auto task = make_task(recipe, TaskContext{checkpoint.empty() ? o.out_dir : run_of(checkpoint), rank, world_size});
+  auto task = make_task(recipe, TaskContext{checkpoint.empty() ? o.out_dir : io::run_of_checkpoint(checkpoint), rank, world_size});
   nn::Module& model = task->model();
   Generator adapt_gen(tr["seed"].get<uint64_t>() + 0x4c6f5241ull);  // LoRA initialisation
   const std::string adapted = adapt_model(model, tr, !checkpoint.empty(), &adapt_gen);
@@ -306,16 +291,17 @@ RunSummary run_training_on(const Json& recipe, const RunOptions& o, const dist::
 
 Json evaluate_run(const std::string& run_or_checkpoint, const std::vector<std::string>& overrides,
                   const std::string& out_path) {
-  const std::string checkpoint = find_checkpoint(run_or_checkpoint, "evaluate");
-  const std::string run = run_of(checkpoint);
+  const std::string checkpoint = io::find_checkpoint(run_or_checkpoint, "evaluate");
+  const std::string run = io::run_of_checkpoint(checkpoint);
   const std::string config = (fs::path(run) / "config.json").string();
   LOOM_CHECK(fs::exists(config), "evaluate: '", run, "' has no config.json (is it a loom-train run directory?)");
-  const Json trained = read_recipe(config);
-  Json recipe = trained;
-  for (const auto& o : overrides) apply_override(recipe, o);
+  Json recipe = read_recipe(config);
+  for (const auto& o : overrides) {
+    LOOM_CHECK(o.rfind("model.", 0) != 0, "evaluate: --set ", o, ": the model section of '", config,
+               "' is fixed by the training run");
+    apply_override(recipe, o);
+  }
   recipe = resolve(recipe, task_schema(recipe), config);
-  LOOM_CHECK(recipe["model"] == trained["model"], "evaluate: --set may not change the model section of '", config,
-             "'");
   auto task = make_task(recipe, TaskContext{run, 0, 1});
   Generator adapt_gen(0);  // LoRA A is overwritten by the checkpoint
   adapt_model(task->model(), recipe["train"], /*resuming=*/true, &adapt_gen);

@@ -93,10 +93,28 @@ TEST_CASE("omni pretraining, evaluation and classifier fine-tuning run end to en
   CHECK(ev["n"]["zero_shot_accuracy"].get<int64_t>() == 60);
   CHECK(ev["chance"]["i2t_r10"].get<double>() > ev["chance"]["i2t_r1"].get<double>());
 
+  // The inference pipeline (what loom-serve runs) says what the evaluation said.
+  {
+    omni::OmniPipeline pipe(pre);
+    data::trimodal::TrimodalDataset scenes(data, "eval");
+    const Tensor image =
+        omni::image_from_rgb8(scenes.images().select(0, 0).contiguous().data<uint8_t>(), 64, 64).unsqueeze(0);
+    const Json& first = ev["examples"]["scenes"][0];
+    CHECK(pipe.caption(image, "en")[0] == first["caption_en"].get<std::string>());
+    CHECK(pipe.caption(image, "zh")[0] == first["caption_zh"].get<std::string>());
+    const auto speech = audio::to_mono_float(audio::read_wav(scenes.records()[0].audio_en));
+    CHECK(pipe.transcribe({speech}, "en")[0] == first["transcript_en"].get<std::string>());
+    const Tensor e = pipe.embed_texts({"a red bag on the left", "左边是红色的包"});
+    CHECK(e.shape() == Shape{2, 16});
+    CHECK(sum(mul(e, e), {1}).to_vector<float>()[0] == Approx(1.0f));
+    CHECK_THROWS_WITH(pipe.caption(image, "fr"), Contains("language 'fr'"));
+    CHECK_THROWS_WITH(omni::OmniPipeline(data), Contains("neither a checkpoint nor a run directory"));
+  }
+
   // loom-eval's path reproduces the trainer's evaluation from the checkpoint.
   const Json again = train::evaluate_run(pre, {}, fresh_dir("eval") + ".json");
   CHECK(again["metrics"] == ev["metrics"]);
-  CHECK_THROWS_WITH(train::evaluate_run(pre, {"model.d_model=32"}, ""), Contains("may not change the model section"));
+  CHECK_THROWS_WITH(train::evaluate_run(pre, {"model.d_model=32"}, ""), Contains("is fixed by the training run"));
   CHECK_THROWS_WITH(train::evaluate_run(fresh_dir("nothing"), {}, ""), Contains("is not a directory"));
 
   // Fine-tuning the classifier from the pretrained weights: the frozen parts

@@ -177,6 +177,8 @@ TEST_CASE("character error rate counts Levenshtein edits over code points", "[om
   CHECK(omni::char_error_rate({"左边是红色的包"}, {"左边是蓝色的包"}) == Approx(1.0 / 7));
   CHECK(omni::char_error_rate({"", "abc"}, {"ab", "abc"}) == Approx(2.0 / 5));
   CHECK(omni::utf8_code_points("a包").size() == 2);
+  CHECK(omni::utf8_code_points("a\xE5\x8C").size() == 3);  // a character cut short: two invalid bytes
+  CHECK(omni::valid_utf8("a\xE5\x8C包") == "a\xEF\xBF\xBD\xEF\xBF\xBD包");
 }
 
 TEST_CASE("encoders give tokens at the shared width and ignore padding", "[omni]") {

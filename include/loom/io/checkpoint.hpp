@@ -54,6 +54,14 @@ std::string checkpoint_dir(const std::string& run_dir, int64_t step);
 // killed writer) are ignored. A run without checkpoints gives an empty list.
 std::vector<std::string> list_checkpoints(const std::string& run_dir);
 
+// The checkpoint a user names: `path` itself when it is a checkpoint
+// directory (it holds a manifest and a state), else the newest checkpoint of
+// the run directory `path`. Errors start with `who` ("--resume", ...) and say
+// what `path` lacks.
+std::string find_checkpoint(const std::string& path, const std::string& who);
+// The run directory a checkpoint belongs to (RUN/checkpoints/step-N -> RUN).
+std::string run_of_checkpoint(const std::string& checkpoint_dir);
+
 // The step of a checkpoint directory path ("…/step-00000042" -> 42).
 int64_t checkpoint_step(const std::string& checkpoint_dir);
 

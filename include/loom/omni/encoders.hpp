@@ -72,13 +72,13 @@ class TransformerStack : public nn::Module {
 class Encoder : public nn::Module {
  public:
   virtual Modality modality() const = 0;
+  Tensor type_embedding;  // [D]
+  std::shared_ptr<TransformerStack> stack;
 
  protected:
   Encoder(const StackOptions& options, Generator* gen);
   // Adds the type vector, runs the stack and pools.
   Encoded finish(const Tensor& tokens, const Tensor& mask);
-  Tensor type_embedding;  // [D]
-  std::shared_ptr<TransformerStack> stack;
 };
 
 class TextEncoder : public Encoder {

@@ -26,5 +26,8 @@ Recall recall_at_k(const Tensor& queries, const Tensor& gallery, const std::vect
 double char_error_rate(const std::vector<std::string>& hypotheses, const std::vector<std::string>& references);
 // The code points of UTF-8 text (invalid bytes count as one code point each).
 std::vector<uint32_t> utf8_code_points(const std::string& text);
+// The text with each invalid UTF-8 byte replaced by U+FFFD (byte-level
+// decoders can stop inside a character; JSON needs valid UTF-8).
+std::string valid_utf8(const std::string& text);
 
 }  // namespace loom::omni

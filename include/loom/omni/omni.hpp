@@ -3,5 +3,8 @@
 #include "loom/omni/encoders.hpp"
 #include "loom/omni/fusion.hpp"
 #include "loom/omni/losses.hpp"
+#include "loom/omni/features.hpp"
 #include "loom/omni/metrics.hpp"
 #include "loom/omni/model.hpp"
+#include "loom/omni/pipeline.hpp"
+#include "loom/omni/vocabulary.hpp"

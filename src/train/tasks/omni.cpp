@@ -7,8 +7,11 @@
 
 #include <filesystem>
 
+#include "loom/autograd/grad_mode.hpp"
 #include "loom/dist/process_group.hpp"
 #include "loom/omni/losses.hpp"
+#include "loom/omni/metrics.hpp"
+#include "loom/omni/features.hpp"
 #include "loom/ops/ops.hpp"
 
 namespace fs = std::filesystem;
@@ -16,28 +19,6 @@ namespace fs = std::filesystem;
 namespace loom::train::omni_task {
 
 namespace tm = data::trimodal;
-
-std::vector<int64_t> caption_ids(const Vocabulary& vocab, const std::string& text, int64_t max_len) {
-  const auto ids = vocab.bpe.encode(text);
-  return {ids.begin(), ids.begin() + std::min<int64_t>(max_len, static_cast<int64_t>(ids.size()))};
-}
-
-Tensor encoder_batch(const Vocabulary& vocab, const std::vector<std::string>& texts, int64_t max_len) {
-  const int64_t b = static_cast<int64_t>(texts.size());
-  std::vector<int64_t> out(b * max_len, vocab.pad);
-  for (int64_t r = 0; r < b; ++r) {
-    const auto ids = caption_ids(vocab, texts[r], max_len);
-    std::copy(ids.begin(), ids.end(), out.begin() + r * max_len);
-  }
-  return from_vector(out, {b, max_len});
-}
-
-std::string decode_text(const Vocabulary& vocab, const std::vector<int32_t>& ids) {
-  std::vector<int32_t> plain;
-  for (int32_t id : ids)
-    if (id < vocab.first_special) plain.push_back(id);
-  return vocab.bpe.decode(plain);
-}
 
 std::shared_ptr<OmniScenes> open_scenes(const Json& r, const std::string& split, int64_t limit) {
   const std::string root = r["data"]["root"];
@@ -80,7 +61,7 @@ std::pair<Tensor, Tensor> decoder_batch(const Vocabulary& vocab, const std::vect
   const int64_t b = static_cast<int64_t>(texts.size());
   std::vector<int64_t> in(b * max_len, vocab.pad), target(b * max_len, -100);
   for (int64_t r = 0; r < b; ++r) {
-    const auto ids = caption_ids(vocab, texts[r], max_len - 1);
+    const auto ids = vocab.ids(texts[r], max_len - 1);
     in[r * max_len] = zh[r] ? vocab.bos_zh : vocab.bos_en;
     for (size_t k = 0; k < ids.size(); ++k) {
       in[r * max_len + k + 1] = ids[k];
@@ -126,35 +107,56 @@ class OmniTask : public Task {
  private:
   double weight(const char* name) const { return weights_[name].get<double>(); }
 
+  // Which parts the weighted objectives use.
+  struct Uses {
+    bool image, text, audio, video, decoder, proj_image, proj_text, proj_audio;
+  };
+  Uses uses() const {
+    auto on = [&](const char* name) { return weight(name) > 0; };
+    Uses u{};
+    u.image = on("image_text_contrastive") || on("image_audio_contrastive") || on("caption") || on("joint_caption") ||
+              on("matching");
+    u.text = on("image_text_contrastive") || on("audio_contrastive") || on("video_contrastive") || on("matching") ||
+             on("mlm");
+    u.audio = on("audio_contrastive") || on("image_audio_contrastive") || on("transcript") || on("joint_caption") ||
+              on("audio_regression");
+    u.video = on("video_contrastive") || on("video_caption");
+    u.decoder = on("caption") || on("transcript") || on("joint_caption") || on("video_caption");
+    u.proj_image = on("image_text_contrastive") || on("image_audio_contrastive");
+    u.proj_text = on("image_text_contrastive") || on("audio_contrastive") || on("video_contrastive");
+    u.proj_audio = on("audio_contrastive") || on("image_audio_contrastive");
+    return u;
+  }
+
   // Parameters no active objective reaches get no gradient, which data
   // parallelism would rightly report; they are frozen instead.
   void freeze_unused() {
     auto freeze = [](nn::Module& m) {
       for (auto& p : m.parameters()) p.requires_grad_(false);
     };
-    const bool video = weight("video_contrastive") > 0 || weight("video_caption") > 0;
-    const bool decode = weight("caption") > 0 || weight("transcript") > 0 || weight("joint_caption") > 0 ||
-                        weight("video_caption") > 0;
-    if (!video) {
-      freeze(*model_->video);
-      freeze(*model_->proj_video);
+    const Uses u = uses();
+    omni::OmniModel& m = *model_;
+    if (!u.image) {  // the patch stem stays when video uses it
+      freeze(*m.image->stack);
+      for (auto& [name, p] : m.image->named_parameters(/*recurse=*/false)) p.requires_grad_(false);
+      if (!u.video) freeze(*m.image->stem);
     }
-    if (weight("video_contrastive") == 0) freeze(*model_->proj_video);
-    if (!decode) freeze(*model_->decoder);
+    if (!u.text) freeze(*m.text);
+    if (!u.audio) freeze(*m.audio);
+    if (!u.video) freeze(*m.video);
+    if (!u.decoder) freeze(*m.decoder);
+    if (!u.proj_image) freeze(*m.proj_image);
+    if (!u.proj_text) freeze(*m.proj_text);
+    if (!u.proj_audio) freeze(*m.proj_audio);
+    if (weight("video_contrastive") == 0) freeze(*m.proj_video);
     if (weight("matching") == 0) {
-      freeze(*model_->fusion);
-      freeze(*model_->match_head);
+      freeze(*m.fusion);
+      freeze(*m.match_head);
     }
-    if (weight("audio_regression") == 0) freeze(*model_->audio_regression);
-    freeze(*model_->classifier);  // trained by the omni_classify task
-    const bool audio_used = weight("audio_contrastive") > 0 || weight("transcript") > 0 ||
-                            weight("joint_caption") > 0 || weight("audio_regression") > 0 ||
-                            weight("image_audio_contrastive") > 0;
-    if (!audio_used) {
-      freeze(*model_->audio);
-      freeze(*model_->proj_audio);
-    }
-    if (weight("audio_contrastive") == 0 && weight("image_audio_contrastive") == 0) freeze(*model_->proj_audio);
+    if (weight("audio_regression") == 0) freeze(*m.audio_regression);
+    if (!u.proj_image && !u.proj_text && !u.proj_audio && weight("video_contrastive") == 0)
+      m.logit_scale.requires_grad_(false);
+    freeze(*m.classifier);  // trained by the omni_classify task
   }
 
   Json recipe_;
@@ -213,13 +215,14 @@ LossResult OmniTask::loss(const data::Batch& b) {
     if (w > 0) total = add(total, mul(term(), w));
   };
 
-  const omni::Encoded img = m.image->encode(b[0]);
-  const omni::Encoded txt = m.text->encode(encoder_batch(*vocab_, texts, len));
-  const Tensor text_emb = m.embed(omni::Modality::text, txt);
-  const Tensor image_emb = m.embed(omni::Modality::image, img);
-  omni::Encoded aud;
-  Tensor masked_frames;
-  if (!m.audio->parameters().empty() && m.audio->parameters()[0].requires_grad()) {
+  const Uses u = uses();
+  omni::Encoded img, txt, aud;
+  Tensor image_emb, text_emb, masked_frames;
+  if (u.image) img = m.image->encode(b[0]);
+  if (u.text) txt = m.text->encode(vocab_->batch(texts, len));
+  if (u.proj_image) image_emb = m.embed(omni::Modality::image, img);
+  if (u.proj_text) text_emb = m.embed(omni::Modality::text, txt);
+  if (u.audio) {
     Tensor input = mel;
     if (weight("audio_regression") > 0) {
       masked_frames = omni::span_mask(valid, d["audio_mask_prob"], 4, &gen_);
@@ -247,7 +250,7 @@ LossResult OmniTask::loss(const data::Batch& b) {
     return omni::masked_mse(pred, mel, masked_frames);
   });
   add_term("mlm", [&] {
-    auto [inputs, targets] = omni::mask_tokens(encoder_batch(*vocab_, texts, len), d["mlm_prob"], vocab_->mask,
+    auto [inputs, targets] = omni::mask_tokens(vocab_->batch(texts, len), d["mlm_prob"], vocab_->mask,
                                                vocab_->first_special, &gen_);
     // a batch where nothing was chosen contributes zero (and keeps the graph alive)
     if (sum(ne(targets, full({}, -100.0, DType::i64))).item<int64_t>() == 0)
@@ -257,7 +260,12 @@ LossResult OmniTask::loss(const data::Batch& b) {
   });
   add_term("matching", [&] {
     // hard negatives: for each image the most similar text of another scene
-    const Tensor negatives = omni::hardest_negatives(matmul(image_emb, text_emb.transpose(0, 1)), key_t, key_t);
+    Tensor similarity;
+    {
+      NoGradGuard no_grad;
+      similarity = matmul(m.embed(omni::Modality::image, img), m.embed(omni::Modality::text, txt).transpose(0, 1));
+    }
+    const Tensor negatives = omni::hardest_negatives(similarity, key_t, key_t);
     omni::Encoded neg{index_select(txt.tokens, 0, negatives), index_select(txt.mask, 0, negatives), Tensor()};
     const Tensor pooled = cat({m.fusion->forward({txt, img}).pooled, m.fusion->forward({neg, img}).pooled}, 0);
     std::vector<int64_t> labels(2 * rows, 0);
@@ -275,7 +283,7 @@ LossResult OmniTask::loss(const data::Batch& b) {
     }
     const omni::Encoded vid = m.video->encode(b[6].narrow(0, 0, video_rows));
     add_term("video_contrastive", [&] {
-      const omni::Encoded vt = m.text->encode(encoder_batch(*vocab_, vtexts, len));
+      const omni::Encoded vt = m.text->encode(vocab_->batch(vtexts, len));
       return omni::info_nce(m.embed(omni::Modality::video, vid), m.embed(omni::Modality::text, vt), m.logit_scale,
                             from_vector(vkeys, {video_rows}), group_);
     });

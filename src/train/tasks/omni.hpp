@@ -30,11 +30,5 @@ struct EvalContext {
 };
 Json evaluate_omni(const EvalContext& context);
 
-// Token ids of a caption: at most max_len BPE tokens.
-std::vector<int64_t> caption_ids(const Vocabulary& vocab, const std::string& text, int64_t max_len);
-// [B, max_len] i64 of several texts, padded with vocab.pad.
-Tensor encoder_batch(const Vocabulary& vocab, const std::vector<std::string>& texts, int64_t max_len);
-// The decoded text of generated ids (special tokens dropped).
-std::string decode_text(const Vocabulary& vocab, const std::vector<int32_t>& ids);
 
 }  // namespace loom::train::omni_task

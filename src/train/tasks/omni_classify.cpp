@@ -10,6 +10,7 @@
 
 #include "loom/autograd/grad_mode.hpp"
 #include "loom/data/idx.hpp"
+#include "loom/omni/features.hpp"
 #include "loom/ops/ops.hpp"
 #include "train/tasks/omni.hpp"
 
@@ -39,7 +40,7 @@ class RenderedFashion : public data::Dataset {
     scene.items.push_back(tm::Item{label(src), kWhite, kCenter, src, 0, 0});
     std::vector<uint8_t> rgb(tm::kSide * tm::kSide * 3, 0);
     tm::render_scene(scene, images_.data<uint8_t>(), rgb.data());
-    return {to_chw_float(rgb.data(), tm::kSide, tm::kSide), scalar_tensor(label(src), DType::i64)};
+    return {omni::image_from_rgb8(rgb.data(), tm::kSide, tm::kSide), scalar_tensor(label(src), DType::i64)};
   }
   int label(int64_t src) const { return labels_.data<uint8_t>()[src]; }
   int64_t split_size() const { return images_.size(0); }

@@ -5,8 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "loom/audio/mel.hpp"
-#include "loom/audio/wav.hpp"
+#include "loom/omni/features.hpp"
 #include "loom/io/safetensors.hpp"
 #include "loom/ops/ops.hpp"
 
@@ -14,52 +13,10 @@ namespace loom::train::omni_task {
 
 namespace tm = data::trimodal;
 
-Vocabulary::Vocabulary(data::BpeTokenizer tokenizer) : bpe(std::move(tokenizer)) {
-  pad = bpe.special_token_id("<pad>");
-  mask = bpe.special_token_id("<mask>");
-  bos_en = bpe.special_token_id("<en>");
-  bos_zh = bpe.special_token_id("<zh>");
-  eos = bpe.special_token_id("<eos>");
-  first_special = bpe.vocab_size() - static_cast<int32_t>(bpe.special_tokens().size());
-}
-
 int64_t text_key(const std::string& text) {
   uint64_t h = 1469598103934665603ull;
   for (unsigned char c : text) h = (h ^ c) * 1099511628211ull;
   return static_cast<int64_t>(h >> 1);
-}
-
-Tensor to_chw_float(const uint8_t* src, int64_t h, int64_t w) {
-  Tensor out = empty({3, h, w}, DType::f32);
-  float* dst = out.data<float>();
-  for (int64_t p = 0; p < h * w; ++p)
-    for (int c = 0; c < 3; ++c) dst[c * h * w + p] = src[p * 3 + c] / 255.0f;
-  return out;
-}
-
-Tensor normalized_log_mel(const std::string& path, int64_t frames, Tensor* valid) {
-  const audio::Wav wav = audio::read_wav(path);
-  LOOM_CHECK(wav.sample_rate == tm::kSampleRate, "omni: ", path, " has sample rate ", wav.sample_rate,
-             ", expected ", tm::kSampleRate);
-  const audio::MelOptions mo;
-  const Tensor mel = audio::log_mel_spectrogram(audio::to_mono_float(wav), mo);
-  const int64_t keep = std::min(frames, mel.size(0)), c = mo.n_mels;
-  Tensor out = zeros({frames, c}, DType::f32);
-  const float* m = mel.data<float>();
-  float* o = out.data<float>();
-  for (int64_t k = 0; k < c; ++k) {
-    double s = 0, s2 = 0;
-    for (int64_t t = 0; t < keep; ++t) s += m[t * c + k];
-    const double mean = s / static_cast<double>(keep);
-    for (int64_t t = 0; t < keep; ++t) s2 += (m[t * c + k] - mean) * (m[t * c + k] - mean);
-    const double inv = 1.0 / std::sqrt(s2 / static_cast<double>(keep) + 1e-5);
-    for (int64_t t = 0; t < keep; ++t) o[t * c + k] = static_cast<float>((m[t * c + k] - mean) * inv);
-  }
-  if (valid) {
-    *valid = zeros({frames}, DType::boolean);
-    for (int64_t t = 0; t < keep; ++t) valid->data<bool>()[t] = true;
-  }
-  return out;
 }
 
 OmniScenes::OmniScenes(const std::string& root, const std::string& split, int64_t mel_frames, int64_t limit)
@@ -101,7 +58,7 @@ OmniScenes::OmniScenes(const std::string& root, const std::string& split, int64_
 }
 
 Tensor OmniScenes::image(int64_t index) const {
-  return to_chw_float(base_.images().select(0, index).contiguous().data<uint8_t>(), tm::kSide, tm::kSide);
+  return omni::image_from_rgb8(base_.images().select(0, index).contiguous().data<uint8_t>(), tm::kSide, tm::kSide);
 }
 
 Tensor OmniScenes::video(int64_t index) const {
@@ -109,7 +66,7 @@ Tensor OmniScenes::video(int64_t index) const {
   std::vector<Tensor> frames;
   const int64_t frame_bytes = tm::kSide * tm::kSide * 3;
   for (int64_t f = 0; f < tm::kVideoFrames; ++f)
-    frames.push_back(to_chw_float(v.data<uint8_t>() + f * frame_bytes, tm::kSide, tm::kSide));
+    frames.push_back(omni::image_from_rgb8(v.data<uint8_t>() + f * frame_bytes, tm::kSide, tm::kSide));
   return stack(frames, 0);
 }
 
@@ -117,8 +74,8 @@ data::Example OmniScenes::get(int64_t index) const {
   LOOM_CHECK(index >= 0 && index < scenes_, "omni: scene ", index, " out of range for ", scenes_, " scenes");
   const auto& r = base_.records()[index];
   Tensor valid_en, valid_zh;
-  Tensor mel_en = normalized_log_mel(r.audio_en, mel_frames_, &valid_en);
-  Tensor mel_zh = normalized_log_mel(r.audio_zh, mel_frames_, &valid_zh);
+  Tensor mel_en = omni::speech_features_from_wav(r.audio_en, mel_frames_, &valid_en);
+  Tensor mel_zh = omni::speech_features_from_wav(r.audio_zh, mel_frames_, &valid_zh);
   const int64_t v = index % static_cast<int64_t>(videos_.size());
   return {image(index), mel_en, valid_en, mel_zh, valid_zh, scalar_tensor(static_cast<double>(index), DType::i64),
           video(v), scalar_tensor(static_cast<double>(v), DType::i64)};

@@ -5,19 +5,12 @@
 #include <string>
 #include <vector>
 
-#include "loom/data/bpe.hpp"
+#include "loom/omni/vocabulary.hpp"
 #include "loom/data/trimodal.hpp"
 
 namespace loom::train::omni_task {
 
-// Special tokens after the BPE merges.
-struct Vocabulary {
-  data::BpeTokenizer bpe;
-  int32_t pad = 0, mask = 0, bos_en = 0, bos_zh = 0, eos = 0;
-  int32_t first_special = 0;  // ids below are ordinary tokens
-  explicit Vocabulary(data::BpeTokenizer tokenizer);
-  static std::vector<std::string> specials() { return {"<pad>", "<mask>", "<en>", "<zh>", "<eos>"}; }
-};
+using omni::Vocabulary;
 
 struct VideoRecord {
   std::string en, zh;
@@ -50,13 +43,6 @@ class OmniScenes : public data::Dataset {
   Tensor video_u8_;  // [V, 8, 64, 64, 3]
   std::vector<VideoRecord> videos_;
 };
-
-// Log-mel of a WAV file cropped or zero-padded to `frames`, normalised per
-// mel channel over its real frames; `valid` gets the real-frame mask.
-Tensor normalized_log_mel(const std::string& wav_path, int64_t frames, Tensor* valid);
-
-// HWC u8 pixels -> CHW f32 in [0, 1].
-Tensor to_chw_float(const uint8_t* hwc, int64_t height, int64_t width);
 
 // A stable 63-bit key for a string (FNV-1a), the identity of a caption.
 int64_t text_key(const std::string& text);

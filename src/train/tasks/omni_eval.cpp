@@ -11,6 +11,7 @@
 #include "loom/autograd/grad_mode.hpp"
 #include "loom/data/idx.hpp"
 #include "loom/omni/metrics.hpp"
+#include "loom/omni/features.hpp"
 #include "loom/ops/ops.hpp"
 #include "train/tasks/omni.hpp"
 
@@ -21,6 +22,7 @@ namespace tm = data::trimodal;
 namespace {
 
 constexpr int64_t kBatch = 100;
+constexpr int64_t kExamples = 6;  // scenes and videos shown in eval.json "examples"
 constexpr int kWhite = 7;   // colours(): white, for the untinted Fashion-MNIST items
 constexpr int kCenter = 4;  // position_names(): center
 
@@ -60,7 +62,10 @@ class Evaluator {
     compositional();
     generation();
     m_.train();
-    return Json{{"metrics", out_.metrics}, {"chance", out_.chance}, {"n", out_.n}};
+    return Json{{"metrics", out_.metrics},
+                {"chance", out_.chance},
+                {"n", out_.n},
+                {"examples", {{"scenes", scene_examples_}, {"videos", video_examples_}}}};
   }
 
  private:
@@ -69,7 +74,7 @@ class Evaluator {
   Tensor text_embeddings(const std::vector<std::string>& texts) {
     return batched(static_cast<int64_t>(texts.size()), [&](int64_t a, int64_t b) {
       std::vector<std::string> part(texts.begin() + a, texts.begin() + b);
-      return m_.embed(omni::Modality::text, m_.text->encode(encoder_batch(c_.vocab, part, len_)));
+      return m_.embed(omni::Modality::text, m_.text->encode(c_.vocab.batch(part, len_)));
     });
   }
 
@@ -84,7 +89,7 @@ class Evaluator {
     std::vector<Tensor> mels, valid;
     for (int64_t i = a; i < b; ++i) {
       Tensor v;
-      mels.push_back(normalized_log_mel(zh ? record(i).audio_zh : record(i).audio_en, m_.config.mel_frames, &v));
+      mels.push_back(omni::speech_features_from_wav(zh ? record(i).audio_zh : record(i).audio_en, m_.config.mel_frames, &v));
       valid.push_back(v);
     }
     return m_.audio->encode(stack(mels, 0), stack(valid, 0));
@@ -95,6 +100,20 @@ class Evaluator {
     const omni::Recall r = omni::recall_at_k(q, g, qk, gk);
     for (size_t k = 0; k < r.ks.size(); ++k)
       out_.put(name + "_r" + std::to_string(r.ks[k]) + suffix, r.recall[k], r.chance[k], q.size(0));
+  }
+
+  Json& scene_example(int64_t i) {
+    while (static_cast<int64_t>(scene_examples_.size()) <= i)
+      scene_examples_.push_back({{"index", static_cast<int64_t>(scene_examples_.size())}});
+    return scene_examples_[i];
+  }
+
+  // The best caption (by cosine similarity) of each of the first example images.
+  void note_nearest(const Tensor& images, const Tensor& texts, const std::vector<std::string>& captions,
+                    const char* key) {
+    const int64_t k = std::min(kExamples, images.size(0));
+    const Tensor best = argmax(matmul(unit(images.narrow(0, 0, k)), unit(texts).transpose(0, 1)), 1).contiguous();
+    for (int64_t i = 0; i < k; ++i) scene_example(i)[key] = captions[best.data<int64_t>()[i]];
   }
 
   void retrieval() {
@@ -116,6 +135,7 @@ class Evaluator {
         return m_.embed(omni::Modality::audio, audio(a, b, in_zh));
       });
       put_recall("i2t", image, text, keys, keys, sfx);
+      note_nearest(image, text, in_zh ? zh : en, in_zh ? "retrieved_zh" : "retrieved_en");
       put_recall("t2i", text, image, keys, keys, sfx);
       put_recall("a2t", speech, text, keys, keys, sfx);
       put_recall("t2a", text, speech, keys, keys, sfx);
@@ -167,7 +187,7 @@ class Evaluator {
         scene.items.push_back(tm::Item{static_cast<int>(labels.data<uint8_t>()[i]), kWhite, kCenter, i, 0, 0});
         std::fill(rgb.begin(), rgb.end(), 0);
         tm::render_scene(scene, images.data<uint8_t>(), rgb.data());
-        rows.push_back(to_chw_float(rgb.data(), tm::kSide, tm::kSide));
+        rows.push_back(omni::image_from_rgb8(rgb.data(), tm::kSide, tm::kSide));
       }
       return m_.embed(omni::Modality::image, m_.image->encode(stack(rows, 0)));
     });
@@ -233,7 +253,7 @@ class Evaluator {
       const int64_t e = std::min(count, s + kBatch);
       const std::vector<int32_t> start(e - s, zh ? c_.vocab.bos_zh : c_.vocab.bos_en);
       for (const auto& ids : m_.decoder->generate(enc(s, e), start, c_.vocab.eos, decode_))
-        out.push_back(decode_text(c_.vocab, ids));
+        out.push_back(c_.vocab.decode(ids));
     }
     return out;
   }
@@ -268,15 +288,27 @@ class Evaluator {
       for (int64_t i = 0; i < v; ++i) vrefs.push_back(zh ? c_.eval.videos()[i].zh : c_.eval.videos()[i].en);
       const auto captions = decode(n, zh, [&](int64_t a, int64_t b) { return m_.image->encode(images(a, b)); });
       put_match("caption_exact_match" + sfx, captions, refs);
+      for (int64_t i = 0; i < std::min(kExamples, n); ++i) {
+        scene_example(i)["reference" + std::string(zh ? "_zh" : "_en")] = refs[i];
+        scene_example(i)["caption" + std::string(zh ? "_zh" : "_en")] = captions[i];
+      }
       const auto transcripts = decode(n, zh, [&](int64_t a, int64_t b) { return audio(a, b, zh); });
       const std::vector<std::string> constant(refs.size(), most_frequent(refs));
       out_.put("asr_cer" + sfx, omni::char_error_rate(transcripts, refs), omni::char_error_rate(constant, refs), n);
+      for (int64_t i = 0; i < std::min(kExamples, n); ++i)
+        scene_example(i)["transcript" + std::string(zh ? "_zh" : "_en")] = transcripts[i];
       const auto vcaps = decode(v, zh, [&](int64_t a, int64_t b) {
         std::vector<Tensor> clips;
         for (int64_t i = a; i < b; ++i) clips.push_back(c_.eval.video(i));
         return m_.video->encode(stack(clips, 0));
       });
       put_match("video_caption_exact_match" + sfx, vcaps, vrefs);
+      for (int64_t i = 0; i < std::min(kExamples, v); ++i) {
+        while (static_cast<int64_t>(video_examples_.size()) <= i)
+          video_examples_.push_back({{"index", static_cast<int64_t>(video_examples_.size())}});
+        video_examples_[i]["reference" + std::string(zh ? "_zh" : "_en")] = vrefs[i];
+        video_examples_[i]["caption" + std::string(zh ? "_zh" : "_en")] = vcaps[i];
+      }
     }
   }
 
@@ -286,6 +318,7 @@ class Evaluator {
   omni::DecodeOptions decode_;
   Tensor image_emb_;
   Tensor pair_prompts_[2][tm::kNumPositions];
+  Json scene_examples_ = Json::array(), video_examples_ = Json::array();
   Out out_;
 };
 
