@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "loom/core/cuda.hpp"
 #include "ops/common.hpp"
 
 namespace loom {
@@ -33,6 +34,7 @@ Tensor arange(double start, double end, double step, TensorOptions options) {
   Tensor host = from_vector(values, {n});
   const bool rg = options.requires_grad;
   Tensor t = host.to(options.dtype);
+  if (!options.device.is_cpu()) t = to_device(t, options.device);
   if (rg) t.requires_grad_(true);
   return t;
 }

@@ -189,7 +189,7 @@ Tensor ge(const Tensor& a, const Tensor& b) { return compare_op(Compare::ge, "ge
 
 Tensor logical_not(const Tensor& mask) {
   LOOM_CHECK(mask.dtype() == DType::boolean, "logical_not: expected a bool tensor, got ", dtype_name(mask.dtype()));
-  return eq(mask, full({}, 0.0, DType::boolean));
+  return eq(mask, full({}, 0.0, TensorOptions(DType::boolean).with_device(mask.device())));
 }
 
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {

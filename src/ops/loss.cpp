@@ -69,7 +69,8 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator* gen) {
   // keep-mask scaled by 1/(1-p), drawn from the Philox stream
   Tensor keep = ge(rand(x.shape(), TensorOptions(x.dtype()).with_device(x.device()), gen),
                    full({}, p, TensorOptions(x.dtype()).with_device(x.device())));
-  Tensor scale = where(keep, full({}, 1.0 / (1.0 - p), x.dtype()), zeros({}, x.dtype()));
+  const TensorOptions like = TensorOptions(x.dtype()).with_device(x.device());
+  Tensor scale = where(keep, full({}, 1.0 / (1.0 - p), like), zeros({}, like));
   return mul(x, scale);
 }
 

@@ -135,7 +135,7 @@ Tensor amax(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
                        Tensor hit = eq(x, m);
                        Tensor count = sum(hit.to(g.dtype()), dims, true);
                        Tensor share = div(g.reshape(ks), count);
-                       return std::vector<Tensor>{where(hit, share, zeros({}, g.dtype()))};
+                       return std::vector<Tensor>{where(hit, share, zeros({}, TensorOptions(g.dtype()).with_device(g.device())))};
                      });
 }
 
@@ -155,7 +155,8 @@ std::pair<Tensor, Tensor> max(const Tensor& x, int64_t dim, bool keepdim) {
   values = ops::record("max", values, {x}, {idx_kept},
                        [xs = x.shape(), ks = p.keep_shape, d](const BackwardContext& ctx, const Tensor& g) {
                          Tensor idx = ctx.saved(0);
-                         return std::vector<Tensor>{scatter(zeros(xs, g.dtype()), d, idx, g.reshape(ks))};
+                         return std::vector<Tensor>{
+                             scatter(zeros(xs, TensorOptions(g.dtype()).with_device(g.device())), d, idx, g.reshape(ks))};
                        });
   return {values, idx_kept.view(p.out_shape)};
 }

@@ -1,5 +1,7 @@
 #include "op_table.hpp"
 
+#include <loom/core/cuda.hpp>
+
 namespace loom::testing {
 
 namespace {
@@ -107,7 +109,7 @@ std::vector<OpCase> build() {
   c.push_back({"index_select", {in({5, 3}), idx({4}, 5)}, [](const V& v) { return index_select(v[0], 0, v[1]); }});
   c.push_back({"gather", {in({3, 4}), idx({3, 2}, 4)}, [](const V& v) { return gather(v[0], 1, v[1]); }});
   c.push_back({"scatter", {in({3, 4}), in({3, 1})}, [](const V& v) {
-                 Tensor index = from_vector<int64_t>({2, 0, 3}, {3, 1});
+                 Tensor index = to_device(from_vector<int64_t>({2, 0, 3}, {3, 1}), v[0].device());
                  return scatter(v[0], 1, index, v[1]);
                }});
   c.push_back({"scatter_add", {in({3, 4}), in({3, 2}), idx({3, 2}, 4)},
@@ -151,7 +153,7 @@ Tensor with_layout(const Tensor& values, const InputSpec& spec) {
     Tensor stored = values.transpose(-1, -2).contiguous();
     return stored.transpose(-1, -2);
   }
-  Tensor wide = zeros({values.numel() * 2}, values.dtype());
+  Tensor wide = zeros({values.numel() * 2}, TensorOptions(values.dtype()).with_device(values.device()));
   wide.slice(0, 0, values.numel() * 2, 2).copy_(values);
   return wide.slice(0, 0, values.numel() * 2, 2);
 }

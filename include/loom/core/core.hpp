@@ -1,4 +1,5 @@
 #pragma once
+#include "loom/core/cuda.hpp"
 #include "loom/core/device.hpp"
 #include "loom/core/dtype.hpp"
 #include "loom/core/error.hpp"

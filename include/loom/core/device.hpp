@@ -15,6 +15,7 @@ struct Device {
 
   constexpr Device() = default;
   constexpr Device(DeviceType t, int i = 0) : type(t), index(i) {}  // NOLINT
+  static constexpr Device cuda(int i = 0) { return Device(DeviceType::CUDA, i); }  // see loom/core/cuda.hpp
   bool is_cpu() const { return type == DeviceType::CPU; }
   bool is_cuda() const { return type == DeviceType::CUDA; }
   friend bool operator==(const Device& a, const Device& b) = default;

@@ -1,0 +1,54 @@
+// The CUDA implementations behind the CUDA row of the dispatch table
+// (cuda/backend_cuda.cpp). Same contracts as src/cpu/kernels.hpp.
+#pragma once
+
+#include "kernels/backend.hpp"
+
+namespace loom::cuda {
+using namespace loom::kernels;
+
+// copy.cu
+void copy(const Tensor& src, const Tensor& dst);
+void fill(const Tensor& dst, double value);
+void where(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out);
+// elementwise.cu
+void unary(Unary op, const Tensor& x, const Tensor& out, const UnaryParams& p);
+void unary_backward(Unary op, const Tensor& grad, const Tensor& x, const Tensor& y, const Tensor& grad_in,
+                    const UnaryParams& p);
+void binary(Binary op, const Tensor& a, const Tensor& b, const Tensor& out);
+void compare(Compare op, const Tensor& a, const Tensor& b, const Tensor& out);
+// reduce.cu
+void reduce(Reduce op, const Tensor& x, int64_t outer, int64_t r, int64_t inner, const Tensor& out);
+// gemm.cpp (cuBLAS)
+void gemm(const Tensor& a, const Tensor& b, const Tensor& out);
+// softmax.cu
+void softmax(const Tensor& x, const Tensor& out, int64_t outer, int64_t r, int64_t inner, bool log);
+void softmax_backward(const Tensor& grad, const Tensor& y, const Tensor& grad_in, int64_t outer, int64_t r,
+                      int64_t inner, bool log);
+// norm.cu
+void norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& out, const Tensor& mean,
+          const Tensor& rstd, const NormShape& s);
+void norm_backward(const Tensor& grad, const Tensor& x, const Tensor& weight, const Tensor& mean, const Tensor& rstd,
+                   const Tensor& grad_x, const Tensor& grad_w, const Tensor& grad_b, const NormShape& s);
+// loss.cu
+void cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& losses, const CrossEntropyParams& p);
+void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& row_scale,
+                            const Tensor& grad_logits, const CrossEntropyParams& p);
+// index.cu
+void index_select(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& out);
+void index_add(const Tensor& grad_out, int64_t dim, const Tensor& index, const Tensor& grad_x);
+void gather(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& out);
+void scatter(const Tensor& out, int64_t dim, const Tensor& index, const Tensor& src, bool add);
+// random.cu
+void uniform(const Tensor& out, uint64_t seed, uint64_t block);
+void normal(const Tensor& out, uint64_t seed, uint64_t block);
+// conv.cu
+void unfold2d(const Tensor& x, const Tensor& cols, const Window2d& w);
+void fold2d(const Tensor& cols, const Tensor& x_grad, const Window2d& w);
+// optimizer.cu
+void adamw(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq, const AdamWStep& s);
+
+// "<op>: no CUDA kernel yet for <what>"
+[[noreturn]] void no_kernel(const char* op, const std::string& what);
+
+}  // namespace loom::cuda

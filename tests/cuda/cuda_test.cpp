@@ -1,0 +1,802 @@
+// The CUDA backend against the CPU backend.
+//
+//   loom_cuda_tests runtime   device discovery, host<->device copies, dtype
+//                             conversions, the caching allocator, device errors
+//   loom_cuda_tests kernels   each kernel family on shapes and dtypes beyond the
+//                             op table (multi-block, strided, broadcast, NaN, ties)
+//   loom_cuda_tests ops       every case of the shared op table (tests/ops), f32
+//                             and f64, forward and backward, CUDA vs CPU
+//   loom_cuda_tests bench     a few timings (not a test; scripts/gpu-check.sh)
+//
+// Every device allocation is poisoned with NaN bytes first, so an output
+// element a kernel fails to write cannot match the CPU by accident. Without a
+// device the program prints "skipped: no GPU (reason)" and exits 77; a suite
+// that ran no check fails.
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <loom/core/cuda.hpp>
+#include <loom/loom.hpp>
+
+#include "../ops/op_table.hpp"
+#include "kernels/backend.hpp"
+
+namespace loom::testing {
+namespace {
+
+constexpr int kSkip = 77;
+// cuda:0; the CPU under --self-check-on-cpu, which runs the kernels and ops
+// suites CPU against CPU to exercise this harness on machines without a GPU
+// (it is not a test of the CUDA backend and no ctest runs it).
+Device kDev = cuda_device(0);
+
+// ---------------------------------------------------------------------------
+// Reporting
+// ---------------------------------------------------------------------------
+struct Failure : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+#define CHECK_THAT(cond, ...)                                                                        \
+  do {                                                                                               \
+    if (!(cond))                                                                                     \
+      throw Failure(::loom::detail::concat(__FILE__, ":", __LINE__, ": ", #cond, " -- ", __VA_ARGS__)); \
+  } while (0)
+
+struct Suite {
+  explicit Suite(std::string n) : name(std::move(n)) {}
+  std::string name;
+  int passed = 0, failed = 0, skipped = 0;
+  std::vector<std::string> failures;
+
+  void run(const std::string& check, const std::function<void()>& fn) {
+    try {
+      fn();
+      ++passed;
+      std::printf("  PASS %s\n", check.c_str());
+    } catch (const Failure& f) {
+      fail(check, f.what());
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      if (what.find("has no CUDA kernel yet") != std::string::npos) {
+        ++skipped;
+        std::printf("  SKIP %s: %s\n", check.c_str(), what.c_str());
+      } else if (what.find("different devices") != std::string::npos ||
+                 what.find("reached the CPU kernel") != std::string::npos ||
+                 what.find("is on cpu, expected") != std::string::npos) {
+        fail(check, "the op mixes devices (it makes a CPU tensor for CUDA inputs): " + what);
+      } else {
+        fail(check, "loom::Error: " + what);
+      }
+    } catch (const std::exception& e) {
+      fail(check, std::string("exception: ") + e.what());
+    }
+    std::fflush(stdout);
+  }
+
+  void fail(const std::string& check, const std::string& why) {
+    ++failed;
+    failures.push_back(check + ": " + why);
+    std::printf("  FAIL %s: %s\n", check.c_str(), why.c_str());
+  }
+
+  int finish() const {
+    std::printf("\n%s: %d passed, %d failed, %d skipped (no CUDA kernel yet)\n", name.c_str(), passed, failed,
+                skipped);
+    for (const auto& f : failures) std::printf("  failed: %s\n", f.c_str());
+    if (passed + failed == 0) {
+      std::printf("%s: no check ran\n", name.c_str());
+      return 1;
+    }
+    return failed == 0 ? 0 : 1;
+  }
+};
+
+// ---------------------------------------------------------------------------
+// Comparisons (on the host, in double)
+// ---------------------------------------------------------------------------
+Tensor host(const Tensor& t) { return to_device(t.detach(), kCPU).contiguous(); }
+
+struct Tolerance {
+  double rel, scale, abs;
+};
+constexpr Tolerance kF32{1e-5, 1e-5, 1e-7};
+constexpr Tolerance kF64{1e-10, 1e-10, 1e-12};
+constexpr Tolerance kHalf{1e-2, 1e-3, 1e-6};
+constexpr Tolerance kExact{0, 0, 0};
+
+Tolerance tolerance_for(DType t) {
+  switch (t) {
+    case DType::f32: return kF32;
+    case DType::f64: return kF64;
+    case DType::bf16:
+    case DType::f16: return kHalf;
+    default: return kExact;
+  }
+}
+
+// got (any device) against want (CPU): same shape and dtype; NaN only where
+// want has NaN; elsewhere |g - w| <= rel |w| + scale max|w| + abs.
+void expect_close(const Tensor& got, const Tensor& want, Tolerance tol, const std::string& what) {
+  CHECK_THAT(got.defined(), what, ": undefined result");
+  CHECK_THAT(got.shape() == want.shape(), what, ": shape ", shape_str(got.shape()), " vs ", shape_str(want.shape()));
+  CHECK_THAT(got.dtype() == want.dtype(), what, ": dtype ", dtype_name(got.dtype()), " vs ", dtype_name(want.dtype()));
+  const auto g = host(got).to_vector<double>();
+  const auto w = want.contiguous().to_vector<double>();
+  double scale = 0;
+  for (double v : w)
+    if (std::isfinite(v)) scale = std::max(scale, std::abs(v));
+  for (size_t i = 0; i < g.size(); ++i) {
+    if (std::isnan(w[i])) {
+      CHECK_THAT(std::isnan(g[i]), what, " element ", i, ": cuda ", g[i], ", cpu NaN");
+      continue;
+    }
+    CHECK_THAT(!std::isnan(g[i]), what, " element ", i, ": cuda NaN (unwritten or wrong), cpu ", w[i]);
+    if (std::isinf(w[i])) {
+      CHECK_THAT(g[i] == w[i], what, " element ", i, ": cuda ", g[i], ", cpu ", w[i]);
+      continue;
+    }
+    const double bound = tol.rel * std::abs(w[i]) + tol.scale * scale + tol.abs;
+    CHECK_THAT(std::abs(g[i] - w[i]) <= bound, what, " element ", i, " of ", shape_str(want.shape()), ": cuda ", g[i],
+               ", cpu ", w[i], " (|diff| ", std::abs(g[i] - w[i]), " > ", bound, ")");
+  }
+}
+
+// Bit-identical values (NaN matches NaN, -0 is not +0).
+void expect_same(const Tensor& got, const Tensor& want, const std::string& what) {
+  CHECK_THAT(got.shape() == want.shape() && got.dtype() == want.dtype(), what, ": ", shape_str(got.shape()), " ",
+             dtype_name(got.dtype()), " vs ", shape_str(want.shape()), " ", dtype_name(want.dtype()));
+  const auto g = host(got).to_vector<double>();
+  const auto w = want.contiguous().to_vector<double>();
+  for (size_t i = 0; i < g.size(); ++i) {
+    const bool same = (std::isnan(g[i]) && std::isnan(w[i])) || (g[i] == w[i] && std::signbit(g[i]) == std::signbit(w[i]));
+    CHECK_THAT(same, what, " element ", i, ": cuda ", g[i], ", cpu ", w[i]);
+  }
+}
+
+Tensor dev(const Tensor& t) {
+  return kDev.is_cpu() ? t.detach().clone() : to_device(t.detach(), kDev);  // never an alias of t
+}
+
+// The same values on the device, laid out transposed in memory (a strided view).
+Tensor dev_transposed(const Tensor& t) {
+  if (t.dim() < 2) return dev(t);
+  return dev(t.transpose(-1, -2).contiguous()).transpose(-1, -2);
+}
+
+const kernels::Backend& cpu_k() { return kernels::backend(kCPU); }
+const kernels::Backend& cuda_k() { return kernels::backend(kDev); }
+
+Tensor empty_dev(const Shape& s, DType t) { return empty(s, TensorOptions(t).with_device(kDev)); }
+
+uint64_t seed_of(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;
+  for (char c : s) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+  return h;
+}
+
+const std::vector<DType> kAllTypes = {DType::f32, DType::f64, DType::bf16, DType::f16,
+                                      DType::i32, DType::i64, DType::u8,   DType::boolean};
+
+// ---------------------------------------------------------------------------
+// runtime
+// ---------------------------------------------------------------------------
+int run_runtime() {
+  Suite s{"cuda.runtime"};
+  s.run("device is listed", [] {
+    CHECK_THAT(cuda_device_count() >= 1, "count ", cuda_device_count());
+    CHECK_THAT(cuda_unavailable_reason().empty(), cuda_unavailable_reason());
+    std::printf("    %d device(s); cuda:0 is %s\n", cuda_device_count(), cuda::device_name(0).c_str());
+  });
+  s.run("round trip of every dtype is exact", [] {
+    Generator gen(7);
+    Tensor base = mul(randn({5, 7}, DType::f64, &gen), 40.0);
+    for (DType t : kAllTypes) {
+      Tensor h = base.to(t);
+      Tensor d = to_device(h, kDev);
+      CHECK_THAT(d.device() == kDev, "to_device put it on ", d.device().str());
+      Tensor back = to_device(d, kCPU);
+      CHECK_THAT(back.device() == kCPU, "back on ", back.device().str());
+      CHECK_THAT(std::memcmp(back.raw_data(), h.contiguous().raw_data(), h.numel() * itemsize(t)) == 0,
+                 "bytes differ for ", dtype_name(t));
+    }
+  });
+  s.run("strided sources and destinations, both ways", [] {
+    Generator gen(8);
+    Tensor a = randn({6, 9}, DType::f32, &gen);
+    Tensor at = a.t();  // non-contiguous host view
+    expect_same(to_device(at, kDev), at.contiguous(), "host view -> device");
+    Tensor d = empty_dev({9, 6}, DType::f32);
+    Tensor dv = dev(zeros({6, 9})).t();  // non-contiguous device view [9, 6]
+    dv.copy_(at);                        // host -> strided device
+    expect_same(dv, at, "host -> strided device view");
+    Tensor hv = zeros({6, 9}).t();
+    hv.copy_(dv);  // strided device -> strided host (through the CPU table's copy)
+    expect_same(hv, at, "strided device -> strided host view");
+    Tensor conv = zeros({9, 6}, DType::f64);
+    conv.copy_(dv);  // device f32 -> host f64
+    expect_same(conv, at.to(DType::f64), "device f32 -> host f64");
+    d.copy_(to_device(at.to(DType::bf16), kCPU));  // host bf16 -> device f32
+    expect_same(d, at.to(DType::bf16).to(DType::f32), "host bf16 -> device f32");
+    CHECK_THAT(dev(a).to_vector<float>() == a.to_vector<float>(), "to_vector of a device tensor");
+    CHECK_THAT(dev(a).select(0, 2).select(0, 3).item<float>() == a.to_vector<float>()[2 * 9 + 3], "item");
+  });
+  s.run("dtype conversions on the device match the CPU bit for bit", [] {
+    std::vector<double> special = {0.0, -0.0, 1.0, -2.5, 3.1415926535, 1e-8, 6e-5, 65504.0, 65520.0, 70000.0,
+                                   1e-40, 3.4e38, 1e39, -1e39, INFINITY, -INFINITY, NAN, 0.333333333333, 255.0, 7.5};
+    Tensor sp = from_vector(special, {static_cast<int64_t>(special.size())});
+    for (DType from : {DType::f64, DType::f32, DType::bf16, DType::f16}) {
+      Tensor src = sp.to(from);
+      for (DType to : {DType::f32, DType::f64, DType::bf16, DType::f16, DType::boolean})
+        expect_same(dev(src).to(to), src.to(to), std::string(dtype_name(from)) + " -> " + dtype_name(to));
+    }
+    // Integers and in-range values for the integer targets.
+    Generator gen(9);
+    // integers and halves in [0, 200): every conversion is defined
+    Tensor vals = div(mul(rand({8, 11}, DType::f64, &gen), 400.0).to(DType::i64).to(DType::f64), 2.0);
+    for (DType from : kAllTypes) {
+      Tensor src = vals.to(from);
+      Tensor src_view = src.t().contiguous().t();  // strided
+      for (DType to : kAllTypes) {
+        Tensor want = empty(src.shape(), TensorOptions(to));
+        cpu_k().copy(src_view, want);
+        Tensor got = dev(zeros({11, 8}, to)).t();  // strided destination
+        cuda_k().copy(dev_transposed(src), got);
+        expect_same(got, want, std::string("strided ") + dtype_name(from) + " -> " + dtype_name(to));
+      }
+    }
+  });
+  s.run("fill, contiguous and strided, every dtype", [] {
+    for (DType t : kAllTypes) {
+      for (double v : {0.0, 1.0, 2.5, 100.25}) {
+        Tensor want = zeros({4, 10}, t);
+        want.slice(1, 0, 10, 3).fill_(v);
+        Tensor got = dev(zeros({4, 10}, t));
+        got.slice(1, 0, 10, 3).fill_(v);
+        expect_same(got, want, std::string("fill ") + dtype_name(t) + " " + std::to_string(v));
+        expect_same(full({3, 5}, v, TensorOptions(t).with_device(kDev)), full({3, 5}, v, t), "full");
+      }
+    }
+    for (DType t : {DType::f32, DType::bf16, DType::f16})
+      for (double v : {-3.5, 1e-30, 70000.0, -static_cast<double>(INFINITY)})
+        expect_same(full({7}, v, TensorOptions(t).with_device(kDev)), full({7}, v, t), "full special");
+  });
+  s.run("allocator reuses freed blocks without cudaMalloc", [] {
+    cuda::synchronize(0);
+    cuda::empty_cache(0);
+    const auto s0 = cuda::memory_stats(0);
+    CHECK_THAT(s0.reserved_bytes == s0.allocated_bytes, "after empty_cache reserved ", s0.reserved_bytes,
+               " != allocated ", s0.allocated_bytes);
+    { Tensor a = empty_dev({1000, 1000}, DType::f32); }
+    const auto s1 = cuda::memory_stats(0);
+    CHECK_THAT(s1.device_mallocs == s0.device_mallocs + 1, "first allocation: ", s1.device_mallocs - s0.device_mallocs,
+               " cudaMalloc calls");
+    CHECK_THAT(s1.allocated_bytes == s0.allocated_bytes, "allocated back to ", s0.allocated_bytes, ", is ",
+               s1.allocated_bytes);
+    CHECK_THAT(s1.reserved_bytes >= s0.reserved_bytes + 4000000, "the freed block stays reserved");
+    { Tensor b = empty_dev({1000, 1000}, DType::f32); }
+    const auto s2 = cuda::memory_stats(0);
+    CHECK_THAT(s2.device_mallocs == s1.device_mallocs, "same size again called cudaMalloc");
+    CHECK_THAT(s2.cache_hits == s1.cache_hits + 1, "no cache hit");
+    // A steady training-like loop: after the first step, no cudaMalloc at all.
+    Generator gen(10);
+    Tensor w = dev(randn({64, 32}, DType::f32, &gen)).requires_grad_(true);
+    Tensor x = dev(randn({16, 64}, DType::f32, &gen));
+    auto step = [&] {
+      w.zero_grad();
+      Tensor loss = mean(mul(tanh(matmul(x, w)), 2.0));
+      loss.backward();
+      return loss.item<float>();
+    };
+    step();
+    step();
+    const auto s3 = cuda::memory_stats(0);
+    for (int i = 0; i < 5; ++i) step();
+    const auto s4 = cuda::memory_stats(0);
+    CHECK_THAT(s4.device_mallocs == s3.device_mallocs, "steady state called cudaMalloc ",
+               s4.device_mallocs - s3.device_mallocs, " times");
+    CHECK_THAT(s4.allocations > s3.allocations, "the loop allocated nothing?");
+  });
+  s.run("allocator accounting: size classes, peak, reserved, empty_cache", [] {
+    cuda::synchronize(0);
+    cuda::empty_cache(0);
+    const auto base = cuda::memory_stats(0);
+    cuda::reset_peak_memory_stats(0);
+    {
+      Tensor small = empty_dev({250}, DType::f32);  // 1000 bytes -> a 1024-byte class
+      auto st = cuda::memory_stats(0);
+      CHECK_THAT(st.allocated_bytes == base.allocated_bytes + 1024, "1000 bytes took ",
+                 st.allocated_bytes - base.allocated_bytes);
+      CHECK_THAT(st.requested_bytes == base.requested_bytes + 1000, "requested ", st.requested_bytes);
+      Tensor a = empty_dev({1 << 20}, DType::f32);  // 4 MiB: a power of two, its own class
+      Tensor b = empty_dev({(1 << 20) + 1}, DType::f32);  // just over: the next class, 5 MiB
+      st = cuda::memory_stats(0);
+      CHECK_THAT(st.allocated_bytes == base.allocated_bytes + 1024 + (4u << 20) + (5u << 20), "allocated ",
+                 st.allocated_bytes - base.allocated_bytes);
+      CHECK_THAT(st.peak_allocated_bytes == st.allocated_bytes, "peak ", st.peak_allocated_bytes);
+      CHECK_THAT(st.reserved_bytes >= st.allocated_bytes, "reserved < allocated");
+    }
+    const auto after = cuda::memory_stats(0);
+    CHECK_THAT(after.allocated_bytes == base.allocated_bytes, "allocated not back to base");
+    CHECK_THAT(after.peak_allocated_bytes == base.allocated_bytes + 1024 + (9u << 20), "peak lost: ",
+               after.peak_allocated_bytes);
+    CHECK_THAT(after.reserved_bytes == base.reserved_bytes + 1024 + (9u << 20), "freed blocks not cached");
+    cuda::empty_cache(0);
+    const auto emptied = cuda::memory_stats(0);
+    CHECK_THAT(emptied.reserved_bytes == emptied.allocated_bytes, "empty_cache kept ",
+               emptied.reserved_bytes - emptied.allocated_bytes, " bytes");
+    CHECK_THAT(emptied.device_frees >= after.device_frees + 3, "empty_cache freed ", emptied.device_frees - after.device_frees);
+    cuda::reset_peak_memory_stats(0);
+    CHECK_THAT(cuda::memory_stats(0).peak_allocated_bytes == emptied.allocated_bytes, "reset_peak");
+  });
+  s.run("out of memory is a loom::Error with the accounting, and recoverable", [] {
+    bool thrown = false;
+    try {
+      Tensor huge = empty_dev({int64_t{1} << 48}, DType::f32);  // 1 PiB
+    } catch (const Error& e) {
+      thrown = true;
+      const std::string what = e.what();
+      CHECK_THAT(what.find("out of memory") != std::string::npos && what.find("cuda:0") != std::string::npos, what);
+    }
+    CHECK_THAT(thrown, "a 1 PiB allocation succeeded");
+    Tensor ok = full({1000}, 3.0, TensorOptions(DType::f32).with_device(kDev));
+    CHECK_THAT(sum(ok).item<float>() == 3000.0f, "device unusable after the failed allocation");
+  });
+  s.run("operands on the wrong device are loom::Errors, not crashes", [] {
+    Tensor c = dev(ones({3}));
+    Tensor h = ones({3});
+    auto throws_with = [](const std::function<void()>& f, const std::string& part) {
+      try {
+        f();
+      } catch (const Error& e) {
+        CHECK_THAT(std::string(e.what()).find(part) != std::string::npos, "message '", e.what(), "' lacks '", part, "'");
+        return;
+      }
+      CHECK_THAT(false, "no error (expected one mentioning '", part, "')");
+    };
+    throws_with([&] { add(c, h); }, "different devices");
+    throws_with([&] { eq(c, h); }, "is on cpu, expected cuda:0");                            // CUDA kernel, host operand
+    throws_with([&] { where(gt(h, zeros({})), h, c); }, "reached the CPU kernel");          // CPU kernel, device operand
+    throws_with([&] { empty({2}, TensorOptions().with_device(cuda_device(cuda_device_count()))); }, "does not exist");
+  });
+  s.run("gradients flow back through to_device", [] {
+    Generator gen(11);
+    Tensor x = randn({4, 3}, DType::f32, &gen).requires_grad_(true);
+    Tensor y = to_device(x, kDev);
+    sum(mul(y, y)).backward();
+    CHECK_THAT(x.grad().defined() && x.grad().device() == kCPU, "no host gradient");
+    expect_close(x.grad(), mul(x.detach(), 2.0), kF32, "d sum(x^2)/dx");
+  });
+  return s.finish();
+}
+
+// ---------------------------------------------------------------------------
+// kernels
+// ---------------------------------------------------------------------------
+// Values for dtype t: small integers for the integer types, normals otherwise.
+Tensor values(const Shape& shape, DType t, Generator& gen) {
+  Tensor n = randn(shape, DType::f64, &gen);
+  if (is_floating(t)) return n.to(t);
+  if (t == DType::boolean) return gt(n, zeros({}, DType::f64));
+  if (t == DType::u8) return mul(abs(n), 20.0).to(t);
+  return mul(n, 20.0).to(t);
+}
+
+int run_kernels() {
+  Suite s{"cuda.kernels"};
+  using kernels::Binary;
+  using kernels::Compare;
+  using kernels::Reduce;
+  using kernels::Unary;
+
+  s.run("binary, compare, where: every dtype, broadcast and strided", [] {
+    Generator gen(20);
+    for (DType t : kAllTypes) {
+      Tensor a = values({3, 4, 5}, t, gen), b = values({4, 1}, t, gen), c = gt(randn({5}, DType::f32, &gen), zeros({}));
+      const std::string n = dtype_name(t);
+      for (auto [op, name] : std::vector<std::pair<Compare, const char*>>{
+               {Compare::eq, "eq"}, {Compare::lt, "lt"}, {Compare::ge, "ge"}}) {
+        Tensor want = empty({3, 4, 5}, DType::boolean), got = empty_dev({3, 4, 5}, DType::boolean);
+        Tensor bb = b.expand({3, 4, 5});
+        cpu_k().compare(op, a, bb, want);
+        cuda_k().compare(op, dev_transposed(a), dev(b).expand({3, 4, 5}), got);
+        expect_same(got, want, n + " " + name);
+      }
+      Tensor want = empty({3, 4, 5}, TensorOptions(t)), got = empty_dev({3, 4, 5}, t);
+      cpu_k().where(c.expand({3, 4, 5}), a, b.expand({3, 4, 5}), want);
+      cuda_k().where(dev(c).expand({3, 4, 5}), dev_transposed(a), dev(b).expand({3, 4, 5}), got);
+      expect_same(got, want, n + " where");
+      if (t == DType::boolean || t == DType::u8) continue;
+      for (auto [op, name] : std::vector<std::pair<Binary, const char*>>{
+               {Binary::add, "add"}, {Binary::sub, "sub"}, {Binary::mul, "mul"}, {Binary::maximum, "maximum"},
+               {Binary::minimum, "minimum"}, {Binary::div, "div"}}) {
+        if (op == Binary::div && !is_floating(t)) continue;
+        Tensor w2 = empty({3, 4, 5}, TensorOptions(t)), g2 = empty_dev({3, 4, 5}, t);
+        cpu_k().binary(op, a, b.expand({3, 4, 5}), w2);
+        cuda_k().binary(op, dev_transposed(a), dev(b).expand({3, 4, 5}), g2);
+        expect_same(g2, w2, n + " " + name);  // IEEE-exact ops: identical after rounding
+      }
+    }
+  });
+  s.run("unary and unary_backward in f32, f64, bf16, f16; integer unary", [] {
+    Generator gen(21);
+    const std::vector<std::pair<Unary, const char*>> ops = {
+        {Unary::neg, "neg"},   {Unary::exp, "exp"},         {Unary::log, "log"},           {Unary::sqrt, "sqrt"},
+        {Unary::rsqrt, "rsqrt"}, {Unary::abs, "abs"},       {Unary::tanh, "tanh"},         {Unary::sigmoid, "sigmoid"},
+        {Unary::relu, "relu"}, {Unary::gelu_erf, "gelu_erf"}, {Unary::gelu_tanh, "gelu_tanh"}, {Unary::silu, "silu"},
+        {Unary::clamp, "clamp"}, {Unary::pow_scalar, "pow"}};
+    kernels::UnaryParams p;
+    p.lo = -0.5, p.hi = 0.7, p.has_lo = p.has_hi = true, p.exponent = 2.5;
+    for (DType t : {DType::f32, DType::f64, DType::bf16, DType::f16}) {
+      Tensor x = add(mul(rand({33, 17}, DType::f64, &gen), 3.0), 0.25).to(t);  // positive, for log/sqrt/pow
+      Tensor xs = randn({33, 17}, t, &gen);
+      Tensor g = randn({33, 17}, t, &gen);
+      for (auto [op, name] : ops) {
+        const bool positive = op == Unary::log || op == Unary::sqrt || op == Unary::rsqrt || op == Unary::pow_scalar;
+        Tensor in = positive ? x : xs;
+        Tensor want = empty(in.shape(), TensorOptions(t)), got = empty_dev(in.shape(), t);
+        cpu_k().unary(op, in, want, p);
+        cuda_k().unary(op, dev_transposed(in), got, p);
+        expect_close(got, want, tolerance_for(t), std::string(dtype_name(t)) + " " + name);
+        Tensor gw = empty(in.shape(), TensorOptions(t)), gg = empty_dev(in.shape(), t);
+        cpu_k().unary_backward(op, g, in, want, gw, p);
+        cuda_k().unary_backward(op, dev(g), dev_transposed(in), dev(want), gg, p);
+        expect_close(gg, gw, tolerance_for(t), std::string(dtype_name(t)) + " " + name + " backward");
+      }
+    }
+    for (DType t : {DType::i32, DType::i64}) {
+      Tensor x = values({9, 13}, t, gen);
+      for (Unary op : {Unary::neg, Unary::abs, Unary::relu, Unary::clamp}) {
+        kernels::UnaryParams q;
+        q.lo = -7, q.hi = 9, q.has_lo = q.has_hi = true;
+        Tensor want = empty(x.shape(), TensorOptions(t)), got = empty_dev(x.shape(), t);
+        cpu_k().unary(op, x, want, q);
+        cuda_k().unary(op, dev_transposed(x), got, q);
+        expect_same(got, want, std::string(dtype_name(t)) + " integer unary");
+      }
+    }
+  });
+  s.run("large and many-dim pointwise (grid-stride, unmerged dims)", [] {
+    Generator gen(22);
+    Tensor a = randn({1000, 1037}, DType::f32, &gen), b = randn({1037}, DType::f32, &gen);
+    expect_same(add(dev(a), dev(b)), add(a, b), "[1000, 1037] + [1037]");
+    Tensor c4 = randn({7, 9, 11, 13}, DType::f32, &gen);
+    Tensor d = randn({9, 1, 11}, DType::f32, &gen);
+    // [13, 9, 7, 11] laid out as [7, 9, 11, 13]: no two dims merge
+    expect_same(mul(dev(c4).permute({3, 1, 0, 2}), dev(d)), mul(c4.permute({3, 1, 0, 2}), d),
+                "4-d permuted * broadcast");
+    expect_close(exp(dev(c4).permute({3, 1, 0, 2})), exp(c4.permute({3, 1, 0, 2})), kF32, "exp over a permuted 4-d");
+  });
+  s.run("reduce: sum, max, argmax over [outer, r, inner] (ties, NaN)", [] {
+    Generator gen(23);
+    const std::vector<std::array<int64_t, 3>> shapes = {{1, 100003, 1}, {37, 513, 1}, {5, 300, 33}, {3, 1, 7},
+                                                        {2, 70, 1000},  {1000, 3, 1}, {4, 2049, 2}};
+    for (DType t : {DType::f32, DType::f64}) {
+      for (const auto& sh : shapes) {
+        const int64_t o = sh[0], r = sh[1], in = sh[2];
+        Tensor x = randn({o, r, in}, t, &gen);
+        Tensor ties = mul(x, 2.0).to(DType::i64).to(t);  // few distinct values: many ties
+        for (bool with_nan : {false, true}) {
+          Tensor src = ties;
+          if (with_nan && o * in > 1) {
+            src = ties.clone();
+            NoGradGuard guard;
+            src.narrow(0, 0, 1).narrow(1, r / 2, 1).narrow(2, 0, 1).fill_(NAN);
+          }
+          const std::string n = std::string(dtype_name(t)) + " [" + std::to_string(o) + ", " + std::to_string(r) +
+                                ", " + std::to_string(in) + "]" + (with_nan ? " NaN" : "");
+          for (Reduce op : {Reduce::sum, Reduce::max, Reduce::argmax}) {
+            const DType ot = op == Reduce::argmax ? DType::i64 : t;
+            Tensor want = empty({o, in}, TensorOptions(ot)), got = empty_dev({o, in}, ot);
+            cpu_k().reduce(op, src, o, r, in, want);
+            cuda_k().reduce(op, dev(src), o, r, in, got);
+            if (op == Reduce::sum) expect_close(got, want, t == DType::f32 ? Tolerance{1e-6, 1e-6, 1e-6} : kF64, n + " sum");
+            else expect_same(got, want, n + (op == Reduce::max ? " max" : " argmax"));
+          }
+        }
+      }
+    }
+  });
+  s.run("softmax / log_softmax forward and backward, rows and columns", [] {
+    Generator gen(24);
+    for (DType t : {DType::f32, DType::f64}) {
+      for (const auto& sh : std::vector<std::array<int64_t, 3>>{{64, 5000, 1}, {3, 77, 19}, {1000, 7, 1}, {2, 1, 5}}) {
+        const int64_t o = sh[0], r = sh[1], in = sh[2];
+        Tensor x = mul(randn({o, r, in}, t, &gen), 3.0);
+        if (in == 1 && o > 1) {  // a fully masked row
+          NoGradGuard guard;
+          x.narrow(0, 1, 1).fill_(-INFINITY);
+        }
+        Tensor g = randn({o, r, in}, t, &gen);
+        for (bool log : {false, true}) {
+          const std::string n = std::string(log ? "log_softmax " : "softmax ") + dtype_name(t) + " [" +
+                                std::to_string(o) + ", " + std::to_string(r) + ", " + std::to_string(in) + "]";
+          Tensor want = empty(x.shape(), TensorOptions(t)), got = empty_dev(x.shape(), t);
+          cpu_k().softmax(x, want, o, r, in, log);
+          cuda_k().softmax(dev(x), got, o, r, in, log);
+          expect_close(got, want, tolerance_for(t), n);
+          Tensor bw = empty(x.shape(), TensorOptions(t)), bg = empty_dev(x.shape(), t);
+          cpu_k().softmax_backward(g, want, bw, o, r, in, log);
+          cuda_k().softmax_backward(dev(g), dev(want), bg, o, r, in, log);
+          expect_close(bg, bw, tolerance_for(t), n + " backward");
+        }
+      }
+    }
+  });
+  s.run("layer_norm / rms_norm forward and backward (1000 x 3000, optional weight and bias)", [] {
+    Generator gen(25);
+    for (DType t : {DType::f32, DType::f64}) {
+      for (bool rms : {false, true}) {
+        for (bool affine : {true, false}) {
+          kernels::NormShape ns;
+          ns.rows = t == DType::f32 ? 1000 : 100, ns.cols = t == DType::f32 ? 3000 : 300, ns.eps = 1e-5, ns.rms = rms;
+          Tensor x = add(mul(randn({ns.rows, ns.cols}, t, &gen), 2.0), 0.5);
+          Tensor w = affine ? randn({ns.cols}, t, &gen) : Tensor();
+          Tensor b = affine && !rms ? randn({ns.cols}, t, &gen) : Tensor();
+          Tensor g = randn({ns.rows, ns.cols}, t, &gen);
+          auto opt_dev = [](const Tensor& v) { return v.defined() ? dev(v) : Tensor(); };
+          const std::string n = std::string(rms ? "rms_norm " : "layer_norm ") + dtype_name(t) + (affine ? " affine" : "");
+          Tensor out = empty(x.shape(), TensorOptions(t)), mean = empty({ns.rows}, TensorOptions(t)),
+                 rstd = empty({ns.rows}, TensorOptions(t));
+          Tensor dout = empty_dev(x.shape(), t), dmean = empty_dev({ns.rows}, t), drstd = empty_dev({ns.rows}, t);
+          cpu_k().norm(x, w, b, out, mean, rstd, ns);
+          cuda_k().norm(dev(x), opt_dev(w), opt_dev(b), dout, dmean, drstd, ns);
+          expect_close(dout, out, tolerance_for(t), n + " out");
+          expect_close(dmean, mean, tolerance_for(t), n + " mean");
+          expect_close(drstd, rstd, tolerance_for(t), n + " rstd");
+          Tensor gx = empty(x.shape(), TensorOptions(t));
+          Tensor gw = affine ? empty({ns.cols}, TensorOptions(t)) : Tensor();
+          Tensor gb = affine && !rms ? empty({ns.cols}, TensorOptions(t)) : Tensor();
+          Tensor dgx = empty_dev(x.shape(), t);
+          Tensor dgw = affine ? empty_dev({ns.cols}, t) : Tensor();
+          Tensor dgb = affine && !rms ? empty_dev({ns.cols}, t) : Tensor();
+          cpu_k().norm_backward(g, x, w, mean, rstd, gx, gw, gb, ns);
+          cuda_k().norm_backward(dev(g), dev(x), opt_dev(w), dev(mean), dev(rstd), dgx, dgw, dgb, ns);
+          expect_close(dgx, gx, tolerance_for(t), n + " grad_x");
+          if (affine) expect_close(dgw, gw, tolerance_for(t), n + " grad_w");
+          if (affine && !rms) expect_close(dgb, gb, tolerance_for(t), n + " grad_b");
+        }
+      }
+    }
+  });
+  s.run("cross_entropy forward and backward (64 x 10000, i32 and i64 targets, smoothing, ignore)", [] {
+    Generator gen(26);
+    for (DType tt : {DType::i64, DType::i32}) {
+      Tensor logits = mul(randn({64, 10000}, DType::f32, &gen), 2.0);
+      Tensor targets = randint(0, 10000, {64}, tt, &gen);
+      {
+        NoGradGuard guard;
+        targets.narrow(0, 5, 3).fill_(7);  // ignore_index below
+      }
+      Tensor scale = rand({64}, DType::f32, &gen);
+      for (double smoothing : {0.0, 0.1}) {
+        kernels::CrossEntropyParams p{7, smoothing};
+        const std::string n = std::string("targets ") + dtype_name(tt) + " smoothing " + std::to_string(smoothing);
+        Tensor want = empty({64}, DType::f32), got = empty_dev({64}, DType::f32);
+        cpu_k().cross_entropy(logits, targets, want, p);
+        cuda_k().cross_entropy(dev(logits), dev(targets), got, p);
+        expect_close(got, want, kF32, n + " loss");
+        Tensor gw = empty(logits.shape(), DType::f32), gg = empty_dev(logits.shape(), DType::f32);
+        cpu_k().cross_entropy_backward(logits, targets, scale, gw, p);
+        cuda_k().cross_entropy_backward(dev(logits), dev(targets), dev(scale), gg, p);
+        expect_close(gg, gw, kF32, n + " grad");
+      }
+    }
+  });
+  s.run("matmul through cuBLAS: odd sizes, transposed operands, broadcast batch, K = 0, f64", [] {
+    Generator gen(27);
+    auto both = [&](const Tensor& a, const Tensor& b, Tolerance tol, const std::string& n) {
+      expect_close(matmul(dev_transposed(a), dev(b)), matmul(a, b), tol, n + " (a strided)");
+      expect_close(matmul(dev(a), dev_transposed(b)), matmul(a, b), tol, n + " (b strided)");
+      expect_close(matmul(dev(a), dev(b)), matmul(a, b), tol, n);
+    };
+    both(randn({257, 129}, DType::f32, &gen), randn({129, 65}, DType::f32, &gen), kF32, "257x129 . 129x65");
+    both(randn({512, 1024}, DType::f32, &gen), randn({1024, 256}, DType::f32, &gen), kF32, "512x1024 . 1024x256");
+    both(randn({3, 31, 17}, DType::f32, &gen), randn({17, 9}, DType::f32, &gen), kF32, "batched . broadcast");
+    both(randn({5, 64, 32}, DType::f64, &gen), randn({5, 32, 48}, DType::f64, &gen), kF64, "bmm f64");
+    both(randn({1, 7}, DType::f32, &gen), randn({7, 1}, DType::f32, &gen), kF32, "1x7 . 7x1");
+    expect_same(matmul(dev(zeros({4, 0})), dev(zeros({0, 5}))), zeros({4, 5}), "K = 0");
+    Tensor a = randn({6, 8}, DType::f32, &gen), b = randn({8, 4}, DType::f32, &gen);
+    Tensor a_odd = dev(randn({6, 16}, DType::f32, &gen)).slice(1, 0, 16, 2);  // stride 2: copied first
+    a_odd.copy_(a);
+    expect_close(matmul(a_odd, dev(b)), matmul(a, b), kF32, "column stride 2");
+  });
+  s.run("index_select, embedding backward (repeated ids), gather, scatter, scatter_add", [] {
+    Generator gen(28);
+    Tensor x = randn({4, 10, 3}, DType::f32, &gen);
+    Tensor idx = randint(0, 10, {13}, DType::i32, &gen);
+    expect_same(index_select(dev_transposed(x), 1, dev(idx)), index_select(x, 1, idx), "index_select dim 1, i32");
+    Tensor w = randn({50, 16}, DType::f32, &gen);
+    Tensor ids = randint(0, 50, {8, 20}, DType::i64, &gen);  // 160 ids over 50 rows: repeats
+    Tensor wc = w.clone().requires_grad_(true), wd = dev(w).requires_grad_(true);
+    Tensor gout = randn({8, 20, 16}, DType::f32, &gen);
+    sum(mul(embedding(wc, ids), gout)).backward();
+    sum(mul(embedding(wd, dev(ids)), dev(gout))).backward();
+    expect_close(wd.grad(), wc.grad(), kF32, "embedding grad");
+    Tensor gi = randint(0, 3, {4, 5, 3}, DType::i64, &gen);
+    expect_same(gather(dev(x), 1, dev(gi)), gather(x, 1, gi), "gather");
+    Tensor base = randint(-5, 5, {4, 6}, DType::i64, &gen);
+    Tensor si = randint(0, 6, {4, 9}, DType::i64, &gen);
+    Tensor src = randint(-9, 9, {4, 9}, DType::i64, &gen);
+    expect_same(scatter_add(dev(base), 1, dev(si), dev(src)), scatter_add(base, 1, si, src), "scatter_add i64");
+    Tensor bf = randn({4, 6}, DType::f32, &gen), sf = randn({4, 9}, DType::f32, &gen);
+    expect_close(scatter_add(dev(bf), 1, dev(si), dev(sf)), scatter_add(bf, 1, si, sf), kF32, "scatter_add f32");
+    Tensor perm = from_vector<int64_t>({3, 0, 5, 1, 4, 2}, {1, 6}).expand({4, 6}).contiguous();
+    Tensor s6 = randn({4, 6}, DType::f32, &gen);
+    expect_same(scatter(dev(bf), 1, dev(perm), dev(s6)), scatter(bf, 1, perm, s6), "scatter (a permutation)");
+  });
+  s.run("rand / randn: the CPU's Philox stream", [] {
+    for (DType t : {DType::f32, DType::f64}) {
+      Generator g1(99), g2(99);
+      g1.advance(5), g2.advance(5);
+      expect_same(rand({1001}, TensorOptions(t).with_device(kDev), &g1), rand({1001}, t, &g2), "rand");
+      expect_close(randn({1001}, TensorOptions(t).with_device(kDev), &g1), randn({1001}, t, &g2),
+                   t == DType::f32 ? Tolerance{1e-6, 0, 1e-6} : Tolerance{1e-12, 0, 1e-12}, "randn");
+      CHECK_THAT(g1.offset() == g2.offset(), "generator offsets differ");
+    }
+  });
+  s.run("conv2d (unfold2d / fold2d) forward and backward", [] {
+    Generator gen(29);
+    Tensor x = randn({2, 3, 17, 19}, DType::f32, &gen), w = randn({4, 3, 3, 3}, DType::f32, &gen);
+    Tensor b = randn({4}, DType::f32, &gen);
+    Tensor xc = x.clone().requires_grad_(true), xd = dev(x).requires_grad_(true);
+    Tensor wc = w.clone().requires_grad_(true), wd = dev(w).requires_grad_(true);
+    Tensor yc = conv2d(xc, wc, b, {2, 2}, {1, 1}), yd = conv2d(xd, wd, dev(b), {2, 2}, {1, 1});
+    expect_close(yd, yc, kF32, "conv2d");
+    Tensor g = randn(yc.shape(), DType::f32, &gen);
+    sum(mul(yc, g)).backward();
+    sum(mul(yd, dev(g))).backward();
+    expect_close(xd.grad(), xc.grad(), kF32, "conv2d grad x");
+    expect_close(wd.grad(), wc.grad(), kF32, "conv2d grad w");
+  });
+  s.run("adamw step", [] {
+    Generator gen(30);
+    kernels::AdamWStep st{1e-3, 0.9, 0.999, 1e-8, 0.1, 1 - std::pow(0.9, 3), 1 - std::pow(0.999, 3)};
+    for (DType t : {DType::f32, DType::f64}) {
+      Tensor p = randn({10001}, t, &gen), g = randn({10001}, t, &gen), m = randn({10001}, t, &gen);
+      Tensor v = abs(randn({10001}, t, &gen));
+      Tensor pd = dev(p), gd = dev(g), md = dev(m), vd = dev(v);
+      cpu_k().adamw(p, g, m, v, st);
+      cuda_k().adamw(pd, gd, md, vd, st);
+      expect_close(pd, p, tolerance_for(t), "param");
+      expect_close(md, m, tolerance_for(t), "exp_avg");
+      expect_close(vd, v, tolerance_for(t), "exp_avg_sq");
+    }
+  });
+  return s.finish();
+}
+
+// ---------------------------------------------------------------------------
+// ops: the shared op table, CUDA vs CPU
+// ---------------------------------------------------------------------------
+void op_case(const OpCase& c, DType dtype) {
+  Generator gen(seed_of(c.name));
+  const std::vector<Tensor> host_in = make_inputs(c, dtype, gen);
+  std::vector<Tensor> cpu_in, dev_in;
+  for (size_t i = 0; i < host_in.size(); ++i) {
+    Tensor h = host_in[i].detach();
+    Tensor d = with_layout(dev(h.contiguous()), c.inputs[i]);
+    CHECK_THAT(d.is_contiguous() == h.is_contiguous(), "input ", i, ": layout not reproduced on the device");
+    if (c.inputs[i].differentiable()) {
+      h.requires_grad_(true);
+      d.requires_grad_(true);
+    }
+    cpu_in.push_back(h);
+    dev_in.push_back(d);
+  }
+  const Tolerance tol = tolerance_for(dtype);
+  Tensor want = c.fn(cpu_in);
+  Tensor got = c.fn(dev_in);
+  CHECK_THAT(got.device() == kDev, "the output is on ", got.device().str());
+  expect_close(got, want, tol, "output");
+  Tensor w = randn(want.shape(), dtype, &gen);
+  sum(mul(want, w)).backward();
+  sum(mul(got, to_device(w, kDev))).backward();
+  for (size_t i = 0; i < c.inputs.size(); ++i) {
+    if (!c.inputs[i].differentiable()) continue;
+    CHECK_THAT(cpu_in[i].grad().defined() && dev_in[i].grad().defined(), "input ", i, ": gradient missing");
+    CHECK_THAT(dev_in[i].grad().device() == kDev, "input ", i, ": gradient on ", dev_in[i].grad().device().str());
+    expect_close(dev_in[i].grad(), cpu_in[i].grad(), tol, "grad of input " + std::to_string(i));
+  }
+}
+
+int run_ops() {
+  Suite s{"cuda.ops"};
+  for (DType dtype : {DType::f32, DType::f64})
+    for (const auto& c : op_cases())
+      s.run(c.name + " [" + dtype_name(dtype) + "]", [&] { op_case(c, dtype); });
+  return s.finish();
+}
+
+// ---------------------------------------------------------------------------
+// bench: a few timings (one JSON object per line)
+// ---------------------------------------------------------------------------
+double median_ms(const std::function<void()>& fn, int reps = 20) {
+  fn();
+  cuda::synchronize(0);
+  std::vector<double> t;
+  for (int i = 0; i < reps; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    cuda::synchronize(0);
+    t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+void report(const std::string& name, const std::string& shape, double ms, double bytes, double flops) {
+  std::printf("{\"name\": \"%s\", \"shape\": \"%s\", \"device\": \"cuda:0\", \"median_ms\": %.4f", name.c_str(),
+              shape.c_str(), ms);
+  if (bytes > 0) std::printf(", \"gbps\": %.1f", bytes / ms / 1e6);
+  if (flops > 0) std::printf(", \"tflops\": %.2f", flops / ms / 1e9);
+  std::printf("}\n");
+  std::fflush(stdout);
+}
+
+int run_bench() {
+  NoGradGuard guard;
+  const auto opts = TensorOptions(DType::f32).with_device(kDev);
+  Generator gen(1);
+  const int64_t n = int64_t{64} << 20;
+  Tensor a = randn({n}, opts, &gen), b = randn({n}, opts, &gen), c = empty({n}, opts);
+  report("copy", "[64M] f32", median_ms([&] { c.copy_(a); }), 8.0 * n, 0);
+  report("add", "[64M] f32", median_ms([&] { add(a, b); }), 12.0 * n, 0);
+  report("sum", "[64M] f32", median_ms([&] { sum(a); }), 4.0 * n, 0);
+  Tensor x = randn({8192, 4096}, opts, &gen);
+  report("softmax", "[8192, 4096] f32", median_ms([&] { softmax(x, -1); }), 8.0 * x.numel(), 0);
+  Tensor lw = randn({4096}, opts, &gen), lb = randn({4096}, opts, &gen);
+  report("layer_norm", "[8192, 4096] f32", median_ms([&] { layer_norm(x, {4096}, lw, lb); }), 8.0 * x.numel(), 0);
+  for (int64_t m : {1024, 4096}) {
+    Tensor p = randn({m, m}, opts, &gen), q = randn({m, m}, opts, &gen);
+    report("matmul", std::to_string(m) + "^3 f32", median_ms([&] { matmul(p, q); }, 10), 0, 2.0 * m * m * m);
+  }
+  Tensor logits = randn({4096, 32000}, opts, &gen);
+  Tensor targets = to_device(randint(0, 32000, {4096}, DType::i64, &gen), kDev);
+  report("cross_entropy", "[4096, 32000] f32", median_ms([&] { cross_entropy(logits, targets); }),
+         4.0 * logits.numel(), 0);
+  const auto st = cuda::memory_stats(0);
+  std::printf("{\"name\": \"allocator\", \"device_mallocs\": %llu, \"allocations\": %llu, \"cache_hits\": %llu, "
+              "\"peak_allocated_mib\": %.1f, \"reserved_mib\": %.1f}\n",
+              static_cast<unsigned long long>(st.device_mallocs), static_cast<unsigned long long>(st.allocations),
+              static_cast<unsigned long long>(st.cache_hits), st.peak_allocated_bytes / 1048576.0,
+              st.reserved_bytes / 1048576.0);
+  return 0;
+}
+
+}  // namespace
+}  // namespace loom::testing
+
+int main(int argc, char** argv) {
+  using namespace loom;
+  const std::string suite = argc > 1 ? argv[1] : "";
+  if (suite != "runtime" && suite != "kernels" && suite != "ops" && suite != "bench") {
+    std::fprintf(stderr, "usage: %s runtime|kernels|ops|bench\n", argv[0]);
+    return 2;
+  }
+  if (argc > 2 && std::string(argv[2]) == "--self-check-on-cpu") {
+    LOOM_CHECK(suite == "kernels" || suite == "ops", "--self-check-on-cpu runs the kernels and ops suites only");
+    std::printf("self-check of the harness, CPU against CPU: not a test of the CUDA backend\n");
+    testing::kDev = kCPU;
+    return suite == "kernels" ? testing::run_kernels() : testing::run_ops();
+  }
+  if (!cuda_available()) {
+    std::printf("skipped: no GPU (%s)\n", cuda_unavailable_reason().c_str());
+    return testing::kSkip;
+  }
+  std::printf("%s on %s\n", suite.c_str(), cuda::device_name(0).c_str());
+  if (suite == "bench") return testing::run_bench();
+  cuda::set_poison_allocations(true);
+  if (suite == "runtime") return testing::run_runtime();
+  if (suite == "kernels") return testing::run_kernels();
+  return testing::run_ops();
+}
