@@ -56,5 +56,6 @@ void run_memory(const std::string& which, const Options& opt);  // softmax, laye
 void run_conv(const Options& opt);
 void run_attention(const Options& opt);
 void run_train_step(const Options& opt);
+void run_allreduce(const Options& opt);  // under mpirun
 
 }  // namespace loom::bench

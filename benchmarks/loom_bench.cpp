@@ -111,6 +111,7 @@ void usage() {
                "  attention [--seq T] [--causal 0|1] scaled-dot-product attention, forward and forward+backward\n"
                "  train-step --recipe R [--set k=v]... [--steps N] [--warmup W]\n"
                "  kernels                            gemm + memory + conv + attention\n"
+               "  allreduce [--min B] [--max B] [--iters N]   MPI all-reduce bandwidth (mpirun -np N loom-bench allreduce)\n"
                "options: --threads N  --reps N  --warmup N  --fma-gflops X --copy-gbps Y (skip measuring limits)\n");
 }
 
@@ -152,6 +153,8 @@ int main(int argc, char** argv) {
       run_attention(opt);
     } else if (name == "train-step") {
       run_train_step(opt);
+    } else if (name == "allreduce") {
+      run_allreduce(opt);
     } else if (name == "kernels") {
       run_gemm(opt);
       run_memory("memory", opt);
