@@ -88,9 +88,19 @@ Encoder::Encoder(const StackOptions& options, Generator* gen) {
   stack = register_module("stack", std::make_shared<TransformerStack>(options, gen));
 }
 
+void Encoder::add_prompt(int64_t tokens, Generator* gen) {
+  LOOM_CHECK(!prompt, "Encoder: a prompt was already added");
+  prompt = register_module("prompt", std::make_shared<nn::PromptTuning>(tokens, stack->options.dim, gen));
+}
+
 Encoded Encoder::finish(const Tensor& tokens, const Tensor& mask) {
-  Tensor y = stack->forward(add(tokens, type_embedding), mask);
-  return {y, mask, masked_mean(y, mask)};
+  Tensor x = add(tokens, type_embedding), m = mask;
+  if (prompt) {
+    x = prompt->forward(x);
+    if (m.defined()) m = prompt->extend_mask(m);
+  }
+  Tensor y = stack->forward(x, m);
+  return {y, m, masked_mean(y, m)};
 }
 
 // --- text ---------------------------------------------------------------------
@@ -112,21 +122,29 @@ Encoded TextEncoder::encode(const Tensor& ids) {
 
 // --- image --------------------------------------------------------------------
 
-ImageEncoder::ImageEncoder(int64_t image_size, int64_t patch, const StackOptions& o, Generator* gen)
+ImageEncoder::ImageEncoder(int64_t image_size, int64_t patch, const StackOptions& o, Generator* gen, bool conv_stem)
     : Encoder(o, gen) {
   LOOM_CHECK(patch > 0 && image_size % patch == 0, "ImageEncoder: image size ", image_size,
              " is not a multiple of the patch ", patch);
   grid_ = image_size / patch;
-  stem = register_module("stem", std::make_shared<nn::PatchEmbed>(3, o.dim, patch, gen));
+  if (conv_stem) {
+    LOOM_CHECK(patch % 4 == 0 && o.dim % 2 == 0, "ImageEncoder: a conv stem needs a patch that divides by 4 (got ",
+               patch, ") and an even width (got ", o.dim, ")");
+    conv1 = register_module("conv1", std::make_shared<nn::Conv2d>(3, o.dim / 2, 3, 2, 1, true, gen));
+    conv2 = register_module("conv2", std::make_shared<nn::Conv2d>(o.dim / 2, o.dim, 3, 2, 1, true, gen));
+  }
+  stem = register_module("stem", std::make_shared<nn::PatchEmbed>(conv_stem ? o.dim : 3, o.dim,
+                                                                   conv_stem ? patch / 4 : patch, gen));
   positions = register_parameter("positions", learned(grid_ * grid_, o.dim, gen));
 }
 
 Tensor ImageEncoder::patch_tokens(const Tensor& images) {
-  LOOM_CHECK(images.dim() == 4 && images.size(1) == 3 && images.size(2) == grid_ * stem->patch &&
-                 images.size(3) == grid_ * stem->patch,
-             "ImageEncoder: images must be [B, 3, ", grid_ * stem->patch, ", ", grid_ * stem->patch, "], got ",
+  const int64_t side = grid_ * stem->patch * (conv1 ? 4 : 1);
+  LOOM_CHECK(images.dim() == 4 && images.size(1) == 3 && images.size(2) == side && images.size(3) == side,
+             "ImageEncoder: images must be [B, 3, ", side, ", ", side, "], got ",
              shape_str(images.shape()));
-  return stem->forward(images);
+  if (!conv1) return stem->forward(images);
+  return stem->forward(gelu(conv2->forward(gelu(conv1->forward(images)))));
 }
 
 Encoded ImageEncoder::encode(const Tensor& images) {

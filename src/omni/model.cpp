@@ -24,12 +24,14 @@ OmniConfig OmniConfig::from_json(const nlohmann::json& m) {
   take("text_len", c.text_len);
   take("image_size", c.image_size);
   take("patch", c.patch);
+  take("image_stem", c.image_stem);
   take("n_mels", c.n_mels);
   take("mel_frames", c.mel_frames);
   take("video_frames", c.video_frames);
   take("video_grid", c.video_grid);
   take("fusion", c.fusion);
   take("classes", c.classes);
+  take("prompt_tokens", c.prompt_tokens);
   return c;
 }
 
@@ -46,7 +48,10 @@ OmniModel::OmniModel(const OmniConfig& c, Generator* gen) : config(c) {
   };
   text = register_module("text", std::make_shared<TextEncoder>(c.vocab_size, c.text_len, c.pad_id,
                                                                stack(c.text_layers), gen));
-  image = register_module("image", std::make_shared<ImageEncoder>(c.image_size, c.patch, stack(c.image_layers), gen));
+  LOOM_CHECK(c.image_stem == "patch" || c.image_stem == "conv", "OmniModel: image_stem '", c.image_stem,
+             "' is not one of patch, conv");
+  image = register_module("image", std::make_shared<ImageEncoder>(c.image_size, c.patch, stack(c.image_layers), gen,
+                                                                  c.image_stem == "conv"));
   audio = register_module("audio", std::make_shared<SignalEncoder>(Modality::audio, c.n_mels, c.mel_frames,
                                                                    stack(c.audio_layers), gen));
   video = register_module("video", std::make_shared<VideoEncoder>(image, c.video_frames, c.video_grid,
@@ -67,6 +72,10 @@ OmniModel::OmniModel(const OmniConfig& c, Generator* gen) : config(c) {
       register_module("audio_regression", std::make_shared<nn::Linear>(c.d_model, 4 * c.n_mels, true, gen));
   classifier = register_module("classifier", std::make_shared<nn::Linear>(c.d_model, c.classes, true, gen));
   logit_scale = register_parameter("logit_scale", full({}, kInitLogitScale));
+  // last, so that a model with prompts draws every other weight as one without
+  if (c.prompt_tokens > 0)
+    for (Encoder* e : std::vector<Encoder*>{text.get(), image.get(), audio.get(), video.get()})
+      e->add_prompt(c.prompt_tokens, gen);
 }
 
 Tensor OmniModel::embed(Modality m, const Encoded& e) {

@@ -1,6 +1,7 @@
 #include "loom/train/adapt.hpp"
 
 #include <filesystem>
+#include <set>
 
 #include "loom/io/checkpoint.hpp"
 #include "loom/nn/lora.hpp"
@@ -55,7 +56,15 @@ std::string adapt_model(nn::Module& model, const Json& tr, bool resuming, Genera
   const std::string init = tr["init_from"];
   if (!init.empty() && !resuming) {
     const std::string ckpt = io::find_checkpoint(init, "recipe: train.init_from");
-    nn::load_base_state_dict(model, io::load_checkpoint(ckpt).weights);
+    auto weights = io::load_checkpoint(ckpt).weights;
+    // Prompt-tuning tokens are new in a fine-tuned model: they keep their
+    // initial values (as LoRA parameters do in load_base_state_dict).
+    std::set<std::string> saved;
+    for (const auto& [name, t] : weights) saved.insert(name);
+    for (const auto& [name, p] : model.named_parameters())
+      if ((name.rfind("prompt.", 0) == 0 || name.find(".prompt.") != std::string::npos) && !saved.count(name))
+        weights.emplace_back(name, p.detach().clone());
+    nn::load_base_state_dict(model, weights);
     loaded = ", initialised from " + ckpt;
   }
   const Json& lora = tr["lora"];

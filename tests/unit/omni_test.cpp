@@ -280,3 +280,17 @@ TEST_CASE("decoding: greedy picks the argmax chain and beam search finds a seque
   if (greedy_finished && beam_finished) CHECK(logp(beam, true) >= logp(greedy, true) - 1e-6);
   for (int32_t t : beam) CHECK((t >= 0 && t < 7 && t != end));
 }
+
+TEST_CASE("prompt tuning puts learned tokens before an encoder's tokens and trains them", "[omni]") {
+  Generator gen(12);
+  omni::TextEncoder text(20, 6, 0, small_stack(), &gen);
+  text.add_prompt(3, &gen);
+  const Tensor ids = from_vector(std::vector<int64_t>{3, 4, 0, 0}, {1, 4});
+  const omni::Encoded e = text.encode(ids);
+  CHECK(e.tokens.shape() == Shape{1, 7, 8});
+  CHECK(e.mask.to_vector<bool>() == std::vector<bool>{true, true, true, true, true, false, false});
+  sum(e.pooled).backward();
+  CHECK(text.prompt->prompt.grad().defined());
+  CHECK(sum(abs(text.prompt->prompt.grad())).item<double>() > 0);
+  CHECK_THROWS_WITH(text.add_prompt(2, &gen), Contains("already added"));
+}

@@ -22,6 +22,7 @@
 #include "loom/nn/attention.hpp"
 #include "loom/nn/container.hpp"
 #include "loom/nn/conv.hpp"
+#include "loom/nn/peft.hpp"
 
 namespace loom::omni {
 
@@ -72,8 +73,12 @@ class TransformerStack : public nn::Module {
 class Encoder : public nn::Module {
  public:
   virtual Modality modality() const = 0;
+  // Prompt tuning: `tokens` learned virtual tokens put before the encoder's
+  // tokens, in front of its transformer stack (always attended).
+  void add_prompt(int64_t tokens, Generator* gen = nullptr);
   Tensor type_embedding;  // [D]
   std::shared_ptr<TransformerStack> stack;
+  std::shared_ptr<nn::PromptTuning> prompt;  // null unless add_prompt
 
  protected:
   Encoder(const StackOptions& options, Generator* gen);
@@ -97,15 +102,22 @@ class TextEncoder : public Encoder {
   std::string type_name() const override { return "TextEncoder"; }
 };
 
+// The stem is a patch convolution (kernel = stride = patch), or with
+// conv_stem two 3x3 stride-2 convolutions with GELU (channels D/2, D) and
+// then a patch convolution of patch/4: the same token grid, but each token
+// sees its patch through learned local features (small objects keep more
+// detail than one linear map of raw pixels gives them).
 class ImageEncoder : public Encoder {
  public:
-  ImageEncoder(int64_t image_size, int64_t patch, const StackOptions& options, Generator* gen = nullptr);
+  ImageEncoder(int64_t image_size, int64_t patch, const StackOptions& options, Generator* gen = nullptr,
+               bool conv_stem = false);
   Modality modality() const override { return Modality::image; }
   Encoded encode(const Tensor& images);
   // The patch tokens [B, N, D] of images before the stack (shared with video).
   Tensor patch_tokens(const Tensor& images);
   int64_t grid() const { return grid_; }
   std::shared_ptr<nn::PatchEmbed> stem;
+  std::shared_ptr<nn::Conv2d> conv1, conv2;  // conv_stem only
   Tensor positions;  // [N, D]
 
  private:

@@ -25,10 +25,12 @@ struct OmniConfig {
           decoder_layers = 2;
   int64_t text_len = 24;     // tokens, encoder and decoder
   int64_t image_size = 64, patch = 8;
+  std::string image_stem = "patch";  // or "conv" (ImageEncoder)
   int64_t n_mels = 80, mel_frames = 512;
   int64_t video_frames = 8, video_grid = 2;
   std::string fusion = "joint";  // or "cross_attention"
   int64_t classes = 10;  // the image classification head (fine-tuning)
+  int64_t prompt_tokens = 0;  // > 0: prompt tuning, virtual tokens before every encoder's tokens
   int64_t pad_id = 0;  // set from the tokenizer
   // Reads the keys above (vocab_size and pad_id excepted) from a recipe's model section.
   static OmniConfig from_json(const nlohmann::json& model);

@@ -1,8 +1,9 @@
 // How a recipe adapts a model before training, from the `train` section:
 //   init_from  "" or a run directory (its newest checkpoint) or a checkpoint
 //              directory: start from those weights (fine-tuning). Every key
-//              of the model must be there with its shape, except LoRA
-//              parameters; ignored when resuming (the checkpoint wins).
+//              of the model must be there with its shape, except LoRA and
+//              prompt-tuning parameters (new in a fine-tuned model: they
+//              keep their initial values); ignored when resuming.
 //   lora       {"rank": 0 = off, "alpha", "rslora", "dropout", "targets",
 //              "exclude"}: adds adapter "default" (loom/nn/lora.hpp) and
 //              freezes every other parameter;
