@@ -2,6 +2,7 @@
 # Installs every Debian package loom builds, tests or trains with.
 # Idempotent: when everything is present it changes nothing and says so.
 # Usage: scripts/install-deps.sh [--with-torch]   (torch is only a golden/benchmark reference)
+# LOOM_BROWSER_TESTS=1 also installs chromium (large) for the `browser` test of loom-serve's web page.
 set -euo pipefail
 
 packages=(
@@ -11,10 +12,14 @@ packages=(
   clang libclang-rt-dev
   dataset-fashion-mnist fortunes fortunes-min fortunes-zh
   espeak-ng libespeak-ng-dev
+  libcpp-httplib-dev
   python3-numpy python3-pip
 )
 if [[ "${1:-}" == "--with-torch" ]]; then
   packages+=(python3-torch python3-numpy)
+fi
+if [[ "${LOOM_BROWSER_TESTS:-0}" == "1" ]]; then
+  packages+=(chromium)
 fi
 
 missing=()
