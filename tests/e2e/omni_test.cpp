@@ -13,6 +13,8 @@
 #include <loom/loom.hpp>
 #include <loom/train/trainer.hpp>
 
+#include "../support/tone_speech.hpp"
+
 namespace fs = std::filesystem;
 using namespace loom;
 using Catch::Contains;
@@ -26,17 +28,6 @@ std::string fresh_dir(const std::string& name) {
   return p.string();
 }
 
-// A tone per utterance: its pitch follows the text and the voice, its length the text.
-audio::Wav tone(const data::trimodal::SpeechRequest& r) {
-  audio::Wav w;
-  w.sample_rate = 16000;
-  const size_t n = 800 + 120 * r.text.size();
-  const double f = 200.0 + static_cast<double>(std::hash<std::string>{}(r.text) % 400) + r.pitch;
-  for (size_t i = 0; i < n; ++i)
-    w.samples.push_back(static_cast<int16_t>(8000 * std::sin(2 * M_PI * f * static_cast<double>(i) / 16000.0)));
-  return w;
-}
-
 const std::string& tiny_dataset() {
   static const std::string dir = [] {
     const std::string d = fresh_dir("data");
@@ -47,7 +38,7 @@ const std::string& tiny_dataset() {
     o.train_videos = 8;
     o.eval_videos = 8;
     o.progress = false;
-    data::trimodal::build(o, tone);
+    data::trimodal::build(o, loom::testing::tone_speech);
     return d;
   }();
   return dir;

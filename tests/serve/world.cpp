@@ -20,6 +20,7 @@
 #include <loom/train/task.hpp>
 #include <loom/train/trainer.hpp>
 
+#include "../support/tone_speech.hpp"
 #include "serve/base64.hpp"
 
 namespace fs = std::filesystem;
@@ -29,17 +30,6 @@ namespace loom::serve_test {
 namespace {
 
 using train::Json;
-
-// A tone per utterance: its pitch follows the text and the voice, its length the text.
-audio::Wav tone(const data::trimodal::SpeechRequest& r) {
-  audio::Wav w;
-  w.sample_rate = 16000;
-  const size_t n = 800 + 120 * r.text.size();
-  const double f = 200.0 + static_cast<double>(std::hash<std::string>{}(r.text) % 400) + r.pitch;
-  for (size_t i = 0; i < n; ++i)
-    w.samples.push_back(static_cast<int16_t>(8000 * std::sin(2 * M_PI * f * static_cast<double>(i) / 16000.0)));
-  return w;
-}
 
 Json resolved(Json r) { return train::resolve(r, train::task_schema(r), "serve test recipe"); }
 
@@ -68,7 +58,7 @@ World build_world() {
   o.train_videos = 8;
   o.eval_videos = 8;
   o.progress = false;
-  data::trimodal::build(o, tone);
+  data::trimodal::build(o, loom::testing::tone_speech);
 
   const Json model = {{"kind", "omni"}, {"d_model", 16}, {"n_heads", 2}, {"embed_dim", 16}, {"text_layers", 1},
                       {"image_layers", 1}, {"audio_layers", 1}, {"video_layers", 1}, {"fusion_layers", 1},
