@@ -2,7 +2,8 @@
 # Installs every Debian package loom builds, tests or trains with.
 # Idempotent: when everything is present it changes nothing and says so.
 # Usage: scripts/install-deps.sh [--with-torch]   (torch is only a golden/benchmark reference)
-# LOOM_BROWSER_TESTS=1 also installs chromium (large) for the `browser` test of loom-serve's web page.
+# chromium (for the `browser` test of loom-serve's web page) is installed too; LOOM_BROWSER_TESTS=0 leaves it out
+# (the test then reports Skipped).
 set -euo pipefail
 
 packages=(
@@ -18,7 +19,7 @@ packages=(
 if [[ "${1:-}" == "--with-torch" ]]; then
   packages+=(python3-torch python3-numpy)
 fi
-if [[ "${LOOM_BROWSER_TESTS:-0}" == "1" ]]; then
+if [[ "${LOOM_BROWSER_TESTS:-1}" == "1" ]]; then
   packages+=(chromium)
 fi
 
