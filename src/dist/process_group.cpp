@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
+#include <vector>
 
 #include "dist/mpi_world.hpp"
 
@@ -35,6 +36,30 @@ double default_timeout_s() {
 }
 
 ProcessGroup::ProcessGroup() : timeout_s_(default_timeout_s()) {}
+
+void ProcessGroup::gather(const Tensor& in, const Tensor& out, int root) {
+  const int n = size(), me = rank();
+  LOOM_CHECK(root >= 0 && root < n, "rank ", me, ": gather to root ", root, " in a group of ", n, " ranks");
+  check_defined(in, "gather", "in");
+  LOOM_CHECK(in.is_contiguous(), "rank ", me, ": gather: the input ", shape_str(in.shape()), " is not contiguous");
+  if (me != root) {
+    send(in, root, kGatherTag);
+    return;
+  }
+  const int64_t k = in.numel();
+  check_defined(out, "gather", "out");
+  LOOM_CHECK(out.is_contiguous() && out.numel() == n * k && out.dtype() == in.dtype(), "rank ", me,
+             ": gather: the output must be a contiguous ", dtype_name(in.dtype()), " tensor of ", n * k,
+             " elements, got ", dtype_name(out.dtype()), " ", shape_str(out.shape()));
+  Tensor flat = Tensor(out).view({n * k});
+  std::vector<WorkPtr> pending;
+  for (int r = 0; r < n; ++r) {
+    Tensor piece = flat.narrow(0, r * k, k);
+    if (r == me) piece.copy_(in.reshape({k}));
+    else pending.push_back(recv_async(piece, r, kGatherTag));
+  }
+  for (auto& w : pending) w->wait();
+}
 
 bool launched_by_mpirun() { return std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr; }
 

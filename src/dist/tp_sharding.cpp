@@ -2,6 +2,8 @@
 // dicts for tensor-parallel modules (see loom/dist/tp_sharding.hpp).
 #include "loom/dist/tp_sharding.hpp"
 
+#include <functional>
+
 #include "loom/autograd/grad_mode.hpp"
 #include "loom/ops/creation.hpp"
 #include "loom/ops/shape.hpp"
@@ -54,14 +56,35 @@ std::map<std::string, ShardSpec> sharded_parameters(const nn::Module& module) {
   return out;
 }
 
-nn::NamedTensors full_state_dict(const nn::Module& module, ProcessGroup& tp) {
+namespace {
+
+// The spec of a named tensor: its own name, or for optimizer state
+// ("<param>.<slot>") its parameter's.
+using SpecOf = std::function<const ShardSpec*(const std::string& name)>;
+
+SpecOf by_name(const std::map<std::string, ShardSpec>& specs) {
+  return [&specs](const std::string& name) -> const ShardSpec* {
+    auto it = specs.find(name);
+    return it == specs.end() ? nullptr : &it->second;
+  };
+}
+
+SpecOf by_parameter(const std::map<std::string, ShardSpec>& specs) {
+  return [&specs](const std::string& name) -> const ShardSpec* {
+    const auto dot = name.rfind('.');
+    if (dot == std::string::npos) return nullptr;
+    auto it = specs.find(name.substr(0, dot));
+    return it == specs.end() ? nullptr : &it->second;
+  };
+}
+
+nn::NamedTensors gather_named(const nn::NamedTensors& local_tensors, const SpecOf& spec_of, ProcessGroup& tp) {
   NoGradGuard no_grad;
-  const auto specs = sharded_parameters(module);
   const int n = tp.size();
   nn::NamedTensors out;
-  for (const auto& [name, value] : module.state_dict()) {
-    auto it = specs.find(name);
-    if (it == specs.end() || n == 1) {
+  for (const auto& [name, value] : local_tensors) {
+    const ShardSpec* spec = spec_of(name);
+    if (spec == nullptr || n == 1) {
       out.emplace_back(name, value.contiguous().clone());
       continue;
     }
@@ -70,28 +93,50 @@ nn::NamedTensors full_state_dict(const nn::Module& module, ProcessGroup& tp) {
     tp.all_gather(local.reshape({-1}), buf);
     std::vector<Tensor> shards;
     for (int r = 0; r < n; ++r) shards.push_back(buf.narrow(0, r * local.numel(), local.numel()).reshape(local.shape()));
-    out.emplace_back(name, unshard(shards, it->second));
+    out.emplace_back(name, unshard(shards, *spec));
   }
   return out;
 }
 
-void load_full_state_dict(nn::Module& module, const nn::NamedTensors& full, ProcessGroup& tp, bool strict) {
-  const auto specs = sharded_parameters(module);
+nn::NamedTensors slice_named(const nn::NamedTensors& full, const SpecOf& spec_of, ProcessGroup& tp) {
   nn::NamedTensors local;
   for (const auto& [name, value] : full) {
-    auto it = specs.find(name);
-    if (it == specs.end()) {
+    const ShardSpec* spec = spec_of(name);
+    if (spec == nullptr) {
       local.emplace_back(name, value);
       continue;
     }
-    const int64_t dim = norm_dim(value, it->second.dim);
-    LOOM_CHECK(dim >= 0 && dim < value.dim() && value.size(dim) % (it->second.parts * tp.size()) == 0, "rank ",
-               tp.rank(), ": load_full_state_dict: '", name, "' of shape ", shape_str(value.shape()),
-               " does not split along dim ", it->second.dim, " into ", it->second.parts, " part(s) x ", tp.size(),
-               " ranks");
-    local.emplace_back(name, shard_of(value, it->second, tp.rank(), tp.size()));
+    const int64_t dim = norm_dim(value, spec->dim);
+    LOOM_CHECK(dim >= 0 && dim < value.dim() && value.size(dim) % (spec->parts * tp.size()) == 0, "rank ",
+               tp.rank(), ": tensor parallel: '", name, "' of shape ", shape_str(value.shape()),
+               " does not split along dim ", spec->dim, " into ", spec->parts, " part(s) x ", tp.size(), " ranks");
+    local.emplace_back(name, shard_of(value, *spec, tp.rank(), tp.size()));
   }
-  module.load_state_dict(local, strict);
+  return local;
+}
+
+}  // namespace
+
+nn::NamedTensors full_state_dict(const nn::Module& module, ProcessGroup& tp) {
+  const auto specs = sharded_parameters(module);
+  return gather_named(module.state_dict(), by_name(specs), tp);
+}
+
+void load_full_state_dict(nn::Module& module, const nn::NamedTensors& full, ProcessGroup& tp, bool strict) {
+  const auto specs = sharded_parameters(module);
+  module.load_state_dict(slice_named(full, by_name(specs), tp), strict);
+}
+
+nn::NamedTensors full_optimizer_state(const nn::Module& module, const nn::NamedTensors& local_state,
+                                      ProcessGroup& tp) {
+  const auto specs = sharded_parameters(module);
+  return gather_named(local_state, by_parameter(specs), tp);
+}
+
+nn::NamedTensors local_optimizer_state(const nn::Module& module, const nn::NamedTensors& full_state,
+                                       ProcessGroup& tp) {
+  const auto specs = sharded_parameters(module);
+  return slice_named(full_state, by_parameter(specs), tp);
 }
 
 }  // namespace loom::dist

@@ -21,23 +21,32 @@ GPTConfig GPTConfig::from_json(const nlohmann::json& m) {
   return c;
 }
 
+void GPTConfig::check() const {
+  LOOM_CHECK(vocab_size > 0 && d_model > 0 && n_layers > 0 && seq_len > 0 && n_heads > 0 && d_model % n_heads == 0,
+             "GPT: invalid config (vocab ", vocab_size, ", d_model ", d_model, ", heads ", n_heads, ", layers ",
+             n_layers, ", seq_len ", seq_len, ")");
+}
+
+nn::TransformerBlockOptions GPTConfig::block_options() const {
+  nn::TransformerBlockOptions o;
+  o.dim = d_model;
+  o.heads = n_heads;
+  o.mlp_hidden = mlp_ratio * d_model;
+  o.dropout = dropout;
+  o.causal = true;
+  o.activation = nn::Activation::gelu_tanh;
+  return o;
+}
+
 GPT::GPT(const GPTConfig& c, Generator* gen) : config(c) {
-  LOOM_CHECK(c.vocab_size > 0 && c.d_model > 0 && c.n_layers > 0 && c.seq_len > 0 && c.d_model % c.n_heads == 0,
-             "GPT: invalid config (vocab ", c.vocab_size, ", d_model ", c.d_model, ", heads ", c.n_heads, ", layers ",
-             c.n_layers, ", seq_len ", c.seq_len, ")");
+  c.check();
   wte = register_module("wte", std::make_shared<nn::Embedding>(c.vocab_size, c.d_model, 0.02, gen));
   Tensor pos = empty({c.seq_len, c.d_model});
   nn::init::normal_(pos, 0.0, 0.02, gen);
   wpe = register_parameter("wpe", pos);
   drop = register_module("drop", std::make_shared<nn::Dropout>(c.dropout, gen));
   blocks = register_module("blocks", std::make_shared<nn::ModuleList<nn::TransformerBlock>>());
-  nn::TransformerBlockOptions o;
-  o.dim = c.d_model;
-  o.heads = c.n_heads;
-  o.mlp_hidden = c.mlp_ratio * c.d_model;
-  o.dropout = c.dropout;
-  o.causal = true;
-  o.activation = nn::Activation::gelu_tanh;
+  const nn::TransformerBlockOptions o = c.block_options();
   for (int64_t i = 0; i < c.n_layers; ++i) blocks->push_back(std::make_shared<nn::TransformerBlock>(o, gen));
   ln_f = register_module("ln_f", std::make_shared<nn::LayerNorm>(c.d_model));
 }

@@ -89,9 +89,24 @@ nn::NamedTensors Optimizer::collect_slots(const std::vector<std::string>& slots)
 
 nlohmann::json Optimizer::state_scalars() const { return {{"steps", steps_}}; }
 
+int64_t Optimizer::steps_of(const nlohmann::json& scalars, const char* who) {
+  LOOM_CHECK(scalars.is_object() && scalars.contains("steps") && scalars["steps"].is_number_integer(), who,
+             " load_state: scalars must hold an integer 'steps', got ", scalars.dump());
+  return scalars["steps"].get<int64_t>();
+}
+
+std::vector<Tensor> Optimizer::all_params() const {
+  std::vector<Tensor> out;
+  for (const auto& g : groups_) out.insert(out.end(), g.params.begin(), g.params.end());
+  return out;
+}
+
+double Optimizer::grad_norm() { return optim::grad_norm(all_params()); }
+
+double Optimizer::clip_grad_norm(double max_norm) { return optim::clip_grad_norm(all_params(), max_norm); }
+
 void Optimizer::load_state(const nn::NamedTensors& tensors, const nlohmann::json& scalars) {
-  LOOM_CHECK(scalars.is_object() && scalars.contains("steps") && scalars["steps"].is_number_integer(),
-             "optimizer load_state: scalars must hold an integer 'steps', got ", scalars.dump());
+  const int64_t steps = steps_of(scalars, "optimizer");
   std::map<std::string, std::pair<size_t, size_t>> where;
   for (size_t g = 0; g < groups_.size(); ++g)
     for (size_t i = 0; i < groups_[g].params.size(); ++i) where[param_name(g, i)] = {g, i};
@@ -106,7 +121,7 @@ void Optimizer::load_state(const nn::NamedTensors& tensors, const nlohmann::json
                dtype_name(p.dtype()));
     state_[it->second.first][it->second.second][key.substr(dot + 1)] = t.contiguous().clone();
   }
-  steps_ = scalars["steps"].get<int64_t>();
+  steps_ = steps;
 }
 
 SGD::SGD(std::vector<ParamGroup> groups, SGDOptions options) : Optimizer(std::move(groups)), options_(options) {

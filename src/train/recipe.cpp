@@ -118,7 +118,9 @@ Json common_schema() {
         {"schedule", "cosine"},
         {"warmup_steps", 0},
         {"min_lr_ratio", 0.1}}},
-      {"dist", {{"data_parallel", false}}},
+      // data_parallel: implied by several ranks; zero: ZeRO-1 AdamW over the
+      // data-parallel ranks; tp_size: ranks per tensor-parallel group (gpt).
+      {"dist", {{"data_parallel", false}, {"zero", false}, {"tp_size", 1}}},
       {"eval", {{"max_batches", 0}}},  // 0: the whole evaluation set
   };
   // fine-tuning: init_from, lora, freeze, trainable (loom/train/adapt.hpp)

@@ -12,12 +12,12 @@
 #include "loom/train/adapt.hpp"
 #include "loom/io/atomic_file.hpp"
 #include "loom/io/checkpoint.hpp"
-#include "loom/ops/creation.hpp"
 #include "loom/ops/elementwise.hpp"
 #include "loom/optim/optimizer.hpp"
 #include "loom/optim/schedule.hpp"
 #include "loom/train/progress.hpp"
 #include "loom/train/task.hpp"
+#include "train/parallel.hpp"
 
 namespace fs = std::filesystem;
 
@@ -31,12 +31,15 @@ Json load_resolved_recipe(const std::string& path, const std::vector<std::string
 
 namespace {
 
-std::unique_ptr<optim::Optimizer> make_optimizer(const Json& op, nn::Module& model) {
+// With dist.zero, AdamW is sharded over the data-parallel group (dist::ZeroAdamW).
+std::unique_ptr<optim::Optimizer> make_optimizer(const Json& op, nn::Module& model, const Parallelism& parallel) {
   const std::string name = op["name"];
   auto groups = optim::decay_groups(model, op["weight_decay"].get<double>());
-  if (name == "adamw")
-    return std::make_unique<optim::AdamW>(
-        groups, optim::AdamWOptions{op["beta1"].get<double>(), op["beta2"].get<double>(), op["eps"].get<double>()});
+  const optim::AdamWOptions adamw{op["beta1"].get<double>(), op["beta2"].get<double>(), op["eps"].get<double>()};
+  if (name == "adamw" && parallel.zero_group())
+    return std::make_unique<dist::ZeroAdamW>(groups, parallel.zero_group(), adamw, true,
+                                             parallel.zero_tensor_parallel(model));
+  if (name == "adamw") return std::make_unique<optim::AdamW>(groups, adamw);
   if (name == "sgd")
     return std::make_unique<optim::SGD>(groups, optim::SGDOptions{op["momentum"].get<double>(), 0.0, op["nesterov"].get<bool>()});
   LOOM_FAIL("recipe: unknown optim.name '", name, "' (expected adamw or sgd)");
@@ -97,12 +100,12 @@ void restore_generators(const std::vector<Generator*>& gens, const Json& states,
 }
 
 RunSummary run_training_on(const Json& recipe, const RunOptions& o, const dist::ProcessGroupPtr& group) {
-  dist::ProcessGroup& world = *group;
   LOOM_CHECK(!o.out_dir.empty(), "loom-train: an output directory is required (--out DIR)");
-  // Data parallel when launched on several ranks: only rank 0 writes the run
-  // directory (config, artifacts, metrics, checkpoints, eval).
-  const int world_size = world.size(), rank = world.rank();
-  const bool lead = rank == 0;
+  // Data parallel (and tensor parallel with dist.tp_size > 1) when launched on
+  // several ranks: only rank 0 writes the run directory (config, artifacts,
+  // metrics, checkpoints, eval).
+  const int world_size = group->size();
+  const bool lead = group->rank() == 0;
   if (lead) fs::create_directories(o.out_dir);
   const Json& tr = recipe["train"];
   const int64_t steps = tr["steps"], accum = tr["grad_accum"];
@@ -110,17 +113,19 @@ RunSummary run_training_on(const Json& recipe, const RunOptions& o, const dist::
 
   const std::string checkpoint = o.resume_dir.empty() ? std::string() : io::find_checkpoint(o.resume_dir, "--resume");
   manual_seed(tr["seed"].get<uint64_t>());
-  // train.batch_size is per rank: each rank's loader takes its shard of the
-  // global batch of batch_size * world_size (LoaderOptions rank/world_size).
-  auto task = make_task(recipe, TaskContext{checkpoint.empty() ? o.out_dir : io::run_of_checkpoint(checkpoint), rank, world_size});
+  Parallelism parallel(recipe, group);
+  // train.batch_size is per data-parallel rank: each one's loader takes its
+  // shard of the global batch of batch_size * (ranks / tp_size).
+  auto task = make_task(recipe, parallel.task_context(checkpoint.empty() ? o.out_dir : io::run_of_checkpoint(checkpoint)));
   nn::Module& model = task->model();
+  parallel.check_model(model, recipe["model"]["kind"]);
   Generator adapt_gen(tr["seed"].get<uint64_t>() + 0x4c6f5241ull);  // LoRA initialisation
   const std::string adapted = adapt_model(model, tr, !checkpoint.empty(), &adapt_gen);
   if (world_size > 1)
-    dist::check_consistency(world, {{"recipe", recipe.dump()},
-                                    {"model parameters", dist::model_signature(model)},
-                                    {"resume checkpoint", checkpoint}});
-  auto optimizer = make_optimizer(recipe["optim"], model);
+    dist::check_consistency(*group, {{"recipe", recipe.dump()},
+                                     {"model parameters", dist::model_signature(model)},
+                                     {"resume checkpoint", checkpoint}});
+  auto optimizer = make_optimizer(recipe["optim"], model, parallel);
   const optim::Schedule schedule = make_schedule(recipe["optim"], steps);
 
   int64_t step = 0, skipped = 0;
@@ -138,8 +143,7 @@ RunSummary run_training_on(const Json& recipe, const RunOptions& o, const dist::
     const Json saved_model = saved_recipe.is_object() ? saved_recipe.value("model", Json()) : Json();
     LOOM_CHECK(saved_model == recipe["model"], "--resume: checkpoint '", checkpoint,
                "' was trained with a different model section: ", saved_model.dump(), " vs ", recipe["model"].dump());
-    model.load_state_dict(c.weights);
-    optimizer->load_state(c.optimizer, field("optimizer"));
+    parallel.load_checkpoint(model, *optimizer, c, field("optimizer"));
     task->loader().load_state(field("loader"));
     restore_generators(task->generators(), field("generators"), checkpoint);
     LOOM_CHECK(field("step").is_number_integer(), "--resume: checkpoint '", checkpoint, "': 'step' is not an integer");
@@ -148,17 +152,17 @@ RunSummary run_training_on(const Json& recipe, const RunOptions& o, const dist::
     elapsed_before = st.value("elapsed_s", 0.0);
     if (lead) std::fprintf(stderr, "resumed from %s at step %lld\n", checkpoint.c_str(), static_cast<long long>(step));
   }
-  // After loading: rank 0's weights are broadcast to the others.
-  std::unique_ptr<dist::DataParallel> dp;
-  if (world_size > 1) dp = std::make_unique<dist::DataParallel>(model, group);
+  // After loading: DataParallel broadcasts rank 0's weights to the others.
+  parallel.start(model);
   if (lead) {
     io::atomic_write_file((fs::path(o.out_dir) / "config.json").string(), recipe.dump(2) + "\n");
     task->save_artifacts(o.out_dir);
   }
 
-  if (lead) std::fprintf(stderr, "%s: %s; %lld steps x %lld micro-batches of %lld\n",
+  if (lead) std::fprintf(stderr, "%s: %s; %lld steps x %lld micro-batches of %lld%s\n",
                recipe["model"]["kind"].get<std::string>().c_str(), adapted.c_str(), static_cast<long long>(steps),
-               static_cast<long long>(accum), static_cast<long long>(tr["batch_size"].get<int64_t>()));
+               static_cast<long long>(accum), static_cast<long long>(tr["batch_size"].get<int64_t>()),
+               world_size > 1 ? ("; " + parallel.describe()).c_str() : "");
 
   std::optional<Metrics> metrics;
   if (lead) metrics.emplace((fs::path(o.out_dir) / "metrics.jsonl").string(), checkpoint.empty() ? 0 : step);
@@ -167,13 +171,13 @@ RunSummary run_training_on(const Json& recipe, const RunOptions& o, const dist::
   const int64_t ckpt_every = tr["checkpoint_every"], keep = tr["keep_checkpoints"], max_bad = tr["max_bad_steps"];
   const double clip = tr["clip_grad_norm"];
   const int64_t eval_batches = recipe["eval"]["max_batches"];
-  const std::vector<Tensor> params = model.parameters();
 
+  // Every rank calls save at the same steps: gathering sharded state (ZeRO,
+  // tensor parallel) is collective. Then rank 0 writes alone.
   auto save = [&](int64_t at_step) {
-    if (!lead) return;  // replicas are identical; rank 0 writes (no collectives here, so no deadlock)
     io::CheckpointContent c;
-    c.weights = model.state_dict();
-    c.optimizer = optimizer->state_tensors();
+    parallel.collect_checkpoint(model, *optimizer, c);
+    if (!lead) return;
     c.state = Json{{"step", at_step},
                    {"recipe", recipe},
                    {"optimizer", optimizer->state_scalars()},
@@ -200,23 +204,11 @@ RunSummary run_training_on(const Json& recipe, const RunOptions& o, const dist::
       loss_sum += r.loss.item<double>();
       units += r.units;
       Tensor scaled = accum == 1 ? r.loss : div(r.loss, static_cast<double>(accum));
-      if (dp && micro + 1 < accum) {
-        auto no_sync = dp->no_sync();  // accumulate locally; the last micro-batch communicates
-        scaled.backward();
-      } else {
-        scaled.backward();
-      }
+      parallel.backward(scaled, micro + 1 == accum);
     }
-    if (dp) {
-      dp->finish();  // gradients averaged over ranks
-      Tensor totals = from_vector(std::vector<double>{loss_sum, static_cast<double>(units)}, {2});
-      world.all_reduce(totals, dist::ReduceOp::sum);
-      const auto t = totals.to_vector<double>();
-      loss_sum = t[0] / world_size;  // the global average loss
-      units = static_cast<int64_t>(t[1]);
-    }
+    parallel.finish_step(loss_sum, units);  // gradients and the loss averaged over ranks
     const double loss = loss_sum / static_cast<double>(accum);
-    const double norm = clip > 0 ? optim::clip_grad_norm(params, clip) : optim::grad_norm(params);
+    const double norm = parallel.clip_grad_norm(*optimizer, model, clip);  // of the averaged gradient
     if (!std::isfinite(loss) || !std::isfinite(norm)) {
       optimizer->zero_grad();
       ++skipped;
@@ -251,13 +243,15 @@ RunSummary run_training_on(const Json& recipe, const RunOptions& o, const dist::
       window_units = 0;
       window_start = now;
     }
-    if (lead && eval_every > 0 && step % eval_every == 0 && step < steps) {
-      Json ev = task->evaluate(eval_batches);
+    if (parallel.evaluates() && eval_every > 0 && step % eval_every == 0 && step < steps) {
+      Json ev = task->evaluate(eval_batches);  // with its tensor-parallel peers
       model.train();
-      Json line{{"step", step}, {"elapsed_s", elapsed_before + progress.elapsed()}};
-      for (auto& [k, v] : ev["metrics"].items()) line["eval_" + k] = v;
-      metrics->write(line);
-      progress.update(step, "eval " + ev["metrics"].dump(), true);
+      if (lead) {
+        Json line{{"step", step}, {"elapsed_s", elapsed_before + progress.elapsed()}};
+        for (auto& [k, v] : ev["metrics"].items()) line["eval_" + k] = v;
+        metrics->write(line);
+        progress.update(step, "eval " + ev["metrics"].dump(), true);
+      }
     }
     if (ckpt_every > 0 && step % ckpt_every == 0 && step < steps) save(step);
     if (o.stop_at_step > 0 && step == o.stop_at_step && step < steps) {
@@ -277,11 +271,12 @@ RunSummary run_training_on(const Json& recipe, const RunOptions& o, const dist::
   summary.steps = step;
   summary.final_loss = last_loss;
   summary.skipped_steps = skipped;
-  if (!lead) {  // evaluation and eval.json: rank 0
+  if (!parallel.evaluates()) {  // evaluation: rank 0 and its tensor-parallel peers; eval.json: rank 0
     summary.eval = Json{{"metrics", Json::object()}};
     return summary;
   }
   summary.eval = task->evaluate(eval_batches);
+  if (!lead) return summary;
   summary.eval["step"] = step;
   io::atomic_write_file((fs::path(o.out_dir) / "eval.json").string(), summary.eval.dump(2) + "\n");
   return summary;

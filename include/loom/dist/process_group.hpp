@@ -14,10 +14,9 @@
 // Threads: MPI is initialised MPI_THREAD_FUNNELED; only the thread that called
 // init_distributed() may call collectives (checked, loom::Error otherwise).
 //
-// Backends: MpiProcessGroup (CPU tensors; src/dist/mpi_process_group.cpp) and
-// LocalProcessGroup (one rank, no MPI at run time). A NCCL group for CUDA
-// tensors is NOT implemented yet: it would implement this same interface with
-// ncclAllReduce etc. on a stream, with the deadline polled via cudaEventQuery.
+// Backends: MpiProcessGroup (CPU tensors; src/dist/mpi_process_group.cpp),
+// LocalProcessGroup (one rank, no MPI at run time) and, in CUDA builds with
+// NCCL, the NCCL group for CUDA tensors (loom/dist/nccl_process_group.hpp).
 #pragma once
 
 #include <cstdint>
@@ -89,6 +88,12 @@ class ProcessGroup {
   void barrier() { barrier_async()->wait(); }
   void send(const Tensor& t, int dst, int tag = 0) { send_async(t, dst, tag)->wait(); }
   void recv(const Tensor& t, int src, int tag = 0) { recv_async(t, src, tag)->wait(); }
+  // root's `out` (numel size * in.numel(), same dtype) <- the ranks' `in`
+  // concatenated in rank order; only root needs `out` (others may pass an
+  // undefined tensor). Built from send/recv with tag kGatherTag, so only root
+  // holds the whole result (unlike all_gather).
+  void gather(const Tensor& in, const Tensor& out, int root = 0);
+  static constexpr int kGatherTag = 0x6761;
 
   // The deadline of every wait, in seconds.
   double timeout_s() const { return timeout_s_; }

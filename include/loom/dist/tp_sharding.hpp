@@ -53,4 +53,12 @@ nn::NamedTensors full_state_dict(const nn::Module& module, ProcessGroup& tp);
 // Loads a TP=1 state dict, keeping this rank's shards. No communication.
 void load_full_state_dict(nn::Module& module, const nn::NamedTensors& full, ProcessGroup& tp, bool strict = true);
 
+// The same for optimizer state named "<param>.<slot>" (optim::Optimizer::
+// state_tensors()): a slot of a sharded parameter is shaped like it and is
+// gathered / sliced with its spec; other entries pass unchanged.
+nn::NamedTensors full_optimizer_state(const nn::Module& module, const nn::NamedTensors& local_state,
+                                      ProcessGroup& tp);
+nn::NamedTensors local_optimizer_state(const nn::Module& module, const nn::NamedTensors& full_state,
+                                       ProcessGroup& tp);
+
 }  // namespace loom::dist

@@ -25,6 +25,10 @@ struct GPTConfig {
   // From a recipe's `model` section (keys vocab_size, d_model, n_layers,
   // n_heads, seq_len, mlp_ratio, dropout; missing keys keep the defaults).
   static GPTConfig from_json(const nlohmann::json& model);
+  // Throws naming the fields when the config cannot build a model.
+  void check() const;
+  // The options of every block: pre-norm, causal, GELU (tanh), MLP of mlp_ratio * d_model.
+  nn::TransformerBlockOptions block_options() const;
 };
 
 struct SamplingOptions {

@@ -35,22 +35,37 @@ class Optimizer {
   // Applies one update with learning rate `lr` (scaled per group). Parameters
   // without a gradient are skipped.
   virtual void step(double lr) = 0;
-  void zero_grad();
+  // Drops the gradients of the parameters (and whatever the optimizer derived from them).
+  virtual void zero_grad();
   const std::vector<ParamGroup>& groups() const { return groups_; }
   int64_t steps() const { return steps_; }
 
-  // Tensors of the optimizer state by name ("<param name>.<slot>") and the
-  // scalars as JSON; load_state_dict checks names and shapes.
+  // The global L2 norm of the gradients the next step() applies; the
+  // parameters' .grad here (optim::grad_norm over the groups). A sharded
+  // optimizer (dist::ZeroAdamW) measures its own shards instead.
+  virtual double grad_norm();
+  // Scales those gradients so that their norm is at most max_norm (> 0);
+  // returns the norm before clipping (inf/nan when a gradient is not finite).
+  virtual double clip_grad_norm(double max_norm);
+
+  // Tensors of the optimizer state by name ("<param name>.<slot>", each shaped
+  // like its parameter) and the scalars as JSON; load_state checks names and
+  // shapes. A sharded optimizer gathers its state into this layout (then
+  // state_tensors() is collective over its group and only the group's rank 0
+  // gets the tensors) and load_state keeps this rank's part of it.
   virtual nn::NamedTensors state_tensors() const = 0;
   nlohmann::json state_scalars() const;
-  void load_state(const nn::NamedTensors& tensors, const nlohmann::json& scalars);
+  virtual void load_state(const nn::NamedTensors& tensors, const nlohmann::json& scalars);
 
  protected:
+  // The "steps" of state_scalars() (checked).
+  static int64_t steps_of(const nlohmann::json& scalars, const char* who);
   // The state slot `slot` of the parameter at (group, index), created zeroed.
   Tensor& slot(const std::string& slot, size_t group, size_t index);
   bool has_slot(const std::string& slot, size_t group, size_t index) const;
   nn::NamedTensors collect_slots(const std::vector<std::string>& slots) const;
   std::string param_name(size_t group, size_t index) const;
+  std::vector<Tensor> all_params() const;  // of every group, in order
 
   std::vector<ParamGroup> groups_;
   int64_t steps_ = 0;

@@ -11,6 +11,10 @@
 #include "loom/nn/module.hpp"
 #include "loom/train/recipe.hpp"
 
+namespace loom::dist {
+class ProcessGroup;
+}
+
 namespace loom::train {
 
 struct LossResult {
@@ -35,11 +39,16 @@ class Task {
 };
 
 // Where a task runs: the run directory holding artifacts to reuse (may be
-// empty), and this process's place in data parallelism.
+// empty), this process's place in data parallelism (rank and world_size of
+// the data-parallel group: they shard the loader), and the tensor-parallel
+// group when the model is split over several ranks (null or one rank: not
+// split). Tasks without a tensor-parallel model ignore it; the trainer then
+// refuses dist.tp_size > 1.
 struct TaskContext {
   std::string run_dir;
   int rank = 0;
   int world_size = 1;
+  std::shared_ptr<dist::ProcessGroup> tp = nullptr;
 };
 
 // The schema (defaults) for the recipe's task, chosen by recipe["model"]["kind"].

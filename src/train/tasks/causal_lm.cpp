@@ -9,7 +9,9 @@
 #include "loom/autograd/grad_mode.hpp"
 #include "loom/data/bpe.hpp"
 #include "loom/data/text.hpp"
+#include "loom/dist/process_group.hpp"
 #include "loom/models/gpt.hpp"
+#include "loom/models/gpt_parallel.hpp"
 #include "loom/ops/ops.hpp"
 #include "train/tasks/tasks.hpp"
 
@@ -108,7 +110,10 @@ class CausalLM : public Task {
     val_tokens_ = encode(split.val);
 
     const models::GPTConfig c = models::GPTConfig::from_json(m);
-    model_ = std::make_shared<models::GPT>(c, &gen_);
+    seq_len_ = c.seq_len;
+    // dist.tp_size > 1: the model is split over the tensor-parallel group.
+    if (context.tp && context.tp->size() > 1) tp_model_ = std::make_shared<models::ParallelGPT>(c, context.tp, &gen_);
+    else model_ = std::make_shared<models::GPT>(c, &gen_);
 
     auto windows = std::make_shared<TokenWindows>(train_tokens_, c.seq_len);
     LOOM_CHECK(windows->size() > 0, "poetry corpus: too few training tokens (", train_tokens_->size(),
@@ -117,7 +122,7 @@ class CausalLM : public Task {
     bigram_ = std::make_unique<ByteBigram>(bytes_of(*train_tokens_, 0, train_tokens_->size()));
   }
 
-  nn::Module& model() override { return *model_; }
+  nn::Module& model() override { return tp_model_ ? static_cast<nn::Module&>(*tp_model_) : *model_; }
   data::DataLoader& loader() override { return *loader_; }
   std::string unit() const override { return "tokens"; }
   std::vector<Generator*> generators() override { return {&gen_}; }
@@ -126,14 +131,15 @@ class CausalLM : public Task {
   }
 
   LossResult loss(const data::Batch& b) override {
+    if (tp_model_) return {tp_model_->loss(b[0], b[1]), b[1].numel()};
     Tensor logits = model_->forward(b[0]);
     return {cross_entropy(logits.reshape({-1, logits.size(-1)}), b[1].reshape({-1})), b[1].numel()};
   }
 
   Json evaluate(int64_t max_batches) override {
     NoGradGuard guard;
-    model_->eval();
-    const int64_t t = model_->config.seq_len;
+    model().eval();
+    const int64_t t = seq_len_;
     TokenWindows windows(val_tokens_, t);
     const int64_t batch = 16;
     int64_t n_windows = windows.size();
@@ -143,13 +149,9 @@ class CausalLM : public Task {
     for (int64_t start = 0; start < n_windows; start += batch) {
       std::vector<data::Example> ex;
       for (int64_t i = start; i < std::min(n_windows, start + batch); ++i) ex.push_back(windows.get(i));
-      data::Batch b = data::collate(ex);
-      Tensor logits = model_->forward(b[0]);
-      CrossEntropyOptions o;
-      o.reduction = CrossEntropyOptions::Reduction::sum;
-      nll += cross_entropy(logits.reshape({-1, logits.size(-1)}), b[1].reshape({-1}), o).item<double>();
+      nll += summed_nll(data::collate(ex));
     }
-    model_->train();
+    model().train();
     // The bytes the model predicted: those of tokens 1 .. n_windows * t.
     const size_t end = static_cast<size_t>(n_windows * t) + 1;
     const std::string context = bytes_of(*val_tokens_, 0, 1);
@@ -164,6 +166,15 @@ class CausalLM : public Task {
   }
 
  private:
+  // The summed negative log-likelihood of a batch's targets.
+  double summed_nll(const data::Batch& b) {
+    if (tp_model_) return tp_model_->loss(b[0], b[1]).item<double>() * static_cast<double>(b[1].numel());
+    Tensor logits = model_->forward(b[0]);
+    CrossEntropyOptions o;
+    o.reduction = CrossEntropyOptions::Reduction::sum;
+    return cross_entropy(logits.reshape({-1, logits.size(-1)}), b[1].reshape({-1}), o).item<double>();
+  }
+
   std::shared_ptr<const std::vector<int32_t>> encode(const std::vector<data::TextRecord>& records) const {
     auto out = std::make_shared<std::vector<int32_t>>();
     for (const auto& rec : records) {
@@ -200,7 +211,9 @@ class CausalLM : public Task {
   data::BpeTokenizer tokenizer_;
   int32_t eot_ = 0;
   std::shared_ptr<const std::vector<int32_t>> train_tokens_, val_tokens_;
-  std::shared_ptr<models::GPT> model_;
+  int64_t seq_len_ = 0;
+  std::shared_ptr<models::GPT> model_;              // tensor parallel off
+  std::shared_ptr<models::ParallelGPT> tp_model_;  // dist.tp_size > 1
   std::unique_ptr<data::DataLoader> loader_;
   std::unique_ptr<ByteBigram> bigram_;
 };
