@@ -1,7 +1,6 @@
 // Task "image_classifier": Fashion-MNIST classification with a ViT or a CNN.
 #include "train/tasks/tasks.hpp"
 
-#include "loom/autograd/grad_mode.hpp"
 #include "loom/models/image_classifier.hpp"
 #include "loom/ops/ops.hpp"
 
@@ -62,28 +61,8 @@ class ImageClassification : public Task {
   }
 
   Json evaluate(int64_t max_batches) override {
-    NoGradGuard guard;
-    model_->eval();
-    data::LoaderOptions lo;
-    lo.batch_size = 500;
-    lo.shuffle = false;
-    lo.drop_last = false;
-    lo.num_workers = 1;
-    data::DataLoader test(test_, lo);
-    int64_t correct = 0, n = 0, batches = 0;
-    double loss_sum = 0;
-    while (auto b = test.next()) {
-      Tensor logits = model_->forward((*b)[0]);
-      correct += sum(eq(argmax(logits, 1), (*b)[1])).item<int64_t>();
-      loss_sum += cross_entropy(logits, (*b)[1]).item<double>() * static_cast<double>((*b)[0].size(0));
-      n += (*b)[0].size(0);
-      if (max_batches > 0 && ++batches >= max_batches) break;
-    }
-    model_->train();
-    return Json{{"metrics", {{"accuracy", static_cast<double>(correct) / static_cast<double>(n)},
-                             {"val_loss", loss_sum / static_cast<double>(n)}}},
-                {"chance", {{"accuracy", 0.1}}},
-                {"n", {{"accuracy", n}, {"val_loss", n}}}};
+    return classification_eval(*model_, test_, 500, max_batches, 10,
+                               [&](const Tensor& images) { return model_->forward(images); });
   }
 
  private:

@@ -8,7 +8,6 @@
 #include <cmath>
 #include <filesystem>
 
-#include "loom/autograd/grad_mode.hpp"
 #include "loom/data/idx.hpp"
 #include "loom/omni/features.hpp"
 #include "loom/ops/ops.hpp"
@@ -117,27 +116,10 @@ class OmniClassify : public Task {
   }
 
   Json evaluate(int64_t max_batches) override {
-    NoGradGuard guard;
-    model_->eval();
-    data::LoaderOptions lo;
-    lo.batch_size = 250;
-    lo.shuffle = false;
-    lo.drop_last = false;
-    lo.num_workers = 1;
-    data::DataLoader test(test_, lo);
-    int64_t correct = 0, n = 0, batches = 0;
-    double loss_sum = 0;
-    while (auto b = test.next()) {
-      const Tensor l = logits((*b)[0]);
-      correct += sum(eq(argmax(l, 1), (*b)[1])).item<int64_t>();
-      loss_sum += cross_entropy(l, (*b)[1]).item<double>() * static_cast<double>((*b)[0].size(0));
-      n += (*b)[0].size(0);
-      if (max_batches > 0 && ++batches >= max_batches) break;
-    }
-    model_->train();
-    return Json{{"metrics", {{"accuracy", static_cast<double>(correct) / n}, {"val_loss", loss_sum / n}}},
-                {"chance", {{"accuracy", 0.1}}},
-                {"n", {{"accuracy", n}, {"val_loss", n}, {"train_labels", train_->size()}}}};
+    Json out = classification_eval(*model_, test_, 250, max_batches, tm::kNumClasses,
+                                   [&](const Tensor& images) { return logits(images); });
+    out["n"]["train_labels"] = train_->size();
+    return out;
   }
 
  private:
