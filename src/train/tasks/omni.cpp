@@ -238,7 +238,10 @@ LossResult OmniTask::loss(const data::Batch& b) {
   add_term("image_audio_contrastive", [&] {
     return omni::info_nce(image_emb, m.embed(omni::Modality::audio, aud), m.logit_scale, key_t, group_);
   });
-  const auto [dec_in, dec_target] = decoder_batch(*vocab_, mains, zh, len);
+  // (not a structured binding: clang before 16 cannot capture those in lambdas)
+  const std::pair<Tensor, Tensor> dec = decoder_batch(*vocab_, mains, zh, len);
+  const Tensor& dec_in = dec.first;
+  const Tensor& dec_target = dec.second;
   add_term("caption", [&] { return sequence_loss(m.decoder->forward(dec_in, img), dec_target, smoothing); });
   add_term("transcript", [&] { return sequence_loss(m.decoder->forward(dec_in, aud), dec_target, smoothing); });
   add_term("joint_caption",
