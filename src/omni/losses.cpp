@@ -9,15 +9,13 @@
 
 namespace loom::omni {
 
+Tensor unit_rows(const Tensor& x) { return div(x, sqrt(add(sum(mul(x, x), {-1}, true), 1e-12))); }
+
 Tensor temperature_scale(const Tensor& logit_scale) {
   return exp(clamp(logit_scale, std::nullopt, kMaxLogitScale));
 }
 
 namespace {
-
-Tensor l2_normalize(const Tensor& x) {
-  return div(x, sqrt(add(sum(mul(x, x), {-1}, true), 1e-12)));
-}
 
 Tensor gathered(const Tensor& x, const dist::ProcessGroupPtr& group) {
   return group ? dist::all_gather_rows(x, group) : x;
@@ -40,7 +38,7 @@ Tensor info_nce(const Tensor& a, const Tensor& b, const Tensor& logit_scale, con
   LOOM_CHECK(!keys.defined() || (keys.dim() == 1 && keys.size(0) == rows && is_integral(keys.dtype())),
              "info_nce: keys must be integer [", rows, "]");
   const int rank = group ? group->rank() : 0;
-  const Tensor an = l2_normalize(a), bn = l2_normalize(b);
+  const Tensor an = unit_rows(a), bn = unit_rows(b);
   const Tensor a_all = gathered(an, group), b_all = gathered(bn, group);
   Tensor target;
   {

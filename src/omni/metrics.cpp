@@ -4,13 +4,12 @@
 #include <numeric>
 
 #include "loom/autograd/grad_mode.hpp"
+#include "loom/omni/losses.hpp"
 #include "loom/ops/ops.hpp"
 
 namespace loom::omni {
 
 namespace {
-
-Tensor unit_rows(const Tensor& x) { return div(x, sqrt(add(sum(mul(x, x), {1}, true), 1e-12))); }
 
 // 1 - C(g - m, k) / C(g, k): a random size-k subset of g items holds one of m.
 double random_hit(int64_t g, int64_t m, int64_t k) {

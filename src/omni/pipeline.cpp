@@ -7,17 +7,12 @@
 #include "loom/io/checkpoint.hpp"
 #include "loom/nn/lora.hpp"
 #include "loom/omni/features.hpp"
+#include "loom/omni/losses.hpp"
 #include "loom/ops/ops.hpp"
 
 namespace fs = std::filesystem;
 
 namespace loom::omni {
-
-namespace {
-
-Tensor unit_rows(const Tensor& x) { return div(x, sqrt(add(sum(mul(x, x), {1}, true), 1e-12))); }
-
-}  // namespace
 
 OmniPipeline::OmniPipeline(const std::string& path) {
   checkpoint_ = io::find_checkpoint(path, "omni pipeline");

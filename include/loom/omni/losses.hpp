@@ -9,6 +9,10 @@
 
 namespace loom::omni {
 
+// x / ||x|| along the last dim (1e-12 added under the root): the unit
+// embeddings every similarity in loom/omni compares.
+Tensor unit_rows(const Tensor& x);
+
 // CLIP's learnable temperature: logit_scale is log(1/T), initialised to
 // log(1/0.07) and used as exp(min(logit_scale, log 100)).
 inline constexpr double kInitLogitScale = 2.6592600367588116;  // log(1 / 0.07)

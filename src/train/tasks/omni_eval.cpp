@@ -10,6 +10,7 @@
 
 #include "loom/autograd/grad_mode.hpp"
 #include "loom/data/idx.hpp"
+#include "loom/omni/losses.hpp"
 #include "loom/omni/metrics.hpp"
 #include "loom/omni/features.hpp"
 #include "loom/ops/ops.hpp"
@@ -78,6 +79,13 @@ class Evaluator {
     });
   }
 
+  // The clips of videos [a, b), stacked.
+  Tensor videos(int64_t a, int64_t b) {
+    std::vector<Tensor> clips;
+    for (int64_t i = a; i < b; ++i) clips.push_back(c_.eval.video(i));
+    return stack(clips, 0);
+  }
+
   // The images of scenes [a, b), stacked.
   Tensor images(int64_t a, int64_t b) {
     std::vector<Tensor> rows;
@@ -112,7 +120,7 @@ class Evaluator {
   void note_nearest(const Tensor& images, const Tensor& texts, const std::vector<std::string>& captions,
                     const char* key) {
     const int64_t k = std::min(kExamples, images.size(0));
-    const Tensor best = argmax(matmul(unit(images.narrow(0, 0, k)), unit(texts).transpose(0, 1)), 1).contiguous();
+    const Tensor best = argmax(matmul(omni::unit_rows(images.narrow(0, 0, k)), omni::unit_rows(texts).transpose(0, 1)), 1).contiguous();
     for (int64_t i = 0; i < k; ++i) scene_example(i)[key] = captions[best.data<int64_t>()[i]];
   }
 
@@ -151,9 +159,7 @@ class Evaluator {
       vzh.push_back(r.zh);
     }
     const Tensor video = batched(v, [&](int64_t a, int64_t b) {
-      std::vector<Tensor> clips;
-      for (int64_t i = a; i < b; ++i) clips.push_back(c_.eval.video(i));
-      return m_.embed(omni::Modality::video, m_.video->encode(stack(clips, 0)));
+      return m_.embed(omni::Modality::video, m_.video->encode(videos(a, b)));
     });
     for (bool in_zh : {false, true}) {
       const std::string sfx = in_zh ? "_zh" : "";
@@ -163,14 +169,11 @@ class Evaluator {
     }
   }
 
-  // Unit-norm rows.
-  static Tensor unit(const Tensor& x) { return div(x, sqrt(add(sum(mul(x, x), {1}, true), 1e-12))); }
-
   // Index of the best prompt group per image: prompts [G * per_group, E]
   // are averaged (as unit vectors) within each group of per_group.
   static std::vector<int64_t> classify(const Tensor& images, const Tensor& prompts, int64_t groups) {
-    const Tensor protos = unit(mean(unit(prompts).reshape({groups, -1, prompts.size(1)}), {1}));
-    const Tensor best = argmax(matmul(unit(images), protos.transpose(0, 1)), 1).contiguous();
+    const Tensor protos = omni::unit_rows(mean(omni::unit_rows(prompts).reshape({groups, -1, prompts.size(1)}), {1}));
+    const Tensor best = argmax(matmul(omni::unit_rows(images), protos.transpose(0, 1)), 1).contiguous();
     return best.to_vector<int64_t>();
   }
 
@@ -298,9 +301,7 @@ class Evaluator {
       for (int64_t i = 0; i < std::min(kExamples, n); ++i)
         scene_example(i)["transcript" + std::string(zh ? "_zh" : "_en")] = transcripts[i];
       const auto vcaps = decode(v, zh, [&](int64_t a, int64_t b) {
-        std::vector<Tensor> clips;
-        for (int64_t i = a; i < b; ++i) clips.push_back(c_.eval.video(i));
-        return m_.video->encode(stack(clips, 0));
+        return m_.video->encode(videos(a, b));
       });
       put_match("video_caption_exact_match" + sfx, vcaps, vrefs);
       for (int64_t i = 0; i < std::min(kExamples, v); ++i) {
