@@ -87,10 +87,11 @@ void norm_case(const Options& opt, bool rms, int64_t rows, int64_t cols) {
           2 * n * F, 3 * n * F, false);
 }
 
-void gelu_case(const Options& opt, int64_t rows, int64_t cols) {
+void gelu_case(const Options& opt, GeluApprox approx, int64_t rows, int64_t cols) {
   const double n = static_cast<double>(rows * cols);
-  fwd_bwd(opt, "gelu_tanh", dims({rows, cols}), {randn({rows, cols}).requires_grad_()},
-          [](const std::vector<Tensor>& in) { return gelu(in[0], GeluApprox::tanh); }, 2 * n * F, 3 * n * F, false);
+  fwd_bwd(opt, approx == GeluApprox::tanh ? "gelu_tanh" : "gelu_erf", dims({rows, cols}),
+          {randn({rows, cols}).requires_grad_()},
+          [approx](const std::vector<Tensor>& in) { return gelu(in[0], approx); }, 2 * n * F, 3 * n * F, false);
 }
 
 void cross_entropy_case(const Options& opt, int64_t rows, int64_t vocab) {
@@ -138,8 +139,10 @@ void run_memory(const std::string& which, const Options& opt) {
     norm_case(opt, true, 2048, 192);
   }
   if (all || which == "gelu") {
-    gelu_case(opt, 8192, 1024);
-    gelu_case(opt, 2048, 768);  // poetry-gpt MLP hidden
+    for (GeluApprox approx : {GeluApprox::tanh, GeluApprox::none}) {
+      gelu_case(opt, approx, 8192, 1024);
+      gelu_case(opt, approx, 2048, 768);  // poetry-gpt MLP hidden
+    }
   }
   if (all || which == "cross_entropy") cross_entropy_case(opt, 2048, 4096);  // poetry-gpt logits
   if (all || which == "adamw") adamw_case(opt, opt.integer("params", 4 << 20));

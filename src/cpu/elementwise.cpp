@@ -1,10 +1,14 @@
 // Pointwise kernels: copy/convert, fill, unary ops and their derivatives,
-// binary ops, comparisons and where. Halves are computed in float.
+// binary ops, comparisons and where. Halves are computed in float. Every
+// kernel splits its output across the thread pool (for_each_run_parallel);
+// unit-stride runs are plain loops the compiler vectorises, with exp, tanh
+// and erf from vec_math.hpp for float (libm for double).
 #include <cmath>
 #include <type_traits>
 
 #include "cpu/kernels.hpp"
 #include "cpu/loops.hpp"
+#include "cpu/vec_math.hpp"
 
 namespace loom::cpu {
 
@@ -79,10 +83,28 @@ const char* unary_name(Unary op) {
   return names[static_cast<int>(op)];
 }
 
-constexpr double kSqrt2 = 1.41421356237309504880;
+constexpr double kInvSqrt2 = 0.70710678118654752440;
 constexpr double kSqrt2OverPi = 0.79788456080286535588;
 constexpr double kInvSqrt2Pi = 0.39894228040143267794;
 constexpr double kGeluCubic = 0.044715;
+
+template <class C>
+C sigmoid(C v) {
+  return C(1) / (C(1) + math<C>::exp(-v));
+}
+
+// gelu(x) = x * Phi(x), Phi the standard normal CDF; the tanh form takes
+// Phi(x) ~ 0.5 * (1 + tanh(u)) = sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3),
+// which has no cancellation for negative x.
+template <class C>
+C gelu_tanh_u(C v) {
+  return C(kSqrt2OverPi) * (v + C(kGeluCubic) * v * v * v);
+}
+// Phi(x); sets gauss = exp(-x^2 / 2), which erf computes anyway.
+template <class C>
+C normal_cdf(C v, C& gauss) {
+  return C(0.5) * (C(1) + math<C>::erf_gauss(v * C(kInvSqrt2), gauss));
+}
 
 }  // namespace
 
@@ -145,19 +167,19 @@ void unary(Unary op, const Tensor& x, const Tensor& out, const UnaryParams& p) {
       }
       if constexpr (is_float_v<T>) {
         switch (op) {
-          case Unary::exp: return map_unary<T>(x, out, [](C v) { return std::exp(v); });
+          case Unary::exp: return map_unary<T>(x, out, [](C v) { return math<C>::exp(v); });
           case Unary::log: return map_unary<T>(x, out, [](C v) { return std::log(v); });
           case Unary::sqrt: return map_unary<T>(x, out, [](C v) { return std::sqrt(v); });
           case Unary::rsqrt: return map_unary<T>(x, out, [](C v) { return C(1) / std::sqrt(v); });
-          case Unary::tanh: return map_unary<T>(x, out, [](C v) { return std::tanh(v); });
-          case Unary::sigmoid: return map_unary<T>(x, out, [](C v) { return C(1) / (C(1) + std::exp(-v)); });
+          case Unary::tanh: return map_unary<T>(x, out, [](C v) { return math<C>::tanh(v); });
+          case Unary::sigmoid: return map_unary<T>(x, out, [](C v) { return sigmoid(v); });
           case Unary::gelu_erf:
-            return map_unary<T>(x, out, [](C v) { return C(0.5) * v * (C(1) + std::erf(v / C(kSqrt2))); });
-          case Unary::gelu_tanh:
             return map_unary<T>(x, out, [](C v) {
-              return C(0.5) * v * (C(1) + std::tanh(C(kSqrt2OverPi) * (v + C(kGeluCubic) * v * v * v)));
+              C gauss;
+              return v * normal_cdf(v, gauss);
             });
-          case Unary::silu: return map_unary<T>(x, out, [](C v) { return v / (C(1) + std::exp(-v)); });
+          case Unary::gelu_tanh: return map_unary<T>(x, out, [](C v) { return v * sigmoid(C(2) * gelu_tanh_u(v)); });
+          case Unary::silu: return map_unary<T>(x, out, [](C v) { return v * sigmoid(v); });
           case Unary::pow_scalar: {
             const C e = static_cast<C>(p.exponent);
             return map_unary<T>(x, out, [=](C v) { return std::pow(v, e); });
@@ -184,14 +206,20 @@ void unary_backward(Unary op, const Tensor& grad, const Tensor& x, const Tensor&
         T* op_ = ptr<T>(grad_in);
         const Strides gs = grad_in.strides();
         for_each_run_parallel<4>(grad_in.shape(), {&gs, &grad.strides(), &x.strides(), &y.strides()},
-                        [&](auto off, int64_t n, auto st) {
-                          for (int64_t i = 0; i < n; ++i) {
-                            const C g = static_cast<C>(gp[off[1] + i * st[1]]);
-                            const C xv = static_cast<C>(xp[off[2] + i * st[2]]);
-                            const C yv = static_cast<C>(yp[off[3] + i * st[3]]);
-                            op_[off[0] + i * st[0]] = T(g * deriv(xv, yv));
-                          }
-                        });
+                                 [&](auto off, int64_t n, auto st) {
+                                   T* o = op_ + off[0];
+                                   const T* g = gp + off[1];
+                                   const T* xv = xp + off[2];
+                                   const T* yv = yp + off[3];
+                                   auto at = [](const T* a, int64_t i) { return static_cast<C>(a[i]); };
+                                   if (st[0] == 1 && st[1] == 1 && st[2] == 1 && st[3] == 1) {
+                                     for (int64_t i = 0; i < n; ++i) o[i] = T(at(g, i) * deriv(at(xv, i), at(yv, i)));
+                                   } else {
+                                     for (int64_t i = 0; i < n; ++i)
+                                       o[i * st[0]] =
+                                           T(at(g, i * st[1]) * deriv(at(xv, i * st[2]), at(yv, i * st[3])));
+                                   }
+                                 });
       };
       switch (op) {
         case Unary::neg: return run([](C, C) { return C(-1); });
@@ -205,20 +233,19 @@ void unary_backward(Unary op, const Tensor& grad, const Tensor& x, const Tensor&
         case Unary::relu: return run([](C xv, C) { return xv > 0 ? C(1) : C(0); });
         case Unary::gelu_erf:
           return run([](C xv, C) {
-            const C cdf = C(0.5) * (C(1) + std::erf(xv / C(kSqrt2)));
-            const C pdf = C(kInvSqrt2Pi) * std::exp(C(-0.5) * xv * xv);
-            return cdf + xv * pdf;
+            C gauss;
+            const C cdf = normal_cdf(xv, gauss);
+            return cdf + xv * C(kInvSqrt2Pi) * gauss;
           });
         case Unary::gelu_tanh:
           return run([](C xv, C) {
-            const C u = C(kSqrt2OverPi) * (xv + C(kGeluCubic) * xv * xv * xv);
-            const C t = std::tanh(u);
+            const C s = sigmoid(C(2) * gelu_tanh_u(xv));  // 0.5 (1 + tanh u); 0.5 (1 - tanh^2 u) = 2 s (1 - s)
             const C du = C(kSqrt2OverPi) * (C(1) + C(3 * kGeluCubic) * xv * xv);
-            return C(0.5) * (C(1) + t) + C(0.5) * xv * (C(1) - t * t) * du;
+            return s + C(2) * xv * s * (C(1) - s) * du;
           });
         case Unary::silu:
           return run([](C xv, C) {
-            const C s = C(1) / (C(1) + std::exp(-xv));
+            const C s = sigmoid(xv);
             return s * (C(1) + xv * (C(1) - s));
           });
         case Unary::clamp: {

@@ -1,12 +1,19 @@
 // Fused log-softmax + negative log-likelihood with label smoothing, per row:
 //   loss = -(1 - eps) * logp[t] - (eps / C) * sum_c logp[c]
 //   dloss/dx_c = softmax_c - (1 - eps) * [c == t] - eps / C
-// The full log-probabilities are never stored.
+// The full log-probabilities are never stored. Rows run in parallel; each is
+// read from memory once (max), then revisited from L1/L2 for the sums of
+// exp(x - max) and x in lanes with a vectorised exp (vec_row.hpp,
+// vec_math.hpp); the backward stores the exponentials in the gradient row
+// and scales them in place.
 #include <cmath>
 #include <limits>
 
 #include "cpu/kernels.hpp"
 #include "cpu/loops.hpp"
+#include "cpu/vec_math.hpp"
+#include "cpu/vec_row.hpp"
+#include "loom/core/threads.hpp"
 
 namespace loom::cpu {
 
@@ -17,9 +24,15 @@ int64_t target_at(const Tensor& targets, int64_t i) {
   return static_cast<int64_t>(ptr<I>(targets)[i * targets.stride(0)]);
 }
 
-int64_t read_target(const Tensor& targets, int64_t i) {
-  return targets.dtype() == DType::i64 ? target_at<int64_t>(targets, i) : target_at<int32_t>(targets, i);
+// The target class of row i, checked against c; ignore_index passes through.
+int64_t read_target(const Tensor& targets, int64_t i, int64_t c, int64_t ignore_index) {
+  const int64_t t = targets.dtype() == DType::i64 ? target_at<int64_t>(targets, i) : target_at<int32_t>(targets, i);
+  LOOM_CHECK(t == ignore_index || (t >= 0 && t < c), "cross_entropy: target ", t, " at row ", i,
+             " is out of range for ", c, " classes");
+  return t;
 }
+
+int64_t row_grain(int64_t c) { return std::max<int64_t>(1, 4096 / std::max<int64_t>(1, c)); }
 
 }  // namespace
 
@@ -28,26 +41,23 @@ void cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& lo
   dispatch_float(logits.dtype(), "cross_entropy", [&]<class T>() {
     const T* xp = ptr<T>(logits);
     T* lp = ptr<T>(losses);
-    for (int64_t i = 0; i < n; ++i) {
-      const int64_t t = read_target(targets, i);
-      if (t == p.ignore_index) {
-        lp[i] = 0;
-        continue;
+    parallel_for(0, n, row_grain(c), [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        const int64_t t = read_target(targets, i, c, p.ignore_index);
+        if (t == p.ignore_index) {
+          lp[i] = 0;
+          continue;
+        }
+        const T* row = xp + i * c;
+        const T mx = lane_max(row, c);
+        const auto [total, sum_x] = lane_sum2<T>(
+            c, [&](int64_t j) { return math<T>::exp(row[j] - mx); }, [&](int64_t j) { return row[j]; });
+        const double lse = mx + std::log(total);
+        const double nll = lse - row[t];
+        const double smooth = lse - sum_x / static_cast<double>(c);  // -mean_c logp[c]
+        lp[i] = static_cast<T>((1.0 - p.label_smoothing) * nll + p.label_smoothing * smooth);
       }
-      LOOM_CHECK(t >= 0 && t < c, "cross_entropy: target ", t, " at row ", i, " is out of range for ", c, " classes");
-      const T* row = xp + i * c;
-      T mx = -std::numeric_limits<T>::infinity();
-      for (int64_t j = 0; j < c; ++j) mx = std::max(mx, row[j]);
-      double total = 0, sum_x = 0;
-      for (int64_t j = 0; j < c; ++j) {
-        total += std::exp(static_cast<double>(row[j] - mx));
-        sum_x += row[j];
-      }
-      const double lse = mx + std::log(total);
-      const double nll = lse - row[t];
-      const double smooth = lse - sum_x / static_cast<double>(c);  // -mean_c logp[c]
-      lp[i] = static_cast<T>((1.0 - p.label_smoothing) * nll + p.label_smoothing * smooth);
-    }
+    });
   });
 }
 
@@ -58,26 +68,24 @@ void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const T
     const T* xp = ptr<T>(logits);
     const T* sp = ptr<T>(row_scale);
     T* gp = ptr<T>(grad_logits);
-    for (int64_t i = 0; i < n; ++i) {
-      const int64_t t = read_target(targets, i);
-      T* g = gp + i * c;
-      if (t == p.ignore_index) {
-        std::fill(g, g + c, T(0));
-        continue;
+    parallel_for(0, n, row_grain(c), [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        const int64_t t = read_target(targets, i, c, p.ignore_index);
+        T* g = gp + i * c;
+        if (t == p.ignore_index) {
+          std::fill(g, g + c, T(0));
+          continue;
+        }
+        const T* row = xp + i * c;
+        const T mx = lane_max(row, c);
+        const double total = lane_sum<T>(c, [&](int64_t j) { return g[j] = math<T>::exp(row[j] - mx); });
+        const double scale = sp[i * row_scale.stride(0)];
+        const T k = static_cast<T>(scale / total);
+        const T shift = static_cast<T>(scale * p.label_smoothing / static_cast<double>(c));
+        for (int64_t j = 0; j < c; ++j) g[j] = k * g[j] - shift;
+        g[t] -= static_cast<T>(scale * (1.0 - p.label_smoothing));
       }
-      const T* row = xp + i * c;
-      T mx = -std::numeric_limits<T>::infinity();
-      for (int64_t j = 0; j < c; ++j) mx = std::max(mx, row[j]);
-      double total = 0;
-      for (int64_t j = 0; j < c; ++j) total += std::exp(static_cast<double>(row[j] - mx));
-      const double scale = sp[i * row_scale.stride(0)];
-      const double uniform = p.label_smoothing / static_cast<double>(c);
-      for (int64_t j = 0; j < c; ++j) {
-        double d = std::exp(static_cast<double>(row[j] - mx)) / total - uniform;
-        if (j == t) d -= 1.0 - p.label_smoothing;
-        g[j] = static_cast<T>(scale * d);
-      }
-    }
+    });
   });
 }
 

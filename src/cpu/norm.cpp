@@ -3,13 +3,26 @@
 //   xhat = (x - mean) * rstd,  y = xhat * w + b
 //   dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))   (LayerNorm)
 //   dx = rstd * (dxhat - xhat * mean(dxhat * xhat))                 (RMSNorm)
+// A row is read from memory once and revisited from L1: the statistics and
+// the backward's two sums reduce in lanes (vec_row.hpp), so the loops
+// vectorise. Rows run in parallel; the weight and bias gradients sum over
+// fixed blocks of rows (partials in T, combined in double in block order), so
+// the result does not depend on the thread count.
 #include <cmath>
+#include <vector>
 
 #include "cpu/kernels.hpp"
 #include "cpu/loops.hpp"
+#include "cpu/vec_row.hpp"
 #include "loom/core/threads.hpp"
 
 namespace loom::cpu {
+
+namespace {
+
+int64_t row_grain(int64_t cols) { return std::max<int64_t>(1, 4096 / std::max<int64_t>(1, cols)); }
+
+}  // namespace
 
 void norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& out, const Tensor& mean,
           const Tensor& rstd, const NormShape& s) {
@@ -18,30 +31,26 @@ void norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tenso
     const T* wp = weight.defined() ? ptr<T>(weight) : nullptr;
     const T* bp = bias.defined() ? ptr<T>(bias) : nullptr;
     T* op = ptr<T>(out);
-    parallel_for(0, s.rows, std::max<int64_t>(1, 4096 / std::max<int64_t>(1, s.cols)), [&](int64_t r0, int64_t r1) {
-    for (int64_t i = r0; i < r1; ++i) {
-      const T* row = xp + i * s.cols;
-      double mu = 0;
-      if (!s.rms) {
-        for (int64_t j = 0; j < s.cols; ++j) mu += row[j];
-        mu /= static_cast<double>(s.cols);
+    const int64_t n = s.cols;
+    parallel_for(0, s.rows, row_grain(n), [&](int64_t r0, int64_t r1) {
+      for (int64_t i = r0; i < r1; ++i) {
+        const T* row = xp + i * n;
+        const T mu = s.rms ? T(0) : static_cast<T>(lane_sum<T>(n, [&](int64_t j) { return row[j]; }) / n);
+        const double ss = lane_sum<T>(n, [&](int64_t j) {
+          const T d = row[j] - mu;
+          return d * d;
+        });
+        const T r = static_cast<T>(1.0 / std::sqrt(ss / static_cast<double>(n) + s.eps));
+        ptr<T>(mean)[i] = mu;
+        ptr<T>(rstd)[i] = r;
+        T* o = op + i * n;
+        if (wp && bp)
+          for (int64_t j = 0; j < n; ++j) o[j] = (row[j] - mu) * r * wp[j] + bp[j];
+        else if (wp)
+          for (int64_t j = 0; j < n; ++j) o[j] = (row[j] - mu) * r * wp[j];
+        else
+          for (int64_t j = 0; j < n; ++j) o[j] = (row[j] - mu) * r + (bp ? bp[j] : T(0));
       }
-      double ss = 0;
-      for (int64_t j = 0; j < s.cols; ++j) {
-        const double d = row[j] - mu;
-        ss += d * d;
-      }
-      const double r = 1.0 / std::sqrt(ss / static_cast<double>(s.cols) + s.eps);
-      ptr<T>(mean)[i] = static_cast<T>(mu);
-      ptr<T>(rstd)[i] = static_cast<T>(r);
-      T* o = op + i * s.cols;
-      for (int64_t j = 0; j < s.cols; ++j) {
-        T v = static_cast<T>((row[j] - mu) * r);
-        if (wp) v *= wp[j];
-        if (bp) v += bp[j];
-        o[j] = v;
-      }
-    }
     });
   });
 }
@@ -51,31 +60,51 @@ void norm_backward(const Tensor& grad, const Tensor& x, const Tensor& weight, co
   dispatch_float(x.dtype(), s.rms ? "rms_norm backward" : "layer_norm backward", [&]<class T>() {
     const T* gp = ptr<T>(grad);
     const T* xp = ptr<T>(x);
-    const T* wp = weight.defined() ? ptr<T>(weight) : nullptr;
-    std::vector<double> gw(grad_w.defined() ? s.cols : 0, 0.0), gb(grad_b.defined() ? s.cols : 0, 0.0);
-    std::vector<double> dxhat(static_cast<size_t>(s.cols)), xhat(static_cast<size_t>(s.cols));
-    for (int64_t i = 0; i < s.rows; ++i) {
-      const T* g = gp + i * s.cols;
-      const T* row = xp + i * s.cols;
-      const double mu = ptr<T>(mean)[i], r = ptr<T>(rstd)[i];
-      double sum_d = 0, sum_dx = 0;
-      for (int64_t j = 0; j < s.cols; ++j) {
-        xhat[j] = (row[j] - mu) * r;
-        dxhat[j] = wp ? g[j] * static_cast<double>(wp[j]) : g[j];
-        sum_d += dxhat[j];
-        sum_dx += dxhat[j] * xhat[j];
-        if (!gw.empty()) gw[j] += g[j] * xhat[j];
-        if (!gb.empty()) gb[j] += g[j];
+    const int64_t n = s.cols;
+    // The row loop runs without conditions: a missing weight reads ones, and
+    // unwanted gradients go to scratch that is then dropped.
+    const std::vector<T> ones(weight.defined() ? 0 : n, T(1));
+    const T* wp = weight.defined() ? ptr<T>(weight) : ones.data();
+    // Fixed blocks of rows, independent of the thread count; each block owns a
+    // row of partial weight and bias gradients.
+    constexpr int64_t kMaxBlocks = 64;
+    const int64_t blocks = std::min(s.rows, kMaxBlocks);
+    const int64_t per_block = blocks == 0 ? 0 : (s.rows + blocks - 1) / blocks;
+    std::vector<T> pw(blocks * n, T(0)), pb(blocks * n, T(0));
+    parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
+      std::vector<T> scratch(grad_x.defined() ? 0 : n);
+      for (int64_t b = b0; b < b1; ++b) {
+        T* gw = pw.data() + b * n;
+        T* gb = pb.data() + b * n;
+        for (int64_t i = b * per_block; i < std::min(s.rows, (b + 1) * per_block); ++i) {
+          const T* g = gp + i * n;
+          const T* row = xp + i * n;
+          T* dx = grad_x.defined() ? ptr<T>(grad_x) + i * n : scratch.data();
+          const T mu = ptr<T>(mean)[i], r = ptr<T>(rstd)[i];
+          auto xhat = [&](int64_t j) { return (row[j] - mu) * r; };
+          const auto [sum_d, sum_dx] = lane_sum2<T>(
+              n, [&](int64_t j) { return g[j] * wp[j]; }, [&](int64_t j) { return g[j] * wp[j] * xhat(j); });
+          const T mean_d = s.rms ? T(0) : static_cast<T>(sum_d / static_cast<double>(n));
+          const T mean_dx = static_cast<T>(sum_dx / static_cast<double>(n));
+          // Two loops (the row is in L1): one loop with three outputs needs
+          // more runtime alias checks than GCC versions a loop for.
+          for (int64_t j = 0; j < n; ++j) dx[j] = r * (g[j] * wp[j] - mean_d - xhat(j) * mean_dx);
+          for (int64_t j = 0; j < n; ++j) {
+            gw[j] += g[j] * xhat(j);
+            gb[j] += g[j];
+          }
+        }
       }
-      const double mean_d = s.rms ? 0.0 : sum_d / static_cast<double>(s.cols);
-      const double mean_dx = sum_dx / static_cast<double>(s.cols);
-      if (grad_x.defined()) {
-        T* dx = ptr<T>(grad_x) + i * s.cols;
-        for (int64_t j = 0; j < s.cols; ++j) dx[j] = static_cast<T>(r * (dxhat[j] - mean_d - xhat[j] * mean_dx));
-      }
-    }
-    for (size_t j = 0; j < gw.size(); ++j) ptr<T>(grad_w)[j] = static_cast<T>(gw[j]);
-    for (size_t j = 0; j < gb.size(); ++j) ptr<T>(grad_b)[j] = static_cast<T>(gb[j]);
+    });
+    auto combine = [&](const std::vector<T>& partial, const Tensor& dst) {
+      std::vector<double> acc(static_cast<size_t>(n), 0.0);
+      for (int64_t b = 0; b < blocks; ++b)
+        for (int64_t j = 0; j < n; ++j) acc[j] += partial[b * n + j];
+      T* d = ptr<T>(dst);
+      for (int64_t j = 0; j < n; ++j) d[j] = static_cast<T>(acc[j]);
+    };
+    if (grad_w.defined()) combine(pw, grad_w);
+    if (grad_b.defined()) combine(pb, grad_b);
   });
 }
 

@@ -1,0 +1,221 @@
+// The vectorisable float exp / tanh / erf (src/cpu/vec_math.hpp) against
+// libm in double over dense sweeps and special values, and the f32 fast paths
+// of the memory-bound kernels (softmax, norms, gelu, cross-entropy, AdamW)
+// against the same ops run in f64, at row lengths around the 16-lane width
+// and on strided inputs that take the general loops.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <limits>
+
+#include <loom/loom.hpp>
+
+#include "../../src/cpu/vec_math.hpp"
+
+using namespace loom;
+
+namespace {
+
+constexpr float kInf = std::numeric_limits<float>::infinity();
+constexpr float kDenormMin = std::numeric_limits<float>::denorm_min();
+
+// Largest relative error of f against ref over floats [lo, hi] (every
+// `stride`-th bit pattern of each sign, so all magnitudes are covered).
+// Results in the denormal range count relative to the smallest normal float
+// (where float itself has fewer digits), and errors below `abs_floor` are
+// ignored.
+double max_rel_error(float (*f)(float), double (*ref)(double), float lo, float hi, uint32_t stride,
+                     double abs_floor = 0) {
+  double worst = 0;
+  for (uint32_t sign : {0u, 0x80000000u})
+    for (uint32_t bits = 0; bits < 0x7F800000u; bits += stride) {
+      const uint32_t b = bits | sign;
+      float x;
+      std::memcpy(&x, &b, 4);
+      if (x < lo || x > hi) continue;
+      const double r = ref(x);
+      const double err = std::fabs(static_cast<double>(f(x)) - r);
+      if (err <= abs_floor) continue;
+      worst = std::max(worst, err / std::max(std::fabs(r), double(std::numeric_limits<float>::min())));
+    }
+  return worst;
+}
+
+double ref_exp(double x) { return std::exp(x); }
+double ref_tanh(double x) { return std::tanh(x); }
+double ref_erf(double x) { return std::erf(x); }
+
+// Every element of a (f32) within rtol relative + 1e-6 of max|b| + atol of b (f64).
+void check_close(const Tensor& a, const Tensor& b, double rtol = 1e-5, double atol = 0) {
+  REQUIRE(a.shape() == b.shape());
+  const auto av = a.to(DType::f64).to_vector<double>();
+  const auto bv = b.to_vector<double>();
+  double scale = 0;
+  for (double v : bv) scale = std::max(scale, std::fabs(v));
+  for (size_t i = 0; i < av.size(); ++i) {
+    INFO("element " << i << " of " << av.size());
+    REQUIRE(std::fabs(av[i] - bv[i]) <= rtol * std::fabs(bv[i]) + 1e-6 * scale + atol);
+  }
+}
+
+// Runs f on f32 inputs and on the same values in f64, backward with the same
+// output gradient, and compares the outputs and every input gradient. atol
+// covers values that are 0 in exact arithmetic but rounding noise in f32
+// (e.g. 1 - y^2 from a saved tanh y near 1, or a one-column norm's gradient).
+void check_against_f64(const std::vector<Tensor>& inputs32, const std::function<Tensor(const std::vector<Tensor>&)>& f,
+                       double rtol = 1e-5, double atol = 0) {
+  std::vector<Tensor> in32, in64;
+  for (const Tensor& t : inputs32) {
+    in32.push_back(t.detach().requires_grad_());
+    in64.push_back(t.to(DType::f64).detach().requires_grad_());
+  }
+  Tensor y32 = f(in32), y64 = f(in64);
+  check_close(y32, y64, rtol, atol);
+  Tensor dy = randn(y32.shape());
+  y32.backward(dy);
+  y64.backward(dy.to(DType::f64));
+  for (size_t i = 0; i < in32.size(); ++i) {
+    INFO("gradient of input " << i);
+    check_close(in32[i].grad(), in64[i].grad(), rtol, atol);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("vec::exp matches libm over the float range", "[vec_math]") {
+  CHECK(max_rel_error(cpu::vec::exp, ref_exp, -87.33f, 88.72f, 97) < 2e-7);
+  // Results in the denormal range: within a couple of the smallest denormals.
+  CHECK(max_rel_error(cpu::vec::exp, ref_exp, -104.0f, -87.33f, 97, 2.0 * kDenormMin) == 0);
+  CHECK(cpu::vec::exp(0.0f) == 1.0f);
+  CHECK(cpu::vec::exp(-kInf) == 0.0f);
+  CHECK(cpu::vec::exp(-88.0f) > 0.0f);
+  CHECK(cpu::vec::exp(-103.0f) > 0.0f);  // denormal, not flushed
+  CHECK(cpu::vec::exp(-105.0f) == 0.0f);
+  CHECK(cpu::vec::exp(88.72f) == Approx(std::exp(88.72f)).epsilon(2e-7));
+  CHECK(cpu::vec::exp(88.8f) == kInf);
+  CHECK(cpu::vec::exp(kInf) == kInf);
+  CHECK(std::isnan(cpu::vec::exp(std::nanf(""))));
+}
+
+TEST_CASE("vec::tanh matches libm, saturates and keeps signs", "[vec_math]") {
+  CHECK(max_rel_error(cpu::vec::tanh, ref_tanh, -kInf, kInf, 97) < 2e-7);
+  for (float x : {10.0f, 1e4f, 1e30f, std::numeric_limits<float>::max(), kInf}) {
+    CHECK(cpu::vec::tanh(x) == 1.0f);
+    CHECK(cpu::vec::tanh(-x) == -1.0f);
+  }
+  CHECK(cpu::vec::tanh(kDenormMin) == kDenormMin);
+  CHECK(std::signbit(cpu::vec::tanh(-0.0f)));
+  CHECK(std::isnan(cpu::vec::tanh(std::nanf(""))));
+}
+
+TEST_CASE("vec::erf matches libm, saturates and keeps signs", "[vec_math]") {
+  CHECK(max_rel_error(cpu::vec::erf, ref_erf, -kInf, kInf, 97) < 3e-7);
+  for (float x : {4.0f, 6.0f, 1e30f, kInf}) {
+    CHECK(cpu::vec::erf(x) == 1.0f);
+    CHECK(cpu::vec::erf(-x) == -1.0f);
+  }
+  CHECK(std::signbit(cpu::vec::erf(-0.0f)));
+  CHECK(std::isnan(cpu::vec::erf(std::nanf(""))));
+  for (float x : {-30.0f, -4.5f, -1.0f, -0.3f, 0.0f, 0.7f, 2.0f, 9.0f}) {  // the Gaussian factor handed back
+    float gauss = -1;
+    CHECK(cpu::vec::erf_gauss(x, gauss) == cpu::vec::erf(x));
+    CHECK(gauss == Approx(std::exp(-double(x) * x)).epsilon(1e-6).margin(1e-37));
+  }
+}
+
+TEST_CASE("f32 softmax and log_softmax fast paths match f64", "[vec_math]") {
+  for (int64_t cols : {1, 15, 16, 17, 1000}) {
+    INFO("cols " << cols);
+    const Tensor x = mul(randn({37, cols}), 4.0);
+    check_against_f64({x}, [](const std::vector<Tensor>& t) { return softmax(t[0], -1); });
+    check_against_f64({x}, [](const std::vector<Tensor>& t) { return log_softmax(t[0], -1); });
+    // Along dim 0: strided rows (inner > 1) take the general loop.
+    check_against_f64({x}, [](const std::vector<Tensor>& t) { return softmax(t[0], 0); });
+  }
+  const Tensor long_row = randn({1, 1000003});
+  check_against_f64({long_row}, [](const std::vector<Tensor>& t) { return softmax(t[0], -1); });
+  check_against_f64({long_row}, [](const std::vector<Tensor>& t) { return log_softmax(t[0], -1); });
+}
+
+TEST_CASE("f32 layer_norm and rms_norm fast paths match f64", "[vec_math]") {
+  for (int64_t cols : {1, 15, 17, 192, 1000}) {
+    INFO("cols " << cols);
+    const Tensor x = add(mul(randn({301, cols}), 3.0), 5.0);  // an offset mean
+    const Tensor w = randn({cols}), b = randn({cols});
+    check_against_f64({x, w}, [cols](const std::vector<Tensor>& t) { return rms_norm(t[0], {cols}, t[1]); }, 1e-5,
+                      1e-6);
+    // One column is degenerate for LayerNorm: x - mean = 0, and rstd =
+    // 1 / sqrt(eps) ~ 316 amplifies f32 rounding in the (exactly 0) gradient.
+    if (cols == 1) continue;
+    check_against_f64({x, w, b}, [cols](const std::vector<Tensor>& t) { return layer_norm(t[0], {cols}, t[1], t[2]); },
+                      1e-5, 1e-6);
+    check_against_f64({x}, [cols](const std::vector<Tensor>& t) { return layer_norm(t[0], {cols}); }, 1e-5, 1e-6);
+  }
+  // A transposed input is made contiguous by the op before the kernel.
+  const Tensor xt = randn({64, 33});
+  check_against_f64({xt}, [](const std::vector<Tensor>& t) { return layer_norm(transpose(t[0], 0, 1), {64}); });
+}
+
+TEST_CASE("f32 gelu, tanh, sigmoid, silu and exp fast paths match f64", "[vec_math]") {
+  using Fn = std::function<Tensor(const std::vector<Tensor>&)>;
+  const std::vector<Fn> fns = {
+      [](const std::vector<Tensor>& t) { return gelu(t[0], GeluApprox::tanh); },
+      [](const std::vector<Tensor>& t) { return gelu(t[0], GeluApprox::none); },
+      [](const std::vector<Tensor>& t) { return tanh(t[0]); },
+      [](const std::vector<Tensor>& t) { return sigmoid(t[0]); },
+      [](const std::vector<Tensor>& t) { return silu(t[0]); },
+      [](const std::vector<Tensor>& t) { return exp(t[0]); },
+  };
+  for (size_t k = 0; k < fns.size(); ++k) {
+    INFO("function " << k);
+    for (int64_t n : {1, 15, 17, 1000003}) {
+      INFO("n " << n);
+      check_against_f64({mul(randn({n}), 5.0)}, fns[k], 1e-5, 1e-6);
+    }
+    // A transposed view: strided runs.
+    check_against_f64({randn({40, 70})}, [&](const std::vector<Tensor>& t) { return fns[k]({transpose(t[0], 0, 1)}); },
+                      1e-5, 1e-6);
+  }
+}
+
+TEST_CASE("f32 cross_entropy fast path matches f64", "[vec_math]") {
+  for (int64_t classes : {1, 15, 17, 1000}) {
+    INFO("classes " << classes);
+    const Tensor logits = mul(randn({53, classes}), 3.0);
+    std::vector<int64_t> t = randint(0, classes, {53}).to_vector<int64_t>();
+    t[3] = -100;  // ignored row
+    const Tensor targets = from_vector<int64_t>(t, {53});
+    for (double smoothing : {0.0, 0.1}) {
+      CrossEntropyOptions o;
+      o.label_smoothing = smoothing;
+      check_against_f64({logits}, [&](const std::vector<Tensor>& in) { return cross_entropy(in[0], targets, o); }, 1e-5,
+                        1e-6);
+      o.reduction = CrossEntropyOptions::Reduction::none;
+      check_against_f64({logits}, [&](const std::vector<Tensor>& in) { return cross_entropy(in[0], targets, o); }, 1e-5,
+                        1e-6);
+    }
+  }
+}
+
+TEST_CASE("f32 AdamW matches f64 over a parallel split", "[vec_math]") {
+  const int64_t n = 1000003;
+  const Tensor init = randn({n});
+  Tensor p32 = init.detach().requires_grad_(), p64 = init.to(DType::f64).detach().requires_grad_();
+  auto make = [](const Tensor& p) {
+    optim::ParamGroup g;
+    g.params = {p};
+    g.weight_decay = 0.1;
+    return optim::AdamW({g}, optim::AdamWOptions{0.9, 0.95, 1e-8});
+  };
+  optim::AdamW a32 = make(p32), a64 = make(p64);
+  for (int step = 0; step < 3; ++step) {
+    const Tensor g = randn({n});
+    p32.set_grad(g);
+    p64.set_grad(g.to(DType::f64));
+    a32.step(1e-3);
+    a64.step(1e-3);
+  }
+  check_close(p32.detach(), p64.detach());
+}
