@@ -4,15 +4,145 @@
 // linear layers of recipes/poetry-gpt.json and recipes/fashion-vit.json, each
 // as its forward product x W^T and both backward products (dX = dY W,
 // dW = dY^T X). FLOPs are 2 m n k; fraction_of_peak is against the FMA peak.
+//
+// Peers, timed in the same run on the same operands, in interleaved rounds
+// (loom, Eigen, OpenBLAS, loom, ...; --peers 0 skips them):
+//  - Eigen: the product Eigen computes on strided maps of the operands, rows
+//    split over loom's thread pool (Eigen alone runs single-threaded);
+//  - OpenBLAS: cblas_sgemm from libopenblas.so.0, loaded with dlopen (it is not
+//    a dependency) with OPENBLAS_CORETYPE unset, so it picks its own kernels,
+//    and openblas_set_num_threads(loom's thread count). When it cannot be
+//    loaded the record says so in "openblas" instead.
+// Peer fields: <peer>_ms, <peer>_gflops and loom_over_<peer> (loom GFLOP/s
+// over the peer's; > 1: loom is faster).
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <functional>
 #include <string>
+#include <vector>
+
+// loom keeps Eigen out of its public interface, so its include directory is
+// not on this target's path; the system copy lives under eigen3/.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#if __has_include(<Eigen/Core>)
+#include <Eigen/Core>
+#else
+#include <eigen3/Eigen/Core>
+#endif
+#pragma GCC diagnostic pop
 
 #include "bench.hpp"
 #include "loom/autograd/grad_mode.hpp"
+#include "loom/core/threads.hpp"
 #include "loom/ops/ops.hpp"
 
 namespace loom::bench {
 
 namespace {
+
+// cblas_sgemm and openblas_set_num_threads from a dlopen-ed OpenBLAS.
+class OpenBlas {
+ public:
+  static const OpenBlas& get() {
+    static const OpenBlas instance;
+    return instance;
+  }
+  bool loaded() const { return sgemm_ != nullptr; }
+  const std::string& missing() const { return missing_; }
+
+  // C[m,n] = op(A) op(B), row-major; A stored [k,m] when ta, B stored [n,k] when tb.
+  void multiply(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, const float* b, float* c) const {
+    constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;
+    sgemm_(kRowMajor, ta ? kTrans : kNoTrans, tb ? kTrans : kNoTrans, static_cast<int>(m), static_cast<int>(n),
+           static_cast<int>(k), 1.0f, a, static_cast<int>(ta ? m : k), b, static_cast<int>(tb ? k : n), 0.0f, c,
+           static_cast<int>(n));
+  }
+
+ private:
+  using Sgemm = void (*)(int, int, int, int, int, int, float, const float*, int, const float*, int, float, float*, int);
+  using SetThreads = void (*)(int);
+
+  OpenBlas() {
+    unsetenv("OPENBLAS_CORETYPE");
+    void* handle = nullptr;
+    for (const char* path : {"/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0", "libopenblas.so.0"})
+      if ((handle = dlopen(path, RTLD_NOW | RTLD_LOCAL)) != nullptr) break;
+    if (handle == nullptr) {
+      missing_ = "missing: libopenblas.so.0 not found (apt-get install libopenblas0-pthread)";
+      return;
+    }
+    auto set_threads = reinterpret_cast<SetThreads>(dlsym(handle, "openblas_set_num_threads"));
+    sgemm_ = reinterpret_cast<Sgemm>(dlsym(handle, "cblas_sgemm"));
+    if (sgemm_ == nullptr || set_threads == nullptr) {
+      sgemm_ = nullptr;
+      missing_ = "missing: libopenblas.so.0 has no cblas_sgemm / openblas_set_num_threads";
+      return;
+    }
+    set_threads(num_threads());
+  }
+
+  Sgemm sgemm_ = nullptr;
+  std::string missing_;
+};
+
+using EigenMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using EigenStrided = Eigen::Map<const EigenMatrix, Eigen::Unaligned, Eigen::Stride<Eigen::Dynamic, Eigen::Dynamic>>;
+
+EigenStrided eigen_view(const Tensor& t, int64_t r0, int64_t rows) {
+  return EigenStrided(t.data<float>() + r0 * t.stride(0), rows, t.size(1),
+                      Eigen::Stride<Eigen::Dynamic, Eigen::Dynamic>(t.stride(0), t.stride(1)));
+}
+
+// C = A B with Eigen, rows split over loom's pool as loom split them before it had its own GEMM.
+void eigen_multiply(const Tensor& a, const Tensor& b, float* c) {
+  const int64_t m = a.size(0), n = b.size(1), k = a.size(1);
+  parallel_for(0, m, std::max<int64_t>(16, (1 << 20) / std::max<int64_t>(1, 2 * n * k)), [&](int64_t lo, int64_t hi) {
+    Eigen::Map<EigenMatrix> out(c + lo * n, hi - lo, n);
+    out.noalias() = eigen_view(a, lo, hi - lo) * eigen_view(b, 0, k);
+  });
+}
+
+// Median ms of each function, timed in rounds (each round runs every function
+// once, in turn), so that on a shared machine a change of load hits all of
+// them alike. Warm-up and repetitions as median_ms: --warmup, then --reps or
+// enough rounds for about 0.4 s per function (5..50).
+std::vector<double> interleaved_median_ms(const Options& opt, const std::vector<std::function<void()>>& fns) {
+  using clock = std::chrono::steady_clock;
+  std::vector<std::vector<double>> times(fns.size());
+  auto round = [&] {
+    for (size_t i = 0; i < fns.size(); ++i) {
+      const auto t0 = clock::now();
+      fns[i]();
+      times[i].push_back(std::chrono::duration<double, std::milli>(clock::now() - t0).count());
+    }
+  };
+  for (int i = 0; i < std::max(1, opt.warmup()); ++i) round();
+  int reps = opt.reps();
+  if (reps <= 0) {
+    double slowest = 1e-3;
+    for (const auto& t : times) slowest = std::max(slowest, t.back());
+    reps = static_cast<int>(std::clamp(400.0 / slowest, 5.0, 50.0));
+  }
+  for (auto& t : times) t.clear();
+  for (int i = 0; i < reps; ++i) round();
+  std::vector<double> medians;
+  for (auto& t : times) {
+    std::sort(t.begin(), t.end());
+    const size_t n = t.size();
+    medians.push_back(n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]));
+  }
+  return medians;
+}
+
+void add_peer(Record& r, const std::string& peer, double ms, double loom_ms, double flops) {
+  r[peer + "_ms"] = std::round(ms * 1e4) / 1e4;
+  r[peer + "_gflops"] = std::round(flops / (ms * 1e-3) / 1e9 * 1e3) / 1e3;
+  r["loom_over_" + peer] = std::round(ms / loom_ms * 1e3) / 1e3;
+}
 
 void one(const Options& opt, int64_t m, int64_t n, int64_t k, bool ta, bool tb, const std::string& layer,
          const std::string& pass) {
@@ -21,8 +151,17 @@ void one(const Options& opt, int64_t m, int64_t n, int64_t k, bool ta, bool tb, 
   // A is [m,k] (stored [k,m] when transposed), B is [k,n] (stored [n,k] when transposed).
   Tensor a = ta ? randn({k, m}, {}, &gen).t() : randn({m, k}, {}, &gen);
   Tensor b = tb ? randn({n, k}, {}, &gen).t() : randn({k, n}, {}, &gen);
-  const double ms = median_ms(opt, [&] { Tensor c = matmul(a, b); });
-  Record r = record("gemm", std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k), ms);
+  Tensor c = empty({m, n});  // the peers' output
+  const bool peers = opt.integer("peers", 1) != 0;
+  const OpenBlas& blas = OpenBlas::get();
+  std::vector<std::function<void()>> fns = {[&] { Tensor product = matmul(a, b); }};
+  if (peers) fns.push_back([&] { eigen_multiply(a, b, c.data<float>()); });
+  if (peers && blas.loaded())
+    fns.push_back([&] { blas.multiply(ta, tb, m, n, k, a.data<float>(), b.data<float>(), c.data<float>()); });
+  const std::vector<double> ms = interleaved_median_ms(opt, fns);
+
+  const double flops = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+  Record r = record("gemm", std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k), ms[0]);
   r["m"] = m;
   r["n"] = n;
   r["k"] = k;
@@ -32,7 +171,14 @@ void one(const Options& opt, int64_t m, int64_t n, int64_t k, bool ta, bool tb, 
     r["layer"] = layer;
     r["pass"] = pass;
   }
-  add_gflops(r, 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k), opt);
+  add_gflops(r, flops, opt);
+  if (peers) {
+    add_peer(r, "eigen", ms[1], ms[0], flops);
+    if (blas.loaded())
+      add_peer(r, "openblas", ms[2], ms[0], flops);
+    else
+      r["openblas"] = blas.missing();
+  }
   emit(r);
 }
 

@@ -1,0 +1,99 @@
+// The packed, cache-blocked f32 GEMM used by the CPU backend on AVX-512
+// machines: the pieces shared by its files (operand views, tile and block
+// sizes, packing, the register-tile kernel, the single-thread blocked product).
+//
+// Sizes, chosen for a core with a 32 KiB L1d, a 1 MiB L2, a shared L3 and one
+// 512-bit FMA per cycle at 4 cycles latency (Zen 4; they suit Intel cores too):
+//  - register tile kTileRows x 32: 28 accumulators + 2 B vectors + 1 broadcast
+//    of the 32 zmm registers; 28 independent FMA chains cover the latency many
+//    times over, and each depth step does 28 FMAs for 2 loads + 14 broadcasts.
+//    A tile only 16 columns wide (the n % 32 edge, or n = 16) keeps 14 chains,
+//    still enough to stay FMA bound.
+//  - the kernel reads A and B as two sequential streams at about 7 bytes per
+//    cycle, which L2 (even L3) sustains with hardware prefetch, so the blocks
+//    are sized to cut the work around the kernel rather than to sit in L1:
+//    kDepthBlock (KC) sets how often C tiles are reloaded (k / KC passes over
+//    C, the largest overhead at n = 2048); kColumnBlock (NC) sets how often A
+//    is re-packed (n / NC times). KC = NC = 1024 keeps an A panel (56 KiB) in
+//    L2 and a B block (4 MiB per thread) in L3; measured on 2048^3 against
+//    KC in 256..2048 x NC in 256..1024, it was the fastest (256 x 512: -8%).
+//    kRowBlock (MC) bounds the packed A block (448 x KC floats, 1.8 MiB).
+//  - operands read in place, unpacked: a column-major A (a weight gradient's
+//    dY^T) always, since its 14 values of a step are already side by side
+//    (+5..45% on the recipes' weight-gradient shapes); a row-major B only
+//    when m and n are both at most kDirectBMaxSide (+3..15% there; on wider
+//    products its strided rows cost more than packing saves, -10..40%).
+#pragma once
+
+#if defined(__AVX512F__)
+
+// GCC 12 warns inside its own AVX-512 shuffle intrinsics (their undefined pass-through operand).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+
+#include <cstdint>
+
+namespace loom::cpu::gemm_f32 {
+
+constexpr int kTileRows = 14;
+constexpr int kLanes = 16;
+constexpr int kTileCols = 2 * kLanes;
+constexpr int64_t kDepthBlock = 1024;
+constexpr int64_t kColumnBlock = 1024;
+constexpr int64_t kRowBlock = 32 * kTileRows;
+constexpr int64_t kDirectBMaxSide = 256;
+
+// Mask of the first min(count, 16) lanes of a vector.
+inline __mmask16 first_lanes(int64_t count) {
+  return count >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << count) - 1u);
+}
+
+// A read-only [rows, cols] matrix with element strides; a transposed or sliced
+// view is just other strides.
+struct MatrixView {
+  const float* data;
+  int64_t rows, cols;
+  int64_t row_stride, col_stride;
+
+  const float* at(int64_t r, int64_t c) const { return data + r * row_stride + c * col_stride; }
+  MatrixView block(int64_t r, int64_t c, int64_t nr, int64_t nc) const {
+    return {at(r, c), nr, nc, row_stride, col_stride};
+  }
+};
+
+// Packs `width` lines of `depth` values into panels of `panel_width` lines:
+// panel p starts at out + p * panel_width * depth and holds, for each depth
+// step d, its lines' values side by side (padded with zeros to panel_width,
+// the last panel only to a multiple of 16 when that is less). Value (w, d) of
+// the source is at src[w * width_stride + d * depth_stride]. panel_width <= 32.
+// A row block is (lines = rows, depth = k, panel_width = kTileRows); a B
+// column block is (lines = columns, depth = k, panel_width = kTileCols).
+void pack_panels(const float* src, int64_t width_stride, int64_t depth_stride, int64_t width, int64_t depth,
+                 int64_t panel_width, float* out);
+
+// c[r, 0:cols] (+)= sum_d a[d * a_step + r] * b[d * b_step + 0:cols] for r < rows, where
+// cols = 16 * (Vectors - 1) + popcount(last_mask). All kTileRows values of a
+// step of A are read. Overwrites C unless accumulate.
+template <int Vectors>
+void tile_kernel(int64_t depth, const float* a_panel, int64_t a_step, const float* b_panel, int64_t b_step, float* c,
+                 int64_t ldc, int rows, __mmask16 last_mask, bool accumulate);
+
+// C[a.rows, b.cols] = A B on the calling thread (row stride ldc). a.cols == b.rows; k == 0 gives zeros.
+void multiply_blocked(const MatrixView& a, const MatrixView& b, float* c, int64_t ldc);
+
+// C[i] = A[i] B[i] for i < batch, C contiguous [batch, a.rows, b.cols]; product i
+// reads its operands `a_batch_stride` / `b_batch_stride` elements after product 0.
+// Runs on the kernel thread pool.
+struct BatchedProduct {
+  MatrixView a, b;
+  int64_t a_batch_stride, b_batch_stride;
+  int64_t batch;
+  float* c;
+};
+void multiply_batched(const BatchedProduct& p);
+
+}  // namespace loom::cpu::gemm_f32
+
+#endif  // __AVX512F__

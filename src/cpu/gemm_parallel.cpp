@@ -1,0 +1,188 @@
+// Threading of the f32 GEMM. The pool's threads share a batch of products in
+// one of three ways, whichever a cost model (in cycles, below) finds fastest:
+//  - serial: tiny products, where waking the pool costs more than it saves;
+//  - whole products per thread, when the batch divides well;
+//  - each product cut into a grid of one part per thread: tile-aligned row
+//    ranges x column ranges x depth ranges. A depth split is what keeps every
+//    thread busy when the output is small and the depth long (a weight
+//    gradient such as 64 x 16 x 6272): the first depth part writes C, the
+//    others write partial products that are added to C afterwards.
+// The model counts one 16-lane FMA per cycle, the padding of ragged tiles,
+// the packing each part repeats (B once per part, A once per column block),
+// the C passes per depth block, the partial-sum reduction, and a fixed cost
+// per parallel region.
+#include "cpu/gemm_f32.hpp"
+
+#if defined(__AVX512F__)
+
+#include <algorithm>
+#include <vector>
+
+#include "loom/core/threads.hpp"
+
+namespace loom::cpu::gemm_f32 {
+
+namespace {
+
+constexpr double kPackCyclesPerFloat = 1.0;     // 1.3-1.9 measured from DRAM, less from cache
+constexpr double kOutputCyclesPerFloat = 0.25;  // one load + store of C per depth block
+constexpr double kReduceCyclesPerFloat = 0.5;
+constexpr double kParallelRegionCycles = 30000;  // wake the pool and wait for the last part
+constexpr int64_t kReduceGrain = 1 << 14;         // outputs per thread of the reduction (serial up to one grain)
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Parts along each axis of one product; parts() of them in all.
+struct Split {
+  int64_t rows = 1, cols = 1, depth = 1;
+  int64_t parts() const { return rows * cols * depth; }
+};
+
+// Part `index` of a product cut by `split`: half-open ranges, rows and columns tile aligned.
+struct Region {
+  int64_t r0, r1, c0, c1, d0, d1, depth_part;
+};
+
+Region region(int64_t m, int64_t n, int64_t k, const Split& s, int64_t index) {
+  const int64_t ri = index % s.rows, ci = index / s.rows % s.cols, di = index / (s.rows * s.cols);
+  const int64_t row_tiles = ceil_div(m, kTileRows), col_units = ceil_div(n, kLanes);
+  Region r;
+  r.r0 = std::min(m, row_tiles * ri / s.rows * kTileRows);
+  r.r1 = std::min(m, row_tiles * (ri + 1) / s.rows * kTileRows);
+  r.c0 = std::min(n, col_units * ci / s.cols * kLanes);
+  r.c1 = std::min(n, col_units * (ci + 1) / s.cols * kLanes);
+  r.d0 = k * di / s.depth;
+  r.d1 = k * (di + 1) / s.depth;
+  r.depth_part = di;
+  return r;
+}
+
+// Estimated cycles for the largest part of one product cut by `split`.
+double part_cycles(int64_t m, int64_t n, int64_t k, const Split& s) {
+  const double rows = static_cast<double>(ceil_div(ceil_div(m, kTileRows), s.rows) * kTileRows);
+  const double cols = static_cast<double>(ceil_div(ceil_div(n, kLanes), s.cols) * kLanes);
+  const int64_t depth = std::max<int64_t>(ceil_div(k, s.depth), 1);
+  const double d = static_cast<double>(depth);
+  const double fma = rows * cols * d / kLanes;
+  const double pack_a = rows * d * static_cast<double>(ceil_div(static_cast<int64_t>(cols), kColumnBlock));
+  const double pack_b = cols * d;
+  const double output = rows * cols * static_cast<double>(ceil_div(depth, kDepthBlock));
+  return fma + (pack_a + pack_b) * kPackCyclesPerFloat + output * kOutputCyclesPerFloat;
+}
+
+// Estimated cycles of add_partials.
+double reduce_cycles(int64_t outputs, int64_t depth_parts, int64_t threads) {
+  const double adds = static_cast<double>(outputs * (depth_parts - 1)) * kReduceCyclesPerFloat;
+  return outputs <= kReduceGrain ? adds : adds / static_cast<double>(threads) + kParallelRegionCycles;
+}
+
+struct Plan {
+  enum class Mode { serial, whole_products, grid } mode = Mode::serial;
+  Split split;
+};
+
+Plan choose_plan(int64_t batch, int64_t m, int64_t n, int64_t k, int64_t threads) {
+  const Split whole;
+  Plan best;
+  double best_cycles = static_cast<double>(batch) * part_cycles(m, n, k, whole);
+  if (threads <= 1) return best;
+  if (batch > 1) {
+    const double cycles = static_cast<double>(ceil_div(batch, threads)) * part_cycles(m, n, k, whole) +
+                          kParallelRegionCycles;
+    if (cycles < best_cycles) {
+      best_cycles = cycles;
+      best.mode = Plan::Mode::whole_products;
+    }
+  }
+  const int64_t row_tiles = ceil_div(m, kTileRows), col_units = ceil_div(n, kLanes);
+  for (int64_t rows = 1; rows <= threads; ++rows) {
+    if (threads % rows != 0 || rows > row_tiles) continue;
+    for (int64_t cols = 1; cols <= threads / rows; ++cols) {
+      if ((threads / rows) % cols != 0 || cols > col_units) continue;
+      const Split s{rows, cols, threads / rows / cols};
+      if (s.depth > std::max<int64_t>(k, 1)) continue;
+      double cycles = static_cast<double>(batch) * part_cycles(m, n, k, s) + kParallelRegionCycles;
+      if (s.depth > 1) cycles += reduce_cycles(batch * m * n, s.depth, threads);
+      if (cycles < best_cycles) {
+        best_cycles = cycles;
+        best = {Plan::Mode::grid, s};
+      }
+    }
+  }
+  return best;
+}
+
+MatrixView product_operand(const MatrixView& first, int64_t batch_stride, int64_t i) {
+  MatrixView v = first;
+  v.data += i * batch_stride;
+  return v;
+}
+
+// Partial-product buffer of the calling thread; grows only.
+std::vector<float>& partial_buffer() {
+  thread_local std::vector<float> buffer;
+  return buffer;
+}
+
+// C[i] += the partials of depth parts 1.. of every product i.
+void add_partials(const BatchedProduct& p, int64_t depth_parts, const float* partials) {
+  const int64_t size = p.a.rows * p.b.cols;
+  parallel_for(0, p.batch * size, kReduceGrain, [&](int64_t lo, int64_t hi) {
+    for (int64_t e = lo; e < hi;) {
+      const int64_t i = e / size, end = std::min(hi, (i + 1) * size);
+      const float* first = partials + i * (depth_parts - 1) * size - i * size;
+      for (int64_t part = 1; part < depth_parts; ++part) {
+        const float* src = first + (part - 1) * size;
+        for (int64_t x = e; x < end; ++x) p.c[x] += src[x];
+      }
+      e = end;
+    }
+  });
+}
+
+}  // namespace
+
+void multiply_batched(const BatchedProduct& p) {
+  const int64_t m = p.a.rows, k = p.a.cols, n = p.b.cols, size = m * n;
+  if (p.batch == 0 || size == 0) return;
+  auto whole_product = [&](int64_t i) {
+    multiply_blocked(product_operand(p.a, p.a_batch_stride, i), product_operand(p.b, p.b_batch_stride, i),
+                     p.c + i * size, n);
+  };
+  const Plan plan = choose_plan(p.batch, m, n, k, num_threads());
+  switch (plan.mode) {
+    case Plan::Mode::serial:
+      for (int64_t i = 0; i < p.batch; ++i) whole_product(i);
+      return;
+    case Plan::Mode::whole_products:
+      parallel_for(0, p.batch, 1, [&](int64_t lo, int64_t hi) {
+        for (int64_t i = lo; i < hi; ++i) whole_product(i);
+      });
+      return;
+    case Plan::Mode::grid:
+      break;
+  }
+  const Split s = plan.split;
+  float* partials = nullptr;
+  if (s.depth > 1) {
+    std::vector<float>& buffer = partial_buffer();
+    buffer.resize(static_cast<size_t>(p.batch * (s.depth - 1) * size));
+    partials = buffer.data();
+  }
+  parallel_for(0, p.batch * s.parts(), 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t task = lo; task < hi; ++task) {
+      const int64_t i = task / s.parts();
+      const Region r = region(m, n, k, s, task % s.parts());
+      if (r.r0 >= r.r1 || r.c0 >= r.c1) continue;
+      const MatrixView a = product_operand(p.a, p.a_batch_stride, i).block(r.r0, r.d0, r.r1 - r.r0, r.d1 - r.d0);
+      const MatrixView b = product_operand(p.b, p.b_batch_stride, i).block(r.d0, r.c0, r.d1 - r.d0, r.c1 - r.c0);
+      float* out = r.depth_part == 0 ? p.c + i * size : partials + (i * (s.depth - 1) + r.depth_part - 1) * size;
+      multiply_blocked(a, b, out + r.r0 * n + r.c0, n);
+    }
+  });
+  if (s.depth > 1) add_partials(p, s.depth, partials);
+}
+
+}  // namespace loom::cpu::gemm_f32
+
+#endif  // __AVX512F__
