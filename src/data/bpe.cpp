@@ -38,9 +38,46 @@ ByteClass byte_class(unsigned char c) {
 
 ByteClass class_at(std::string_view s, size_t i) { return byte_class(static_cast<unsigned char>(s[i])); }
 
+bool is_cjk(uint32_t cp) {
+  return (cp >= 0x2E80 && cp <= 0x9FFF) || (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0xFE30 && cp <= 0xFE4F) ||
+         (cp >= 0xFF00 && cp <= 0xFFEF) || (cp >= 0x20000 && cp <= 0x2FA1F);
+}
+
+// Bytes of the well-formed CJK character that starts at s[i], or 0 when none
+// does (CJK characters take three or four bytes in UTF-8).
+size_t cjk_char_length(std::string_view s, size_t i) {
+  const auto byte = [&](size_t j) { return static_cast<unsigned char>(s[j]); };
+  const auto continuation = [&](size_t j) { return j < s.size() && (byte(j) & 0xC0) == 0x80; };
+  const unsigned char lead = byte(i);
+  if ((lead & 0xF0) == 0xE0 && continuation(i + 1) && continuation(i + 2)) {
+    const uint32_t cp = (uint32_t{lead & 0x0Fu} << 12) | (uint32_t{byte(i + 1) & 0x3Fu} << 6) | (byte(i + 2) & 0x3Fu);
+    return is_cjk(cp) ? 3 : 0;
+  }
+  if ((lead & 0xF8) == 0xF0 && continuation(i + 1) && continuation(i + 2) && continuation(i + 3)) {
+    const uint32_t cp = (uint32_t{lead & 0x07u} << 18) | (uint32_t{byte(i + 1) & 0x3Fu} << 12) |
+                        (uint32_t{byte(i + 2) & 0x3Fu} << 6) | (byte(i + 3) & 0x3Fu);
+    return is_cjk(cp) ? 4 : 0;
+  }
+  return 0;
+}
+
+constexpr const char* kByteClassesName = "loom-bytes-classes-v1";
+constexpr const char* kCjkCharsName = "loom-cjk-chars-v1";
+
 }  // namespace
 
-std::vector<std::string_view> bpe_chunks(std::string_view text) {
+const char* pretokenizer_name(Pretokenizer p) {
+  return p == Pretokenizer::cjk_chars ? kCjkCharsName : kByteClassesName;
+}
+
+Pretokenizer pretokenizer_from_name(std::string_view name) {
+  if (name == kByteClassesName) return Pretokenizer::byte_classes;
+  if (name == kCjkCharsName) return Pretokenizer::cjk_chars;
+  LOOM_FAIL("unknown BPE pre-tokenizer '", name, "' (known: ", kByteClassesName, ", ", kCjkCharsName, ")");
+}
+
+std::vector<std::string_view> bpe_chunks(std::string_view text, Pretokenizer rule) {
+  const bool split_cjk = rule == Pretokenizer::cjk_chars;
   std::vector<std::string_view> chunks;
   const size_t n = text.size();
   size_t i = 0;
@@ -54,6 +91,11 @@ std::vector<std::string_view> bpe_chunks(std::string_view text) {
     if (cls == ByteClass::space) {
       while (i < n && class_at(text, i) == ByteClass::space) ++i;
       if (i < n && i - start > 1 && text[i - 1] == ' ') --i;  // leave the last ' ' to the next word
+    } else if (split_cjk && cls == ByteClass::high) {
+      // One CJK character alone, or a run of other non-ASCII bytes up to the next one.
+      if (const size_t len = cjk_char_length(text, i)) i += len;
+      else
+        while (i < n && class_at(text, i) == cls && cjk_char_length(text, i) == 0) ++i;
     } else {
       while (i < n && class_at(text, i) == cls) ++i;
     }
@@ -69,8 +111,12 @@ struct BpeTokenizer::Cache {
 
 BpeTokenizer::BpeTokenizer() : BpeTokenizer({}, {}) {}
 
-BpeTokenizer::BpeTokenizer(std::vector<std::pair<int32_t, int32_t>> merges, std::vector<std::string> special_tokens)
-    : merges_(std::move(merges)), specials_(std::move(special_tokens)), cache_(std::make_shared<Cache>()) {
+BpeTokenizer::BpeTokenizer(std::vector<std::pair<int32_t, int32_t>> merges, std::vector<std::string> special_tokens,
+                           Pretokenizer pretokenizer)
+    : merges_(std::move(merges)),
+      specials_(std::move(special_tokens)),
+      pretokenizer_(pretokenizer),
+      cache_(std::make_shared<Cache>()) {
   tokens_.reserve(kBytes + merges_.size());
   for (int b = 0; b < kBytes; ++b) tokens_.emplace_back(1, static_cast<char>(b));
   ranks_.reserve(merges_.size());
@@ -149,7 +195,7 @@ BpeTokenizer BpeTokenizer::train(const std::vector<std::string>& texts, int voca
   // Distinct chunks with their counts, sorted so everything below is deterministic.
   std::unordered_map<std::string_view, int64_t> chunk_counts;
   for (const auto& text : texts)
-    for (const auto chunk : bpe_chunks(text))
+    for (const auto chunk : bpe_chunks(text, options.pretokenizer))
       if (chunk.size() >= 2) ++chunk_counts[chunk];  // a single byte has no pair to merge
   std::vector<std::pair<std::string_view, int64_t>> sorted(chunk_counts.begin(), chunk_counts.end());
   std::sort(sorted.begin(), sorted.end());
@@ -222,7 +268,7 @@ BpeTokenizer BpeTokenizer::train(const std::vector<std::string>& texts, int voca
     fresh.erase(std::unique(fresh.begin(), fresh.end()), fresh.end());
     for (const uint64_t key : fresh) heap.push({counts[key], key});
   }
-  return BpeTokenizer(std::move(merges), options.special_tokens);
+  return BpeTokenizer(std::move(merges), options.special_tokens, options.pretokenizer);
 }
 
 // ---------------------------------------------------------------------------
@@ -275,7 +321,7 @@ std::vector<int32_t> BpeTokenizer::encode_chunk(std::string_view chunk) const {
 }
 
 void BpeTokenizer::append_encoded(std::string_view text, std::vector<int32_t>& out) const {
-  for (const auto chunk : bpe_chunks(text)) {
+  for (const auto chunk : bpe_chunks(text, pretokenizer_)) {
     if (chunk.size() == 1) {
       out.push_back(static_cast<unsigned char>(chunk[0]));
       continue;
@@ -367,7 +413,7 @@ void BpeTokenizer::save(const std::string& path) const {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   LOOM_CHECK(out.good(), "BpeTokenizer::save: cannot open '", path, "' for writing: ", std::strerror(errno));
   out << "{\n  \"format\": " << json(kFormat).dump() << ",\n  \"version\": " << kVersion
-      << ",\n  \"pretokenizer\": " << json(kPretokenizer).dump() << ",\n  \"vocab_size\": " << vocab_size()
+      << ",\n  \"pretokenizer\": " << json(pretokenizer_name(pretokenizer_)).dump() << ",\n  \"vocab_size\": " << vocab_size()
       << ",\n  \"special_tokens\": " << json(specials_).dump() << ",\n  \"merges\": [";
   for (size_t r = 0; r < merges_.size(); ++r)
     out << (r == 0 ? "\n    [" : ",\n    [") << merges_[r].first << ", " << merges_[r].second << "]";
@@ -400,8 +446,13 @@ BpeTokenizer BpeTokenizer::load(const std::string& path) {
   LOOM_CHECK(version.is_number_integer() && version.get<int64_t>() == kVersion, where, "field 'version' is ",
              version.dump(), "; this build reads version ", kVersion);
   const json& pretokenizer = field("pretokenizer");
-  LOOM_CHECK(pretokenizer.is_string() && pretokenizer.get<std::string>() == kPretokenizer, where,
-             "field 'pretokenizer' is ", pretokenizer.dump(), ", expected \"", kPretokenizer, "\"");
+  LOOM_CHECK(pretokenizer.is_string(), where, "field 'pretokenizer' must be a string, got ", pretokenizer.dump());
+  Pretokenizer rule = Pretokenizer::byte_classes;
+  try {
+    rule = pretokenizer_from_name(pretokenizer.get<std::string>());
+  } catch (const Error& e) {
+    LOOM_FAIL(where, "field 'pretokenizer': ", e.what());
+  }
 
   const json& merges_json = field("merges");
   LOOM_CHECK(merges_json.is_array(), where, "field 'merges' must be an array, got ", merges_json.type_name());
@@ -432,7 +483,7 @@ BpeTokenizer BpeTokenizer::load(const std::string& path) {
              ", but 256 bytes + ", merges.size(), " merges + ", specials.size(), " special tokens make ", expected);
 
   try {
-    return BpeTokenizer(std::move(merges), std::move(specials));
+    return BpeTokenizer(std::move(merges), std::move(specials), rule);
   } catch (const Error& e) {
     LOOM_FAIL(where, e.what());
   }

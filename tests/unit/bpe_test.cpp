@@ -49,7 +49,8 @@ std::string random_bytes(std::mt19937_64& rng) {
 }
 
 // A small tokenizer with merges over ASCII, CJK bytes and raw high bytes.
-BpeTokenizer small_tokenizer(const std::vector<std::string>& extra_specials = {}) {
+BpeTokenizer small_tokenizer(const std::vector<std::string>& extra_specials = {},
+                             Pretokenizer rule = Pretokenizer::byte_classes) {
   std::mt19937_64 rng(1234);
   std::vector<std::string> texts = {
       "the cat and the hat and the bat", "\xE6\x98\xA5\xE7\x9C\xA0\xE4\xB8\x8D\xE8\xA7\x89\xE6\x99\x93\xEF\xBC\x8C",
@@ -58,7 +59,28 @@ BpeTokenizer small_tokenizer(const std::vector<std::string>& extra_specials = {}
   BpeTrainOptions options;
   options.special_tokens = extra_specials;
   options.min_pair_count = 1;  // merge rare pairs too: more merges over raw high bytes
+  options.pretokenizer = rule;
   return BpeTokenizer::train(texts, 700 + static_cast<int>(extra_specials.size()), options);
+}
+
+// The well-formed CJK characters in s, by an independent decoder (ideographs and
+// CJK punctuation: U+2E80-9FFF, U+F900-FAFF, U+FE30-FE4F, U+FF00-FFEF, U+20000-2FA1F).
+int cjk_characters(std::string_view s) {
+  int count = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const auto b = [&](size_t j) { return j < s.size() ? static_cast<unsigned char>(s[j]) : 0u; };
+    const auto cont = [&](size_t j) { return (b(j) & 0xC0u) == 0x80u; };
+    uint32_t cp = 0;
+    if (b(i) >= 0xE0 && b(i) < 0xF0 && cont(i + 1) && cont(i + 2))
+      cp = ((b(i) & 0x0Fu) << 12) | ((b(i + 1) & 0x3Fu) << 6) | (b(i + 2) & 0x3Fu);
+    else if (b(i) >= 0xF0 && b(i) < 0xF8 && cont(i + 1) && cont(i + 2) && cont(i + 3))
+      cp = ((b(i) & 0x07u) << 18) | ((b(i + 1) & 0x3Fu) << 12) | ((b(i + 2) & 0x3Fu) << 6) | (b(i + 3) & 0x3Fu);
+    const bool cjk = (cp >= 0x2E80 && cp <= 0x9FFF) || (cp >= 0xF900 && cp <= 0xFAFF) ||
+                     (cp >= 0xFE30 && cp <= 0xFE4F) || (cp >= 0xFF00 && cp <= 0xFFEF) ||
+                     (cp >= 0x20000 && cp <= 0x2FA1F);
+    count += cjk;
+  }
+  return count;
 }
 
 // Reference encoder: every merge in rank order, left to right, in each chunk.
@@ -114,6 +136,59 @@ TEST_CASE("bpe_chunks cuts at class and whitespace boundaries and loses nothing"
     }
     REQUIRE(joined == s);
   }
+}
+
+TEST_CASE("the cjk_chars rule gives every CJK character its own chunk", "[bpe]") {
+  auto chunks = [](std::string_view s) {
+    std::vector<std::string> out;
+    for (auto c : bpe_chunks(s, Pretokenizer::cjk_chars)) out.emplace_back(c);
+    return out;
+  };
+  // 春眠，ok: two ideographs and a full-width comma, each alone; ASCII as before.
+  CHECK(chunks("\xE6\x98\xA5\xE7\x9C\xA0\xEF\xBC\x8C ok  ") ==
+        std::vector<std::string>{"\xE6\x98\xA5", "\xE7\x9C\xA0", "\xEF\xBC\x8C", " ok", "  "});
+  // A space before an ideograph joins it; é (two bytes) and 😀 (four, not CJK) stay runs; 𠀀 (U+20000) is CJK.
+  CHECK(chunks(" \xE6\x98\xA5\xC3\xA9\xF0\x9F\x98\x80\xF0\xA0\x80\x80") ==
+        std::vector<std::string>{" \xE6\x98\xA5", "\xC3\xA9\xF0\x9F\x98\x80", "\xF0\xA0\x80\x80"});
+  // A truncated CJK character is not one: its bytes stay in the run.
+  CHECK(chunks("\xE6\x98\xE6\x98\xA5") == std::vector<std::string>{"\xE6\x98", "\xE6\x98\xA5"});
+  CHECK(pretokenizer_from_name(pretokenizer_name(Pretokenizer::cjk_chars)) == Pretokenizer::cjk_chars);
+  CHECK_THROWS_WITH(pretokenizer_from_name("gpt2"), Contains("gpt2") && Contains("loom-cjk-chars-v1"));
+  std::mt19937_64 rng(9);
+  for (int i = 0; i < 200; ++i) {
+    const std::string s = random_bytes(rng);
+    std::string joined;
+    for (auto c : bpe_chunks(s, Pretokenizer::cjk_chars)) {
+      REQUIRE(!c.empty());
+      joined += c;
+    }
+    REQUIRE(joined == s);
+  }
+}
+
+TEST_CASE("a cjk_chars tokenizer never spans two CJK characters and round-trips", "[bpe]") {
+  const BpeTokenizer tok = small_tokenizer({"<|endoftext|>"}, Pretokenizer::cjk_chars);
+  REQUIRE(tok.pretokenizer() == Pretokenizer::cjk_chars);
+  // 春眠春眠 is frequent in the training texts: the classes rule merges it into one token, this rule cannot.
+  const std::string spring_sleep = "\xE6\x98\xA5\xE7\x9C\xA0\xE6\x98\xA5\xE7\x9C\xA0";
+  CHECK(tok.encode(spring_sleep).size() == 4);
+  CHECK(small_tokenizer({"<|endoftext|>"}).encode(spring_sleep).size() < 4);
+  for (int id = 0; id < tok.vocab_size() - 1; ++id) {
+    const std::string bytes = tok.token_bytes(id);
+    INFO("token " << id);
+    REQUIRE(cjk_characters(bytes) <= 1);
+  }
+  std::mt19937_64 rng(43);
+  for (int i = 0; i < 300; ++i) {
+    const std::string s = random_bytes(rng);
+    REQUIRE(tok.decode(tok.encode(s)) == s);
+  }
+  const std::string path = (std::filesystem::temp_directory_path() / "loom_bpe_cjk_test.json").string();
+  tok.save(path);
+  const BpeTokenizer loaded = BpeTokenizer::load(path);
+  CHECK(loaded == tok);
+  CHECK(loaded.encode(spring_sleep) == tok.encode(spring_sleep));
+  std::filesystem::remove(path);
 }
 
 TEST_CASE("decode(encode(s)) == s for 1000 random byte strings", "[bpe]") {

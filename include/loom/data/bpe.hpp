@@ -15,6 +15,14 @@
 // before a non-whitespace byte leaves that ' ' to the next chunk).
 //   "Hello, world!\n  x" -> "Hello" "," " world" "!" "\n " " x"
 //
+// "loom-cjk-chars-v1" is the same rule except that each CJK character (code
+// points U+2E80-U+9FFF, U+F900-U+FAFF, U+FE30-U+FE4F, U+FF00-U+FFEF and
+// U+20000-U+2FA1F: ideographs, CJK and full-width punctuation) is a chunk by
+// itself. A token then never spans two Chinese characters, so a line of verse
+// of five characters is five tokens, which a small language model can count;
+// the classes rule instead merges frequent character pairs and lines come out
+// as token sequences of varying length.
+//
 // Training counts distinct chunks once (a map chunk -> count), then merges
 // the most frequent adjacent pair (count weighted by chunk frequency; ties go
 // to the lowest (left id, right id)), updating pair counts incrementally only
@@ -22,7 +30,7 @@
 // within each chunk and caches chunk encodings (thread-safe).
 //
 // File format (JSON):
-//   {"format": "loom-bpe", "version": 1, "pretokenizer": "loom-bytes-classes-v1",
+//   {"format": "loom-bpe", "version": 1, "pretokenizer": "loom-bytes-classes-v1" | "loom-cjk-chars-v1",
 //    "vocab_size": N, "merges": [[a, b], ...]   (in rank order; merge r is id 256 + r),
 //    "special_tokens": ["<|endoftext|>", ...]}  (ids 256 + #merges, ...)
 #pragma once
@@ -37,26 +45,35 @@
 
 namespace loom::data {
 
+// The pre-tokenization rules above.
+enum class Pretokenizer { byte_classes, cjk_chars };
+
+// The rule's name in tokenizer files, and the rule of a name (loom::Error
+// naming the known rules when there is none).
+const char* pretokenizer_name(Pretokenizer p);
+Pretokenizer pretokenizer_from_name(std::string_view name);
+
 struct BpeTrainOptions {
   std::vector<std::string> special_tokens;  // appended after the merges, non-empty, distinct, valid UTF-8
   int64_t min_pair_count = 2;               // stop early (smaller vocab) when the best pair is rarer
+  Pretokenizer pretokenizer = Pretokenizer::byte_classes;
 };
 
-// The chunks of the pre-tokenization rule above, as views into `text`.
-std::vector<std::string_view> bpe_chunks(std::string_view text);
+// The chunks of a pre-tokenization rule, as views into `text`.
+std::vector<std::string_view> bpe_chunks(std::string_view text, Pretokenizer rule = Pretokenizer::byte_classes);
 
 class BpeTokenizer {
  public:
   static constexpr const char* kFormat = "loom-bpe";
   static constexpr int kVersion = 1;
-  static constexpr const char* kPretokenizer = "loom-bytes-classes-v1";
 
   // The 256 byte tokens only.
   BpeTokenizer();
 
   // Builds from merges in rank order (each part an id already defined) and
   // special tokens; loom::Error on a bad merge or special token.
-  BpeTokenizer(std::vector<std::pair<int32_t, int32_t>> merges, std::vector<std::string> special_tokens);
+  BpeTokenizer(std::vector<std::pair<int32_t, int32_t>> merges, std::vector<std::string> special_tokens,
+               Pretokenizer pretokenizer = Pretokenizer::byte_classes);
 
   // vocab_size counts everything: 256 bytes + merges + special tokens. It is
   // an upper bound: training stops early when no pair occurs min_pair_count
@@ -76,11 +93,12 @@ class BpeTokenizer {
   int num_merges() const { return static_cast<int>(merges_.size()); }
   const std::vector<std::pair<int32_t, int32_t>>& merges() const { return merges_; }
   const std::vector<std::string>& special_tokens() const { return specials_; }
+  Pretokenizer pretokenizer() const { return pretokenizer_; }
   int32_t special_token_id(std::string_view token) const;  // loom::Error when not a special token
   std::string token_bytes(int id) const;                     // the bytes (or special string) of one id
 
   bool operator==(const BpeTokenizer& other) const {
-    return merges_ == other.merges_ && specials_ == other.specials_;
+    return merges_ == other.merges_ && specials_ == other.specials_ && pretokenizer_ == other.pretokenizer_;
   }
 
  private:
@@ -91,6 +109,7 @@ class BpeTokenizer {
   std::vector<std::pair<int32_t, int32_t>> merges_;
   std::vector<std::string> tokens_;    // bytes of ids 0 .. 255 + #merges
   std::vector<std::string> specials_;  // ids from tokens_.size()
+  Pretokenizer pretokenizer_ = Pretokenizer::byte_classes;
   std::unordered_map<uint64_t, int32_t> ranks_;  // (left << 32 | right) -> merge rank
   std::shared_ptr<Cache> cache_;                 // chunk -> ids; copies have the same merges, so they share it
 };

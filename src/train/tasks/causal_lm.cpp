@@ -101,6 +101,11 @@ class CausalLM : public Task {
     } else {
       data::BpeTrainOptions to;
       to.special_tokens = {kEndOfText};
+      try {
+        to.pretokenizer = data::pretokenizer_from_name(d["pretokenizer"].get<std::string>());
+      } catch (const Error& e) {
+        LOOM_FAIL("recipe: data.pretokenizer: ", e.what());
+      }
       tokenizer_ = data::BpeTokenizer::train(train_texts, m["vocab_size"], to);
     }
     LOOM_CHECK(tokenizer_.vocab_size() <= m["vocab_size"].get<int64_t>(), "tokenizer has ", tokenizer_.vocab_size(),
@@ -235,7 +240,8 @@ Json causal_lm_schema() {
                 {"root", data::kFortuneDir},
                 {"val_fraction", 0.05},
                 {"split_seed", 0},
-                {"chinese_weight", 1}}}};
+                {"chinese_weight", 1},
+                {"pretokenizer", data::pretokenizer_name(data::Pretokenizer::byte_classes)}}}};
 }
 
 std::unique_ptr<Task> make_causal_lm(const Json& resolved, const TaskContext& context) {
