@@ -59,12 +59,15 @@ GptRun::GptRun(const std::string& where) : checkpoint_(checked_checkpoint(where)
   model_->load_state_dict(io::load_checkpoint(checkpoint_).weights);
 }
 
-Continuation GptRun::continue_text(const std::string& prompt, models::SamplingOptions s, uint64_t seed) {
+Continuation GptRun::continue_text(const std::string& prompt, models::SamplingOptions s, uint64_t seed,
+                                   const std::optional<models::VerseForm>& verse) {
   s.stop_token = tokenizer_.special_token_id("<|endoftext|>");
   s.allow = [&](const std::vector<int32_t>& so_far, int32_t id) {
-    if (id == s.stop_token) return valid_utf8_prefix(tokenizer_.decode(so_far), true);
+    const std::string text = tokenizer_.decode(so_far);
+    if (id == s.stop_token) return valid_utf8_prefix(text, true) && (!verse || verse->allows(text, "", true));
     if (id >= tokenizer_.vocab_size() || id > s.stop_token) return false;
-    return valid_utf8_prefix(tokenizer_.decode(so_far) + tokenizer_.token_bytes(id), false);
+    const std::string piece = tokenizer_.token_bytes(id);
+    return valid_utf8_prefix(text + piece, false) && (!verse || verse->allows(text, piece, false));
   };
   const auto ids = tokenizer_.encode(prompt);
   LOOM_CHECK(!ids.empty(), "the prompt is empty");

@@ -7,10 +7,12 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "loom/data/bpe.hpp"
 #include "loom/models/gpt.hpp"
+#include "loom/models/verse.hpp"
 
 namespace loom::apps {
 
@@ -24,8 +26,11 @@ class GptRun {
  public:
   // Errors name the path and what is wrong (no checkpoint, not a GPT run).
   explicit GptRun(const std::string& run_or_checkpoint);
-  // `options.stop_token` and `.allow` are set here. Throws on a prompt that encodes to nothing.
-  Continuation continue_text(const std::string& prompt, models::SamplingOptions options, uint64_t seed);
+  // `options.stop_token` and `.allow` are set here. Throws on a prompt that
+  // encodes to nothing. With a verse form, only continuations that keep it
+  // are sampled (loom/models/verse.hpp).
+  Continuation continue_text(const std::string& prompt, models::SamplingOptions options, uint64_t seed,
+                             const std::optional<models::VerseForm>& verse = std::nullopt);
   const std::string& checkpoint() const { return checkpoint_; }
 
  private:
