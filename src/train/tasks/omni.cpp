@@ -6,6 +6,7 @@
 #include "train/tasks/omni.hpp"
 
 #include <filesystem>
+#include <set>
 
 #include "loom/autograd/grad_mode.hpp"
 #include "loom/dist/process_group.hpp"
@@ -72,6 +73,13 @@ std::pair<Tensor, Tensor> decoder_batch(const Vocabulary& vocab, const std::vect
   return {from_vector(in, {b, max_len}), from_vector(target, {b, max_len})};
 }
 
+// The caption of `items` in one language: the main form (form < 0) or paraphrase `form`.
+std::string caption_text(const std::vector<tm::Item>& items, bool zh, int64_t form) {
+  if (form < 0) return zh ? tm::caption_zh(items) : tm::caption_en(items);
+  const auto paras = zh ? tm::paraphrases_zh(items) : tm::paraphrases_en(items);
+  return paras[static_cast<size_t>(form)];
+}
+
 class OmniTask : public Task {
  public:
   OmniTask(const Json& r, const TaskContext& context) : recipe_(r) {
@@ -84,6 +92,8 @@ class OmniTask : public Task {
     vocab_ = std::make_unique<Vocabulary>(omni_vocabulary(context.run_dir, *train_, r["model"]["vocab_size"]));
     model_ = make_omni_model(r["model"], *vocab_, &gen_);
     weights_ = r["model"]["losses"];
+    for (const auto& rec : train_->scenes().records())
+      for (const auto& item : rec.items) trained_pairs_.insert({item.colour, item.cls});
     freeze_unused();
     if (context.world_size > 1) group_ = dist::init_distributed();
     loader_ = std::make_unique<data::DataLoader>(train_, training_loader_options(r, context));
@@ -115,15 +125,16 @@ class OmniTask : public Task {
     auto on = [&](const char* name) { return weight(name) > 0; };
     Uses u{};
     u.image = on("image_text_contrastive") || on("image_audio_contrastive") || on("caption") || on("joint_caption") ||
-              on("matching");
+              on("matching") || on("class_negatives");
     u.text = on("image_text_contrastive") || on("audio_contrastive") || on("video_contrastive") || on("matching") ||
-             on("mlm");
+             on("mlm") || on("class_negatives");
     u.audio = on("audio_contrastive") || on("image_audio_contrastive") || on("transcript") || on("joint_caption") ||
               on("audio_regression");
     u.video = on("video_contrastive") || on("video_caption");
     u.decoder = on("caption") || on("transcript") || on("joint_caption") || on("video_caption");
-    u.proj_image = on("image_text_contrastive") || on("image_audio_contrastive");
-    u.proj_text = on("image_text_contrastive") || on("audio_contrastive") || on("video_contrastive");
+    u.proj_image = on("image_text_contrastive") || on("image_audio_contrastive") || on("class_negatives");
+    u.proj_text = on("image_text_contrastive") || on("audio_contrastive") || on("video_contrastive") ||
+                  on("class_negatives");
     u.proj_audio = on("audio_contrastive") || on("image_audio_contrastive");
     return u;
   }
@@ -165,6 +176,7 @@ class OmniTask : public Task {
   std::unique_ptr<Vocabulary> vocab_;
   std::shared_ptr<omni::OmniModel> model_;
   Json weights_;
+  std::set<std::pair<int, int>> trained_pairs_;  // (colour, class) pairs that occur in training scenes
   dist::ProcessGroupPtr group_;
   std::unique_ptr<data::DataLoader> loader_;
 };
@@ -183,22 +195,20 @@ LossResult OmniTask::loss(const data::Batch& b) {
   // Per row: the language, and whether the text is a paraphrase (which one).
   const Tensor u_lang = rand({rows}, {}, &gen_), u_para = rand({rows}, {}, &gen_);
   std::vector<bool> zh(rows);
+  std::vector<int64_t> form(rows);  // -1: the main caption, else the paraphrase's index
   std::vector<std::string> texts, mains;
   std::vector<int64_t> keys(rows);
   const auto& records = train_->scenes().records();
+  const auto record = [&](int64_t r) -> const tm::TrimodalDataset::Record& { return records[b[5].data<int64_t>()[r]]; };
   for (int64_t r = 0; r < rows; ++r) {
-    const auto& rec = records[b[5].data<int64_t>()[r]];
+    const auto& rec = record(r);
     zh[r] = u_lang.data<float>()[r] < d["zh_prob"].get<double>();
-    const std::string& main = zh[r] ? rec.zh : rec.en;
-    std::string text = main;
     const float p = u_para.data<float>()[r];
     const double para_prob = d["paraphrase_prob"];
-    if (p < para_prob) {
-      const auto paras = zh[r] ? tm::paraphrases_zh(rec.items) : tm::paraphrases_en(rec.items);
-      text = paras[std::min<size_t>(paras.size() - 1, static_cast<size_t>(p / para_prob * paras.size()))];
-    }
-    texts.push_back(text);
-    mains.push_back(main);
+    const size_t n_forms = (zh[r] ? tm::paraphrases_zh(rec.items) : tm::paraphrases_en(rec.items)).size();
+    form[r] = p < para_prob ? std::min<int64_t>(n_forms - 1, static_cast<int64_t>(p / para_prob * n_forms)) : -1;
+    texts.push_back(caption_text(rec.items, zh[r], form[r]));
+    mains.push_back(zh[r] ? rec.zh : rec.en);
     keys[r] = text_key(rec.en);
   }
   const Tensor key_t = from_vector(keys, {rows});
@@ -260,6 +270,42 @@ LossResult OmniTask::loss(const data::Batch& b) {
       return mul(sum(m.text->token_weight()), 0.0);
     const omni::Encoded masked = m.text->encode(inputs);
     return sequence_loss(matmul(masked.tokens, m.text->token_weight().transpose(0, 1)), targets, 0.0);
+  });
+  add_term("class_negatives", [&] {
+    // Each image picks its caption among K copies in which one item's class
+    // was changed (same colour, position, language and form). Colour and
+    // position single a scene out of a batch on their own; these negatives
+    // differ in the class alone, so only class features can tell them apart.
+    const int64_t k = d["class_negatives_per_row"];
+    const Tensor which = rand({rows, k}, {}, &gen_);
+    const Tensor shift = randint(1, tm::kNumClasses, {rows, k}, DType::i64, &gen_);
+    std::vector<std::string> negatives;
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t j = 0; j < k; ++j) {
+        std::vector<tm::Item> items = record(r).items;
+        tm::Item& item = items[std::min(items.size() - 1, static_cast<size_t>(which.data<float>()[r * k + j] * items.size()))];
+        // the drawn class, or the next one whose pair with this colour occurs
+        // in training, so that no held-out pair is ever shown (when a tiny
+        // dataset has none, the drawn class)
+        const int original = item.cls;
+        const int64_t drawn = shift.data<int64_t>()[r * k + j];
+        item.cls = static_cast<int>((original + drawn) % tm::kNumClasses);
+        for (int64_t step = drawn; step < drawn + tm::kNumClasses; ++step) {
+          const int cls = static_cast<int>((original + step) % tm::kNumClasses);
+          if (cls != original && trained_pairs_.count({item.colour, cls})) {
+            item.cls = cls;
+            break;
+          }
+        }
+        negatives.push_back(caption_text(items, zh[r], form[r]));
+      }
+    const Tensor negative_emb = m.embed(omni::Modality::text, m.text->encode(vocab_->batch(negatives, len)));
+    const Tensor candidates = cat({omni::unit_rows(text_emb).unsqueeze(1),
+                                   omni::unit_rows(negative_emb).reshape({rows, k, negative_emb.size(1)})},
+                                  1);  // [rows, 1 + k, E], the true caption first
+    const Tensor logits = mul(sum(mul(omni::unit_rows(image_emb).unsqueeze(1), candidates), {2}),
+                              omni::temperature_scale(m.logit_scale.reshape({})));
+    return cross_entropy(logits, zeros({rows}, DType::i64));
   });
   add_term("matching", [&] {
     // hard negatives: for each image the most similar text of another scene
@@ -337,7 +383,8 @@ Json omni_model_schema() {
                   {"video_caption", 0.5},
                   {"matching", 0.5},
                   {"mlm", 0.2},
-                  {"audio_regression", 0.2}}}};
+                  {"audio_regression", 0.2},
+                  {"class_negatives", 0.0}}}};
 }
 
 Json omni_schema() {
@@ -352,6 +399,7 @@ Json omni_schema() {
                 {"video_batch", 8},
                 {"mlm_prob", 0.15},
                 {"audio_mask_prob", 0.1},
+                {"class_negatives_per_row", 3},
                 {"label_smoothing", 0.1}}},
               {"eval", {{"max_batches", 0}, {"zero_shot_limit", 0}, {"decode_limit", 0}, {"beam_size", 1}}}};
 }
