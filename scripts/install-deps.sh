@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs every Debian package loom builds, tests or trains with.
+# Installs every Debian package loom builds, tests or trains with (and
+# OpenBLAS, the GEMM peer `loom-bench gemm` loads at run time; loom never links it).
 # Idempotent: when everything is present it changes nothing and says so.
 # Usage: scripts/install-deps.sh [--with-torch]   (torch is only a golden/benchmark reference)
 # chromium (for the `browser` test of loom-serve's web page) is installed too; LOOM_BROWSER_TESTS=0 leaves it out
@@ -14,6 +15,7 @@ packages=(
   dataset-fashion-mnist fortunes fortunes-min fortunes-zh
   espeak-ng libespeak-ng-dev
   libcpp-httplib-dev
+  libopenblas0-pthread
   python3-numpy python3-pip
 )
 if [[ "${1:-}" == "--with-torch" ]]; then

@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <new>
 
+#include "core/cpu_allocator.hpp"
 #include "loom/core/error.hpp"
 
 namespace loom {
@@ -15,10 +16,6 @@ void device_release(void* ptr, int device) noexcept;
 }  // namespace cuda::detail
 #endif
 
-namespace {
-constexpr size_t kAlignment = 64;  // a cache line, and a full AVX-512 register
-}
-
 Storage::Storage(size_t nbytes, Device device) : nbytes_(nbytes), device_(device) {
   if (device.is_cuda()) {
 #if LOOM_WITH_CUDA
@@ -29,9 +26,7 @@ Storage::Storage(size_t nbytes, Device device) : nbytes_(nbytes), device_(device
 #endif
   }
   LOOM_CHECK(device.is_cpu(), "Storage: cannot allocate on ", device.str());
-  const size_t rounded = (nbytes + kAlignment - 1) / kAlignment * kAlignment;
-  data_ = std::aligned_alloc(kAlignment, rounded == 0 ? kAlignment : rounded);
-  if (data_ == nullptr) throw Error("Storage: out of memory allocating " + std::to_string(nbytes) + " bytes");
+  data_ = detail::cpu_allocate(nbytes);
 }
 
 Storage::~Storage() {
@@ -41,7 +36,7 @@ Storage::~Storage() {
     return;
   }
 #endif
-  std::free(data_);
+  detail::cpu_release(data_, nbytes_);
 }
 
 }  // namespace loom

@@ -1,0 +1,44 @@
+// The CPU allocator's cache of large blocks: reuse, alignment, and what it holds.
+#include <catch2/catch.hpp>
+
+#include <cstdint>
+#include <loom/loom.hpp>
+
+#include "../../src/core/cpu_allocator.hpp"
+
+using namespace loom;
+
+TEST_CASE("a released large block is reused by the next request of its size", "[allocator]") {
+  detail::cpu_empty_cache();
+  REQUIRE(detail::cpu_cached_bytes() == 0);
+  const void* first = nullptr;
+  {
+    Tensor t = empty({3 << 18});  // 3 MiB of f32: rounded up to two huge pages
+    first = t.data<float>();
+    CHECK(reinterpret_cast<uintptr_t>(first) % (size_t{2} << 20) == 0);
+  }
+  CHECK(detail::cpu_cached_bytes() == (size_t{4} << 20));
+  {
+    Tensor again = zeros({3 << 18});  // the same rounded size: the same block, zeroed by the op
+    CHECK(again.data<float>() == first);
+    CHECK(detail::cpu_cached_bytes() == 0);
+    CHECK(sum(again).item<float>() == 0.0f);
+  }
+  {
+    Tensor other = empty({5 << 18});  // another size does not take it
+    CHECK(other.data<float>() != first);
+    CHECK(detail::cpu_cached_bytes() == (size_t{4} << 20));
+  }
+  CHECK(detail::cpu_cached_bytes() == (size_t{4} + 6) << 20);
+  detail::cpu_empty_cache();
+  CHECK(detail::cpu_cached_bytes() == 0);
+}
+
+TEST_CASE("small blocks bypass the cache and stay 64-byte aligned", "[allocator]") {
+  detail::cpu_empty_cache();
+  for (int64_t n : {0, 1, 3, 1000, 200000}) {
+    Tensor t = empty({n});
+    if (n > 0) CHECK(reinterpret_cast<uintptr_t>(t.data<float>()) % 64 == 0);
+  }
+  CHECK(detail::cpu_cached_bytes() == 0);
+}
