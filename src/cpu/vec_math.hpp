@@ -16,10 +16,19 @@
 #pragma once
 
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 
 namespace loom::cpu::vec {
+
+// c[0] x^(N-1) + ... + c[N-1] by Horner's rule (the loop unrolls at -O3).
+template <size_t N>
+inline float horner(float x, const float (&c)[N]) {
+  float p = c[0];
+  for (size_t i = 1; i < N; ++i) p = p * x + c[i];
+  return p;
+}
 
 // e^x = p(r) * 2^h * 2^h with x = 2h ln2 + r, |r| <= ln2, p the degree-9
 // Taylor polynomial (truncation 7e-9 relative). Squaring 2^h instead of
@@ -33,16 +42,18 @@ inline float exp(float x) {
   const float t = x * 0.72134752044448170f + 12583039.0f;
   const float h = t - 12583039.0f;
   const float r = (x - h * 1.38629150390625f) - h * 2.8572136405724535e-06f;  // 2 ln2 split hi + lo
-  float p = 1.0f / 362880.0f;
-  p = p * r + 1.0f / 40320.0f;
-  p = p * r + 1.0f / 5040.0f;
-  p = p * r + 1.0f / 720.0f;
-  p = p * r + 1.0f / 120.0f;
-  p = p * r + 1.0f / 24.0f;
-  p = p * r + 1.0f / 6.0f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
+  static constexpr float kTaylor[] = {
+    1.0f / 362880.0f,
+    1.0f / 40320.0f,
+    1.0f / 5040.0f,
+    1.0f / 720.0f,
+    1.0f / 120.0f,
+    1.0f / 24.0f,
+    1.0f / 6.0f,
+    0.5f,
+    1.0f,
+    1.0f};
+  const float p = horner(r, kTaylor);
   int32_t bits;
   std::memcpy(&bits, &t, 4);
   bits <<= 23;  // 2^h as float bits: the biased exponent h + 127 moved into place
@@ -56,14 +67,16 @@ inline float exp(float x) {
 inline float tanh(float x) {
   const float a = std::fabs(x);
   const float x2 = x * x;
-  float p = -0.0003533636868589925f;
-  p = p * x2 + 0.002282298018326117f;
-  p = p * x2 - 0.007917547831154654f;
-  p = p * x2 + 0.021464899618195813f;
-  p = p * x2 - 0.05387094543953074f;
-  p = p * x2 + 0.13332160364389586f;
-  p = p * x2 - 0.33333278737887057f;
-  p = p * x2 + 0.9999999957950214f;
+  static constexpr float kTanh[] = {
+    -0.0003533636868589925f,
+    0.002282298018326117f,
+    -0.007917547831154654f,
+    0.021464899618195813f,
+    -0.05387094543953074f,
+    0.13332160364389586f,
+    -0.33333278737887057f,
+    0.9999999957950214f};
+  const float p = horner(x2, kTanh);
   const float small = x * p;
   const float e = vec::exp(2.0f * (a > 9.5f ? 9.5f : a));  // tanh(9.5) rounds to 1
   const float big = std::copysign(1.0f - 2.0f / (e + 1.0f), x);
@@ -77,26 +90,30 @@ inline float tanh(float x) {
 inline float erf_gauss(float x, float& gauss) {
   const float a = std::fabs(x);
   const float x2 = x * x;
-  float p = 7.854026331181966e-05f;
-  p = p * x2 - 0.0008010247660521072f;
-  p = p * x2 + 0.005188334502386193f;
-  p = p * x2 - 0.026853816070375253f;
-  p = p * x2 + 0.1128358527082284f;
-  p = p * x2 - 0.37612625839751246f;
-  p = p * x2 + 1.1283791657323463f;
+  static constexpr float kErfSmall[] = {
+    7.854026331181966e-05f,
+    -0.0008010247660521072f,
+    0.005188334502386193f,
+    -0.026853816070375253f,
+    0.1128358527082284f,
+    -0.37612625839751246f,
+    1.1283791657323463f};
+  const float p = horner(x2, kErfSmall);
   const float small = x * p;
   gauss = vec::exp(-x2);
   const float ac = a < 1.0f ? 1.0f : (a > 4.0f ? 4.0f : a);  // NaN stays NaN
   const float u = 1.0f / ac;
-  float q = -0.011374784606211651f;
-  q = q * u + 0.037999776417099576f;
-  q = q * u + 0.004027100488022106f;
-  q = q * u - 0.2190696297098166f;
-  q = q * u + 0.4809397040169718f;
-  q = q * u - 0.4646672392153535f;
-  q = q * u + 0.040159725093203466f;
-  q = q * u + 0.5593158010950176f;
-  q = q * u + 0.0002530946297080216f;
+  static constexpr float kErfcScaled[] = {
+    -0.011374784606211651f,
+    0.037999776417099576f,
+    0.004027100488022106f,
+    -0.2190696297098166f,
+    0.4809397040169718f,
+    -0.4646672392153535f,
+    0.040159725093203466f,
+    0.5593158010950176f,
+    0.0002530946297080216f};
+  const float q = horner(u, kErfcScaled);
   const float big = std::copysign(1.0f - gauss * q, x);
   return a < 1.0f ? small : big;
 }
