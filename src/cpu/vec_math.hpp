@@ -43,16 +43,8 @@ inline float exp(float x) {
   const float h = t - 12583039.0f;
   const float r = (x - h * 1.38629150390625f) - h * 2.8572136405724535e-06f;  // 2 ln2 split hi + lo
   static constexpr float kTaylor[] = {
-    1.0f / 362880.0f,
-    1.0f / 40320.0f,
-    1.0f / 5040.0f,
-    1.0f / 720.0f,
-    1.0f / 120.0f,
-    1.0f / 24.0f,
-    1.0f / 6.0f,
-    0.5f,
-    1.0f,
-    1.0f};
+      1.0f / 362880.0f, 1.0f / 40320.0f, 1.0f / 5040.0f, 1.0f / 720.0f, 1.0f / 120.0f, 1.0f / 24.0f,
+      1.0f / 6.0f, 0.5f, 1.0f, 1.0f};
   const float p = horner(r, kTaylor);
   int32_t bits;
   std::memcpy(&bits, &t, 4);
@@ -68,14 +60,8 @@ inline float tanh(float x) {
   const float a = std::fabs(x);
   const float x2 = x * x;
   static constexpr float kTanh[] = {
-    -0.0003533636868589925f,
-    0.002282298018326117f,
-    -0.007917547831154654f,
-    0.021464899618195813f,
-    -0.05387094543953074f,
-    0.13332160364389586f,
-    -0.33333278737887057f,
-    0.9999999957950214f};
+      -0.0003533636868589925f, 0.002282298018326117f, -0.007917547831154654f, 0.021464899618195813f,
+      -0.05387094543953074f, 0.13332160364389586f, -0.33333278737887057f, 0.9999999957950214f};
   const float p = horner(x2, kTanh);
   const float small = x * p;
   const float e = vec::exp(2.0f * (a > 9.5f ? 9.5f : a));  // tanh(9.5) rounds to 1
@@ -91,28 +77,17 @@ inline float erf_gauss(float x, float& gauss) {
   const float a = std::fabs(x);
   const float x2 = x * x;
   static constexpr float kErfSmall[] = {
-    7.854026331181966e-05f,
-    -0.0008010247660521072f,
-    0.005188334502386193f,
-    -0.026853816070375253f,
-    0.1128358527082284f,
-    -0.37612625839751246f,
-    1.1283791657323463f};
+      7.854026331181966e-05f, -0.0008010247660521072f, 0.005188334502386193f, -0.026853816070375253f,
+      0.1128358527082284f, -0.37612625839751246f, 1.1283791657323463f};
   const float p = horner(x2, kErfSmall);
   const float small = x * p;
   gauss = vec::exp(-x2);
   const float ac = a < 1.0f ? 1.0f : (a > 4.0f ? 4.0f : a);  // NaN stays NaN
   const float u = 1.0f / ac;
   static constexpr float kErfcScaled[] = {
-    -0.011374784606211651f,
-    0.037999776417099576f,
-    0.004027100488022106f,
-    -0.2190696297098166f,
-    0.4809397040169718f,
-    -0.4646672392153535f,
-    0.040159725093203466f,
-    0.5593158010950176f,
-    0.0002530946297080216f};
+      -0.011374784606211651f, 0.037999776417099576f, 0.004027100488022106f, -0.2190696297098166f,
+      0.4809397040169718f, -0.4646672392153535f, 0.040159725093203466f, 0.5593158010950176f,
+      0.0002530946297080216f};
   const float q = horner(u, kErfcScaled);
   const float big = std::copysign(1.0f - gauss * q, x);
   return a < 1.0f ? small : big;
