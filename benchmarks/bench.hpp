@@ -55,6 +55,7 @@ void run_gemm(const Options& opt);
 void run_memory(const std::string& which, const Options& opt);  // softmax, layer_norm, rms_norm, gelu, cross_entropy, adamw, memory
 void run_conv(const Options& opt);
 void run_attention(const Options& opt);
+void run_mel(const Options& opt);  // log-mel spectrogram, --seconds S of audio
 void run_train_step(const Options& opt);
 void run_allreduce(const Options& opt);  // under mpirun
 

@@ -174,7 +174,7 @@ void run_attention(const Options& opt) {
     cases.push_back({opt.integer("batch", 2), opt.integer("heads", 8), opt.integer("seq", 256),
                      opt.integer("head-dim", 64), opt.integer("causal", 0) != 0});
   } else {
-    for (int64_t t : {128, 256, 512, 1024})
+    for (int64_t t : {128, 256, 512, 1024, 2048})
       for (bool c : {false, true}) cases.push_back({2, 8, t, 64, c});
     cases.push_back({16, 6, 128, 32, true});  // poetry-gpt
     cases.push_back({128, 4, 49, 16, false});  // fashion-vit

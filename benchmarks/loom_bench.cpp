@@ -109,8 +109,9 @@ void usage() {
                "  softmax | layer_norm | rms_norm | gelu | cross_entropy | adamw | memory (all of these)\n"
                "  conv                               patch embedding and a 3x3 convolution\n"
                "  attention [--seq T] [--causal 0|1] scaled-dot-product attention, forward and forward+backward\n"
+               "  mel [--seconds S]                  log-mel spectrogram of S seconds of 16 kHz audio (default 10)\n"
                "  train-step --recipe R [--set k=v]... [--steps N] [--warmup W]\n"
-               "  kernels                            gemm + memory + conv + attention\n"
+               "  kernels                            gemm + memory + conv + attention + mel\n"
                "  allreduce [--min B] [--max B] [--iters N]   MPI all-reduce bandwidth (mpirun -np N loom-bench allreduce)\n"
                "options: --threads N  --reps N  --warmup N  --fma-gflops X --copy-gbps Y (skip measuring limits)\n");
 }
@@ -151,6 +152,8 @@ int main(int argc, char** argv) {
       run_conv(opt);
     } else if (name == "attention") {
       run_attention(opt);
+    } else if (name == "mel") {
+      run_mel(opt);
     } else if (name == "train-step") {
       run_train_step(opt);
     } else if (name == "allreduce") {
@@ -160,6 +163,7 @@ int main(int argc, char** argv) {
       run_memory("memory", opt);
       run_conv(opt);
       run_attention(opt);
+      run_mel(opt);
     } else {
       std::fprintf(stderr, "loom-bench: unknown benchmark '%s'\n", name.c_str());
       usage();
