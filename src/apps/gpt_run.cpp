@@ -62,8 +62,14 @@ GptRun::GptRun(const std::string& where) : checkpoint_(checked_checkpoint(where)
 Continuation GptRun::continue_text(const std::string& prompt, models::SamplingOptions s, uint64_t seed,
                                    const std::optional<models::VerseForm>& verse) {
   s.stop_token = tokenizer_.special_token_id("<|endoftext|>");
+  // The text so far, decoded once per sampled token rather than once per candidate.
+  std::string text;
+  size_t decoded_tokens = 0;
   s.allow = [&](const std::vector<int32_t>& so_far, int32_t id) {
-    const std::string text = tokenizer_.decode(so_far);
+    if (decoded_tokens != so_far.size()) {  // one generate call only appends
+      text = tokenizer_.decode(so_far);
+      decoded_tokens = so_far.size();
+    }
     if (id == s.stop_token) return valid_utf8_prefix(text, true) && (!verse || verse->allows(text, "", true));
     if (id >= tokenizer_.vocab_size() || id > s.stop_token) return false;
     const std::string piece = tokenizer_.token_bytes(id);

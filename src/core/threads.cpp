@@ -79,7 +79,6 @@ class Pool {
     stop();
     size_ = std::max(1, threads);
     stopping_ = false;
-    stopping_flag_ = false;
     for (int i = 1; i < size_; ++i) workers_.emplace_back([this] { work(); });
   }
 
@@ -93,13 +92,12 @@ class Pool {
       parts_ = parts;
       next_part_ = 0;
       done_parts_ = 0;
-      done_count_.store(0, std::memory_order_relaxed);
       error_ = nullptr;
       generation_.fetch_add(1, std::memory_order_release);
     }
     wake_.notify_all();
     take_parts();
-    spin_until([&] { return done_count_.load(std::memory_order_acquire) == parts_; });
+    spin_until([&] { return done_parts_.load(std::memory_order_acquire) == parts_; });
     std::unique_lock<std::mutex> g(mutex_);
     finished_.wait(g, [&] { return done_parts_ == parts_; });
     fn_ = nullptr;
@@ -111,7 +109,6 @@ class Pool {
     {
       std::lock_guard<std::mutex> g(mutex_);
       stopping_ = true;
-      stopping_flag_ = true;
     }
     wake_.notify_all();
     for (auto& w : workers_) w.join();
@@ -143,15 +140,14 @@ class Pool {
       t_in_parallel = false;
       std::lock_guard<std::mutex> g(mutex_);
       if (error && !error_) error_ = error;
-      done_count_.store(++done_parts_, std::memory_order_release);
-      if (done_parts_ == parts_) finished_.notify_all();
+      if (++done_parts_ == parts_) finished_.notify_all();
     }
   }
 
   void work() {
     uint64_t seen = 0;
     while (true) {
-      spin_until([&] { return generation_.load(std::memory_order_acquire) != seen || stopping_flag_.load(); });
+      spin_until([&] { return generation_.load(std::memory_order_acquire) != seen || stopping_.load(); });
       {
         std::unique_lock<std::mutex> g(mutex_);
         wake_.wait(g, [&] { return stopping_ || generation_.load() != seen; });
@@ -166,12 +162,12 @@ class Pool {
   std::vector<std::thread> workers_;
   std::mutex run_mutex_, mutex_;
   std::condition_variable wake_, finished_;
-  bool stopping_ = false;
-  std::atomic<bool> stopping_flag_{false};     // stopping_, readable without the mutex while polling
-  std::atomic<uint64_t> generation_{0};        // bumped (under mutex_) for each parallel_for
-  std::atomic<int64_t> done_count_{0};         // done_parts_, readable without the mutex while polling
+  // Changed under mutex_; atomic so that polling threads may read them without it.
+  std::atomic<bool> stopping_{false};
+  std::atomic<uint64_t> generation_{0};  // bumped for each parallel_for
+  std::atomic<int64_t> done_parts_{0};
   const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
-  int64_t begin_ = 0, end_ = 0, parts_ = 0, next_part_ = 0, done_parts_ = 0;
+  int64_t begin_ = 0, end_ = 0, parts_ = 0, next_part_ = 0;
   std::exception_ptr error_;
 };
 

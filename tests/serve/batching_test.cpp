@@ -19,13 +19,6 @@ using nlohmann::json;
 
 namespace {
 
-float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  REQUIRE(a.size() == b.size());
-  float m = 0;
-  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a[i] - b[i]));
-  return m;
-}
-
 // Batch sizes of `endpoint` on the metrics page: size -> number of model calls.
 std::map<int, int> batch_sizes(const TestServer& server, const std::string& endpoint) {
   std::map<int, int> out;

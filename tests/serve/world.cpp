@@ -4,11 +4,13 @@
 #include <httplib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 
 #include <loom/audio/wav.hpp>
 #include <loom/autograd/grad_mode.hpp>
@@ -152,6 +154,14 @@ int scene_count() { return static_cast<int>(scenes().size()); }
 
 Tensor scene_image(int i) {
   return omni::image_from_rgb8(scenes().images().select(0, i).contiguous().data<uint8_t>(), 64, 64).unsqueeze(0);
+}
+
+float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  if (a.size() != b.size())
+    throw std::runtime_error("max_abs_diff: sizes " + std::to_string(a.size()) + " and " + std::to_string(b.size()));
+  float m = 0;
+  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a[i] - b[i]));
+  return m;
 }
 
 std::string scene_png_base64(int i) { return serve::base64_encode(io::encode_png(scenes().images().select(0, i).contiguous())); }

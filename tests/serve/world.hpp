@@ -32,6 +32,9 @@ const World& world();
 omni::OmniPipeline& base_pipeline();
 omni::OmniPipeline& shifted_pipeline();
 
+// The largest |a[i] - b[i]|; throws (a test failure) when the sizes differ.
+float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b);
+
 // Evaluation scene i of the dataset: its picture as f32 [1, 3, 64, 64] and as
 // base64 PNG, its English speech as 16 kHz samples and as base64 WAV.
 Tensor scene_image(int i);
