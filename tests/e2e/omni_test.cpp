@@ -53,6 +53,15 @@ Json tiny_model(const char* kind) {
 
 Json resolved(Json r) { return train::resolve(r, train::task_schema(r), "test recipe"); }
 
+// The logged loss of every step of a run (train.log_every 1).
+std::vector<double> logged_losses(const std::string& run) {
+  std::ifstream metrics(fs::path(run) / "metrics.jsonl");
+  std::vector<double> loss;
+  for (std::string line; std::getline(metrics, line);)
+    if (const Json j = Json::parse(line); j.contains("loss")) loss.push_back(j["loss"]);
+  return loss;
+}
+
 }  // namespace
 
 TEST_CASE("omni pretraining, evaluation and classifier fine-tuning run end to end", "[e2e]") {
@@ -71,7 +80,7 @@ TEST_CASE("omni pretraining, evaluation and classifier fine-tuning run end to en
   const Json& ev = summary.eval;
   for (const char* key : {"i2t_r1", "t2i_r1", "a2t_r1", "t2a_r1", "i2a_r1", "a2i_r1", "v2t_r1", "t2v_r1",
                           "zero_shot_accuracy", "caption_exact_match", "asr_cer", "video_caption_exact_match"}) {
-    for (const std::string name : {std::string(key), std::string(key) + "_zh"}) {
+    for (const std::string& name : {std::string(key), std::string(key) + "_zh"}) {
       INFO(name);
       REQUIRE(ev["metrics"].contains(name));
       CHECK(ev["chance"].contains(name));
@@ -109,6 +118,14 @@ TEST_CASE("omni pretraining, evaluation and classifier fine-tuning run end to en
   CHECK_THROWS_WITH(train::evaluate_run(pre, {"model.d_model=32"}, ""), Contains("is fixed by the training run"));
   CHECK_THROWS_WITH(train::evaluate_run(fresh_dir("nothing"), {}, ""), Contains("is not a directory"));
 
+  // Zero-shot on the training split: the same number of images; a split
+  // that is neither is refused by name.
+  const Json on_train =
+      train::evaluate_run(pre, {"eval.zero_shot_split=train", "eval.decode_limit=2"}, fresh_dir("eval-train") + ".json");
+  CHECK(on_train["n"]["zero_shot_accuracy"].get<int64_t>() == 60);
+  CHECK_THROWS_WITH(train::evaluate_run(pre, {"eval.zero_shot_split=validation"}, ""),
+                    Contains("eval.zero_shot_split 'validation'"));
+
   // Fine-tuning the classifier from the pretrained weights: the frozen parts
   // keep exactly the pretrained values, the image encoder moves.
   const Json cls = resolved({{"model", tiny_model("omni_classify")},
@@ -127,6 +144,24 @@ TEST_CASE("omni pretraining, evaluation and classifier fine-tuning run end to en
   };
   CHECK(allclose(weight(before, "text.embed.weight"), weight(after, "text.embed.weight"), 0, 0));
   CHECK_FALSE(allclose(weight(before, "image.stem.proj.weight"), weight(after, "image.stem.proj.weight"), 0, 0));
+
+  // The pretraining layout for the classifier's training images: from the
+  // same initial weights and seed, the first step already sees other pixels.
+  const auto first_step_loss = [&](const std::string& layout) {
+    Json r = cls;
+    r["data"]["train_layout"] = layout;
+    r["train"]["init_from"] = "";
+    r["train"]["steps"] = 1;
+    r["train"]["log_every"] = 1;
+    const std::string run = fresh_dir("classify-" + layout);
+    REQUIRE(train::run_training(r, {run, "", true, 0}).steps == 1);
+    return logged_losses(run).at(0);
+  };
+  CHECK(first_step_loss("scenes") != first_step_loss("center"));
+  Json bad_layout = cls;
+  bad_layout["data"]["train_layout"] = "diagonal";
+  CHECK_THROWS_WITH(train::run_training(bad_layout, {fresh_dir("bad-layout"), "", true, 0}),
+                    Contains("data.train_layout 'diagonal'"));
 
   const Json bad = {{"model", tiny_model("omni_classify")},
                     {"data", {{"root", data}}},
@@ -154,14 +189,29 @@ TEST_CASE("class negatives alone train the image and text towers and lower their
                                 {"optim", {{"lr", 1e-2}}}});
   const auto summary = train::run_training(recipe, {run, "", true, 0});
   REQUIRE(summary.steps == 150);
-  std::ifstream metrics(fs::path(run) / "metrics.jsonl");
-  std::vector<double> loss;
-  for (std::string line; std::getline(metrics, line);)
-    if (const Json j = Json::parse(line); j.contains("loss")) loss.push_back(j["loss"]);
+  const std::vector<double> loss = logged_losses(run);
   REQUIRE(loss.size() == 150);
   // Four candidates per image: the first steps score near log 4 (chance); the
   // last thirty steps average clearly lower than the first twenty.
   const auto mean = [&](size_t a, size_t b) { return std::accumulate(loss.begin() + a, loss.begin() + b, 0.0) / (b - a); };
   CHECK(mean(0, 20) > 0.8 * std::log(4.0));
   CHECK(mean(120, 150) < 0.9 * mean(0, 20));
+}
+
+TEST_CASE("the speech-feature cache changes no bit of training", "[e2e]") {
+  // Two epochs of the 48 scenes: the second reads every scene's speech from
+  // the cache, and each step's loss must equal the uncached run's exactly.
+  const auto losses = [&](int64_t cache_mb) {
+    const std::string run = fresh_dir("speech-cache-" + std::to_string(cache_mb));
+    const Json recipe = resolved({{"model", tiny_model("omni")},
+                                  {"data", {{"root", tiny_dataset()}, {"video_batch", 4}, {"speech_cache_mb", cache_mb}}},
+                                  {"train", {{"steps", 12}, {"batch_size", 8}, {"log_every", 1}, {"num_workers", 2}}},
+                                  {"optim", {{"lr", 3e-3}}},
+                                  {"eval", {{"zero_shot_limit", 20}, {"decode_limit", 2}}}});
+    REQUIRE(train::run_training(recipe, {run, "", true, 0}).steps == 12);
+    return logged_losses(run);
+  };
+  const std::vector<double> cached = losses(64), fresh = losses(0);
+  REQUIRE(cached.size() == 12);
+  CHECK(cached == fresh);
 }

@@ -25,7 +25,8 @@ std::shared_ptr<OmniScenes> open_scenes(const Json& r, const std::string& split,
   const std::string root = r["data"]["root"];
   LOOM_CHECK(fs::exists(fs::path(root) / "manifest.json"), "recipe: data.root '", root,
              "' holds no tri-modal dataset (build it: loom-data trimodal --out ", root, ")");
-  return std::make_shared<OmniScenes>(root, split, r["model"]["mel_frames"].get<int64_t>(), limit);
+  return std::make_shared<OmniScenes>(root, split, r["model"]["mel_frames"].get<int64_t>(), limit,
+                                      r["data"].value("speech_cache_mb", int64_t{0}));
 }
 
 Vocabulary omni_vocabulary(const std::string& run_dir, const OmniScenes& scenes, int64_t vocab_size) {
@@ -400,8 +401,14 @@ Json omni_schema() {
                 {"mlm_prob", 0.15},
                 {"audio_mask_prob", 0.1},
                 {"class_negatives_per_row", 3},
+                {"speech_cache_mb", 1024},
                 {"label_smoothing", 0.1}}},
-              {"eval", {{"max_batches", 0}, {"zero_shot_limit", 0}, {"decode_limit", 0}, {"beam_size", 1}}}};
+              {"eval",
+               {{"max_batches", 0},
+                {"zero_shot_limit", 0},
+                {"zero_shot_split", "test"},
+                {"decode_limit", 0},
+                {"beam_size", 1}}}};
 }
 
 std::unique_ptr<Task> make_omni(const Json& resolved, const TaskContext& context) {

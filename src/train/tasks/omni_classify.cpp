@@ -4,9 +4,17 @@
 // trained on a small labelled fraction of the training split. Started from a
 // pretrained run (train.init_from) it measures what pretraining bought over
 // the same model trained from scratch.
+//
+// With data.train_layout "scenes" the training images are laid out like the
+// one-item pretraining scenes instead (a colour, a named position and a
+// jitter of up to 2 pixels, fixed per image), while the test stays white and
+// centred: trained on every label, this is the supervised reference for the
+// zero-shot figure, the same encoder learning class from labels rather than
+// from captions.
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <set>
 
 #include "loom/data/idx.hpp"
 #include "loom/omni/features.hpp"
@@ -21,11 +29,33 @@ namespace {
 
 constexpr int kWhite = 7, kCenter = 4;  // colours() and position_names() indices
 
+// Where and how an item is drawn: white in the centre, or a layout drawn
+// per image like a one-item pretraining scene (colour, position, jitter).
+struct Layout {
+  bool scenes = false;
+  uint64_t seed = 0;
+  std::set<std::pair<int, int>> allowed;  // (colour, class) pairs of the training scenes; empty: all
+};
+
+tm::Item place(int64_t src, int cls, const Layout& layout) {
+  if (!layout.scenes) return tm::Item{cls, kWhite, kCenter, src, 0, 0};
+  const std::array<uint32_t, 4> u = philox4x32(
+      {static_cast<uint32_t>(src), static_cast<uint32_t>(src >> 32), 0, 0x6c61796fu},
+      {static_cast<uint32_t>(layout.seed), static_cast<uint32_t>(layout.seed >> 32)});
+  int colour = static_cast<int>(u[0] % tm::kNumColours);
+  // the next colour whose pair with this class occurs in training, so that
+  // held-out colour x class pairs stay held out
+  for (int k = 0; k < tm::kNumColours && !layout.allowed.empty() && !layout.allowed.count({colour, cls}); ++k)
+    colour = (colour + 1) % tm::kNumColours;
+  return tm::Item{cls, colour, static_cast<int>(u[1] % tm::kNumPositions), src,
+                  static_cast<int>(u[2] % 5) - 2, static_cast<int>(u[3] % 5) - 2};
+}
+
 // Fashion-MNIST images rendered as scenes: {image f32 [3, 64, 64], label i64 []}.
 class RenderedFashion : public data::Dataset {
  public:
-  RenderedFashion(const std::string& dir, bool train, std::vector<int64_t> indices)
-      : indices_(std::move(indices)) {
+  RenderedFashion(const std::string& dir, bool train, std::vector<int64_t> indices, Layout layout = {})
+      : indices_(std::move(indices)), layout_(std::move(layout)) {
     const std::string prefix = dir + (train ? "/train" : "/t10k");
     images_ = data::read_idx(prefix + "-images-idx3-ubyte.gz");
     labels_ = data::read_idx(prefix + "-labels-idx1-ubyte.gz");
@@ -36,7 +66,7 @@ class RenderedFashion : public data::Dataset {
   data::Example get(int64_t i) const override {
     const int64_t src = indices_.at(i);
     tm::Scene scene;
-    scene.items.push_back(tm::Item{label(src), kWhite, kCenter, src, 0, 0});
+    scene.items.push_back(place(src, label(src), layout_));
     std::vector<uint8_t> rgb(tm::kSide * tm::kSide * 3, 0);
     tm::render_scene(scene, images_.data<uint8_t>(), rgb.data());
     return {omni::image_from_rgb8(rgb.data(), tm::kSide, tm::kSide), scalar_tensor(label(src), DType::i64)};
@@ -47,6 +77,7 @@ class RenderedFashion : public data::Dataset {
  private:
   Tensor images_, labels_;
   std::vector<int64_t> indices_;
+  Layout layout_;
 };
 
 std::vector<int64_t> first(int64_t n) {
@@ -81,16 +112,24 @@ class OmniClassify : public Task {
     const std::string dir = d["fashion_dir"];
     const double fraction = d["label_fraction"];
     LOOM_CHECK(fraction > 0 && fraction <= 1, "recipe: data.label_fraction ", fraction, " must be in (0, 1]");
+    const std::string layout_name = d["train_layout"];
+    LOOM_CHECK(layout_name == "center" || layout_name == "scenes", "recipe: data.train_layout '", layout_name,
+               "' is not one of center, scenes");
+    // The vocabulary only sizes the text parts, so that checkpoints of the
+    // pretraining recipe load; the captions come from data.root.
+    const auto scenes = open_scenes(r, "train", 0);
+    Layout layout;
+    layout.scenes = layout_name == "scenes";
+    layout.seed = r["train"]["seed"].get<uint64_t>();
+    for (const auto& rec : scenes->scenes().records())
+      for (const auto& item : rec.items) layout.allowed.insert({item.colour, item.cls});
     auto everything = std::make_shared<RenderedFashion>(dir, true, std::vector<int64_t>{});
-    train_ = std::make_shared<RenderedFashion>(dir, true,
-                                               labelled_subset(*everything, fraction, r["train"]["seed"]));
+    train_ = std::make_shared<RenderedFashion>(dir, true, labelled_subset(*everything, fraction, r["train"]["seed"]),
+                                               std::move(layout));
     auto probe = std::make_shared<RenderedFashion>(dir, false, std::vector<int64_t>{});
     const int64_t limit = d["test_limit"];
     test_ = std::make_shared<RenderedFashion>(
         dir, false, first(limit > 0 ? std::min(limit, probe->split_size()) : probe->split_size()));
-    // The vocabulary only sizes the text parts, so that checkpoints of the
-    // pretraining recipe load; the captions come from data.root.
-    const auto scenes = open_scenes(r, "train", 0);
     vocab_ = std::make_unique<Vocabulary>(omni_vocabulary(context.run_dir, *scenes, r["model"]["vocab_size"]));
     model_ = make_omni_model(r["model"], *vocab_, &gen_);
     // Only the image encoder and the head take part.
@@ -142,6 +181,7 @@ Json omni_classify_schema() {
                 {"root", "data/trimodal"},
                 {"fashion_dir", data::kFashionMnistDir},
                 {"label_fraction", 0.01},
+                {"train_layout", "center"},
                 {"test_limit", 0},
                 {"label_smoothing", 0.0}}}};
 }

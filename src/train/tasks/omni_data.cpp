@@ -1,5 +1,6 @@
 #include "train/tasks/omni_data.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 
@@ -19,8 +20,11 @@ int64_t text_key(const std::string& text) {
   return static_cast<int64_t>(h >> 1);
 }
 
-OmniScenes::OmniScenes(const std::string& root, const std::string& split, int64_t mel_frames, int64_t limit)
+OmniScenes::OmniScenes(const std::string& root, const std::string& split, int64_t mel_frames, int64_t limit,
+                       int64_t speech_cache_mb)
     : base_(root, split), mel_frames_(mel_frames) {
+  LOOM_CHECK(speech_cache_mb >= 0, "recipe: data.speech_cache_mb must not be negative, got ", speech_cache_mb);
+  speech_cache_ = std::make_unique<data::TensorCache>(speech_cache_mb << 20);
   scenes_ = limit > 0 ? std::min(limit, base_.size()) : base_.size();
   const std::string dir = root + "/" + split;
   for (auto& [name, t] : io::load_safetensors(dir + "/video.safetensors"))
@@ -70,12 +74,38 @@ Tensor OmniScenes::video(int64_t index) const {
   return stack(frames, 0);
 }
 
+// The features of a scene's speech, the same bits as computing them afresh:
+// the cache keeps the real frames, the padding is zeros.
+Tensor OmniScenes::speech(int64_t index, bool zh, Tensor* valid) const {
+  const int64_t key = 2 * index + (zh ? 1 : 0);
+  Tensor frames;
+  if (const auto hit = speech_cache_->find(key)) {
+    frames = *hit;
+  } else {
+    const auto& r = base_.records()[index];
+    Tensor mask;
+    const Tensor full = omni::speech_features_from_wav(zh ? r.audio_zh : r.audio_en, mel_frames_, &mask);
+    if (speech_cache_->budget_bytes() == 0) {
+      *valid = mask;
+      return full;
+    }
+    frames = full.narrow(0, 0, std::count(mask.data<bool>(), mask.data<bool>() + mask.numel(), true));
+    speech_cache_->insert(key, frames);
+  }
+  const int64_t keep = frames.size(0);
+  Tensor out = zeros({mel_frames_, frames.size(1)}, DType::f32);
+  std::copy(frames.data<float>(), frames.data<float>() + frames.numel(), out.data<float>());
+  *valid = zeros({mel_frames_}, DType::boolean);
+  std::fill(valid->data<bool>(), valid->data<bool>() + keep, true);
+  return out;
+}
+
 data::Example OmniScenes::get(int64_t index) const {
   LOOM_CHECK(index >= 0 && index < scenes_, "omni: scene ", index, " out of range for ", scenes_, " scenes");
   const auto& r = base_.records()[index];
   Tensor valid_en, valid_zh;
-  Tensor mel_en = omni::speech_features_from_wav(r.audio_en, mel_frames_, &valid_en);
-  Tensor mel_zh = omni::speech_features_from_wav(r.audio_zh, mel_frames_, &valid_zh);
+  Tensor mel_en = speech(index, false, &valid_en);
+  Tensor mel_zh = speech(index, true, &valid_zh);
   const int64_t v = index % static_cast<int64_t>(videos_.size());
   return {image(index), mel_en, valid_en, mel_zh, valid_zh, scalar_tensor(static_cast<double>(index), DType::i64),
           video(v), scalar_tensor(static_cast<double>(v), DType::i64)};

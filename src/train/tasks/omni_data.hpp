@@ -2,10 +2,12 @@
 // tri-modal dataset as loader examples, and the caption tokenizer.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "loom/omni/vocabulary.hpp"
+#include "loom/data/tensor_cache.hpp"
 #include "loom/data/trimodal.hpp"
 
 namespace loom::train::omni_task {
@@ -26,20 +28,26 @@ struct VideoRecord {
 //   3, 4 the same for the Chinese speech,
 //   5 the scene index i64 [],
 //   6 video i % V f32 [8, 3, 64, 64], 7 its index i64 [].
-// `limit` > 0 keeps the first `limit` scenes (and videos).
+// `limit` > 0 keeps the first `limit` scenes (and videos). The speech
+// features of up to `speech_cache_mb` MiB are kept after their first
+// computation (the real frames only; 0 computes them on every read).
 class OmniScenes : public data::Dataset {
  public:
-  OmniScenes(const std::string& root, const std::string& split, int64_t mel_frames, int64_t limit);
+  OmniScenes(const std::string& root, const std::string& split, int64_t mel_frames, int64_t limit,
+             int64_t speech_cache_mb = 0);
   int64_t size() const override { return scenes_; }
   data::Example get(int64_t index) const override;
   const data::trimodal::TrimodalDataset& scenes() const { return base_; }
   const std::vector<VideoRecord>& videos() const { return videos_; }
   Tensor video(int64_t index) const;  // f32 [8, 3, 64, 64]
   Tensor image(int64_t index) const;  // f32 [3, 64, 64]
+  const data::TensorCache& speech_cache() const { return *speech_cache_; }
 
  private:
   data::trimodal::TrimodalDataset base_;
   int64_t mel_frames_, scenes_;
+  std::unique_ptr<data::TensorCache> speech_cache_;
+  Tensor speech(int64_t index, bool zh, Tensor* valid) const;
   Tensor video_u8_;  // [V, 8, 64, 64, 3]
   std::vector<VideoRecord> videos_;
 };

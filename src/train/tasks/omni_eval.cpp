@@ -51,6 +51,9 @@ class Evaluator {
     const Json& e = c.recipe["eval"];
     decode_n_ = e["decode_limit"].get<int64_t>() > 0 ? std::min(n_, e["decode_limit"].get<int64_t>()) : n_;
     zero_shot_limit_ = e["zero_shot_limit"];
+    zero_shot_split_ = e["zero_shot_split"];
+    LOOM_CHECK(zero_shot_split_ == "test" || zero_shot_split_ == "train", "recipe: eval.zero_shot_split '",
+               zero_shot_split_, "' is not one of test, train");
     decode_.beam_size = e["beam_size"];
     decode_.max_tokens = len_ - 1;
   }
@@ -178,8 +181,12 @@ class Evaluator {
   }
 
   void zero_shot() {
-    const Tensor images = data::read_idx(std::string(data::kFashionMnistDir) + "/t10k-images-idx3-ubyte.gz");
-    const Tensor labels = data::read_idx(std::string(data::kFashionMnistDir) + "/t10k-labels-idx1-ubyte.gz");
+    // The test split by default; the training split (whose items the
+    // pretraining scenes drew from) measures how much of the figure is memory.
+    const std::string prefix =
+        std::string(data::kFashionMnistDir) + (zero_shot_split_ == "train" ? "/train" : "/t10k");
+    const Tensor images = data::read_idx(prefix + "-images-idx3-ubyte.gz");
+    const Tensor labels = data::read_idx(prefix + "-labels-idx1-ubyte.gz");
     int64_t n = images.size(0);
     if (zero_shot_limit_ > 0) n = std::min(n, zero_shot_limit_);
     const Tensor emb = batched(n, [&](int64_t a, int64_t b) {
@@ -316,6 +323,7 @@ class Evaluator {
   const EvalContext& c_;
   omni::OmniModel& m_;
   int64_t len_, n_, decode_n_ = 0, zero_shot_limit_ = 0;
+  std::string zero_shot_split_;
   omni::DecodeOptions decode_;
   Tensor image_emb_;
   Tensor pair_prompts_[2][tm::kNumPositions];
