@@ -102,7 +102,6 @@ Tensor OmniScenes::speech(int64_t index, bool zh, Tensor* valid) const {
 
 data::Example OmniScenes::get(int64_t index) const {
   LOOM_CHECK(index >= 0 && index < scenes_, "omni: scene ", index, " out of range for ", scenes_, " scenes");
-  const auto& r = base_.records()[index];
   Tensor valid_en, valid_zh;
   Tensor mel_en = speech(index, false, &valid_en);
   Tensor mel_zh = speech(index, true, &valid_zh);

@@ -41,7 +41,6 @@ class OmniScenes : public data::Dataset {
   const std::vector<VideoRecord>& videos() const { return videos_; }
   Tensor video(int64_t index) const;  // f32 [8, 3, 64, 64]
   Tensor image(int64_t index) const;  // f32 [3, 64, 64]
-  const data::TensorCache& speech_cache() const { return *speech_cache_; }
 
  private:
   data::trimodal::TrimodalDataset base_;
