@@ -78,25 +78,19 @@ Tensor OmniScenes::video(int64_t index) const {
 // the cache keeps the real frames, the padding is zeros.
 Tensor OmniScenes::speech(int64_t index, bool zh, Tensor* valid) const {
   const int64_t key = 2 * index + (zh ? 1 : 0);
-  Tensor frames;
-  if (const auto hit = speech_cache_->find(key)) {
-    frames = *hit;
-  } else {
+  const auto hit = speech_cache_->find(key);
+  if (!hit) {
     const auto& r = base_.records()[index];
-    Tensor mask;
-    const Tensor full = omni::speech_features_from_wav(zh ? r.audio_zh : r.audio_en, mel_frames_, &mask);
-    if (speech_cache_->budget_bytes() == 0) {
-      *valid = mask;
-      return full;
-    }
-    frames = full.narrow(0, 0, std::count(mask.data<bool>(), mask.data<bool>() + mask.numel(), true));
-    speech_cache_->insert(key, frames);
+    const Tensor full = omni::speech_features_from_wav(zh ? r.audio_zh : r.audio_en, mel_frames_, valid);
+    const int64_t keep = std::count(valid->data<bool>(), valid->data<bool>() + valid->numel(), true);
+    speech_cache_->insert(key, full.narrow(0, 0, keep));  // refused when over the budget (or it is 0)
+    return full;
   }
-  const int64_t keep = frames.size(0);
+  const Tensor& frames = *hit;
   Tensor out = zeros({mel_frames_, frames.size(1)}, DType::f32);
   std::copy(frames.data<float>(), frames.data<float>() + frames.numel(), out.data<float>());
   *valid = zeros({mel_frames_}, DType::boolean);
-  std::fill(valid->data<bool>(), valid->data<bool>() + keep, true);
+  std::fill(valid->data<bool>(), valid->data<bool>() + frames.size(0), true);
   return out;
 }
 
