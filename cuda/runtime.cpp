@@ -133,12 +133,14 @@ void check_on_device(const Tensor& t, Device device, const char* op, const char*
 bool built_with_cuda() { return true; }
 
 void synchronize(int device) {
+  if (host_emulated_devices() > device) return;  // host memory: nothing is queued
   state(device);
   DeviceGuard guard(device);
   LOOM_CUDA_CHECK(cudaStreamSynchronize(stream(device)), "device ", device);
 }
 
 std::string device_name(int device) {
+  if (host_emulated_devices() > device) return "host emulation of cuda:" + std::to_string(device);
   state(device);
   cudaDeviceProp prop{};
   LOOM_CUDA_CHECK(cudaGetDeviceProperties(&prop, device), "device ", device);
@@ -150,9 +152,11 @@ std::string device_name(int device) {
 
 }  // namespace cuda
 
-bool cuda_available() { return cuda::discovery().count > 0; }
-int cuda_device_count() { return cuda::discovery().count; }
-std::string cuda_unavailable_reason() { return cuda::discovery().reason; }
+bool cuda_available() { return cuda::host_emulated_devices() > 0 || cuda::discovery().count > 0; }
+int cuda_device_count() {
+  return cuda::host_emulated_devices() > 0 ? cuda::host_emulated_devices() : cuda::discovery().count;
+}
+std::string cuda_unavailable_reason() { return cuda::host_emulated_devices() > 0 ? "" : cuda::discovery().reason; }
 
 #else  // !LOOM_WITH_CUDA
 
@@ -160,14 +164,19 @@ namespace {
 const char* kNoCuda = "this build of loom has no CUDA backend";
 }
 
-bool cuda_available() { return false; }
-int cuda_device_count() { return 0; }
-std::string cuda_unavailable_reason() { return kNoCuda; }
+bool cuda_available() { return cuda::host_emulated_devices() > 0; }
+int cuda_device_count() { return cuda::host_emulated_devices(); }
+std::string cuda_unavailable_reason() { return cuda::host_emulated_devices() > 0 ? "" : kNoCuda; }
 
 namespace cuda {
 bool built_with_cuda() { return false; }
-void synchronize(int device) { LOOM_FAIL("cuda::synchronize(cuda:", device, "): ", kNoCuda); }
-std::string device_name(int device) { LOOM_FAIL("cuda::device_name(cuda:", device, "): ", kNoCuda); }
+void synchronize(int device) {
+  LOOM_CHECK(host_emulated_devices() > device, "cuda::synchronize(cuda:", device, "): ", kNoCuda);
+}
+std::string device_name(int device) {
+  LOOM_CHECK(host_emulated_devices() > device, "cuda::device_name(cuda:", device, "): ", kNoCuda);
+  return "host emulation of cuda:" + std::to_string(device);
+}
 }  // namespace cuda
 
 #endif  // LOOM_WITH_CUDA

@@ -4,6 +4,7 @@
 #include <new>
 
 #include "core/cpu_allocator.hpp"
+#include "loom/core/cuda.hpp"
 #include "loom/core/error.hpp"
 
 namespace loom {
@@ -17,8 +18,15 @@ void device_release(void* ptr, int device) noexcept;
 #endif
 
 Storage::Storage(size_t nbytes, Device device) : nbytes_(nbytes), device_(device) {
+  if (device.is_cuda() && cuda::host_emulated_devices() > 0) {
+    LOOM_CHECK(device.index >= 0 && device.index < cuda::host_emulated_devices(), "Storage: cannot allocate on ",
+               device.str(), ": the host emulation has ", cuda::host_emulated_devices(), " device(s)");
+    data_ = detail::cpu_allocate(nbytes);
+    return;
+  }
   if (device.is_cuda()) {
 #if LOOM_WITH_CUDA
+    host_memory_ = false;
     data_ = cuda::detail::device_allocate(nbytes, device.index);
     return;
 #else
@@ -31,7 +39,7 @@ Storage::Storage(size_t nbytes, Device device) : nbytes_(nbytes), device_(device
 
 Storage::~Storage() {
 #if LOOM_WITH_CUDA
-  if (device_.is_cuda()) {
+  if (!host_memory_) {
     cuda::detail::device_release(data_, device_.index);
     return;
   }

@@ -2,6 +2,7 @@
 
 #include "kernels/backend.hpp"
 #include "loom/autograd/engine.hpp"
+#include "loom/core/cuda.hpp"
 #include "loom/autograd/grad_mode.hpp"
 #include "loom/autograd/node.hpp"
 #include "loom/ops/creation.hpp"
@@ -180,6 +181,20 @@ Tensor Tensor::flatten(int64_t start, int64_t end) const { return loom::flatten(
 Tensor Tensor::contiguous() const { return loom::contiguous(*this); }
 Tensor Tensor::clone() const { return loom::clone(*this); }
 Tensor Tensor::to(DType t) const { return loom::to_dtype(*this, t); }
+
+Tensor Tensor::to(Device device) const { return loom::to_device(*this, device); }
+
+void Tensor::set_data(const Tensor& value) const {
+  check_defined(*this, "set_data", "this");
+  check_defined(value, "set_data", "value");
+  LOOM_CHECK(is_leaf(), "set_data: only a leaf tensor's data can be replaced (this one is the output of an op)");
+  impl_->storage = value.storage();
+  impl_->shape = value.shape();
+  impl_->strides = value.strides();
+  impl_->offset = value.offset();
+  impl_->dtype = value.dtype();
+  impl_->storage->bump_version();
+}
 
 // ---- in-place ----
 

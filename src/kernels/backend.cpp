@@ -20,38 +20,66 @@ const Backend* cpu_backend();  // defined in src/cpu/backend_cpu.cpp
 // cuda/backend_cuda.cpp: the CUDA table, registered on first use; nullptr when
 // no device is present.
 const Backend* cuda_backend();
+#endif
 
 namespace {
 
-// With CUDA tensors about, a device pointer must never reach a CPU kernel:
-// the CPU table is wrapped so that every entry first checks that its tensors
-// are on the CPU. copy is the exception: a CPU destination with a CUDA source
-// (t_cpu.copy_(t_cuda)) goes to the CUDA table, which moves data both ways.
-template <class T>
-void check_cpu_arg(const char*, const T&) {}
-void check_cpu_arg(const char* entry, const Tensor& t) {
-  LOOM_CHECK(!t.defined() || t.device().is_cpu(), entry, ": a tensor on ", t.device().str(),
-             " reached the CPU kernel (operands must be on one device; move them with loom::to_device)");
-}
+#if LOOM_WITH_CUDA
+constexpr bool kCudaBuild = true;
+#else
+constexpr bool kCudaBuild = false;
+#endif
 
-void guarded_copy(const Tensor& src, const Tensor& dst) {
-  if (src.device() != dst.device()) {
-    const Backend* cuda = cuda_backend();
-    LOOM_CHECK(cuda != nullptr, "copy from ", src.device().str(), " to ", dst.device().str(), ": ",
-               cuda_unavailable_reason());
-    cuda->copy(src, dst);
+// While device tensors are about (a CUDA build, or a cuda::HostEmulation), a
+// tensor must never reach another device's kernel: the tables below wrap the
+// CPU kernels so that every entry first checks that its tensors sit on one
+// device of the table's type. The CPU table serves the CPU; the emulated
+// table serves cuda:N when it is host memory.
+struct OneDevice {
+  const char* entry;
+  DeviceType type;
+  const Tensor* first = nullptr;
+
+  void operator()(const Tensor& t) {
+    if (!t.defined()) return;
+    LOOM_CHECK(t.device().type == type, entry, ": a tensor on ", t.device().str(), " reached the ",
+               type == DeviceType::CPU ? "CPU" : "CUDA",
+               " kernel (operands must be on one device; move them with loom::to_device)");
+    if (first == nullptr) first = &t;
+    LOOM_CHECK(t.device() == first->device(), entry, ": tensors on different devices (", first->device().str(),
+               " and ", t.device().str(), "; move them with loom::to_device)");
+  }
+  template <class T>
+  void operator()(const T&) {}
+};
+
+// Copies between devices: the emulated devices are host memory, so the CPU
+// copy moves their data; real devices need the CUDA table, which moves data
+// both ways (t_cpu.copy_(t_cuda) lands here with a CPU destination).
+void cross_device_copy(const Tensor& src, const Tensor& dst) {
+  if (src.device() == dst.device() || cuda::host_emulated_devices() > 0) {
+    cpu_backend()->copy(src, dst);
     return;
   }
-  cpu_backend()->copy(src, dst);
+#if LOOM_WITH_CUDA
+  const Backend* cuda = cuda_backend();
+  LOOM_CHECK(cuda != nullptr, "copy from ", src.device().str(), " to ", dst.device().str(), ": ",
+             cuda_unavailable_reason());
+  cuda->copy(src, dst);
+#else
+  LOOM_FAIL("copy from ", src.device().str(), " to ", dst.device().str(), ": ", cuda_unavailable_reason());
+#endif
 }
 
-const Backend* guarded_cpu_backend() {
+template <DeviceType kType>
+const Backend* guarded_table() {
   static const Backend table = [] {
     Backend g{};
-#define LOOM_GUARD_ENTRY(entry)                     \
-  g.entry = [](auto... a) {                         \
-    (check_cpu_arg(#entry, a), ...);                \
-    cpu_backend()->entry(a...);                     \
+#define LOOM_GUARD_ENTRY(entry)                   \
+  g.entry = [](auto... a) {                       \
+    OneDevice check{#entry, kType};               \
+    (check(a), ...);                              \
+    cpu_backend()->entry(a...);                   \
   }
     LOOM_GUARD_ENTRY(fill);
     LOOM_GUARD_ENTRY(unary);
@@ -77,23 +105,20 @@ const Backend* guarded_cpu_backend() {
     LOOM_GUARD_ENTRY(fold2d);
     LOOM_GUARD_ENTRY(adamw);
 #undef LOOM_GUARD_ENTRY
-    g.copy = guarded_copy;
+    g.copy = cross_device_copy;
     return g;
   }();
   return &table;
 }
 
 }  // namespace
-#endif  // LOOM_WITH_CUDA
 
 void register_backend(DeviceType type, const Backend* table) { tables()[static_cast<size_t>(type)].store(table); }
 
 const Backend& backend(Device device) {
-#if LOOM_WITH_CUDA
-  if (device.is_cpu()) return *guarded_cpu_backend();
-#else
-  if (device.is_cpu()) return *cpu_backend();
-#endif
+  const bool emulated = cuda::host_emulated_devices() > 0;
+  if (device.is_cpu()) return (kCudaBuild || emulated) ? *guarded_table<DeviceType::CPU>() : *cpu_backend();
+  if (device.is_cuda() && emulated) return *guarded_table<DeviceType::CUDA>();
   const Backend* t = tables()[static_cast<size_t>(device.type)].load();
 #if LOOM_WITH_CUDA
   if (t == nullptr && device.is_cuda()) t = cuda_backend();

@@ -69,7 +69,7 @@ std::vector<int32_t> GPT::generate(std::vector<int32_t> tokens, const SamplingOp
   for (int64_t n = 0; n < o.max_tokens; ++n) {
     const size_t start = tokens.size() > static_cast<size_t>(config.seq_len) ? tokens.size() - config.seq_len : 0;
     std::vector<int64_t> window(tokens.begin() + static_cast<long>(start), tokens.end());
-    Tensor logits = forward(from_vector(window, {1, static_cast<int64_t>(window.size())}));
+    Tensor logits = forward(from_vector(window, {1, static_cast<int64_t>(window.size())}).to(wte->weight.device()));
     std::vector<float> last = logits.select(1, -1).reshape({-1}).to_vector<float>();
     // Candidates by decreasing logit, filtered by options.allow.
     std::vector<int32_t> order(last.size());

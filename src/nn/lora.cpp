@@ -287,7 +287,7 @@ std::vector<std::string> apply_lora(Module& root, const std::string& name, const
   std::vector<std::pair<Tensor, Tensor>> weights;
   for (const auto& h : chosen) {
     const int64_t in = h.host->lora_in_features();
-    const TensorOptions dtype(h.host->lora_weight().dtype());
+    const TensorOptions dtype = TensorOptions(h.host->lora_weight().dtype()).with_device(h.host->lora_weight().device());
     Tensor a = empty({options.rank, in}, dtype);
     const double bound = 1.0 / std::sqrt(static_cast<double>(in));
     init::uniform_(a, -bound, bound, gen);

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "loom/autograd/grad_mode.hpp"
+#include "loom/core/cuda.hpp"
 
 namespace loom::nn {
 
@@ -81,7 +82,17 @@ void Module::zero_grad() {
 }
 
 void Module::to(Device device) {
-  LOOM_CHECK(device.is_cpu(), "Module::to(", device.str(), "): this build of loom has no CUDA backend");
+  NoGradGuard no_grad;
+  NamedTensors tensors = state_dict();
+  for (auto& [name, t] : tensors) {
+    if (t.device() == device) continue;  // already there, or a tied tensor moved under another name
+    try {
+      t.set_data(to_device(t.detach(), device));
+      if (t.grad().defined()) t.set_grad(to_device(t.grad(), device));
+    } catch (const Error& e) {
+      LOOM_FAIL("Module::to(", device.str(), "): cannot move '", name, "': ", e.what());
+    }
+  }
 }
 
 NamedTensors Module::state_dict() const {

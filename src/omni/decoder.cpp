@@ -63,9 +63,9 @@ std::vector<std::vector<int32_t>> TextDecoder::greedy(const Encoded& context, co
   std::vector<bool> done(b, false);
   std::vector<int64_t> ids(start.begin(), start.end());  // [B, t] row-major
   for (int64_t t = 1; t <= max_tokens; ++t) {
-    Tensor logits = forward(from_vector(ids, {b, t}), context);
-    Tensor next = argmax(logits.select(1, t - 1), 1).contiguous();
-    const int64_t* n = next.data<int64_t>();
+    Tensor logits = forward(from_vector(ids, {b, t}).to(context.tokens.device()), context);
+    const std::vector<int64_t> next = argmax(logits.select(1, t - 1), 1).to_vector<int64_t>();
+    const int64_t* n = next.data();
     std::vector<int64_t> grown;
     grown.reserve(b * (t + 1));
     bool all_done = true;
@@ -103,7 +103,9 @@ std::vector<int32_t> TextDecoder::beam(const Encoded& context, int32_t start, in
       ids.insert(ids.end(), h.tokens.begin(), h.tokens.end());
     }
     Encoded c = repeat_row(context, 0, n);
-    Tensor logp = log_softmax(forward(from_vector(ids, {n, t}), c).select(1, t - 1), 1).contiguous();
+    Tensor logp = log_softmax(forward(from_vector(ids, {n, t}).to(c.tokens.device()), c).select(1, t - 1), 1)
+                      .to(kCPU)
+                      .contiguous();
     const float* lp = logp.data<float>();
     const int64_t v = logp.size(1);
     std::vector<std::pair<double, int64_t>> candidates;  // (logp, hyp * v + token)

@@ -116,7 +116,7 @@ Encoded TextEncoder::encode(const Tensor& ids) {
              shape_str(ids.shape()));
   LOOM_CHECK(ids.size(1) <= positions.size(0), "TextEncoder: ", ids.size(1), " tokens exceed max_len ",
              positions.size(0));
-  Tensor mask = ne(ids, full({}, static_cast<double>(pad_id), ids.dtype()));
+  Tensor mask = ne(ids, full({}, static_cast<double>(pad_id), TensorOptions(ids.dtype()).with_device(ids.device())));
   return finish(add(embed->forward(ids), positions.narrow(0, 0, ids.size(1))), mask);
 }
 

@@ -45,7 +45,7 @@ Tensor info_nce(const Tensor& a, const Tensor& b, const Tensor& logit_scale, con
     NoGradGuard no_grad;
     Tensor own = keys.defined() ? to_dtype(keys, DType::i64).contiguous()
                                 : arange(static_cast<double>(rank * rows), static_cast<double>((rank + 1) * rows),
-                                         1.0, DType::i64);
+                                         1.0, TensorOptions(DType::i64).with_device(a.device()));
     Tensor all = gathered(own, group);
     target = to_dtype(eq(own.unsqueeze(1), all.unsqueeze(0)), a.dtype());
     target = div(target, sum(target, {1}, true));
@@ -61,8 +61,10 @@ Tensor hardest_negatives(const Tensor& sim, const Tensor& row_keys, const Tensor
              "hardest_negatives: similarities ", shape_str(sim.shape()), " do not match keys ",
              shape_str(row_keys.shape()), " and ", shape_str(col_keys.shape()));
   NoGradGuard no_grad;
-  const Tensor s = to_dtype(sim.detach(), DType::f32).contiguous();
-  const Tensor rk = to_dtype(row_keys, DType::i64).contiguous(), ck = to_dtype(col_keys, DType::i64).contiguous();
+  // A host-side search: the similarities and keys come to the CPU.
+  const Tensor s = to_dtype(sim.detach(), DType::f32).to(kCPU).contiguous();
+  const Tensor rk = to_dtype(row_keys, DType::i64).to(kCPU).contiguous();
+  const Tensor ck = to_dtype(col_keys, DType::i64).to(kCPU).contiguous();
   const int64_t n = sim.size(0), m = sim.size(1);
   std::vector<int64_t> out(n);
   for (int64_t i = 0; i < n; ++i) {
@@ -73,7 +75,7 @@ Tensor hardest_negatives(const Tensor& sim, const Tensor& row_keys, const Tensor
     }
     out[i] = best < 0 ? std::min(i, m - 1) : best;
   }
-  return from_vector(out, {n});
+  return from_vector(out, {n}).to(sim.device());
 }
 
 std::pair<Tensor, Tensor> mask_tokens(const Tensor& ids, double p, int64_t mask_id, int64_t first_special,

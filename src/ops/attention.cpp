@@ -32,10 +32,13 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   }
   if (causal) {
     // key j visible to query i when j <= i + (lk - lq): aligned at the end, as for a KV cache
-    Tensor qi = arange(lq, DType::i64).reshape({lq, 1});
-    Tensor kj = arange(lk, DType::i64).reshape({1, lk});
+    const TensorOptions index = TensorOptions(DType::i64).with_device(q.device());
+    Tensor qi = arange(lq, index).reshape({lq, 1});
+    Tensor kj = arange(lk, index).reshape({1, lk});
     Tensor causal_mask = le(kj, add(qi, static_cast<double>(lk - lq)));
-    allowed = allowed.defined() ? where(allowed, causal_mask, full({}, 0.0, DType::boolean)) : causal_mask;
+    allowed = allowed.defined()
+                  ? where(allowed, causal_mask, full({}, 0.0, TensorOptions(DType::boolean).with_device(q.device())))
+                  : causal_mask;
   }
   if (allowed.defined()) scores = masked_fill(scores, logical_not(allowed), -INFINITY);
   return matmul(softmax(scores, -1), v);

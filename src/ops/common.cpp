@@ -20,7 +20,7 @@ void check_same_dtype(const Tensor& a, const Tensor& b, const char* op) {
 
 void check_same_device(const Tensor& a, const Tensor& b, const char* op) {
   LOOM_CHECK(a.device() == b.device(), op, ": tensors on different devices, ", a.device().str(), " vs ",
-             b.device().str());
+             b.device().str(), " (move one with loom::to_device or Tensor::to)");
 }
 
 void check_floating(const Tensor& t, const char* op) {

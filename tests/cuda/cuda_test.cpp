@@ -6,12 +6,16 @@
 //                             op table (multi-block, strided, broadcast, NaN, ties)
 //   loom_cuda_tests ops       every case of the shared op table (tests/ops), f32
 //                             and f64, forward and backward, CUDA vs CPU
+//   loom_cuda_tests models    whole training steps (GPT, ViT, CNN) moved with
+//                             Module::to, against the CPU
 //   loom_cuda_tests bench     a few timings (not a test; scripts/gpu-check.sh)
 //
 // Every device allocation is poisoned with NaN bytes first, so an output
 // element a kernel fails to write cannot match the CPU by accident. Without a
 // device the program prints "skipped: no GPU (reason)" and exits 77; a suite
-// that ran no check fails.
+// that ran no check fails. With --host-emulation the ops and models suites run
+// on a cuda::HostEmulation (no GPU needed): every op, module and optimizer must
+// keep its tensors on the device; the values are the CPU's.
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -34,10 +38,8 @@ namespace loom::testing {
 namespace {
 
 constexpr int kSkip = 77;
-// cuda:0; the CPU under --self-check-on-cpu, which runs the kernels and ops
-// suites CPU against CPU to exercise this harness on machines without a GPU
-// (it is not a test of the CUDA backend and no ctest runs it).
-Device kDev = cuda_device(0);
+// cuda:0: a GPU, or under --host-emulation a stand-in backed by host memory.
+const Device kDev = cuda_device(0);
 
 // ---------------------------------------------------------------------------
 // Reporting
@@ -71,9 +73,9 @@ struct Suite {
         ++skipped;
         std::printf("  SKIP %s: %s\n", check.c_str(), what.c_str());
       } else if (what.find("different devices") != std::string::npos ||
-                 what.find("reached the CPU kernel") != std::string::npos ||
+                 what.find("kernel (operands must be on one device") != std::string::npos ||
                  what.find("is on cpu, expected") != std::string::npos) {
-        fail(check, "the op mixes devices (it makes a CPU tensor for CUDA inputs): " + what);
+        fail(check, "the computation mixes devices (a CPU tensor meets CUDA ones): " + what);
       } else {
         fail(check, "loom::Error: " + what);
       }
@@ -115,6 +117,7 @@ constexpr Tolerance kHalf{1e-2, 1e-3, 1e-6};
 constexpr Tolerance kExact{0, 0, 0};
 
 Tolerance tolerance_for(DType t) {
+  if (cuda::host_emulated_devices() > 0) return kExact;  // the CPU's own kernels
   switch (t) {
     case DType::f32: return kF32;
     case DType::f64: return kF64;
@@ -164,7 +167,7 @@ void expect_same(const Tensor& got, const Tensor& want, const std::string& what)
 }
 
 Tensor dev(const Tensor& t) {
-  return kDev.is_cpu() ? t.detach().clone() : to_device(t.detach(), kDev);  // never an alias of t
+  return to_device(t.detach(), kDev);  // never an alias of t
 }
 
 // The same values on the device, laid out transposed in memory (a strided view).
@@ -718,6 +721,91 @@ int run_ops() {
 }
 
 // ---------------------------------------------------------------------------
+// models: whole training steps on the device against the same steps on the CPU
+// ---------------------------------------------------------------------------
+// Two copies of a model from one seed: one stays on the CPU, one moves to the
+// device with Module::to. Each takes the same batches through forward,
+// backward, gradient clipping and AdamW. Loss, every gradient and every
+// parameter after the step must agree (fp32 within 1e-4; bit for bit under
+// the host emulation, whose kernels are the CPU's).
+Tolerance model_tolerance() {
+  if (cuda::host_emulated_devices() > 0) return Tolerance{0, 0, 0};
+  return Tolerance{1e-4, 1e-4, 0};
+}
+
+using LossFn = std::function<Tensor(nn::Module&, const std::vector<Tensor>&)>;
+
+void training_steps_match(nn::Module& cpu_model, nn::Module& dev_model, const std::vector<std::vector<Tensor>>& batches,
+                          const LossFn& loss_of) {
+  const Tolerance tol = model_tolerance();
+  dev_model.to(kDev);
+  for (const auto& [name, t] : dev_model.state_dict())
+    CHECK_THAT(t.device() == kDev, name, " is on ", t.device().str(), " after Module::to");
+  optim::AdamW cpu_opt(optim::decay_groups(cpu_model, 0.1));
+  optim::AdamW dev_opt(optim::decay_groups(dev_model, 0.1));
+  for (size_t step = 0; step < batches.size(); ++step) {
+    const std::string at = "step " + std::to_string(step);
+    std::vector<Tensor> dev_batch;
+    for (const Tensor& t : batches[step]) dev_batch.push_back(to_device(t, kDev));
+    Tensor cpu_loss = loss_of(cpu_model, batches[step]);
+    Tensor dev_loss = loss_of(dev_model, dev_batch);
+    CHECK_THAT(dev_loss.device() == kDev, at, ": the loss is on ", dev_loss.device().str());
+    expect_close(dev_loss, cpu_loss, tol, at + " loss");
+    cpu_loss.backward();
+    dev_loss.backward();
+    const double cpu_norm = optim::clip_grad_norm(cpu_model.parameters(), 1.0);
+    const double dev_norm = optim::clip_grad_norm(dev_model.parameters(), 1.0);
+    CHECK_THAT(std::abs(dev_norm - cpu_norm) <= tol.rel * cpu_norm, at, ": gradient norm ", dev_norm, " vs ", cpu_norm);
+    const auto cpu_params = cpu_model.named_parameters(), dev_params = dev_model.named_parameters();
+    for (size_t i = 0; i < cpu_params.size(); ++i) {
+      const Tensor& g = dev_params[i].second.grad();
+      CHECK_THAT(g.defined() && g.device() == kDev, at, ": ", cpu_params[i].first, " has no gradient on the device");
+      expect_close(g, cpu_params[i].second.grad(), tol, at + " grad of " + cpu_params[i].first);
+    }
+    cpu_opt.step(1e-3);
+    dev_opt.step(1e-3);
+    cpu_opt.zero_grad();
+    dev_opt.zero_grad();
+    for (size_t i = 0; i < cpu_params.size(); ++i)
+      expect_close(dev_params[i].second, cpu_params[i].second, tol, at + " " + cpu_params[i].first);
+  }
+}
+
+int run_models() {
+  Suite s{"cuda.models"};
+  s.run("GPT: 2 layers, dropout 0.1, 3 AdamW steps", [] {
+    models::GPTConfig c;
+    c.vocab_size = 97, c.d_model = 32, c.n_layers = 2, c.n_heads = 4, c.seq_len = 16, c.dropout = 0.1;
+    Generator g1(5), g2(5), data(6);
+    models::GPT cpu_model(c, &g1), dev_model(c, &g2);
+    std::vector<std::vector<Tensor>> batches;
+    for (int i = 0; i < 3; ++i)
+      batches.push_back({randint(0, c.vocab_size, {4, c.seq_len}, DType::i64, &data),
+                         randint(0, c.vocab_size, {4, c.seq_len}, DType::i64, &data)});
+    training_steps_match(cpu_model, dev_model, batches, [](nn::Module& m, const std::vector<Tensor>& b) {
+      Tensor logits = dynamic_cast<models::GPT&>(m).forward(b[0]);
+      return cross_entropy(logits.reshape({-1, logits.size(-1)}), b[1].reshape({-1}));
+    });
+  });
+  for (const std::string arch : {"vit", "cnn"}) {
+    s.run("image classifier (" + arch + "): 2 AdamW steps", [arch] {
+      models::ImageClassifierConfig c;
+      c.arch = arch, c.image_size = 16, c.patch = 4, c.d_model = 32, c.n_layers = 2, c.width = 8, c.hidden = 32,
+      c.dropout = 0.1;
+      Generator g1(7), g2(7), data(8);
+      models::ImageClassifier cpu_model(c, &g1), dev_model(c, &g2);
+      std::vector<std::vector<Tensor>> batches;
+      for (int i = 0; i < 2; ++i)
+        batches.push_back({randn({6, 1, 16, 16}, DType::f32, &data), randint(0, 10, {6}, DType::i64, &data)});
+      training_steps_match(cpu_model, dev_model, batches, [](nn::Module& m, const std::vector<Tensor>& b) {
+        return cross_entropy(dynamic_cast<models::ImageClassifier&>(m).forward(b[0]), b[1]);
+      });
+    });
+  }
+  return s.finish();
+}
+
+// ---------------------------------------------------------------------------
 // bench: a few timings (one JSON object per line)
 // ---------------------------------------------------------------------------
 double median_ms(const std::function<void()>& fn, int reps = 20) {
@@ -779,15 +867,18 @@ int run_bench() {
 int main(int argc, char** argv) {
   using namespace loom;
   const std::string suite = argc > 1 ? argv[1] : "";
-  if (suite != "runtime" && suite != "kernels" && suite != "ops" && suite != "bench") {
-    std::fprintf(stderr, "usage: %s runtime|kernels|ops|bench\n", argv[0]);
+  if (suite != "runtime" && suite != "kernels" && suite != "ops" && suite != "models" && suite != "bench") {
+    std::fprintf(stderr, "usage: %s runtime|kernels|ops|models|bench [--host-emulation]\n", argv[0]);
     return 2;
   }
-  if (argc > 2 && std::string(argv[2]) == "--self-check-on-cpu") {
-    LOOM_CHECK(suite == "kernels" || suite == "ops", "--self-check-on-cpu runs the kernels and ops suites only");
-    std::printf("self-check of the harness, CPU against CPU: not a test of the CUDA backend\n");
-    testing::kDev = kCPU;
-    return suite == "kernels" ? testing::run_kernels() : testing::run_ops();
+  if (argc > 2 && std::string(argv[2]) == "--host-emulation") {
+    // cuda:0 is host memory running the CPU kernels (cuda::HostEmulation): a
+    // test of device placement (no op, module or optimizer may leave a tensor
+    // on the CPU), not of the CUDA kernels.
+    LOOM_CHECK(suite == "ops" || suite == "models", "--host-emulation runs the ops and models suites only");
+    cuda::HostEmulation emulation;
+    std::printf("%s on %s: device placement, not the CUDA kernels\n", suite.c_str(), cuda::device_name(0).c_str());
+    return suite == "ops" ? testing::run_ops() : testing::run_models();
   }
   if (!cuda_available()) {
     std::printf("skipped: no GPU (%s)\n", cuda_unavailable_reason().c_str());
@@ -798,5 +889,6 @@ int main(int argc, char** argv) {
   cuda::set_poison_allocations(true);
   if (suite == "runtime") return testing::run_runtime();
   if (suite == "kernels") return testing::run_kernels();
+  if (suite == "models") return testing::run_models();
   return testing::run_ops();
 }

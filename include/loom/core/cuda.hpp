@@ -3,7 +3,8 @@
 //
 // Every function here exists in every build. In a build without CUDA (or on a
 // machine without a device) cuda_available() is false, cuda_device_count() is
-// 0, and anything that needs a device throws loom::Error saying why.
+// 0, and anything that needs a device throws loom::Error saying why, unless a
+// cuda::HostEmulation stands in for the devices (below).
 #pragma once
 
 #include <cstddef>
@@ -63,6 +64,26 @@ std::string device_name(int device = 0);
 // out is first filled with 0xFF bytes, NaN in every floating dtype (-1 in the
 // integer ones), so an output element a kernel forgets to write shows up.
 void set_poison_allocations(bool on);
+
+// Device placement without a GPU. While a HostEmulation is alive, cuda:0 ..
+// cuda:N-1 are stand-ins: their memory is host memory and their kernels are
+// the CPU's, behind the same guard as on a GPU (every kernel entry refuses
+// tensors from another device). cuda_available() is true, to_device and
+// Module::to work, and a computation that leaks a CPU tensor into device work
+// (or a device tensor into CPU work) fails with the error it gives on a real
+// device. It tests where tensors live, not the CUDA kernels; results are the
+// CPU's bit for bit. It takes precedence over real devices while alive, one
+// emulation at a time; its tensors may outlive it (they free host memory).
+// memory_stats and the other allocator calls still speak of real devices.
+class HostEmulation {
+ public:
+  explicit HostEmulation(int devices = 1);
+  ~HostEmulation();
+  HostEmulation(const HostEmulation&) = delete;
+  HostEmulation& operator=(const HostEmulation&) = delete;
+};
+// Number of emulated devices; 0 when no HostEmulation is alive.
+int host_emulated_devices();
 
 }  // namespace cuda
 }  // namespace loom

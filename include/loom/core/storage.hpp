@@ -30,6 +30,7 @@ class Storage {
   void* data_ = nullptr;
   size_t nbytes_ = 0;
   Device device_;
+  bool host_memory_ = true;  // false for real device memory (cuda::HostEmulation keeps cuda:N on the host)
   std::atomic<uint64_t> version_{0};
 };
 

@@ -110,6 +110,13 @@ class Tensor {
   Tensor contiguous() const;
   Tensor clone() const;
   Tensor to(DType dtype) const;
+  // A copy on `device` (this tensor when it is there); differentiable. See
+  // loom/core/cuda.hpp.
+  Tensor to(Device device) const;
+  // Points this leaf at value's memory, shape and dtype, keeping its identity
+  // and autograd state (as PyTorch's `t.data = value`): modules and optimizers
+  // holding this handle see the new data. Module::to moves parameters with it.
+  void set_data(const Tensor& value) const;
 
   // --- in-place (bump the version counter; refused on tensors that need grad
   // while grad mode is on) ---

@@ -37,7 +37,9 @@ class Module {
   bool is_training() const { return training_; }
   // Drops .grad of every parameter.
   void zero_grad();
-  // Moves parameters and buffers; only the CPU exists in this build.
+  // Moves every parameter and buffer (and any .grad) to `device` in place:
+  // handles held elsewhere (optimizers, tied weights) follow. Throws naming the
+  // tensor that cannot move (e.g. no CUDA device).
   void to(Device device);
 
   // Parameters and buffers by dotted name.
