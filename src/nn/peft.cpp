@@ -56,7 +56,8 @@ Tensor PromptTuning::extend_mask(const Tensor& mask) const {
   LOOM_CHECK(mask.dim() == 2 && mask.dtype() == DType::boolean,
              "PromptTuning::extend_mask: mask must be bool [B, T], got ", dtype_name(mask.dtype()), " ",
              shape_str(mask.shape()));
-  return cat({ones({mask.size(0), num_virtual_tokens}, DType::boolean), mask}, 1);
+  return cat({ones({mask.size(0), num_virtual_tokens}, TensorOptions(DType::boolean).with_device(mask.device())), mask},
+             1);
 }
 
 std::string TrainableSummary::str() const {

@@ -34,7 +34,7 @@ Tensor TextDecoder::forward(const Tensor& ids, const Encoded& context) {
 }
 
 Encoded repeat_row(const Encoded& e, int64_t row, int64_t copies) {
-  Tensor index = full({copies}, static_cast<double>(row), DType::i64);
+  Tensor index = full({copies}, static_cast<double>(row), TensorOptions(DType::i64).with_device(e.tokens.device()));
   Encoded out;
   out.tokens = index_select(e.tokens, 0, index);
   if (e.mask.defined()) out.mask = index_select(e.mask, 0, index);

@@ -43,7 +43,8 @@ Encoded concat(const std::vector<Encoded>& parts) {
   if (any_mask) {
     for (const Encoded& e : parts)
       masks.push_back(e.mask.defined() ? e.mask
-                                       : full({e.tokens.size(0), e.tokens.size(1)}, 1.0, DType::boolean));
+                                       : full({e.tokens.size(0), e.tokens.size(1)}, 1.0,
+                                              TensorOptions(DType::boolean).with_device(e.tokens.device())));
     mask = cat(masks, 1);
   }
   Tensor all = cat(tokens, 1);

@@ -81,6 +81,8 @@ Tensor hardest_negatives(const Tensor& sim, const Tensor& row_keys, const Tensor
 std::pair<Tensor, Tensor> mask_tokens(const Tensor& ids, double p, int64_t mask_id, int64_t first_special,
                                       Generator* gen) {
   LOOM_CHECK(ids.dim() == 2 && is_integral(ids.dtype()), "mask_tokens: ids must be integer [B, T]");
+  LOOM_CHECK(ids.device().is_cpu(), "mask_tokens: ids must be on the CPU (masks are drawn on the host), got ",
+             ids.device().str());
   NoGradGuard no_grad;
   const Tensor in = to_dtype(ids, DType::i64).contiguous();
   const Tensor choose = rand(in.shape(), {}, gen).contiguous(), how = rand(in.shape(), {}, gen).contiguous();
@@ -100,6 +102,8 @@ std::pair<Tensor, Tensor> mask_tokens(const Tensor& ids, double p, int64_t mask_
 Tensor span_mask(const Tensor& valid, double p, int64_t span, Generator* gen) {
   LOOM_CHECK(valid.dim() == 2 && valid.dtype() == DType::boolean && span >= 1,
              "span_mask: valid must be bool [B, L] and span at least 1");
+  LOOM_CHECK(valid.device().is_cpu(), "span_mask: valid must be on the CPU (spans are drawn on the host), got ",
+             valid.device().str());
   NoGradGuard no_grad;
   const Tensor v = valid.contiguous(), u = rand(valid.shape(), {}, gen).contiguous();
   Tensor out = zeros(valid.shape(), DType::boolean);

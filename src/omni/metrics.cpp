@@ -32,7 +32,10 @@ Recall recall_at_k(const Tensor& queries, const Tensor& gallery, const std::vect
              "recall_at_k: ", query_keys.size(), " query keys and ", gallery_keys.size(), " gallery keys for ",
              queries.size(0), " queries and ", gallery.size(0), " items");
   NoGradGuard no_grad;
-  const Tensor sim = matmul(unit_rows(to_dtype(queries, DType::f32)), unit_rows(to_dtype(gallery, DType::f32)).transpose(0, 1)).contiguous();
+  // Similarities on the embeddings' device; the ranking on the host.
+  const Tensor sim = matmul(unit_rows(to_dtype(queries, DType::f32)), unit_rows(to_dtype(gallery, DType::f32)).transpose(0, 1))
+                         .to(kCPU)
+                         .contiguous();
   const int64_t q = queries.size(0), g = gallery.size(0);
   Recall r{ks, std::vector<double>(ks.size(), 0.0), std::vector<double>(ks.size(), 0.0)};
   std::vector<int64_t> order(g);

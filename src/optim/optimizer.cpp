@@ -119,7 +119,8 @@ void Optimizer::load_state(const nn::NamedTensors& tensors, const nlohmann::json
     LOOM_CHECK(t.shape() == p.shape() && t.dtype() == p.dtype(), "optimizer load_state: '", key, "' has ",
                shape_str(t.shape()), " ", dtype_name(t.dtype()), ", parameter has ", shape_str(p.shape()), " ",
                dtype_name(p.dtype()));
-    state_[it->second.first][it->second.second][key.substr(dot + 1)] = t.contiguous().clone();
+    // A copy on the parameter's device (checkpoints load on the CPU).
+    state_[it->second.first][it->second.second][key.substr(dot + 1)] = t.contiguous().clone().to(p.device());
   }
   steps_ = steps;
 }

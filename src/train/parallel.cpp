@@ -20,8 +20,8 @@ Parallelism::Parallelism(const Json& recipe, dist::ProcessGroupPtr world) {
   zero_ = zero && grid_.dp_size() > 1;
 }
 
-TaskContext Parallelism::task_context(const std::string& run_dir) const {
-  return TaskContext{run_dir, grid_.dp->rank(), grid_.dp_size(), tensor_parallel() ? grid_.tp : nullptr};
+TaskContext Parallelism::task_context(const std::string& run_dir, Device device) const {
+  return TaskContext{run_dir, grid_.dp->rank(), grid_.dp_size(), tensor_parallel() ? grid_.tp : nullptr, device};
 }
 
 void Parallelism::check_model(const nn::Module& model, const std::string& kind) const {

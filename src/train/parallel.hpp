@@ -34,8 +34,9 @@ class Parallelism {
   // Reads and checks the dist section; splits the world (collective).
   Parallelism(const Json& recipe, dist::ProcessGroupPtr world);
 
-  // The task's view: its rank in the DP group (loader sharding) and the TP group.
-  TaskContext task_context(const std::string& run_dir) const;
+  // The task's view: its rank in the DP group (loader sharding), the TP group
+  // and the device it runs on.
+  TaskContext task_context(const std::string& run_dir, Device device) const;
   // Refuses a model without tensor-parallel layers when tp_size > 1.
   void check_model(const nn::Module& model, const std::string& kind) const;
   // The group ZeroAdamW shards over; null when ZeRO is off (or over one rank).

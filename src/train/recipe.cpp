@@ -105,7 +105,8 @@ Json common_schema() {
         {"clip_grad_norm", 1.0},    // 0: off
         {"max_bad_steps", 5},       // non-finite losses/gradients in a row before stopping
         {"num_workers", 2},
-        {"threads", 0}}},           // 0: the machine's default
+        {"threads", 0},             // 0: the machine's default
+        {"device", "cpu"}}},        // "cpu", "cuda" (cuda:0) or "cuda:N"
       {"optim",
        {{"name", "adamw"},
         {"lr", 1e-3},

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "loom/autograd/grad_mode.hpp"
+#include "loom/core/cuda.hpp"
 #include "loom/dist/dist.hpp"
 #include "loom/train/adapt.hpp"
 #include "loom/io/atomic_file.hpp"
@@ -114,13 +115,20 @@ RunSummary run_training_on(const Json& recipe, const RunOptions& o, const dist::
   const std::string checkpoint = o.resume_dir.empty() ? std::string() : io::find_checkpoint(o.resume_dir, "--resume");
   manual_seed(tr["seed"].get<uint64_t>());
   Parallelism parallel(recipe, group);
+  const Device device = training_device(recipe);
+  // Several ranks exchange gradients over MPI, which reads host memory.
+  LOOM_CHECK(device.is_cpu() || world_size == 1, "rank ", group->rank(), ": recipe: train.device '",
+             tr["device"].get<std::string>(), "' with ", world_size,
+             " ranks: loom-train trains on CUDA devices in one process for now (launch without mpirun)");
   // train.batch_size is per data-parallel rank: each one's loader takes its
   // shard of the global batch of batch_size * (ranks / tp_size).
-  auto task = make_task(recipe, parallel.task_context(checkpoint.empty() ? o.out_dir : io::run_of_checkpoint(checkpoint)));
+  auto task = make_task(recipe, parallel.task_context(checkpoint.empty() ? o.out_dir : io::run_of_checkpoint(checkpoint),
+                                                      device));
   nn::Module& model = task->model();
   parallel.check_model(model, recipe["model"]["kind"]);
   Generator adapt_gen(tr["seed"].get<uint64_t>() + 0x4c6f5241ull);  // LoRA initialisation
   const std::string adapted = adapt_model(model, tr, !checkpoint.empty(), &adapt_gen);
+  model.to(device);  // before the optimizer makes its state alongside the parameters
   if (world_size > 1)
     dist::check_consistency(*group, {{"recipe", recipe.dump()},
                                      {"model parameters", dist::model_signature(model)},
@@ -159,9 +167,10 @@ RunSummary run_training_on(const Json& recipe, const RunOptions& o, const dist::
     task->save_artifacts(o.out_dir);
   }
 
-  if (lead) std::fprintf(stderr, "%s: %s; %lld steps x %lld micro-batches of %lld%s\n",
+  if (lead) std::fprintf(stderr, "%s: %s; %lld steps x %lld micro-batches of %lld%s%s\n",
                recipe["model"]["kind"].get<std::string>().c_str(), adapted.c_str(), static_cast<long long>(steps),
                static_cast<long long>(accum), static_cast<long long>(tr["batch_size"].get<int64_t>()),
+               device.is_cpu() ? "" : (" on " + device.str() + " (" + cuda::device_name(device.index) + ")").c_str(),
                world_size > 1 ? ("; " + parallel.describe()).c_str() : "");
 
   std::optional<Metrics> metrics;
@@ -178,6 +187,8 @@ RunSummary run_training_on(const Json& recipe, const RunOptions& o, const dist::
     io::CheckpointContent c;
     parallel.collect_checkpoint(model, *optimizer, c);
     if (!lead) return;
+    for (auto* tensors : {&c.weights, &c.optimizer})
+      for (auto& [name, t] : *tensors) t = t.to(kCPU);  // files are written from host memory
     c.state = Json{{"step", at_step},
                    {"recipe", recipe},
                    {"optimizer", optimizer->state_scalars()},
@@ -297,11 +308,13 @@ Json evaluate_run(const std::string& run_or_checkpoint, const std::vector<std::s
     apply_override(recipe, o);
   }
   recipe = resolve(recipe, task_schema(recipe), config);
-  auto task = make_task(recipe, TaskContext{run, 0, 1});
+  const Device device = training_device(recipe);
+  auto task = make_task(recipe, TaskContext{run, 0, 1, nullptr, device});
   Generator adapt_gen(0);  // LoRA A is overwritten by the checkpoint
   adapt_model(task->model(), recipe["train"], /*resuming=*/true, &adapt_gen);
   io::CheckpointContent c = io::load_checkpoint(checkpoint);
   task->model().load_state_dict(c.weights);
+  task->model().to(device);
   Json eval = task->evaluate(recipe["eval"]["max_batches"].get<int64_t>());
   eval["step"] = c.state.value("step", int64_t{0});
   eval["checkpoint"] = checkpoint;

@@ -8,7 +8,10 @@
 #include <filesystem>
 #include <fstream>
 #include <numeric>
+#include <optional>
+#include <tuple>
 
+#include <loom/core/cuda.hpp>
 #include <loom/data/trimodal.hpp>
 #include <loom/io/checkpoint.hpp>
 #include <loom/loom.hpp>
@@ -214,4 +217,37 @@ TEST_CASE("the speech-feature cache changes no bit of training", "[e2e]") {
   const std::vector<double> cached = losses(64), fresh = losses(0);
   REQUIRE(cached.size() == 12);
   CHECK(cached == fresh);
+}
+
+TEST_CASE("omni pretraining, evaluation and fine-tuning on cuda:0 equal the CPU runs", "[e2e][device]") {
+  // On a host emulation of the device (its kernels are the CPU's): any tensor
+  // the task leaves on the CPU fails the run, and every figure must be equal.
+  const auto run_on = [&](const std::string& device, const std::string& kind, const std::string& init_from) {
+    const std::string run = fresh_dir(kind + "-" + device.substr(0, 4));
+    Json train = {{"steps", 3}, {"batch_size", 8}, {"log_every", 1}, {"num_workers", 1}, {"device", device}};
+    if (!init_from.empty()) train["init_from"] = init_from;
+    const bool pretrain = kind == "omni";
+    const Json data = pretrain ? Json{{"root", tiny_dataset()}, {"video_batch", 4}}
+                               : Json{{"root", tiny_dataset()}, {"label_fraction", 0.002}, {"test_limit", 100}};
+    const Json eval = pretrain ? Json{{"zero_shot_limit", 20}, {"decode_limit", 2}} : Json::object();
+    const Json recipe = resolved({{"model", tiny_model(kind.c_str())},
+                                  {"data", data},
+                                  {"train", train},
+                                  {"optim", {{"lr", 3e-3}}},
+                                  {"eval", eval}});
+    std::optional<cuda::HostEmulation> emulation;
+    if (device != "cpu") emulation.emplace();
+    const Json metrics = train::run_training(recipe, {run, "", true, 0}).eval["metrics"];
+    return std::make_tuple(run, logged_losses(run), metrics);
+  };
+  const auto [pre_cpu, loss_cpu, eval_cpu] = run_on("cpu", "omni", "");
+  const auto [pre_dev, loss_dev, eval_dev] = run_on("cuda", "omni", "");
+  REQUIRE(loss_cpu.size() == 3);
+  CHECK(loss_dev == loss_cpu);
+  CHECK(eval_dev == eval_cpu);
+  const auto [cls_cpu, closs_cpu, ceval_cpu] = run_on("cpu", "omni_classify", pre_cpu);
+  const auto [cls_dev, closs_dev, ceval_dev] = run_on("cuda", "omni_classify", pre_dev);
+  CHECK(closs_dev == closs_cpu);
+  CHECK(ceval_dev == ceval_cpu);
+  for (const auto& d : {pre_cpu, pre_dev, cls_cpu, cls_dev}) fs::remove_all(d);
 }

@@ -43,13 +43,20 @@ class Task {
 // the data-parallel group: they shard the loader), and the tensor-parallel
 // group when the model is split over several ranks (null or one rank: not
 // split). Tasks without a tensor-parallel model ignore it; the trainer then
-// refuses dist.tp_size > 1.
+// refuses dist.tp_size > 1. The trainer moves the model to `device` (the
+// recipe's train.device) after building the task; the task moves what it feeds
+// the model (batches, evaluation inputs) there too.
 struct TaskContext {
   std::string run_dir;
   int rank = 0;
   int world_size = 1;
   std::shared_ptr<dist::ProcessGroup> tp = nullptr;
+  Device device = kCPU;
 };
+
+// The recipe's train.device ("cpu", "cuda" = "cuda:0", "cuda:N"), checked:
+// a CUDA device must be present (the error says why it is not).
+Device training_device(const Json& resolved);
 
 // The schema (defaults) for the recipe's task, chosen by recipe["model"]["kind"].
 Json task_schema(const Json& recipe);

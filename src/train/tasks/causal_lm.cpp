@@ -83,7 +83,8 @@ class ByteBigram {
 
 class CausalLM : public Task {
  public:
-  CausalLM(const Json& r, const TaskContext& context) : recipe_(r), gen_(r["train"]["seed"].get<uint64_t>()) {
+  CausalLM(const Json& r, const TaskContext& context)
+      : recipe_(r), device_(context.device), gen_(r["train"]["seed"].get<uint64_t>()) {
     const std::string& run_dir = context.run_dir;
     const Json& m = r["model"];
     const Json& d = r["data"];
@@ -137,8 +138,8 @@ class CausalLM : public Task {
 
   LossResult loss(const data::Batch& b) override {
     if (tp_model_) return {tp_model_->loss(b[0], b[1]), b[1].numel()};
-    Tensor logits = model_->forward(b[0]);
-    return {cross_entropy(logits.reshape({-1, logits.size(-1)}), b[1].reshape({-1})), b[1].numel()};
+    Tensor logits = model_->forward(b[0].to(device_));
+    return {cross_entropy(logits.reshape({-1, logits.size(-1)}), b[1].to(device_).reshape({-1})), b[1].numel()};
   }
 
   Json evaluate(int64_t max_batches) override {
@@ -174,10 +175,10 @@ class CausalLM : public Task {
   // The summed negative log-likelihood of a batch's targets.
   double summed_nll(const data::Batch& b) {
     if (tp_model_) return tp_model_->loss(b[0], b[1]).item<double>() * static_cast<double>(b[1].numel());
-    Tensor logits = model_->forward(b[0]);
+    Tensor logits = model_->forward(b[0].to(device_));
     CrossEntropyOptions o;
     o.reduction = CrossEntropyOptions::Reduction::sum;
-    return cross_entropy(logits.reshape({-1, logits.size(-1)}), b[1].reshape({-1}), o).item<double>();
+    return cross_entropy(logits.reshape({-1, logits.size(-1)}), b[1].to(device_).reshape({-1}), o).item<double>();
   }
 
   std::shared_ptr<const std::vector<int32_t>> encode(const std::vector<data::TextRecord>& records) const {
@@ -212,6 +213,7 @@ class CausalLM : public Task {
   }
 
   Json recipe_;
+  Device device_;
   Generator gen_;
   data::BpeTokenizer tokenizer_;
   int32_t eot_ = 0;

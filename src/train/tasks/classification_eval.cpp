@@ -5,7 +5,8 @@
 namespace loom::train {
 
 Json classification_eval(nn::Module& model, std::shared_ptr<data::Dataset> test, int64_t batch_size,
-                         int64_t max_batches, int64_t classes, const std::function<Tensor(const Tensor&)>& logits) {
+                         int64_t max_batches, int64_t classes, Device device,
+                         const std::function<Tensor(const Tensor&)>& logits) {
   NoGradGuard guard;
   model.eval();
   data::LoaderOptions lo;
@@ -17,9 +18,10 @@ Json classification_eval(nn::Module& model, std::shared_ptr<data::Dataset> test,
   int64_t correct = 0, n = 0, batches = 0;
   double loss_sum = 0;
   while (auto b = loader.next()) {
-    const Tensor l = logits((*b)[0]);
-    correct += sum(eq(argmax(l, 1), (*b)[1])).item<int64_t>();
-    loss_sum += cross_entropy(l, (*b)[1]).item<double>() * static_cast<double>((*b)[0].size(0));
+    const Tensor labels = (*b)[1].to(device);
+    const Tensor l = logits((*b)[0].to(device));
+    correct += sum(eq(argmax(l, 1), labels)).item<int64_t>();
+    loss_sum += cross_entropy(l, labels).item<double>() * static_cast<double>((*b)[0].size(0));
     n += (*b)[0].size(0);
     if (max_batches > 0 && ++batches >= max_batches) break;
   }

@@ -26,7 +26,7 @@ std::shared_ptr<data::Dataset> limited(std::shared_ptr<data::Dataset> d, int64_t
 
 class ImageClassification : public Task {
  public:
-  ImageClassification(const Json& r, const TaskContext& context) : recipe_(r) {
+  ImageClassification(const Json& r, const TaskContext& context) : recipe_(r), device_(context.device) {
     const Json& m = r["model"];
     const Json& d = r["data"];
     LOOM_CHECK(d["dataset"] == "fashion-mnist", "recipe: data.dataset '", d["dataset"].get<std::string>(),
@@ -57,16 +57,17 @@ class ImageClassification : public Task {
   LossResult loss(const data::Batch& b) override {
     CrossEntropyOptions o;
     o.label_smoothing = recipe_["data"]["label_smoothing"];
-    return {cross_entropy(model_->forward(b[0]), b[1], o), b[0].size(0)};
+    return {cross_entropy(model_->forward(b[0].to(device_)), b[1].to(device_), o), b[0].size(0)};
   }
 
   Json evaluate(int64_t max_batches) override {
-    return classification_eval(*model_, test_, 500, max_batches, 10,
+    return classification_eval(*model_, test_, 500, max_batches, 10, device_,
                                [&](const Tensor& images) { return model_->forward(images); });
   }
 
  private:
   Json recipe_;
+  Device device_;
   Generator gen_{recipe_["train"]["seed"].get<uint64_t>()};
   std::shared_ptr<models::ImageClassifier> model_;
   std::shared_ptr<data::Dataset> train_, test_;

@@ -83,7 +83,7 @@ std::string caption_text(const std::vector<tm::Item>& items, bool zh, int64_t fo
 
 class OmniTask : public Task {
  public:
-  OmniTask(const Json& r, const TaskContext& context) : recipe_(r) {
+  OmniTask(const Json& r, const TaskContext& context) : recipe_(r), device_(context.device) {
     const Json& d = r["data"];
     LOOM_CHECK(d["dataset"] == "trimodal", "recipe: data.dataset '", d["dataset"].get<std::string>(),
                "' is not supported by model.kind omni (trimodal)");
@@ -112,7 +112,7 @@ class OmniTask : public Task {
 
   Json evaluate(int64_t max_batches) override {
     (void)max_batches;  // the eval section's limits apply instead
-    return evaluate_omni({*model_, *vocab_, *eval_, recipe_});
+    return evaluate_omni({*model_, *vocab_, *eval_, recipe_, device_});
   }
 
  private:
@@ -172,6 +172,7 @@ class OmniTask : public Task {
   }
 
   Json recipe_;
+  Device device_;
   Generator gen_{recipe_["train"]["seed"].get<uint64_t>() + 0x6f6d6e69ull};
   std::shared_ptr<OmniScenes> train_, eval_;
   std::unique_ptr<Vocabulary> vocab_;
@@ -212,15 +213,19 @@ LossResult OmniTask::loss(const data::Batch& b) {
     mains.push_back(zh[r] ? rec.zh : rec.en);
     keys[r] = text_key(rec.en);
   }
-  const Tensor key_t = from_vector(keys, {rows});
+  // The batch is assembled on the host (masks and negatives are drawn there);
+  // what the model reads goes to its device.
+  const auto on_device = [&](const Tensor& t) { return t.to(device_); };
+  const Tensor key_t = on_device(from_vector(keys, {rows}));
   // Row r's speech in its language: row r of [English; Chinese] or row rows + r.
   std::vector<int64_t> pick(rows);
   for (int64_t r = 0; r < rows; ++r) pick[r] = zh[r] ? rows + r : r;
   const Tensor picked = from_vector(pick, {rows});
-  Tensor mel = index_select(cat({b[1], b[3]}, 0), 0, picked);
-  const Tensor valid = index_select(cat({b[2], b[4]}, 0), 0, picked);
+  const Tensor valid_host = index_select(cat({b[2], b[4]}, 0), 0, picked);
+  const Tensor mel = on_device(index_select(cat({b[1], b[3]}, 0), 0, picked));
+  const Tensor valid = on_device(valid_host);
 
-  Tensor total = zeros({});
+  Tensor total = zeros({}, TensorOptions().with_device(device_));
   auto add_term = [&](const char* name, auto&& term) {
     const double w = weight(name);
     if (w > 0) total = add(total, mul(term(), w));
@@ -229,14 +234,14 @@ LossResult OmniTask::loss(const data::Batch& b) {
   const Uses u = uses();
   omni::Encoded img, txt, aud;
   Tensor image_emb, text_emb, masked_frames;
-  if (u.image) img = m.image->encode(b[0]);
-  if (u.text) txt = m.text->encode(vocab_->batch(texts, len));
+  if (u.image) img = m.image->encode(on_device(b[0]));
+  if (u.text) txt = m.text->encode(on_device(vocab_->batch(texts, len)));
   if (u.proj_image) image_emb = m.embed(omni::Modality::image, img);
   if (u.proj_text) text_emb = m.embed(omni::Modality::text, txt);
   if (u.audio) {
     Tensor input = mel;
     if (weight("audio_regression") > 0) {
-      masked_frames = omni::span_mask(valid, d["audio_mask_prob"], 4, &gen_);
+      masked_frames = on_device(omni::span_mask(valid_host, d["audio_mask_prob"], 4, &gen_));
       input = masked_fill(mel, masked_frames.unsqueeze(2), 0.0);
     }
     aud = m.audio->encode(input, valid);
@@ -251,8 +256,8 @@ LossResult OmniTask::loss(const data::Batch& b) {
   });
   // (not a structured binding: clang before 16 cannot capture those in lambdas)
   const std::pair<Tensor, Tensor> dec = decoder_batch(*vocab_, mains, zh, len);
-  const Tensor& dec_in = dec.first;
-  const Tensor& dec_target = dec.second;
+  const Tensor dec_in = on_device(dec.first);
+  const Tensor dec_target = on_device(dec.second);
   add_term("caption", [&] { return sequence_loss(m.decoder->forward(dec_in, img), dec_target, smoothing); });
   add_term("transcript", [&] { return sequence_loss(m.decoder->forward(dec_in, aud), dec_target, smoothing); });
   add_term("joint_caption",
@@ -269,8 +274,8 @@ LossResult OmniTask::loss(const data::Batch& b) {
     // a batch where nothing was chosen contributes zero (and keeps the graph alive)
     if (sum(ne(targets, full({}, -100.0, DType::i64))).item<int64_t>() == 0)
       return mul(sum(m.text->token_weight()), 0.0);
-    const omni::Encoded masked = m.text->encode(inputs);
-    return sequence_loss(matmul(masked.tokens, m.text->token_weight().transpose(0, 1)), targets, 0.0);
+    const omni::Encoded masked = m.text->encode(on_device(inputs));
+    return sequence_loss(matmul(masked.tokens, m.text->token_weight().transpose(0, 1)), on_device(targets), 0.0);
   });
   add_term("class_negatives", [&] {
     // Each image picks its caption among K copies in which one item's class
@@ -300,13 +305,14 @@ LossResult OmniTask::loss(const data::Batch& b) {
         }
         negatives.push_back(caption_text(items, zh[r], form[r]));
       }
-    const Tensor negative_emb = m.embed(omni::Modality::text, m.text->encode(vocab_->batch(negatives, len)));
+    const Tensor negative_emb =
+        m.embed(omni::Modality::text, m.text->encode(on_device(vocab_->batch(negatives, len))));
     const Tensor candidates = cat({omni::unit_rows(text_emb).unsqueeze(1),
                                    omni::unit_rows(negative_emb).reshape({rows, k, negative_emb.size(1)})},
                                   1);  // [rows, 1 + k, E], the true caption first
     const Tensor logits = mul(sum(mul(omni::unit_rows(image_emb).unsqueeze(1), candidates), {2}),
                               omni::temperature_scale(m.logit_scale.reshape({})));
-    return cross_entropy(logits, zeros({rows}, DType::i64));
+    return cross_entropy(logits, zeros({rows}, TensorOptions(DType::i64).with_device(device_)));
   });
   add_term("matching", [&] {
     // hard negatives: for each image the most similar text of another scene
@@ -320,7 +326,7 @@ LossResult OmniTask::loss(const data::Batch& b) {
     const Tensor pooled = cat({m.fusion->forward({txt, img}).pooled, m.fusion->forward({neg, img}).pooled}, 0);
     std::vector<int64_t> labels(2 * rows, 0);
     std::fill(labels.begin(), labels.begin() + rows, 1);
-    return cross_entropy(m.match_head->forward(pooled), from_vector(labels, {2 * rows}));
+    return cross_entropy(m.match_head->forward(pooled), on_device(from_vector(labels, {2 * rows})));
   });
   const int64_t video_rows = std::min<int64_t>(rows, d["video_batch"].get<int64_t>());
   if (video_rows > 0 && (weight("video_contrastive") > 0 || weight("video_caption") > 0)) {
@@ -331,16 +337,16 @@ LossResult OmniTask::loss(const data::Batch& b) {
       vtexts.push_back(zh[r] ? v.zh : v.en);
       vkeys.push_back(text_key(v.en));
     }
-    const omni::Encoded vid = m.video->encode(b[6].narrow(0, 0, video_rows));
+    const omni::Encoded vid = m.video->encode(on_device(b[6].narrow(0, 0, video_rows)));
     add_term("video_contrastive", [&] {
-      const omni::Encoded vt = m.text->encode(vocab_->batch(vtexts, len));
+      const omni::Encoded vt = m.text->encode(on_device(vocab_->batch(vtexts, len)));
       return omni::info_nce(m.embed(omni::Modality::video, vid), m.embed(omni::Modality::text, vt), m.logit_scale,
-                            from_vector(vkeys, {video_rows}), group_);
+                            on_device(from_vector(vkeys, {video_rows})), group_);
     });
     add_term("video_caption", [&] {
       const auto [vin, vtarget] =
           decoder_batch(*vocab_, vtexts, std::vector<bool>(zh.begin(), zh.begin() + video_rows), len);
-      return sequence_loss(m.decoder->forward(vin, vid), vtarget, smoothing);
+      return sequence_loss(m.decoder->forward(on_device(vin), vid), on_device(vtarget), smoothing);
     });
   }
   return {total, rows};

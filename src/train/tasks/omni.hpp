@@ -27,6 +27,7 @@ struct EvalContext {
   const Vocabulary& vocab;
   const OmniScenes& eval;
   const Json& recipe;
+  Device device;  // the model's: inputs are built on the host and moved there
 };
 Json evaluate_omni(const EvalContext& context);
 

@@ -107,7 +107,7 @@ std::vector<int64_t> labelled_subset(const RenderedFashion& all, double fraction
 
 class OmniClassify : public Task {
  public:
-  OmniClassify(const Json& r, const TaskContext& context) : recipe_(r) {
+  OmniClassify(const Json& r, const TaskContext& context) : recipe_(r), device_(context.device) {
     const Json& d = r["data"];
     const std::string dir = d["fashion_dir"];
     const double fraction = d["label_fraction"];
@@ -151,11 +151,11 @@ class OmniClassify : public Task {
   LossResult loss(const data::Batch& b) override {
     CrossEntropyOptions o;
     o.label_smoothing = recipe_["data"]["label_smoothing"];
-    return {cross_entropy(logits(b[0]), b[1], o), b[0].size(0)};
+    return {cross_entropy(logits(b[0].to(device_)), b[1].to(device_), o), b[0].size(0)};
   }
 
   Json evaluate(int64_t max_batches) override {
-    Json out = classification_eval(*model_, test_, 250, max_batches, tm::kNumClasses,
+    Json out = classification_eval(*model_, test_, 250, max_batches, tm::kNumClasses, device_,
                                    [&](const Tensor& images) { return logits(images); });
     out["n"]["train_labels"] = train_->size();
     return out;
@@ -163,6 +163,7 @@ class OmniClassify : public Task {
 
  private:
   Json recipe_;
+  Device device_;
   Generator gen_{recipe_["train"]["seed"].get<uint64_t>() + 0x636c6173ull};
   std::shared_ptr<RenderedFashion> train_, test_;
   std::unique_ptr<Vocabulary> vocab_;

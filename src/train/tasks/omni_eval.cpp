@@ -74,11 +74,12 @@ class Evaluator {
 
  private:
   const auto& record(int64_t i) const { return c_.eval.scenes().records()[i]; }
+  Tensor on_device(const Tensor& t) const { return t.to(c_.device); }
 
   Tensor text_embeddings(const std::vector<std::string>& texts) {
     return batched(static_cast<int64_t>(texts.size()), [&](int64_t a, int64_t b) {
       std::vector<std::string> part(texts.begin() + a, texts.begin() + b);
-      return m_.embed(omni::Modality::text, m_.text->encode(c_.vocab.batch(part, len_)));
+      return m_.embed(omni::Modality::text, m_.text->encode(on_device(c_.vocab.batch(part, len_))));
     });
   }
 
@@ -86,14 +87,14 @@ class Evaluator {
   Tensor videos(int64_t a, int64_t b) {
     std::vector<Tensor> clips;
     for (int64_t i = a; i < b; ++i) clips.push_back(c_.eval.video(i));
-    return stack(clips, 0);
+    return on_device(stack(clips, 0));
   }
 
   // The images of scenes [a, b), stacked.
   Tensor images(int64_t a, int64_t b) {
     std::vector<Tensor> rows;
     for (int64_t i = a; i < b; ++i) rows.push_back(c_.eval.image(i));
-    return stack(rows, 0);
+    return on_device(stack(rows, 0));
   }
 
   omni::Encoded audio(int64_t a, int64_t b, bool zh) {
@@ -103,7 +104,7 @@ class Evaluator {
       mels.push_back(omni::speech_features_from_wav(zh ? record(i).audio_zh : record(i).audio_en, m_.config.mel_frames, &v));
       valid.push_back(v);
     }
-    return m_.audio->encode(stack(mels, 0), stack(valid, 0));
+    return m_.audio->encode(on_device(stack(mels, 0)), on_device(stack(valid, 0)));
   }
 
   void put_recall(const std::string& name, const Tensor& q, const Tensor& g, const std::vector<int64_t>& qk,
@@ -123,8 +124,10 @@ class Evaluator {
   void note_nearest(const Tensor& images, const Tensor& texts, const std::vector<std::string>& captions,
                     const char* key) {
     const int64_t k = std::min(kExamples, images.size(0));
-    const Tensor best = argmax(matmul(omni::unit_rows(images.narrow(0, 0, k)), omni::unit_rows(texts).transpose(0, 1)), 1).contiguous();
-    for (int64_t i = 0; i < k; ++i) scene_example(i)[key] = captions[best.data<int64_t>()[i]];
+    const std::vector<int64_t> best =
+        argmax(matmul(omni::unit_rows(images.narrow(0, 0, k)), omni::unit_rows(texts).transpose(0, 1)), 1)
+            .to_vector<int64_t>();
+    for (int64_t i = 0; i < k; ++i) scene_example(i)[key] = captions[best[i]];
   }
 
   void retrieval() {
@@ -199,7 +202,7 @@ class Evaluator {
         tm::render_scene(scene, images.data<uint8_t>(), rgb.data());
         rows.push_back(omni::image_from_rgb8(rgb.data(), tm::kSide, tm::kSide));
       }
-      return m_.embed(omni::Modality::image, m_.image->encode(stack(rows, 0)));
+      return m_.embed(omni::Modality::image, m_.image->encode(on_device(stack(rows, 0))));
     });
     for (bool zh : {false, true}) {
       // templates: every colour x (caption and paraphrases) of a centred item

@@ -1,5 +1,6 @@
 #include <map>
 
+#include "loom/core/cuda.hpp"
 #include "train/tasks/tasks.hpp"
 
 namespace loom::train {
@@ -56,6 +57,23 @@ data::LoaderOptions training_loader_options(const Json& r, const TaskContext& co
   lo.rank = context.rank;
   lo.world_size = context.world_size;
   return lo;
+}
+
+Device training_device(const Json& r) {
+  const Json& d = r["train"]["device"];
+  LOOM_CHECK(d.is_string(), "recipe: train.device must be a string (\"cpu\", \"cuda\" or \"cuda:N\"), got ", d.dump());
+  const std::string name = d;
+  if (name == "cpu") return kCPU;
+  int index = -1;
+  if (name == "cuda") index = 0;
+  else if (name.rfind("cuda:", 0) == 0 && name.size() > 5 && name.size() < 9 &&
+           name.find_first_not_of("0123456789", 5) == std::string::npos)
+    index = std::stoi(name.substr(5));
+  LOOM_CHECK(index >= 0, "recipe: train.device '", name, "' is not a device (\"cpu\", \"cuda\" or \"cuda:N\")");
+  LOOM_CHECK(cuda_available(), "recipe: train.device '", name, "': ", cuda_unavailable_reason());
+  LOOM_CHECK(index < cuda_device_count(), "recipe: train.device '", name, "': this machine has ",
+             cuda_device_count(), " CUDA device(s)");
+  return cuda_device(index);
 }
 
 std::vector<std::string> task_kinds() {
