@@ -1,7 +1,8 @@
 // Batched matrix product through cuBLAS (cublasGemmStridedBatchedEx).
 // Floor: 2 * B * M * N * K FLOPs; reads (M*K + K*N) * B and writes M*N*B
 // elements. fp32 runs with fp32 compute (CUBLAS_COMPUTE_32F: no TF32), f64
-// with f64. An operand that is row- or column-major in each matrix (any batch
+// with f64, bf16 and f16 on the tensor cores with fp32 accumulation
+// (CUBLAS_COMPUTE_32F) and one rounding of the result. An operand that is row- or column-major in each matrix (any batch
 // stride, 0 for broadcast) is passed as it is; any other layout is copied
 // contiguous first.
 #if LOOM_WITH_CUDA
@@ -66,7 +67,7 @@ void gemm(const Tensor& a_in, const Tensor& b_in, const Tensor& out) {
   LOOM_CHECK(out.is_contiguous(), "matmul: output must be contiguous");
   const DType t = a_in.dtype();
   LOOM_CHECK(b_in.dtype() == t && out.dtype() == t, "matmul: dtype mismatch");
-  if (t != DType::f32 && t != DType::f64) no_kernel("matmul", std::string("dtype ") + dtype_name(t));
+  if (t != DType::f32 && t != DType::f64 && !is_half(t)) no_kernel("matmul", std::string("dtype ") + dtype_name(t));
   if (batch == 0 || m == 0 || n == 0) return;
   DeviceGuard guard(dev.index);
   cudaStream_t s = stream(dev.index);
@@ -86,23 +87,21 @@ void gemm(const Tensor& a_in, const Tensor& b_in, const Tensor& out) {
   const long long stride_b = batch == 1 ? 0 : b.stride(0), stride_a = batch == 1 ? 0 : a.stride(0);
   const long long stride_c = m * n;
   cublasHandle_t h = cublas(dev.index);
-  if (t == DType::f32) {
-    const float alpha = 1.0f, beta = 0.0f;
-    LOOM_CUBLAS_CHECK(cublasGemmStridedBatchedEx(h, op_b, op_a, mm, nn, kk, &alpha, b.raw_data(), CUDA_R_32F, lda,
-                                                 stride_b, a.raw_data(), CUDA_R_32F, ldb, stride_a, &beta,
-                                                 out.raw_data(), CUDA_R_32F, ldc, stride_c, count, CUBLAS_COMPUTE_32F,
-                                                 CUBLAS_GEMM_DEFAULT),
-                      "a ", shape_str(a.shape()), " strides ", shape_str(a.strides()), ", b ", shape_str(b.shape()),
-                      " strides ", shape_str(b.strides()));
-  } else {
-    const double alpha = 1.0, beta = 0.0;
-    LOOM_CUBLAS_CHECK(cublasGemmStridedBatchedEx(h, op_b, op_a, mm, nn, kk, &alpha, b.raw_data(), CUDA_R_64F, lda,
-                                                 stride_b, a.raw_data(), CUDA_R_64F, ldb, stride_a, &beta,
-                                                 out.raw_data(), CUDA_R_64F, ldc, stride_c, count, CUBLAS_COMPUTE_64F,
-                                                 CUBLAS_GEMM_DEFAULT),
-                      "a ", shape_str(a.shape()), " strides ", shape_str(a.strides()), ", b ", shape_str(b.shape()),
-                      " strides ", shape_str(b.strides()));
-  }
+  const cudaDataType_t type = t == DType::f64    ? CUDA_R_64F
+                              : t == DType::bf16 ? CUDA_R_16BF
+                              : t == DType::f16  ? CUDA_R_16F
+                                                 : CUDA_R_32F;
+  // alpha and beta in the compute type: double for f64, float otherwise.
+  const double alpha64 = 1.0, beta64 = 0.0;
+  const float alpha32 = 1.0f, beta32 = 0.0f;
+  const bool f64 = t == DType::f64;
+  LOOM_CUBLAS_CHECK(cublasGemmStridedBatchedEx(h, op_b, op_a, mm, nn, kk, f64 ? static_cast<const void*>(&alpha64) : &alpha32,
+                                               b.raw_data(), type, lda, stride_b, a.raw_data(), type, ldb, stride_a,
+                                               f64 ? static_cast<const void*>(&beta64) : &beta32, out.raw_data(), type,
+                                               ldc, stride_c, count, f64 ? CUBLAS_COMPUTE_64F : CUBLAS_COMPUTE_32F,
+                                               CUBLAS_GEMM_DEFAULT),
+                    dtype_name(t), " a ", shape_str(a.shape()), " strides ", shape_str(a.strides()), ", b ",
+                    shape_str(b.shape()), " strides ", shape_str(b.strides()));
 }
 
 }  // namespace loom::cuda

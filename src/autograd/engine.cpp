@@ -10,6 +10,7 @@
 
 #include "loom/autograd/grad_mode.hpp"
 #include "loom/autograd/node.hpp"
+#include "loom/ops/autocast.hpp"
 #include "loom/ops/creation.hpp"
 #include "loom/ops/elementwise.hpp"
 
@@ -33,6 +34,7 @@ void accumulate(std::unordered_map<Node*, Tensor>& buffer, Node* node, const Ten
 void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads, bool retain_graph) {
   LOOM_CHECK(roots.size() == grads.size(), "backward: ", roots.size(), " roots but ", grads.size(), " gradients");
   NoGradGuard no_grad;
+  AutocastGuard no_autocast(DType::bf16, false);  // gradients keep the dtypes the forward chose
 
   std::unordered_map<Node*, Tensor> buffer;
   std::vector<std::shared_ptr<Node>> root_nodes;

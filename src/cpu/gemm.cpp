@@ -2,6 +2,7 @@
 // AVX-512 build goes to the packed, blocked GEMM of gemm_f32.hpp; f64, and
 // every type on other machines, goes through Eigen, mapping each operand in
 // place when it is row- or column-major (a transposed view needs no copy).
+// bf16 / f16 operands are widened to f32 and the product rounded once.
 
 // GCC 12 warns inside its own AVX-512 intrinsics as Eigen uses them.
 #pragma GCC diagnostic push
@@ -45,6 +46,19 @@ void gemm_packed_f32(const Tensor& a, const Tensor& b, const Tensor& out) {
 }  // namespace
 
 void gemm(const Tensor& a, const Tensor& b, const Tensor& out) {
+  if (is_half(out.dtype())) {
+    // Half operands multiply in f32 and round once into out, as a GPU's
+    // f32-accumulating half GEMM does.
+    const auto f32 = [](const Tensor& t) {
+      Tensor c = empty(t.shape(), DType::f32);
+      copy(t, c);
+      return c;
+    };
+    Tensor product = empty(out.shape(), DType::f32);
+    gemm(f32(a), f32(b), product);
+    copy(product, out);
+    return;
+  }
 #if defined(__AVX512F__)
   if (a.dtype() == DType::f32) {
     gemm_packed_f32(a, b, out);

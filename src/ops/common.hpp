@@ -1,6 +1,9 @@
 // Helpers shared by the op implementations (not part of the public API).
 #pragma once
 
+#include <optional>
+#include <utility>
+
 #include "kernels/backend.hpp"
 #include "loom/autograd/grad_mode.hpp"
 #include "loom/autograd/node.hpp"
@@ -23,6 +26,15 @@ void check_floating(const Tensor& t, const char* op);
 void check_integer_index(const Tensor& t, const char* op, const char* arg);
 // Throws naming `op` if any value of the integer tensor `index` is outside [0, size).
 void check_index_range(const Tensor& index, int64_t size, const char* op);
+
+// Operands of two different floating dtypes, cast to the wider one (bf16 with
+// f16: f32); nullopt when the dtypes match or are not both floating. The
+// casts are differentiable: each gradient returns in its operand's dtype.
+std::optional<std::pair<Tensor, Tensor>> promoted_pair(const Tensor& a, const Tensor& b);
+// Under autocast (loom/ops/autocast.hpp): an f32 operand of a product cast to
+// the autocast dtype, and a half input of an f32 op cast to f32. Otherwise t.
+Tensor autocast_product_operand(const Tensor& t);
+Tensor autocast_to_f32(const Tensor& t);
 
 // The contiguous [outer, r, inner] decomposition of a tensor around `dim`.
 struct AxisSplit {

@@ -59,7 +59,7 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, std::ve
   Tensor y = matmul(weight.reshape({out_ch, -1}), cols).reshape({x.size(0), out_ch, oh, ow});
   if (bias.defined()) {
     LOOM_CHECK(bias.shape() == Shape{out_ch}, "conv2d: bias ", shape_str(bias.shape()), " must be [", out_ch, "]");
-    y = add(y, bias.reshape({1, out_ch, 1, 1}));
+    y = add(y, ops::autocast_product_operand(bias).reshape({1, out_ch, 1, 1}));
   }
   return y;
 }

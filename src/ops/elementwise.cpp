@@ -83,6 +83,7 @@ Tensor compare_op(Compare op, const char* name, const Tensor& a, const Tensor& b
 }  // namespace
 
 Tensor add(const Tensor& a, const Tensor& b) {
+  if (auto p = ops::promoted_pair(a, b)) return add(p->first, p->second);
   Tensor out = binary_forward(Binary::add, "add", a, b);
   return ops::record("add", out, {a, b}, {},
                      [sa = a.shape(), sb = b.shape()](const BackwardContext&, const Tensor& g) {
@@ -91,6 +92,7 @@ Tensor add(const Tensor& a, const Tensor& b) {
 }
 
 Tensor sub(const Tensor& a, const Tensor& b) {
+  if (auto p = ops::promoted_pair(a, b)) return sub(p->first, p->second);
   Tensor out = binary_forward(Binary::sub, "sub", a, b);
   return ops::record("sub", out, {a, b}, {},
                      [sa = a.shape(), sb = b.shape()](const BackwardContext& ctx, const Tensor& g) {
@@ -99,6 +101,7 @@ Tensor sub(const Tensor& a, const Tensor& b) {
 }
 
 Tensor mul(const Tensor& a, const Tensor& b) {
+  if (auto p = ops::promoted_pair(a, b)) return mul(p->first, p->second);
   Tensor out = binary_forward(Binary::mul, "mul", a, b);
   return ops::record("mul", out, {a, b}, {a, b},
                      [](const BackwardContext& ctx, const Tensor& g) {
@@ -109,6 +112,7 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 }
 
 Tensor div(const Tensor& a, const Tensor& b) {
+  if (auto p = ops::promoted_pair(a, b)) return div(p->first, p->second);
   Tensor out = binary_forward(Binary::div, "div", a, b);
   return ops::record("div", out, {a, b}, {a, b},
                      [](const BackwardContext& ctx, const Tensor& g) {
@@ -120,6 +124,7 @@ Tensor div(const Tensor& a, const Tensor& b) {
 }
 
 Tensor pow(const Tensor& a, const Tensor& e) {
+  if (auto p = ops::promoted_pair(a, e)) return pow(p->first, p->second);
   Tensor out = binary_forward(Binary::pow, "pow", a, e);
   return ops::record("pow", out, {a, e}, {a, e, out}, [](const BackwardContext& ctx, const Tensor& g) {
     Tensor a = ctx.saved(0), e = ctx.saved(1), y = ctx.saved(2);
@@ -133,6 +138,7 @@ Tensor pow(const Tensor& a, const Tensor& e) {
 // maximum/minimum: the gradient goes to the selected operand, split evenly on ties.
 
 Tensor maximum(const Tensor& a, const Tensor& b) {
+  if (auto p = ops::promoted_pair(a, b)) return maximum(p->first, p->second);
   Tensor out = binary_forward(Binary::maximum, "maximum", a, b);
   return ops::record("maximum", out, {a, b}, {a, b}, [](const BackwardContext& ctx, const Tensor& g) {
     Tensor a = ctx.saved(0), b = ctx.saved(1);

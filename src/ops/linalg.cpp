@@ -5,6 +5,7 @@
 #include "loom/ops/elementwise.hpp"
 #include "loom/ops/reduction.hpp"
 #include "loom/ops/shape.hpp"
+#include "loom/ops/autocast.hpp"
 #include "ops/common.hpp"
 
 namespace loom {
@@ -66,11 +67,12 @@ Tensor matmul_nd(const Tensor& a, const Tensor& b) {
 Tensor matmul(const Tensor& a, const Tensor& b) {
   check_defined(a, "matmul", "a");
   check_defined(b, "matmul", "b");
+  if (autocast_enabled() && (a.dtype() == DType::f32 || b.dtype() == DType::f32))
+    return matmul(ops::autocast_product_operand(a), ops::autocast_product_operand(b));
   ops::check_same_dtype(a, b, "matmul");
   ops::check_same_device(a, b, "matmul");
   LOOM_CHECK(a.dim() >= 1 && b.dim() >= 1, "matmul: operands must have at least 1 dim, got ", shape_str(a.shape()),
              " x ", shape_str(b.shape()));
-  if (is_half(a.dtype())) return matmul(a.to(DType::f32), b.to(DType::f32)).to(a.dtype());
   ops::check_floating(a, "matmul");
   const bool a_vec = a.dim() == 1, b_vec = b.dim() == 1;
   Tensor out = matmul_nd(a_vec ? a.unsqueeze(0) : a, b_vec ? b.unsqueeze(-1) : b);
@@ -96,7 +98,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   if (bias.defined()) {
     LOOM_CHECK(bias.dim() == 1 && bias.size(0) == weight.size(0), "linear: bias ", shape_str(bias.shape()),
                " does not match weight ", shape_str(weight.shape()));
-    y = add(y, bias);
+    y = add(y, ops::autocast_product_operand(bias));  // under autocast the output stays in its dtype
   }
   return y;
 }

@@ -4,6 +4,7 @@
 #include "loom/ops/nn.hpp"
 #include "loom/ops/reduction.hpp"
 #include "loom/ops/shape.hpp"
+#include "loom/ops/autocast.hpp"
 #include "ops/common.hpp"
 
 namespace loom {
@@ -39,6 +40,8 @@ Tensor cross_entropy_rows(const Tensor& logits, const Tensor& targets, const ker
 
 Tensor cross_entropy(const Tensor& logits_in, const Tensor& targets_in, const CrossEntropyOptions& options) {
   check_defined(logits_in, "cross_entropy", "logits");
+  if (autocast_enabled() && is_half(logits_in.dtype()))
+    return cross_entropy(ops::autocast_to_f32(logits_in), targets_in, options);
   ops::check_integer_index(targets_in, "cross_entropy", "targets");
   if (is_half(logits_in.dtype())) return cross_entropy(logits_in.to(DType::f32), targets_in, options).to(logits_in.dtype());
   ops::check_floating(logits_in, "cross_entropy");

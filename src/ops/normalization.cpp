@@ -56,11 +56,11 @@ Tensor norm_impl(const char* name, const Tensor& x_in, const Shape& normalized_s
 
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight, const Tensor& bias,
                   double eps) {
-  return norm_impl("layer_norm", x, normalized_shape, weight, bias, eps, false);
+  return norm_impl("layer_norm", ops::autocast_to_f32(x), normalized_shape, weight, bias, eps, false);
 }
 
 Tensor rms_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight, double eps) {
-  return norm_impl("rms_norm", x, normalized_shape, weight, Tensor(), eps, true);
+  return norm_impl("rms_norm", ops::autocast_to_f32(x), normalized_shape, weight, Tensor(), eps, true);
 }
 
 }  // namespace loom

@@ -106,7 +106,8 @@ Json common_schema() {
         {"max_bad_steps", 5},       // non-finite losses/gradients in a row before stopping
         {"num_workers", 2},
         {"threads", 0},             // 0: the machine's default
-        {"device", "cpu"}}},        // "cpu", "cuda" (cuda:0) or "cuda:N"
+        {"device", "cpu"},          // "cpu", "cuda" (cuda:0) or "cuda:N"
+        {"precision", "fp32"}}},    // or "bf16": autocast (loom/ops/autocast.hpp), f32 master weights
       {"optim",
        {{"name", "adamw"},
         {"lr", 1e-3},

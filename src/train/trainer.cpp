@@ -13,6 +13,7 @@
 #include "loom/train/adapt.hpp"
 #include "loom/io/atomic_file.hpp"
 #include "loom/io/checkpoint.hpp"
+#include "loom/ops/autocast.hpp"
 #include "loom/ops/elementwise.hpp"
 #include "loom/optim/optimizer.hpp"
 #include "loom/optim/schedule.hpp"
@@ -54,6 +55,20 @@ optim::Schedule make_schedule(const Json& op, int64_t steps) {
   s.total_steps = steps;
   s.min_lr_ratio = op["min_lr_ratio"];
   return s;
+}
+
+// train.precision: "fp32", or "bf16" for autocast regions around forward passes.
+bool bf16_autocast(const Json& train) {
+  const Json& p = train["precision"];
+  LOOM_CHECK(p.is_string() && (p == "fp32" || p == "bf16"), "recipe: train.precision must be \"fp32\" or \"bf16\", got ",
+             p.dump());
+  return p == "bf16";
+}
+
+// Evaluation runs in the precision the model trains in.
+Json evaluate_in(Task& task, int64_t max_batches, bool bf16) {
+  AutocastGuard precision(DType::bf16, bf16);
+  return task.evaluate(max_batches);
 }
 
 struct Metrics {
@@ -116,6 +131,7 @@ RunSummary run_training_on(const Json& recipe, const RunOptions& o, const dist::
   manual_seed(tr["seed"].get<uint64_t>());
   Parallelism parallel(recipe, group);
   const Device device = training_device(recipe);
+  const bool bf16 = bf16_autocast(tr);
   // Several ranks exchange gradients over MPI, which reads host memory.
   LOOM_CHECK(device.is_cpu() || world_size == 1, "rank ", group->rank(), ": recipe: train.device '",
              tr["device"].get<std::string>(), "' with ", world_size,
@@ -211,7 +227,10 @@ RunSummary run_training_on(const Json& recipe, const RunOptions& o, const dist::
       auto batch = task->loader().next();
       if (!batch) batch = task->loader().next();  // a new epoch begins
       LOOM_CHECK(batch.has_value(), "training data is empty: the loader gave no batch");
+      std::optional<AutocastGuard> autocast;  // the forward pass only; backward never autocasts
+      if (bf16) autocast.emplace(DType::bf16);
       LossResult r = task->loss(*batch);
+      autocast.reset();
       loss_sum += r.loss.item<double>();
       units += r.units;
       Tensor scaled = accum == 1 ? r.loss : div(r.loss, static_cast<double>(accum));
@@ -255,7 +274,7 @@ RunSummary run_training_on(const Json& recipe, const RunOptions& o, const dist::
       window_start = now;
     }
     if (parallel.evaluates() && eval_every > 0 && step % eval_every == 0 && step < steps) {
-      Json ev = task->evaluate(eval_batches);  // with its tensor-parallel peers
+      Json ev = evaluate_in(*task, eval_batches, bf16);  // with its tensor-parallel peers
       model.train();
       if (lead) {
         Json line{{"step", step}, {"elapsed_s", elapsed_before + progress.elapsed()}};
@@ -286,7 +305,7 @@ RunSummary run_training_on(const Json& recipe, const RunOptions& o, const dist::
     summary.eval = Json{{"metrics", Json::object()}};
     return summary;
   }
-  summary.eval = task->evaluate(eval_batches);
+  summary.eval = evaluate_in(*task, eval_batches, bf16);
   if (!lead) return summary;
   summary.eval["step"] = step;
   io::atomic_write_file((fs::path(o.out_dir) / "eval.json").string(), summary.eval.dump(2) + "\n");
@@ -315,7 +334,7 @@ Json evaluate_run(const std::string& run_or_checkpoint, const std::vector<std::s
   io::CheckpointContent c = io::load_checkpoint(checkpoint);
   task->model().load_state_dict(c.weights);
   task->model().to(device);
-  Json eval = task->evaluate(recipe["eval"]["max_batches"].get<int64_t>());
+  Json eval = evaluate_in(*task, recipe["eval"]["max_batches"].get<int64_t>(), bf16_autocast(recipe["train"]));
   eval["step"] = c.state.value("step", int64_t{0});
   eval["checkpoint"] = checkpoint;
   const std::string out = out_path.empty() ? (fs::path(run) / "eval.json").string() : out_path;

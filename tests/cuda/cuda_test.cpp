@@ -600,7 +600,7 @@ int run_kernels() {
       }
     }
   });
-  s.run("matmul through cuBLAS: odd sizes, transposed operands, broadcast batch, K = 0, f64", [] {
+  s.run("matmul through cuBLAS: odd sizes, transposed operands, broadcast batch, K = 0, f64, bf16, f16", [] {
     Generator gen(27);
     auto both = [&](const Tensor& a, const Tensor& b, Tolerance tol, const std::string& n) {
       expect_close(matmul(dev_transposed(a), dev(b)), matmul(a, b), tol, n + " (a strided)");
@@ -612,6 +612,9 @@ int run_kernels() {
     both(randn({3, 31, 17}, DType::f32, &gen), randn({17, 9}, DType::f32, &gen), kF32, "batched . broadcast");
     both(randn({5, 64, 32}, DType::f64, &gen), randn({5, 32, 48}, DType::f64, &gen), kF64, "bmm f64");
     both(randn({1, 7}, DType::f32, &gen), randn({7, 1}, DType::f32, &gen), kF32, "1x7 . 7x1");
+    for (DType half : {DType::bf16, DType::f16})  // tensor cores, f32 accumulation, one rounding
+      both(randn({2, 96, 130}, half, &gen), randn({130, 72}, half, &gen), kHalf,
+           std::string("batched ") + dtype_name(half));
     expect_same(matmul(dev(zeros({4, 0})), dev(zeros({0, 5}))), zeros({4, 5}), "K = 0");
     Tensor a = randn({6, 8}, DType::f32, &gen), b = randn({8, 4}, DType::f32, &gen);
     Tensor a_odd = dev(randn({6, 16}, DType::f32, &gen)).slice(1, 0, 16, 2);  // stride 2: copied first

@@ -143,3 +143,36 @@ TEST_CASE("every recipe in recipes/ resolves against its task schema", "[e2e]") 
   }
   CHECK(n >= 2);
 }
+
+TEST_CASE("train.precision bf16 follows the fp32 run within bf16 error", "[e2e][autocast]") {
+  Json r = {{"model", {{"kind", "gpt"}, {"vocab_size", 512}, {"d_model", 64}, {"n_layers", 2}, {"n_heads", 4}, {"seq_len", 32}}},
+            {"train", {{"steps", 10}, {"batch_size", 8}, {"log_every", 1}, {"num_workers", 1}}},
+            {"optim", {{"lr", 3e-3}}},
+            {"eval", {{"max_batches", 2}}}};
+  auto run_in = [&](const std::string& precision) {
+    r["train"]["precision"] = precision;
+    const std::string run = fresh_dir("precision-" + precision);
+    const auto summary = train::run_training(train::resolve(r, train::task_schema(r), "r"), {run, "", true, 0});
+    const auto metrics = read_metrics(run);
+    fs::remove_all(run);
+    return std::make_pair(metrics, summary.eval["metrics"]["val_loss"].get<double>());
+  };
+  const auto [fp32, val32] = run_in("fp32");
+  const auto [bf16, val16] = run_in("bf16");
+  REQUIRE(fp32.size() == 10);
+  REQUIRE(bf16.size() == 10);
+  bool any_different = false;
+  for (size_t i = 0; i < fp32.size(); ++i) {
+    const double a = fp32[i]["loss"], b = bf16[i]["loss"];
+    INFO("step " << i + 1 << ": fp32 " << a << ", bf16 " << b);
+    CHECK(std::abs(a - b) <= 2e-2 * a);
+    any_different = any_different || a != b;
+  }
+  CHECK(any_different);  // bf16 really ran
+  CHECK(bf16.back()["loss"].get<double>() < bf16.front()["loss"].get<double>());  // and it learns
+  CHECK(std::abs(val16 - val32) <= 2e-2 * val32);
+
+  r["train"]["precision"] = "fp16";
+  CHECK_THROWS_WITH(train::run_training(train::resolve(r, train::task_schema(r), "r"), {fresh_dir("fp16"), "", true, 0}),
+                    Contains("train.precision must be \"fp32\" or \"bf16\""));
+}

@@ -1,4 +1,5 @@
 #pragma once
+#include "loom/ops/autocast.hpp"
 #include "loom/ops/creation.hpp"
 #include "loom/ops/elementwise.hpp"
 #include "loom/ops/linalg.hpp"

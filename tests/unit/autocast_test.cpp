@@ -1,0 +1,127 @@
+// Mixed precision: dtype promotion of mixed floating operands, and autocast
+// (bf16 products, f32 norms / softmax / losses, f32 master weights).
+#include <catch2/catch.hpp>
+
+#include <cmath>
+
+#include <loom/loom.hpp>
+
+using namespace loom;
+using Catch::Contains;
+
+namespace {
+
+double rel_diff(const Tensor& a, const Tensor& b) {
+  const auto x = a.to_vector<double>(), y = b.to_vector<double>();
+  double num = 0, den = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    num += (x[i] - y[i]) * (x[i] - y[i]);
+    den += y[i] * y[i];
+  }
+  return std::sqrt(num / std::max(den, 1e-300));
+}
+
+}  // namespace
+
+TEST_CASE("mixed floating operands compute in the wider dtype; gradients return in each operand's", "[autocast]") {
+  Tensor a = from_vector(std::vector<float>{1.5f, -2.25f, 3.0f}, {3}).to(DType::bf16).requires_grad_(true);
+  Tensor b = from_vector(std::vector<float>{0.5f, 4.0f, -1.0f}, {3}).requires_grad_(true);
+  Tensor y = mul(add(a, b), b);  // (a + b) * b
+  CHECK(y.dtype() == DType::f32);
+  CHECK(y.to_vector<float>() == std::vector<float>{1.0f, 7.0f, -2.0f});
+  sum(y).backward();
+  REQUIRE(a.grad().defined());
+  CHECK(a.grad().dtype() == DType::bf16);  // dy/da = b
+  CHECK(a.grad().to_vector<float>() == std::vector<float>{0.5f, 4.0f, -1.0f});
+  CHECK(b.grad().dtype() == DType::f32);  // dy/db = a + 2b
+  CHECK(b.grad().to_vector<float>() == std::vector<float>{2.5f, 5.75f, 1.0f});
+
+  CHECK(add(zeros({2}, DType::f16), zeros({2}, DType::bf16)).dtype() == DType::f32);
+  CHECK(div(ones({2}, DType::f64), ones({2}, DType::f32)).dtype() == DType::f64);
+  CHECK_THROWS_WITH(add(ones({2}), ones({2}, DType::i64)), Contains("add") && Contains("dtype"));
+}
+
+TEST_CASE("autocast runs products in bf16 and norms, softmax and losses in f32", "[autocast]") {
+  Generator gen(1);
+  nn::Linear layer(8, 4, true, &gen);
+  Tensor x = randn({5, 8}, DType::f32, &gen);
+  Tensor targets = randint(0, 4, {5}, DType::i64, &gen);
+  CHECK(layer.forward(x).dtype() == DType::f32);
+  {
+    AutocastGuard autocast(DType::bf16);
+    CHECK(autocast_enabled());
+    const Tensor y = layer.forward(x);
+    CHECK(y.dtype() == DType::bf16);
+    CHECK(matmul(x, x.t()).dtype() == DType::bf16);
+    CHECK(matmul(x.to(DType::f64), x.t().to(DType::f64)).dtype() == DType::f64);  // f64 is left alone
+    CHECK(layer_norm(y, {4}).dtype() == DType::f32);
+    CHECK(softmax(y, -1).dtype() == DType::f32);
+    CHECK(log_softmax(y, -1).dtype() == DType::f32);
+    CHECK(gelu(y).dtype() == DType::bf16);  // other ops keep their input's dtype
+    CHECK(cross_entropy(y, targets).dtype() == DType::f32);
+    {
+      AutocastGuard off(DType::bf16, false);
+      CHECK_FALSE(autocast_enabled());
+      CHECK(layer.forward(x).dtype() == DType::f32);
+    }
+    CHECK(autocast_enabled());
+  }
+  CHECK_FALSE(autocast_enabled());
+  CHECK_THROWS_WITH(AutocastGuard(DType::f32), Contains("bf16 or f16"));
+}
+
+TEST_CASE("under autocast the master weights keep f32 and get f32 gradients; backward never autocasts",
+          "[autocast]") {
+  Generator gen(2);
+  nn::Linear layer(8, 4, true, &gen);
+  Tensor x = randn({5, 8}, DType::f32, &gen);
+  Tensor targets = randint(0, 4, {5}, DType::i64, &gen);
+  auto grads_of = [&](bool backward_inside) {
+    layer.zero_grad();
+    std::optional<AutocastGuard> autocast(std::in_place, DType::bf16);
+    Tensor loss = cross_entropy(layer.forward(x), targets);
+    if (!backward_inside) autocast.reset();
+    loss.backward();
+    return std::make_pair(layer.weight.grad().clone(), layer.bias.grad().clone());
+  };
+  const auto [w_out, b_out] = grads_of(false);
+  const auto [w_in, b_in] = grads_of(true);
+  CHECK(layer.weight.dtype() == DType::f32);
+  CHECK(w_out.dtype() == DType::f32);
+  CHECK(b_out.dtype() == DType::f32);
+  CHECK(allclose(w_in, w_out, 0, 0));
+  CHECK(allclose(b_in, b_out, 0, 0));
+}
+
+TEST_CASE("a GPT training step in bf16 autocast matches the f32 step within bf16 error", "[autocast]") {
+  models::GPTConfig c;
+  c.vocab_size = 128, c.d_model = 64, c.n_layers = 2, c.n_heads = 4, c.seq_len = 32;
+  Generator gen(3), data(4);
+  models::GPT model(c, &gen);
+  const Tensor ids = randint(0, c.vocab_size, {4, c.seq_len}, DType::i64, &data);
+  const Tensor next = randint(0, c.vocab_size, {4, c.seq_len}, DType::i64, &data);
+  auto step = [&](bool bf16) {
+    model.zero_grad();
+    std::optional<AutocastGuard> autocast;
+    if (bf16) autocast.emplace(DType::bf16);
+    Tensor logits = model.forward(ids);
+    CHECK(logits.dtype() == (bf16 ? DType::bf16 : DType::f32));
+    Tensor loss = cross_entropy(logits.reshape({-1, c.vocab_size}), next.reshape({-1}));
+    autocast.reset();
+    loss.backward();
+    std::vector<Tensor> grads;
+    for (const auto& p : model.parameters()) grads.push_back(p.grad().clone());
+    return std::make_pair(loss.item<double>(), grads);
+  };
+  const auto [loss32, grads32] = step(false);
+  const auto [loss16, grads16] = step(true);
+  INFO("loss f32 " << loss32 << ", bf16 " << loss16);
+  CHECK(loss16 != loss32);  // the products really ran in bf16
+  CHECK(std::abs(loss16 - loss32) <= 2e-2 * std::abs(loss32));
+  const auto names = model.named_parameters();
+  for (size_t i = 0; i < grads32.size(); ++i) {
+    INFO(names[i].first);
+    CHECK(grads16[i].dtype() == DType::f32);
+    CHECK(rel_diff(grads16[i], grads32[i]) < 5e-2);
+  }
+}
