@@ -6,11 +6,22 @@
 // gives tokens_per_s / samples_per_s. peak_rss_mb is the process peak.
 // fraction_of_peak: model FLOPs per step (3 x forward, dense products only,
 // causal attention counted dense) / the FMA peak; only for gpt and vit.
+//
+// The recipe's train.device and train.precision apply (`--set
+// train.device=cuda --set train.precision=bf16`): the model moves there, each
+// forward pass runs under autocast, and each timed step ends with a device
+// synchronisation. On a device, fraction_of_peak is against --peak-tflops
+// (the measured bf16 GEMM rate, from scripts/gpu-check.sh), and is left out
+// without it. --synthetic (gpt only) feeds uniform random tokens instead of
+// the task's data, so that any shape (GPT-2 124M: vocab 50257, width 768, 12
+// layers, sequence 1024) can be timed without a tokenizer of that size.
 #include <cmath>
 #include <filesystem>
 
 #include "bench.hpp"
 #include "loom/autograd/grad_mode.hpp"
+#include "loom/core/cuda.hpp"
+#include "loom/models/gpt.hpp"
 #include "loom/ops/ops.hpp"
 #include "loom/optim/optimizer.hpp"
 #include "loom/train/task.hpp"
@@ -59,48 +70,92 @@ void run_train_step(const Options& opt) {
   manual_seed(tr["seed"].get<uint64_t>());
   const std::string tmp = (std::filesystem::temp_directory_path() / "loom-bench-train-step").string();
   std::filesystem::create_directories(tmp);
-  auto task = train::make_task(recipe, train::TaskContext{tmp});
-  nn::Module& model = task->model();
+  const Device device = train::training_device(recipe);
+  const bool bf16 = tr["precision"] == "bf16";
+  const std::string kind = recipe["model"]["kind"];
+  const bool synthetic = opt.has("synthetic");
+  LOOM_CHECK(!synthetic || kind == "gpt", "train-step: --synthetic is for model.kind gpt, not '", kind, "'");
+  std::unique_ptr<train::Task> task;
+  std::unique_ptr<models::GPT> gpt;
+  if (synthetic) {
+    gpt = std::make_unique<models::GPT>(models::GPTConfig::from_json(recipe["model"]));
+  } else {
+    task = train::make_task(recipe, train::TaskContext{tmp, 0, 1, nullptr, device});
+  }
+  nn::Module& model = synthetic ? static_cast<nn::Module&>(*gpt) : task->model();
+  model.to(device);
   auto optimizer = make_optimizer(recipe["optim"], model);
   const std::vector<Tensor> params = model.parameters();
   const double clip = tr["clip_grad_norm"];
   const int64_t accum = tr["grad_accum"];
   model.train();
 
+  Generator tokens(tr["seed"].get<uint64_t>());
+  // One micro-batch's loss: the task's, or next-token loss on random tokens.
+  auto micro_batch_loss = [&]() -> train::LossResult {
+    if (synthetic) {
+      const auto& c = gpt->config;
+      const int64_t b = tr["batch_size"];
+      const Tensor ids = randint(0, c.vocab_size, {b, c.seq_len + 1}, DType::i64, &tokens).to(device);
+      const Tensor logits = gpt->forward(ids.narrow(1, 0, c.seq_len));
+      const Tensor next = ids.narrow(1, 1, c.seq_len).contiguous();
+      return {cross_entropy(logits.reshape({-1, c.vocab_size}), next.reshape({-1})), b * c.seq_len};
+    }
+    auto batch = task->loader().next();
+    if (!batch) batch = task->loader().next();
+    LOOM_CHECK(batch.has_value(), "train-step: the loader gave no batch");
+    return task->loss(*batch);
+  };
+
   int64_t units = 0;
   auto step = [&] {
     units = 0;
     for (int64_t micro = 0; micro < accum; ++micro) {
-      auto batch = task->loader().next();
-      if (!batch) batch = task->loader().next();
-      LOOM_CHECK(batch.has_value(), "train-step: the loader gave no batch");
-      train::LossResult r = task->loss(*batch);
+      std::optional<AutocastGuard> autocast;
+      if (bf16) autocast.emplace(DType::bf16);
+      train::LossResult r = micro_batch_loss();
+      autocast.reset();
       units += r.units;
       (accum == 1 ? r.loss : div(r.loss, static_cast<double>(accum))).backward();
     }
     if (clip > 0) optim::clip_grad_norm(params, clip);
     optimizer->step(1e-4);
     optimizer->zero_grad();
+    if (device.is_cuda()) cuda::synchronize(device.index);
   };
   Options o = opt;
   o.values["warmup"] = std::to_string(opt.integer("warmup", 3));
   o.values["reps"] = std::to_string(opt.integer("steps", 10));
   const double ms = median_ms(o, step);
 
-  const std::string kind = recipe["model"]["kind"];
   const int64_t batch = tr["batch_size"].get<int64_t>() * accum;
   std::string shape = kind + " batch " + std::to_string(batch);
   if (kind == "gpt") shape += " seq " + std::to_string(recipe["model"]["seq_len"].get<int64_t>());
   Record r = record("train_step", shape, ms);
   r["recipe"] = std::filesystem::path(path).filename().string();
+  r["device"] = device.str();
+  r["precision"] = tr["precision"];
+  if (synthetic) r["data"] = "synthetic";
+  if (bf16) r["dtype"] = "bf16";
   r["params"] = model.num_parameters();
   const double per_s = 1e3 / ms;
-  if (task->unit() == "tokens") r["tokens_per_s"] = std::round(static_cast<double>(units) * per_s * 10) / 10;
+  if (synthetic || task->unit() == "tokens") r["tokens_per_s"] = std::round(static_cast<double>(units) * per_s * 10) / 10;
   r["samples_per_s"] = std::round(static_cast<double>(batch) * per_s * 10) / 10;
   r["peak_rss_mb"] = std::round(peak_rss_mb() * 10) / 10;
+  if (device.is_cuda()) {
+    const auto mem = cuda::memory_stats(device.index);
+    r["peak_device_mb"] = std::round(static_cast<double>(mem.peak_allocated_bytes) / 1048576.0 * 10) / 10;
+    r["device_mallocs"] = mem.device_mallocs;
+  }
   if (const double fl = train_flops(recipe); fl > 0) {
-    r["model_gflops"] = std::round(fl / (ms * 1e-3) / 1e9 * 1e3) / 1e3;
-    r["fraction_of_peak"] = std::round(fl / (ms * 1e-3) / 1e9 / limits(opt).fma_gflops * 1e3) / 1e3;
+    const double gflops = fl / (ms * 1e-3) / 1e9;
+    r["model_gflops"] = std::round(gflops * 1e3) / 1e3;
+    if (!device.is_cuda()) {
+      r["fraction_of_peak"] = std::round(gflops / limits(opt).fma_gflops * 1e3) / 1e3;
+    } else if (opt.has("peak-tflops")) {
+      const double peak_gflops = std::stod(opt.str("peak-tflops")) * 1e3;
+      r["fraction_of_peak"] = std::round(gflops / peak_gflops * 1e3) / 1e3;  // MFU against the measured GEMM rate
+    }
   }
   emit(r);
 }

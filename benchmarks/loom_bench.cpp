@@ -110,7 +110,9 @@ void usage() {
                "  conv                               patch embedding and a 3x3 convolution\n"
                "  attention [--seq T] [--causal 0|1] scaled-dot-product attention, forward and forward+backward\n"
                "  mel [--seconds S]                  log-mel spectrogram of S seconds of 16 kHz audio (default 10)\n"
-               "  train-step --recipe R [--set k=v]... [--steps N] [--warmup W]\n"
+               "  train-step --recipe R [--set k=v]... [--steps N] [--warmup W] [--synthetic 1] [--peak-tflops T]\n"
+               "                                     whole steps on train.device in train.precision; --synthetic:\n"
+               "                                     random tokens (gpt); --peak-tflops: the device's GEMM rate\n"
                "  kernels                            gemm + memory + conv + attention + mel\n"
                "  allreduce [--min B] [--max B] [--iters N]   MPI all-reduce bandwidth (mpirun -np N loom-bench allreduce)\n"
                "options: --threads N  --reps N  --warmup N  --fma-gflops X --copy-gbps Y (skip measuring limits)\n");

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # gpu-check: build loom with CUDA on a machine with an NVIDIA GPU, run the CUDA
-# tests (ctest -L cuda) and a few device timings, and print one summary block.
+# tests (ctest -L cuda), device timings (copy bandwidth, f32 and bf16 GEMM
+# rates, kernels) and GPT-2 124M training steps in fp32 and bf16 (MFU against
+# the measured bf16 GEMM rate), and print one summary block.
 # Meant for a short-lived GPU machine: builds only what the CUDA tests need and
 # keeps to a time budget (default 540 s, all phases together).
 #
@@ -51,7 +53,7 @@ ARCH=${LOOM_CUDA_ARCH:-90}
 BUDGET=${LOOM_GPU_CHECK_BUDGET:-540}
 LOGS=${OUT:-$ROOT/$BUILD/gpu-check-logs}
 mkdir -p "$LOGS"
-rm -f "$LOGS"/{env,configure,build,ctest,bench}.log "$LOGS/summary.txt"  # this run's logs only
+rm -f "$LOGS"/{env,configure,build,ctest,bench,train}.log "$LOGS/summary.txt"  # this run's logs only
 START=$(date +%s)
 SUMMARY=()
 STATUS=0
@@ -117,15 +119,12 @@ if [[ -d "$ROOT/build-gpu-deps" ]]; then
 fi
 [[ -z "${CUDACXX:-}" && -x /usr/local/cuda/bin/nvcc ]] && export CUDACXX=/usr/local/cuda/bin/nvcc
 
-# loom-bench times loom's kernels on the CPU; build it only once it has CUDA kernels.
-BENCH_HAS_CUDA=0
-grep -qi "cuda" "$ROOT"/benchmarks/*.cpp 2>/dev/null && BENCH_HAS_CUDA=1
-CMAKE_ARGS+=("-DLOOM_BUILD_BENCHMARKS=$([[ $BENCH_HAS_CUDA == 1 ]] && echo ON || echo OFF)")
+# loom-bench times whole training steps on the device (train-step).
+CMAKE_ARGS+=("-DLOOM_BUILD_BENCHMARKS=ON")
 
 BUILT=0
 if run_phase "configure (CUDA archs $ARCH)" "$LOGS/configure.log" 120 cmake "${CMAKE_ARGS[@]}"; then
-  TARGETS=(loom_cuda_tests)
-  [[ $BENCH_HAS_CUDA == 1 ]] && TARGETS+=(loom-bench)
+  TARGETS=(loom_cuda_tests loom-bench)
   run_phase "build ${TARGETS[*]} (-j$JOBS)" "$LOGS/build.log" 420 \
     cmake --build "$BUILD" -j "$JOBS" --target "${TARGETS[@]}" && BUILT=1
 fi
@@ -153,12 +152,15 @@ if (( BUILT == 1 )); then
   else
     BENCH_LINE="failed: see bench.log"
   fi
-  if [[ $BENCH_HAS_CUDA == 1 ]]; then
-    run_phase "loom-bench kernels on cuda" "$LOGS/bench.log" 120 "$BUILD/bin/loom-bench" kernels --device cuda || true
-  else
-    echo "loom-bench: skipped (it has no CUDA kernels to time)" >>"$LOGS/bench.log"
-    SUMMARY+=("$(printf '  %-8s %6s  %s' skip - "loom-bench (no CUDA kernels in benchmarks/)")")
-  fi
+  # GPT-2 124M (12 layers, width 768, sequence 1024, batch 8), random tokens;
+  # MFU against the bf16 GEMM rate measured above.
+  PEAK=$(grep -h '"shape": "8192^3 bf16"' "$LOGS/bench.log" | grep -o '"tflops": [0-9.]*' | awk '{print $2}' | head -n 1)
+  for precision in fp32 bf16; do
+    run_phase "train-step GPT-2 124M $precision" "$LOGS/train.log" 150 \
+      "$BUILD/bin/loom-bench" train-step --recipe "$ROOT/benchmarks/gpt2-124m.json" --synthetic 1 \
+      --set train.device=cuda --set "train.precision=$precision" --steps 5 --warmup 2 \
+      ${PEAK:+--peak-tflops "$PEAK"} || true
+  done
 fi
 
 # --- summary -------------------------------------------------------------------------
@@ -169,10 +171,12 @@ fi
   echo "  commit:  $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (+ local changes)')"
   echo "  build:   $BUILD, Release, CUDA archs $ARCH"
   echo "  tests:   $TEST_LINE"
-  grep -hE "^([0-9]+: )?cuda\.(runtime|kernels|ops): " "$LOGS/ctest.log" 2>/dev/null | sed -E 's/^([0-9]+: )?/    /'
+  grep -hE "^([0-9]+: )?cuda\.(runtime|kernels|ops|models): " "$LOGS/ctest.log" 2>/dev/null | sed -E 's/^([0-9]+: )?/    /'
   grep -hE "^([0-9]+: )?  failed: " "$LOGS/ctest.log" 2>/dev/null | head -n 30 | cut -c1-300 | sed -E 's/^([0-9]+: )?/    /'
   echo "  timings: $BENCH_LINE"
   grep -hE '"median_ms"' "$LOGS/bench.log" 2>/dev/null | sed 's/^/    /'
+  echo "  training steps:"
+  grep -hE '"train_step"' "$LOGS/train.log" 2>/dev/null | sed 's/^/    /'
   echo "  phases:"
   printf '%s\n' "${SUMMARY[@]}"
   echo "  total:   $(( $(date +%s) - START ))s; logs in $LOGS"

@@ -891,6 +891,11 @@ int run_bench() {
     Tensor p = randn({m, m}, opts, &gen), q = randn({m, m}, opts, &gen);
     report("matmul", std::to_string(m) + "^3 f32", median_ms([&] { matmul(p, q); }, 10), 0, 2.0 * m * m * m);
   }
+  {  // the tensor-core rate training steps are measured against (MFU)
+    const int64_t m = 8192;
+    Tensor p = randn({m, m}, opts, &gen).to(DType::bf16), q = randn({m, m}, opts, &gen).to(DType::bf16);
+    report("matmul", std::to_string(m) + "^3 bf16", median_ms([&] { matmul(p, q); }, 10), 0, 2.0 * m * m * m);
+  }
   Tensor logits = randn({4096, 32000}, opts, &gen);
   Tensor targets = to_device(randint(0, 32000, {4096}, DType::i64, &gen), kDev);
   report("cross_entropy", "[4096, 32000] f32", median_ms([&] { cross_entropy(logits, targets); }),
