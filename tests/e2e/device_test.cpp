@@ -12,6 +12,8 @@
 #include <loom/loom.hpp>
 #include <loom/train/trainer.hpp>
 
+#include "../support/run_dir.hpp"
+
 namespace fs = std::filesystem;
 using namespace loom;
 using Catch::Contains;
@@ -19,19 +21,8 @@ using train::Json;
 
 namespace {
 
-std::string fresh_dir(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() / ("loom-e2e-device-" + name + "-" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  return p.string();
-}
-
-std::vector<Json> read_metrics(const std::string& run) {
-  std::vector<Json> out;
-  std::ifstream in(fs::path(run) / "metrics.jsonl");
-  std::string line;
-  while (std::getline(in, line)) out.push_back(Json::parse(line));
-  return out;
-}
+std::string fresh_dir(const std::string& name) { return test::fresh_dir("device-" + name); }
+using test::read_metrics;
 
 Json resolved(Json r, const std::string& device) {
   r["train"]["device"] = device;

@@ -17,6 +17,7 @@
 #include <loom/loom.hpp>
 #include <loom/train/trainer.hpp>
 
+#include "../support/run_dir.hpp"
 #include "../support/tone_speech.hpp"
 
 namespace fs = std::filesystem;
@@ -26,11 +27,7 @@ using train::Json;
 
 namespace {
 
-std::string fresh_dir(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() / ("loom-e2e-omni-" + name + "-" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  return p.string();
-}
+std::string fresh_dir(const std::string& name) { return test::fresh_dir("omni-" + name); }
 
 const std::string& tiny_dataset() {
   static const std::string dir = [] {

@@ -10,6 +10,8 @@
 #include <loom/loom.hpp>
 #include <loom/train/trainer.hpp>
 
+#include "../support/run_dir.hpp"
+
 namespace fs = std::filesystem;
 using namespace loom;
 using Catch::Contains;
@@ -17,19 +19,8 @@ using train::Json;
 
 namespace {
 
-std::string fresh_dir(const std::string& name) {
-  const fs::path p = fs::temp_directory_path() / ("loom-e2e-" + name + "-" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  return p.string();
-}
-
-std::vector<Json> read_metrics(const std::string& run) {
-  std::vector<Json> out;
-  std::ifstream in(fs::path(run) / "metrics.jsonl");
-  std::string line;
-  while (std::getline(in, line)) out.push_back(Json::parse(line));
-  return out;
-}
+using test::fresh_dir;
+using test::read_metrics;
 
 Json tiny_image_recipe() {
   Json r = {{"model", {{"kind", "image_classifier"}, {"arch", "cnn"}, {"width", 8}, {"hidden", 32}, {"dropout", 0.1}}},
