@@ -67,8 +67,8 @@ run_phase() {
   left=$(remaining)
   local limit=$(( max < left ? max : left ))
   if (( limit < 10 )); then
+    # Not a failure by itself: required phases turn a skip into FAIL (|| STATUS=1).
     SUMMARY+=("$(printf '  %-8s %6s  %s' SKIP - "$name (time budget spent)")")
-    STATUS=1
     return 99
   fi
   echo "==> $name (limit ${limit}s, log $log)"

@@ -46,13 +46,18 @@ void gemm_packed_f32(const Tensor& a, const Tensor& b, const Tensor& out) {
 }  // namespace
 
 void gemm(const Tensor& a, const Tensor& b, const Tensor& out) {
+  LOOM_CHECK(a.dtype() == out.dtype() && b.dtype() == out.dtype(), "matmul: operand dtypes ", dtype_name(a.dtype()),
+             " and ", dtype_name(b.dtype()), " for a ", dtype_name(out.dtype()), " product");
   if (is_half(out.dtype())) {
     // Half operands multiply in f32 and round once into out, as a GPU's
-    // f32-accumulating half GEMM does.
+    // f32-accumulating half GEMM does. A broadcast operand (batch stride 0,
+    // a weight) is widened once, not once per batch.
     const auto f32 = [](const Tensor& t) {
-      Tensor c = empty(t.shape(), DType::f32);
-      copy(t, c);
-      return c;
+      const bool broadcast = t.size(0) > 1 && t.stride(0) == 0;
+      const Tensor src = broadcast ? t.narrow(0, 0, 1) : t;
+      Tensor c = empty(src.shape(), DType::f32);
+      copy(src, c);
+      return broadcast ? make_view(c, t.shape(), {0, c.stride(1), c.stride(2)}, 0) : c;
     };
     Tensor product = empty(out.shape(), DType::f32);
     gemm(f32(a), f32(b), product);

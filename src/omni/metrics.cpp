@@ -32,6 +32,7 @@ Recall recall_at_k(const Tensor& queries, const Tensor& gallery, const std::vect
              "recall_at_k: ", query_keys.size(), " query keys and ", gallery_keys.size(), " gallery keys for ",
              queries.size(0), " queries and ", gallery.size(0), " items");
   NoGradGuard no_grad;
+  AutocastGuard f32_similarities(DType::bf16, false);  // rankings from f32 cosines, whatever the caller's precision
   // Similarities on the embeddings' device; the ranking on the host.
   const Tensor sim = matmul(unit_rows(to_dtype(queries, DType::f32)), unit_rows(to_dtype(gallery, DType::f32)).transpose(0, 1))
                          .to(kCPU)

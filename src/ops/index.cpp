@@ -97,6 +97,7 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
     const Tensor& t = tensors[i];
     check_defined(t, "cat", "tensors[i]");
     ops::check_same_dtype(first, t, "cat");
+    ops::check_same_device(first, t, "cat");
     LOOM_CHECK(t.dim() == first.dim(), "cat: tensor ", i, " has shape ", shape_str(t.shape()), ", tensor 0 has ",
                shape_str(first.shape()));
     for (int64_t k = 0; k < t.dim(); ++k)

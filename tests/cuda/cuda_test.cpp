@@ -734,8 +734,8 @@ int run_ops() {
 // Two copies of a model from one seed: one stays on the CPU, one moves to the
 // device with Module::to. Each takes the same batches through forward,
 // backward, gradient clipping and AdamW. Loss, every gradient and every
-// parameter after the step must agree (fp32 within 1e-4; bit for bit under
-// the host emulation, whose kernels are the CPU's).
+// parameter after the step must agree (fp32 within 1e-4, parameters within
+// 2.5 lr; bit for bit under the host emulation, whose kernels are the CPU's).
 Tolerance model_tolerance() {
   if (cuda::host_emulated_devices() > 0) return Tolerance{0, 0, 0};
   return Tolerance{1e-4, 1e-4, 0};
@@ -746,6 +746,12 @@ using LossFn = std::function<Tensor(nn::Module&, const std::vector<Tensor>&)>;
 void training_steps_match(nn::Module& cpu_model, nn::Module& dev_model, const std::vector<std::vector<Tensor>>& batches,
                           const LossFn& loss_of) {
   const Tolerance tol = model_tolerance();
+  const double lr = 1e-3;
+  // AdamW's first steps move a parameter by about lr * g / |g|, whatever |g|:
+  // a gradient that is zero up to rounding (e.g. the attention key bias) moves
+  // by up to lr in a direction the rounding picks, differently on each device.
+  // Parameters after a step are compared within 2.5 lr on a GPU.
+  const Tolerance param_tol = tol.rel == 0 ? tol : Tolerance{tol.rel, tol.scale, 2.5 * lr};
   dev_model.to(kDev);
   for (const auto& [name, t] : dev_model.state_dict())
     CHECK_THAT(t.device() == kDev, name, " is on ", t.device().str(), " after Module::to");
@@ -774,12 +780,12 @@ void training_steps_match(nn::Module& cpu_model, nn::Module& dev_model, const st
       CHECK_THAT(g.defined() && g.device() == kDev, at, ": ", cpu_params[i].first, " has no gradient on the device");
       expect_close(g, cpu_params[i].second.grad(), tol, at + " grad of " + cpu_params[i].first);
     }
-    cpu_opt.step(1e-3);
-    dev_opt.step(1e-3);
+    cpu_opt.step(lr);
+    dev_opt.step(lr);
     cpu_opt.zero_grad();
     dev_opt.zero_grad();
     for (size_t i = 0; i < cpu_params.size(); ++i)
-      expect_close(dev_params[i].second, cpu_params[i].second, tol, at + " " + cpu_params[i].first);
+      expect_close(dev_params[i].second, cpu_params[i].second, param_tol, at + " " + cpu_params[i].first);
   }
 }
 

@@ -248,3 +248,33 @@ TEST_CASE("omni pretraining, evaluation and fine-tuning on cuda:0 equal the CPU 
   CHECK(ceval_dev == ceval_cpu);
   for (const auto& d : {pre_cpu, pre_dev, cls_cpu, cls_dev}) fs::remove_all(d);
 }
+
+TEST_CASE("omni pretraining in bf16 follows the fp32 run and evaluates", "[e2e][autocast]") {
+  const auto run_in = [&](const std::string& precision) {
+    const std::string run = fresh_dir("precision-" + precision);
+    const Json recipe = resolved({{"model", tiny_model("omni")},
+                                  {"data", {{"root", tiny_dataset()}, {"video_batch", 4}}},
+                                  {"train", {{"steps", 4}, {"batch_size", 8}, {"log_every", 1}, {"num_workers", 1},
+                                             {"precision", precision}}},
+                                  {"optim", {{"lr", 3e-3}}},
+                                  {"eval", {{"zero_shot_limit", 20}, {"decode_limit", 2}}}});
+    const Json eval = train::run_training(recipe, {run, "", true, 0}).eval;
+    const auto losses = logged_losses(run);
+    fs::remove_all(run);
+    return std::make_pair(losses, eval);
+  };
+  const auto [fp32, eval32] = run_in("fp32");
+  const auto [bf16, eval16] = run_in("bf16");
+  REQUIRE(bf16.size() == 4);
+  for (size_t i = 0; i < fp32.size(); ++i) {
+    INFO("step " << i + 1 << ": fp32 " << fp32[i] << ", bf16 " << bf16[i]);
+    CHECK(std::abs(fp32[i] - bf16[i]) <= 2e-2 * fp32[i]);
+  }
+  CHECK(bf16 != fp32);
+  // every figure of the evaluation is there, from f32 similarities
+  CHECK(eval16["metrics"].size() == eval32["metrics"].size());
+  for (const auto& [name, value] : eval16["metrics"].items()) {
+    INFO(name);
+    CHECK(std::isfinite(value.get<double>()));
+  }
+}

@@ -75,6 +75,8 @@ class Tensor {
   void* raw_data() const;  // pointer to element 0 of this view
   template <class T> T* data() const {
     LOOM_CHECK(dtype() == dtype_of<T>, "data<", dtype_name(dtype_of<T>), ">(): tensor has dtype ", dtype_name(dtype()));
+    LOOM_CHECK(device().is_cpu(), "data<", dtype_name(dtype_of<T>), ">(): the tensor is on ", device().str(),
+               "; read it on the host after .to(kCPU) or with to_vector()");
     return static_cast<T*>(raw_data());
   }
   template <class T> T item() const;           // single-element tensor as T

@@ -6,8 +6,9 @@
 //     results; the products accumulate in f32;
 //   - softmax, log_softmax, layer_norm, rms_norm and cross_entropy compute in
 //     f32 whatever their input's precision;
-//   - every other op runs in its inputs' dtype; operands of mixed floating
-//     dtypes compute in the wider one (true everywhere, not only here).
+//   - every other op runs in its inputs' dtype; the arithmetic binary ops
+//     (add, sub, mul, div, pow, maximum, minimum) compute operands of mixed
+//     floating dtypes in the wider one (with or without autocast).
 // Parameters stay f32 (the master weights): the casts are differentiable, so
 // parameter gradients arrive in f32 and the optimizer never sees bf16.
 // Backward runs with autocast off, whatever the caller's state. The state is
