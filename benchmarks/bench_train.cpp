@@ -71,7 +71,7 @@ void run_train_step(const Options& opt) {
   const std::string tmp = (std::filesystem::temp_directory_path() / "loom-bench-train-step").string();
   std::filesystem::create_directories(tmp);
   const Device device = train::training_device(recipe);
-  const bool bf16 = tr["precision"] == "bf16";
+  const bool bf16 = train::bf16_precision(recipe);
   const std::string kind = recipe["model"]["kind"];
   const bool synthetic = opt.has("synthetic");
   LOOM_CHECK(!synthetic || kind == "gpt", "train-step: --synthetic is for model.kind gpt, not '", kind, "'");
@@ -111,10 +111,10 @@ void run_train_step(const Options& opt) {
   auto step = [&] {
     units = 0;
     for (int64_t micro = 0; micro < accum; ++micro) {
-      std::optional<AutocastGuard> autocast;
-      if (bf16) autocast.emplace(DType::bf16);
-      train::LossResult r = micro_batch_loss();
-      autocast.reset();
+      const train::LossResult r = [&] {
+        AutocastGuard precision(DType::bf16, bf16);  // the forward pass only, as in the trainer
+        return micro_batch_loss();
+      }();
       units += r.units;
       (accum == 1 ? r.loss : div(r.loss, static_cast<double>(accum))).backward();
     }

@@ -38,26 +38,5 @@ Tensor autocast_to_f32(const Tensor& t) {
   return to_dtype(t, DType::f32);
 }
 
-namespace {
-int float_rank(DType t) {
-  switch (t) {
-    case DType::f64: return 3;
-    case DType::f32: return 2;
-    case DType::bf16:
-    case DType::f16: return 1;
-    default: return 0;
-  }
-}
-}  // namespace
-
-std::optional<std::pair<Tensor, Tensor>> promoted_pair(const Tensor& a, const Tensor& b) {
-  if (!a.defined() || !b.defined() || a.dtype() == b.dtype()) return std::nullopt;
-  const int ra = float_rank(a.dtype()), rb = float_rank(b.dtype());
-  if (ra == 0 || rb == 0) return std::nullopt;  // not both floating: the op's own check speaks
-  // bf16 with f16: neither holds the other, f32 holds both.
-  const DType wide = ra == rb ? DType::f32 : (ra > rb ? a.dtype() : b.dtype());
-  return std::make_pair(a.dtype() == wide ? a : to_dtype(a, wide), b.dtype() == wide ? b : to_dtype(b, wide));
-}
-
 }  // namespace ops
 }  // namespace loom

@@ -57,14 +57,6 @@ optim::Schedule make_schedule(const Json& op, int64_t steps) {
   return s;
 }
 
-// train.precision: "fp32", or "bf16" for autocast regions around forward passes.
-bool bf16_autocast(const Json& train) {
-  const Json& p = train["precision"];
-  LOOM_CHECK(p.is_string() && (p == "fp32" || p == "bf16"), "recipe: train.precision must be \"fp32\" or \"bf16\", got ",
-             p.dump());
-  return p == "bf16";
-}
-
 // Evaluation runs in the precision the model trains in.
 Json evaluate_in(Task& task, int64_t max_batches, bool bf16) {
   AutocastGuard precision(DType::bf16, bf16);
@@ -131,7 +123,7 @@ RunSummary run_training_on(const Json& recipe, const RunOptions& o, const dist::
   manual_seed(tr["seed"].get<uint64_t>());
   Parallelism parallel(recipe, group);
   const Device device = training_device(recipe);
-  const bool bf16 = bf16_autocast(tr);
+  const bool bf16 = bf16_precision(recipe);
   // Several ranks exchange gradients over MPI, which reads host memory.
   LOOM_CHECK(device.is_cpu() || world_size == 1, "rank ", group->rank(), ": recipe: train.device '",
              tr["device"].get<std::string>(), "' with ", world_size,
@@ -230,10 +222,10 @@ RunSummary run_training_on(const Json& recipe, const RunOptions& o, const dist::
       auto batch = task->loader().next();
       if (!batch) batch = task->loader().next();  // a new epoch begins
       LOOM_CHECK(batch.has_value(), "training data is empty: the loader gave no batch");
-      std::optional<AutocastGuard> autocast;  // the forward pass only; backward never autocasts
-      if (bf16) autocast.emplace(DType::bf16);
-      LossResult r = task->loss(*batch);
-      autocast.reset();
+      const LossResult r = [&] {
+        AutocastGuard precision(DType::bf16, bf16);  // the forward pass only; backward never autocasts
+        return task->loss(*batch);
+      }();
       loss_sum += r.loss.item<double>();
       units += r.units;
       Tensor scaled = accum == 1 ? r.loss : div(r.loss, static_cast<double>(accum));
@@ -337,7 +329,7 @@ Json evaluate_run(const std::string& run_or_checkpoint, const std::vector<std::s
   io::CheckpointContent c = io::load_checkpoint(checkpoint);
   task->model().load_state_dict(c.weights);
   task->model().to(device);
-  Json eval = evaluate_in(*task, recipe["eval"]["max_batches"].get<int64_t>(), bf16_autocast(recipe["train"]));
+  Json eval = evaluate_in(*task, recipe["eval"]["max_batches"].get<int64_t>(), bf16_precision(recipe));
   eval["step"] = c.state.value("step", int64_t{0});
   eval["checkpoint"] = checkpoint;
   const std::string out = out_path.empty() ? (fs::path(run) / "eval.json").string() : out_path;

@@ -76,16 +76,23 @@ TEST_CASE("under autocast the master weights keep f32 and get f32 gradients; bac
   nn::Linear layer(8, 4, true, &gen);
   Tensor x = randn({5, 8}, DType::f32, &gen);
   Tensor targets = randint(0, 4, {5}, DType::i64, &gen);
+  bool autocast_during_backward = true;
   auto grads_of = [&](bool backward_inside) {
     layer.zero_grad();
     std::optional<AutocastGuard> autocast(std::in_place, DType::bf16);
     Tensor loss = cross_entropy(layer.forward(x), targets);
+    // The hook runs inside the engine, while the weight's gradient is computed.
+    layer.weight.register_hook([&](const Tensor&) -> std::optional<Tensor> {
+      autocast_during_backward = autocast_enabled();
+      return std::nullopt;
+    });
     if (!backward_inside) autocast.reset();
     loss.backward();
     return std::make_pair(layer.weight.grad().clone(), layer.bias.grad().clone());
   };
   const auto [w_out, b_out] = grads_of(false);
   const auto [w_in, b_in] = grads_of(true);
+  CHECK_FALSE(autocast_during_backward);  // backward called inside the guard still runs without autocast
   CHECK(layer.weight.dtype() == DType::f32);
   CHECK(w_out.dtype() == DType::f32);
   CHECK(b_out.dtype() == DType::f32);

@@ -57,6 +57,9 @@ struct TaskContext {
 // The recipe's train.device ("cpu", "cuda" = "cuda:0", "cuda:N"), checked:
 // a CUDA device must be present (the error says why it is not).
 Device training_device(const Json& resolved);
+// The recipe's train.precision, checked: false for "fp32", true for "bf16"
+// (forward passes under AutocastGuard(bf16), loom/ops/autocast.hpp).
+bool bf16_precision(const Json& resolved);
 
 // The schema (defaults) for the recipe's task, chosen by recipe["model"]["kind"].
 Json task_schema(const Json& recipe);

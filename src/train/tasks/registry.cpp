@@ -76,6 +76,13 @@ Device training_device(const Json& r) {
   return cuda_device(index);
 }
 
+bool bf16_precision(const Json& r) {
+  const Json& p = r["train"]["precision"];
+  LOOM_CHECK(p.is_string() && (p == "fp32" || p == "bf16"), "recipe: train.precision must be \"fp32\" or \"bf16\", got ",
+             p.dump());
+  return p == "bf16";
+}
+
 std::vector<std::string> task_kinds() {
   std::vector<std::string> out;
   for (const auto& [k, e] : registry()) out.push_back(k);
