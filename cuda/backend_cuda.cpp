@@ -36,6 +36,8 @@ const Backend* cuda_backend() {
       .unfold2d = cuda::unfold2d,
       .fold2d = cuda::fold2d,
       .adamw = cuda::adamw,
+      .attention = cuda::attention,
+      .attention_backward = cuda::attention_backward,
   };
   static const Backend* registered = [] {
     if (!cuda_available()) return static_cast<const Backend*>(nullptr);

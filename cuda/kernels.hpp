@@ -47,6 +47,12 @@ void unfold2d(const Tensor& x, const Tensor& cols, const Window2d& w);
 void fold2d(const Tensor& cols, const Tensor& x_grad, const Window2d& w);
 // optimizer.cu
 void adamw(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq, const AdamWStep& s);
+// flash_attention.cu
+bool attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_keep, const Tensor& out,
+               const Tensor& lse, const AttentionParams& p);
+void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_keep, const Tensor& out,
+                        const Tensor& grad_out, const Tensor& lse, const Tensor& grad_q, const Tensor& grad_k,
+                        const Tensor& grad_v, const AttentionParams& p);
 
 // "<op>: no CUDA kernel yet for <what>"
 [[noreturn]] void no_kernel(const char* op, const std::string& what);

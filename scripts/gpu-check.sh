@@ -147,7 +147,7 @@ fi
 # --- timings -----------------------------------------------------------------------
 BENCH_LINE="not run"
 if (( BUILT == 1 )); then
-  if run_phase "CUDA timings (loom_cuda_tests bench)" "$LOGS/bench.log" 120 "$BUILD/bin/loom_cuda_tests" bench; then
+  if run_phase "CUDA timings (loom_cuda_tests bench)" "$LOGS/bench.log" 180 "$BUILD/bin/loom_cuda_tests" bench; then
     BENCH_LINE="$(grep -c '"median_ms"' "$LOGS/bench.log") timings in bench.log"
   else
     BENCH_LINE="failed: see bench.log"
@@ -174,7 +174,7 @@ fi
   grep -hE "^([0-9]+: )?cuda\.(runtime|kernels|ops|models): " "$LOGS/ctest.log" 2>/dev/null | sed -E 's/^([0-9]+: )?/    /'
   grep -hE "^([0-9]+: )?  failed: " "$LOGS/ctest.log" 2>/dev/null | head -n 30 | cut -c1-300 | sed -E 's/^([0-9]+: )?/    /'
   echo "  timings: $BENCH_LINE"
-  grep -hE '"median_ms"' "$LOGS/bench.log" 2>/dev/null | sed 's/^/    /'
+  grep -hE '"median_ms"|"fraction_of_gemm"' "$LOGS/bench.log" 2>/dev/null | sed 's/^/    /'
   echo "  training steps:"
   grep -hE '"train_step"' "$LOGS/train.log" 2>/dev/null | sed 's/^/    /'
   echo "  phases:"

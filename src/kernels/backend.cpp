@@ -5,6 +5,10 @@
 
 #include "loom/core/cuda.hpp"
 
+namespace loom::cuda {
+void add_emulated_tile_kernels(kernels::Backend& table);  // cuda/emulated_tiles.cpp
+}  // namespace loom::cuda
+
 namespace loom::kernels {
 
 namespace {
@@ -111,6 +115,17 @@ const Backend* guarded_table() {
   return &table;
 }
 
+// The emulated devices' table with the CUDA backend's tile kernels on the SIMT
+// emulator (cuda/emulated_tiles.cpp) added to the CPU kernels.
+const Backend* tile_table() {
+  static const Backend table = [] {
+    Backend t = *guarded_table<DeviceType::CUDA>();
+    cuda::add_emulated_tile_kernels(t);
+    return t;
+  }();
+  return &table;
+}
+
 }  // namespace
 
 void register_backend(DeviceType type, const Backend* table) { tables()[static_cast<size_t>(type)].store(table); }
@@ -118,7 +133,8 @@ void register_backend(DeviceType type, const Backend* table) { tables()[static_c
 const Backend& backend(Device device) {
   const bool emulated = cuda::host_emulated_devices() > 0;
   if (device.is_cpu()) return (kCudaBuild || emulated) ? *guarded_table<DeviceType::CPU>() : *cpu_backend();
-  if (device.is_cuda() && emulated) return *guarded_table<DeviceType::CUDA>();
+  if (device.is_cuda() && emulated)
+    return cuda::host_emulation_runs_tiles() ? *tile_table() : *guarded_table<DeviceType::CUDA>();
   const Backend* t = tables()[static_cast<size_t>(device.type)].load();
 #if LOOM_WITH_CUDA
   if (t == nullptr && device.is_cuda()) t = cuda_backend();

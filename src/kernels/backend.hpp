@@ -42,6 +42,11 @@ struct AdamWStep {
   double bias_correction1, bias_correction2;  // 1 - beta^t
 };
 
+struct AttentionParams {
+  bool causal = false;  // key j visible to query i when j <= i + Lk - Lq
+  double scale = 1.0;
+};
+
 struct Backend {
   // dst = src elementwise; same shape, any strides, any dtypes (converting).
   void (*copy)(const Tensor& src, const Tensor& dst);
@@ -91,6 +96,22 @@ struct Backend {
   // One fused AdamW update of contiguous param, grad, exp_avg, exp_avg_sq (in place).
   void (*adamw)(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
                 const AdamWStep& s);
+
+  // Optional fused kernels: null in a table without them, and an entry may
+  // decline a call (return false, touching nothing) for dtypes or sizes it
+  // does not take. The op then composes the same result from the entries
+  // above.
+  //
+  // Attention over contiguous q [BH, Lq, D], k and v [BH, Lk, D], an optional
+  // key_keep (bool [BH, Lk], true = visible): out [BH, Lq, D] and the row
+  // log-sum-exp lse (f32 [BH, Lq]). Accepting a forward promises the backward
+  // for the same tensors: grad_q, grad_k, grad_v (shaped like q, k, v) of
+  // sum(out * grad_out).
+  bool (*attention)(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_keep, const Tensor& out,
+                    const Tensor& lse, const AttentionParams& p) = nullptr;
+  void (*attention_backward)(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_keep,
+                             const Tensor& out, const Tensor& grad_out, const Tensor& lse, const Tensor& grad_q,
+                             const Tensor& grad_k, const Tensor& grad_v, const AttentionParams& p) = nullptr;
 };
 
 const Backend& backend(Device device);

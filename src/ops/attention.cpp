@@ -1,6 +1,11 @@
-// Scaled dot-product attention, composed from matmul, masking and softmax
-// (the fused flash-style kernel is a backend optimisation of the same contract).
+// Scaled dot-product attention: the backend's fused kernel where it has one
+// that takes the call (flash attention on CUDA: no [Lq, Lk] scores in
+// memory), otherwise composed from matmul, masking and softmax. Both give the
+// same result up to rounding; the composition is the reference the fused
+// kernels are tested against.
 #include <cmath>
+#include <cstdint>
+#include <optional>
 
 #include "loom/ops/creation.hpp"
 #include "loom/ops/elementwise.hpp"
@@ -10,6 +15,74 @@
 #include "ops/common.hpp"
 
 namespace loom {
+
+namespace {
+
+// Contiguous and 16-byte aligned (a contiguous view may start mid-storage),
+// detached: what the fused kernels read.
+Tensor packed(const Tensor& t) {
+  Tensor c = t.contiguous().detach();
+  if (reinterpret_cast<uintptr_t>(c.raw_data()) % 16 != 0) c = c.clone().detach();
+  return c;
+}
+
+// The fused kernel, when the backend has one and it takes these inputs: one
+// shared set of leading dims, a mask that only varies per key (padding), and
+// one dtype after autocast. nullopt: compose instead.
+std::optional<Tensor> fused_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, const Tensor& mask,
+                                      bool causal, double scale) {
+  const kernels::Backend& table = ops::kernels_for(q_in);
+  if (table.attention == nullptr) return std::nullopt;
+  if (k_in.device() != q_in.device() || v_in.device() != q_in.device()) return std::nullopt;
+  const Tensor q = ops::autocast_product_operand(q_in);
+  const Tensor k = ops::autocast_product_operand(k_in);
+  const Tensor v = ops::autocast_product_operand(v_in);
+  if (k.dtype() != q.dtype() || v.dtype() != q.dtype()) return std::nullopt;
+  const Shape lead(q.shape().begin(), q.shape().end() - 2);
+  if (Shape(k.shape().begin(), k.shape().end() - 2) != lead || v.size(-1) != q.size(-1)) return std::nullopt;
+  const int64_t lq = q.size(-2), lk = k.size(-2), d = q.size(-1);
+  int64_t bh = 1;
+  for (int64_t n : lead) bh *= n;
+
+  Tensor keep;
+  if (mask.defined()) {
+    if (mask.device() != q.device() || mask.dim() > q.dim() || (mask.dim() >= 2 && mask.size(-2) != 1))
+      return std::nullopt;
+    Shape scores_shape = lead;
+    scores_shape.push_back(lq);
+    scores_shape.push_back(lk);
+    broadcast_shapes(mask.shape(), scores_shape, "attention mask");
+    Shape keep_shape = lead;
+    keep_shape.push_back(1);
+    keep_shape.push_back(lk);
+    keep = packed(ops::broadcast_view(mask, keep_shape)).reshape({bh, lk});
+  }
+  const Tensor q3 = packed(q).reshape({bh, lq, d});
+  const Tensor k3 = packed(k).reshape({bh, lk, d});
+  const Tensor v3 = packed(v).reshape({bh, lk, d});
+  const TensorOptions on = TensorOptions(q.dtype()).with_device(q.device());
+  Tensor out = empty({bh, lq, d}, on);
+  Tensor lse = empty({bh, lq}, TensorOptions(DType::f32).with_device(q.device()));
+  const kernels::AttentionParams params{causal, scale};
+  if (!table.attention(q3, k3, v3, keep, out, lse, params)) return std::nullopt;
+
+  Shape out_shape = lead;
+  out_shape.push_back(lq);
+  out_shape.push_back(d);
+  return ops::record("scaled_dot_product_attention", out.reshape(out_shape), {q, k, v}, {q3, k3, v3, out, lse},
+                     [keep, params, qs = q.shape(), ks = k.shape(), vs = v.shape()](const ops::BackwardContext& ctx,
+                                                                                     const Tensor& g) {
+                       const Tensor q3 = ctx.saved(0), k3 = ctx.saved(1), v3 = ctx.saved(2);
+                       const Tensor grad_out = packed(g.to(q3.dtype())).reshape(q3.shape());
+                       const TensorOptions on = TensorOptions(q3.dtype()).with_device(q3.device());
+                       Tensor gq = empty(q3.shape(), on), gk = empty(k3.shape(), on), gv = empty(v3.shape(), on);
+                       ops::kernels_for(q3).attention_backward(q3, k3, v3, keep, ctx.saved(3), grad_out,
+                                                               ctx.saved(4), gq, gk, gv, params);
+                       return std::vector<Tensor>{gq.reshape(qs), gk.reshape(ks), gv.reshape(vs)};
+                     });
+}
+
+}  // namespace
 
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, bool causal,
                                     double scale) {
@@ -22,11 +95,13 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
              shape_str(k.shape()), ", ", shape_str(v.shape()));
   const int64_t lq = q.size(-2), lk = k.size(-2);
   const double s = scale > 0 ? scale : 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+  if (mask.defined())
+    LOOM_CHECK(mask.dtype() == DType::boolean, "attention: mask must be bool (true = attend), got ",
+               dtype_name(mask.dtype()));
+  if (std::optional<Tensor> fused = fused_attention(q, k, v, mask, causal, s)) return *fused;
   Tensor scores = mul(matmul(q, k.transpose(-1, -2)), s);
   Tensor allowed;
   if (mask.defined()) {
-    LOOM_CHECK(mask.dtype() == DType::boolean, "attention: mask must be bool (true = attend), got ",
-               dtype_name(mask.dtype()));
     broadcast_shapes(mask.shape(), scores.shape(), "attention mask");
     allowed = mask;
   }

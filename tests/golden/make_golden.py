@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Writes the PyTorch goldens for loom's op table (tests/ops/op_table.cpp).
 
 Command (from the repository root; needs Debian's python3-torch or pip's torch):
@@ -166,6 +166,15 @@ CASES = {
         [S([2, 4, 8]), S([8]), S([8]), S([24, 8]), S([24]), S([8, 8]), S([8]), S([8]), S([8]),
          S([32, 8]), S([32]), S([8, 32]), S([8])],
         transformer_block,
+    ),
+    # the shapes a fused flash-attention kernel takes (kept last: earlier cases keep their draws)
+    "attention_tiles_causal_padding": (
+        [S([1, 2, 70, 16]), S([1, 2, 70, 16]), S([1, 2, 70, 16]), S([1, 1, 1, 70], "mask")],
+        lambda q, k, v, m: attention(q, k, v, mask=m, causal=True),
+    ),
+    "attention_tiles_kv_cache": (
+        [S([2, 1, 9, 32]), S([2, 1, 75, 32]), S([2, 1, 75, 32])],
+        lambda q, k, v: attention(q, k, v, causal=True),
     ),
 }
 

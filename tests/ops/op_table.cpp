@@ -99,6 +99,13 @@ std::vector<OpCase> build() {
                [](const V& v) { return scaled_dot_product_attention(v[0], v[1], v[2], Tensor(), true); }});
   c.push_back({"attention_padding_mask", {in({2, 1, 3, 4}), in({2, 1, 5, 4}), in({2, 1, 5, 4}), in({2, 1, 1, 5}, K::mask)},
                [](const V& v) { return scaled_dot_product_attention(v[0], v[1], v[2], v[3]); }});
+  // head dims in whole 16-wide tiles and sequences over one 64-row tile: the
+  // shapes a fused flash-attention kernel takes (composed on the CPU)
+  c.push_back({"attention_tiles_causal_padding",
+               {in({1, 2, 70, 16}), nc({1, 2, 70, 16}), in({1, 2, 70, 16}), in({1, 1, 1, 70}, K::mask)},
+               [](const V& v) { return scaled_dot_product_attention(v[0], v[1], v[2], v[3], true); }});
+  c.push_back({"attention_tiles_kv_cache", {in({2, 1, 9, 32}), in({2, 1, 75, 32}), in({2, 1, 75, 32})},
+               [](const V& v) { return scaled_dot_product_attention(v[0], v[1], v[2], Tensor(), true); }});
   // views, indexing, joining
   c.push_back({"reshape", {nc({3, 4})}, [](const V& v) { return mul(v[0].reshape({2, 6}), v[0].reshape({2, 6})); }});
   c.push_back({"permute", {in({2, 3, 4})}, [](const V& v) { return v[0].permute({2, 0, 1}).contiguous(); }});

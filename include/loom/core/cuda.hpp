@@ -75,15 +75,24 @@ void set_poison_allocations(bool on);
 // CPU's bit for bit. It takes precedence over real devices while alive, one
 // emulation at a time; its tensors may outlive it (they free host memory).
 // memory_stats and the other allocator calls still speak of real devices.
+//
+// With EmulatedKernels::cpu_and_tiles the CUDA backend's own hand-written
+// tile kernels (flash attention) also run, compiled for the host and executed
+// on a SIMT emulator (one OS thread per CUDA thread: slow, for tests). Ops
+// then take their fused paths as on a GPU, and results match the CPU up to
+// rounding instead of bit for bit.
+enum class EmulatedKernels { cpu, cpu_and_tiles };
 class HostEmulation {
  public:
-  explicit HostEmulation(int devices = 1);
+  explicit HostEmulation(int devices = 1, EmulatedKernels kernels = EmulatedKernels::cpu);
   ~HostEmulation();
   HostEmulation(const HostEmulation&) = delete;
   HostEmulation& operator=(const HostEmulation&) = delete;
 };
 // Number of emulated devices; 0 when no HostEmulation is alive.
 int host_emulated_devices();
+// True while the live emulation runs the tile kernels (EmulatedKernels::cpu_and_tiles).
+bool host_emulation_runs_tiles();
 
 }  // namespace cuda
 }  // namespace loom

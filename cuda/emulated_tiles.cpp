@@ -1,0 +1,60 @@
+// The CUDA backend's hand-written tile kernels (flash attention) compiled for
+// the host and run on the SIMT emulator of simt.cuh, for a
+// cuda::HostEmulation created with EmulatedKernels::cpu_and_tiles: the op
+// layer's fused paths (argument packing, masks, autograd, autocast) then run
+// on machines without a GPU, through the very kernel source nvcc builds.
+// Every CUDA thread is an OS thread here, so this is for tests, not speed.
+#include <initializer_list>
+
+#include "flash_attention_args.hpp"
+#include "loom/ops/creation.hpp"
+
+namespace loom::cuda {
+
+namespace {
+
+void check_one_device(std::initializer_list<const Tensor*> tensors, const char* op) {
+  const Device device = (*tensors.begin())->device();
+  for (const Tensor* t : tensors)
+    LOOM_CHECK(!t->defined() || (t->device() == device && device.is_cuda()), op, ": a tensor on ",
+               t->device().str(), " reached the emulated ", device.str(), " kernel");
+}
+
+bool emulated_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_keep, const Tensor& out,
+                        const Tensor& lse, const kernels::AttentionParams& p) {
+  check_one_device({&q, &k, &v, &key_keep, &out, &lse}, "attention");
+  if (!flash::takes(q, k, v, key_keep, simt::kMaxSharedBytes)) return false;
+  flash::check_outputs(q, out, lse, "attention");
+  const flash::Args a = flash::forward_args(q, k, v, key_keep, out, lse, p);
+  if (q.dtype() == DType::f32)
+    flash::launch_forward<float>(a, {});
+  else
+    flash::launch_forward<simt::bf16>(a, {});
+  return true;
+}
+
+void emulated_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_keep,
+                                 const Tensor& out, const Tensor& grad_out, const Tensor& lse, const Tensor& grad_q,
+                                 const Tensor& grad_k, const Tensor& grad_v, const kernels::AttentionParams& p) {
+  const char* op = "attention backward";
+  check_one_device({&q, &k, &v, &key_keep, &out, &grad_out, &lse, &grad_q, &grad_k, &grad_v}, op);
+  LOOM_CHECK(flash::takes(q, k, v, key_keep, simt::kMaxSharedBytes), op,
+             ": the forward kernel does not take these inputs");
+  flash::check_outputs(q, out, lse, op);
+  flash::check_gradients(q, k, v, grad_out, grad_q, grad_k, grad_v, op);
+  Tensor delta = empty({q.size(0), q.size(1)}, TensorOptions(DType::f32).with_device(q.device()));
+  const flash::Args a = flash::backward_args(q, k, v, key_keep, out, grad_out, lse, grad_q, grad_k, grad_v, delta, p);
+  if (q.dtype() == DType::f32)
+    flash::launch_backward<float>(a, {});
+  else
+    flash::launch_backward<simt::bf16>(a, {});
+}
+
+}  // namespace
+
+void add_emulated_tile_kernels(kernels::Backend& table) {
+  table.attention = emulated_attention;
+  table.attention_backward = emulated_attention_backward;
+}
+
+}  // namespace loom::cuda

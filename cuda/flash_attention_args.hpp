@@ -1,0 +1,88 @@
+// The tensor side of the flash-attention kernels, shared by the device
+// entries (flash_attention.cu) and the host emulation (emulated_tiles.cpp):
+// which calls the kernels take, the checks on their outputs, and the kernel
+// arguments.
+#pragma once
+
+#include <climits>
+#include <cstdint>
+
+#include "flash_attention.cuh"
+#include "kernels/backend.hpp"
+#include "loom/core/error.hpp"
+
+namespace loom::flash {
+
+inline bool packed_for_kernels(const Tensor& t) {
+  return !t.defined() || (t.is_contiguous() && reinterpret_cast<uintptr_t>(t.raw_data()) % 16 == 0);
+}
+
+// Whether the kernels take q [BH, Lq, D], k, v [BH, Lk, D] and key_keep
+// [BH, Lk] within `max_shared_bytes` of shared memory per block.
+inline bool takes(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_keep,
+                  size_t max_shared_bytes) {
+  const DType t = q.dtype();
+  if ((t != DType::f32 && t != DType::bf16) || k.dtype() != t || v.dtype() != t) return false;
+  if (q.dim() != 3 || k.dim() != 3 || v.dim() != 3 || k.shape() != v.shape() || q.size(0) != k.size(0) ||
+      q.size(2) != k.size(2))
+    return false;
+  if (q.numel() == 0 || k.numel() == 0) return false;  // the composed op handles empty sequences
+  if (q.size(0) > 65535 || q.size(1) > INT_MAX / 2 || k.size(1) > INT_MAX / 2) return false;  // grid.y, int rows
+  if (key_keep.defined() && (key_keep.dtype() != DType::boolean || key_keep.numel() != k.size(0) * k.size(1)))
+    return false;
+  if (!packed_for_kernels(q) || !packed_for_kernels(k) || !packed_for_kernels(v) || !packed_for_kernels(key_keep))
+    return false;
+  const int d = static_cast<int>(q.size(2));
+  return t == DType::f32 ? supports<float>(d, max_shared_bytes) : supports<simt::bf16>(d, max_shared_bytes);
+}
+
+inline void check_outputs(const Tensor& q, const Tensor& out, const Tensor& lse, const char* op) {
+  LOOM_CHECK(out.dtype() == q.dtype() && out.shape() == q.shape() && packed_for_kernels(out), op,
+             ": out must be a contiguous ", dtype_name(q.dtype()), " ", shape_str(q.shape()));
+  LOOM_CHECK(lse.dtype() == DType::f32 && lse.numel() == q.size(0) * q.size(1) && lse.is_contiguous(), op,
+             ": lse must be a contiguous f32 [", q.size(0), ", ", q.size(1), "]");
+}
+
+inline void check_gradients(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& grad_out,
+                            const Tensor& grad_q, const Tensor& grad_k, const Tensor& grad_v, const char* op) {
+  LOOM_CHECK(grad_out.shape() == q.shape() && grad_out.dtype() == q.dtype() && packed_for_kernels(grad_out), op,
+             ": grad_out must be a contiguous ", dtype_name(q.dtype()), " ", shape_str(q.shape()));
+  LOOM_CHECK(grad_q.shape() == q.shape() && grad_k.shape() == k.shape() && grad_v.shape() == v.shape() &&
+                 grad_q.dtype() == q.dtype() && grad_k.dtype() == q.dtype() && grad_v.dtype() == q.dtype() &&
+                 packed_for_kernels(grad_q) && packed_for_kernels(grad_k) && packed_for_kernels(grad_v),
+             op, ": gradients must be contiguous and shaped and typed like q, k, v");
+}
+
+inline Args forward_args(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_keep, const Tensor& out,
+                         const Tensor& lse, const kernels::AttentionParams& p) {
+  Args a;
+  a.q = q.raw_data();
+  a.k = k.raw_data();
+  a.v = v.raw_data();
+  a.key_keep = key_keep.defined() ? static_cast<const uint8_t*>(key_keep.raw_data()) : nullptr;
+  a.out = out.raw_data();
+  a.lse = static_cast<float*>(lse.raw_data());
+  a.bh = static_cast<int>(q.size(0));
+  a.lq = static_cast<int>(q.size(1));
+  a.lk = static_cast<int>(k.size(1));
+  a.d = static_cast<int>(q.size(2));
+  a.causal = p.causal;
+  a.scale = static_cast<float>(p.scale);
+  return a;
+}
+
+// `delta`: an f32 workspace of q.size(0) * q.size(1) elements on q's device.
+inline Args backward_args(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_keep,
+                          const Tensor& out, const Tensor& grad_out, const Tensor& lse, const Tensor& grad_q,
+                          const Tensor& grad_k, const Tensor& grad_v, const Tensor& delta,
+                          const kernels::AttentionParams& p) {
+  Args a = forward_args(q, k, v, key_keep, out, lse, p);
+  a.grad_out = grad_out.raw_data();
+  a.grad_q = grad_q.raw_data();
+  a.grad_k = grad_k.raw_data();
+  a.grad_v = grad_v.raw_data();
+  a.delta = static_cast<float*>(delta.raw_data());
+  return a;
+}
+
+}  // namespace loom::flash

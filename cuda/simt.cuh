@@ -1,0 +1,288 @@
+// The few device primitives loom's hand-written tile kernels use, written so
+// that one kernel source compiles two ways:
+//   - under nvcc (__CUDACC__) every name maps straight onto CUDA: thread and
+//     block indices, __syncthreads, __syncwarp, warp shuffles, dynamic shared
+//     memory, nvcuda::wmma tensor-core fragments, <<<>>> launches;
+//   - under a host compiler the same names run the kernel on a SIMT
+//     emulator: every CUDA thread of a block is an OS thread, __syncthreads
+//     and __syncwarp are barriers, shuffles go through a per-warp exchange,
+//     shared memory is one buffer per block, poisoned with NaN bytes, and
+//     wmma fragments hold whole tiles (the fragment layout is opaque in the
+//     CUDA API, so code that only loads, multiplies and stores them cannot
+//     tell the difference).
+// The emulator is how the kernels' indexing, masking, tiling and
+// synchronisation are tested on machines without a GPU (tests/cuda/
+// simt_kernels_test.cpp). It checks what a GPU would fault on: wmma pointers
+// must be 32-byte aligned and leading dimensions 16-byte multiples, dynamic
+// shared memory must fit the launch. What it cannot check is speed, memory
+// coalescing, or a race that lockstep-free threads happen not to expose.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#if defined(__CUDACC__)
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <mma.h>
+
+#define LOOM_SIMT_GLOBAL __global__
+#define LOOM_SIMT_DEVICE __device__ __forceinline__
+
+namespace loom::simt {
+
+namespace wmma = nvcuda::wmma;
+using bf16 = __nv_bfloat16;
+using Dim3 = dim3;
+using Stream = cudaStream_t;
+
+LOOM_SIMT_DEVICE unsigned thread_x() { return threadIdx.x; }
+LOOM_SIMT_DEVICE unsigned block_x() { return blockIdx.x; }
+LOOM_SIMT_DEVICE unsigned block_y() { return blockIdx.y; }
+LOOM_SIMT_DEVICE void sync_block() { __syncthreads(); }
+LOOM_SIMT_DEVICE void sync_warp() { __syncwarp(); }
+LOOM_SIMT_DEVICE float shfl_xor(float v, int lane_mask) { return __shfl_xor_sync(0xffffffffu, v, lane_mask); }
+
+template <class T>
+LOOM_SIMT_DEVICE T* dynamic_shared() {
+  extern __shared__ __align__(128) unsigned char loom_simt_shared[];
+  return reinterpret_cast<T*>(loom_simt_shared);
+}
+
+LOOM_SIMT_DEVICE float to_float(float x) { return x; }
+LOOM_SIMT_DEVICE float to_float(bf16 x) { return __bfloat162float(x); }
+template <class T>
+LOOM_SIMT_DEVICE T from_float(float x);
+template <>
+LOOM_SIMT_DEVICE float from_float<float>(float x) { return x; }
+template <>
+LOOM_SIMT_DEVICE bf16 from_float<bf16>(float x) { return __float2bfloat16_rn(x); }
+
+// 16 bytes from src to dst, both 16-byte aligned.
+LOOM_SIMT_DEVICE void copy16(void* dst, const void* src) {
+  *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(src);
+}
+LOOM_SIMT_DEVICE void zero16(void* dst) { *reinterpret_cast<uint4*>(dst) = make_uint4(0, 0, 0, 0); }
+
+// Launches kernel<<<grid, block, shared_bytes, stream>>>, first raising the
+// kernel's dynamic shared memory limit when it needs more than the default.
+template <class... Params, class... Args>
+cudaError_t launch(Dim3 grid, Dim3 block, size_t shared_bytes, Stream stream, void (*kernel)(Params...),
+                   Args... args) {
+  if (shared_bytes > 48 * 1024) {
+    const cudaError_t e =
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared_bytes));
+    if (e != cudaSuccess) return e;
+  }
+  kernel<<<grid, block, shared_bytes, stream>>>(static_cast<Params>(args)...);
+  return cudaGetLastError();
+}
+
+}  // namespace loom::simt
+
+#else  // host emulation
+
+#include <barrier>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <memory>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+#include "loom/core/dtype.hpp"
+
+#define LOOM_SIMT_GLOBAL
+#define LOOM_SIMT_DEVICE inline
+
+namespace loom::simt {
+
+using bf16 = loom::bf16;
+struct Dim3 {
+  unsigned x = 1, y = 1, z = 1;
+  Dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}  // NOLINT: like dim3
+};
+struct Stream {};
+
+// The largest dynamic shared memory a block may ask for (an H100/H200's
+// opt-in limit): a launch above it would fail on the device.
+inline constexpr size_t kMaxSharedBytes = 227 * 1024;
+
+namespace detail {
+
+[[noreturn]] inline void fault(const char* what) {
+  std::fprintf(stderr, "simt emulator: %s\n", what);
+  std::abort();
+}
+
+struct Warp {
+  std::barrier<> barrier{32};
+  uint64_t slots[32] = {};
+};
+
+struct Block {
+  std::unique_ptr<std::barrier<>> barrier;
+  std::vector<Warp> warps;
+  unsigned char* shared = nullptr;
+};
+
+struct ThreadState {
+  unsigned thread = 0, block_x = 0, block_y = 0;
+  Block* block = nullptr;
+};
+inline thread_local ThreadState self;
+
+}  // namespace detail
+
+inline unsigned thread_x() { return detail::self.thread; }
+inline unsigned block_x() { return detail::self.block_x; }
+inline unsigned block_y() { return detail::self.block_y; }
+inline void sync_block() { detail::self.block->barrier->arrive_and_wait(); }
+inline void sync_warp() { detail::self.block->warps[detail::self.thread / 32].barrier.arrive_and_wait(); }
+
+// Every lane of the warp must call it, as with a full __shfl_xor_sync mask.
+inline float shfl_xor(float v, int lane_mask) {
+  detail::Warp& w = detail::self.block->warps[detail::self.thread / 32];
+  const unsigned lane = detail::self.thread % 32;
+  std::memcpy(&w.slots[lane], &v, sizeof v);
+  w.barrier.arrive_and_wait();
+  float out;
+  std::memcpy(&out, &w.slots[lane ^ static_cast<unsigned>(lane_mask)], sizeof out);
+  w.barrier.arrive_and_wait();
+  return out;
+}
+
+template <class T>
+T* dynamic_shared() {
+  return reinterpret_cast<T*>(detail::self.block->shared);
+}
+
+inline float to_float(float x) { return x; }
+inline float to_float(bf16 x) { return static_cast<float>(x); }
+template <class T>
+T from_float(float x) {
+  return T(x);
+}
+
+inline void copy16(void* dst, const void* src) {
+  if ((reinterpret_cast<uintptr_t>(dst) | reinterpret_cast<uintptr_t>(src)) % 16 != 0)
+    detail::fault("copy16 on an address that is not 16-byte aligned");
+  std::memcpy(dst, src, 16);
+}
+inline void zero16(void* dst) {
+  if (reinterpret_cast<uintptr_t>(dst) % 16 != 0) detail::fault("zero16 on an address that is not 16-byte aligned");
+  std::memset(dst, 0, 16);
+}
+
+// Runs the grid block after block; each block's threads run concurrently.
+template <class... Params, class... Args>
+int launch(Dim3 grid, Dim3 block, size_t shared_bytes, Stream, void (*kernel)(Params...), Args... args) {
+  const unsigned threads = block.x;
+  if (threads == 0 || threads % 32 != 0 || block.y != 1 || block.z != 1 || grid.z != 1)
+    detail::fault("launch: blocks must be one-dimensional whole warps, grids two-dimensional");
+  if (shared_bytes > kMaxSharedBytes) detail::fault("launch: dynamic shared memory above the device limit");
+  std::vector<unsigned char> shared_buffer(shared_bytes + 128);
+  unsigned char* shared = shared_buffer.data();
+  shared += (128 - reinterpret_cast<uintptr_t>(shared) % 128) % 128;
+  for (unsigned by = 0; by < grid.y; ++by) {
+    for (unsigned bx = 0; bx < grid.x; ++bx) {
+      // Poison: 0xff bytes read as NaN in f32 and bf16, so a read of shared
+      // memory nobody wrote shows up in the results.
+      std::memset(shared, 0xff, shared_bytes);
+      detail::Block b;
+      b.barrier = std::make_unique<std::barrier<>>(static_cast<std::ptrdiff_t>(threads));
+      b.warps = std::vector<detail::Warp>(threads / 32);
+      b.shared = shared;
+      std::vector<std::thread> pool;
+      pool.reserve(threads);
+      for (unsigned t = 0; t < threads; ++t) {
+        pool.emplace_back([&, t] {
+          detail::self = {t, bx, by, &b};
+          kernel(static_cast<Params>(args)...);
+        });
+      }
+      for (std::thread& th : pool) th.join();
+    }
+  }
+  return 0;
+}
+
+// The subset of nvcuda::wmma the kernels use, for m16n16k16 tiles. Each
+// lane's fragment holds the whole tile; loads and multiplies run per lane,
+// stores are made by lane 0 only, so a kernel that reads another lane's
+// stored values without sync_warp() first reads stale data here too.
+namespace wmma {
+
+struct matrix_a {};
+struct matrix_b {};
+struct accumulator {};
+struct row_major {};
+struct col_major {};
+enum layout_t { mem_row_major, mem_col_major };
+
+template <class Use, int M, int N, int K, class T, class Layout = void>
+struct fragment {
+  static constexpr int rows = std::is_same_v<Use, matrix_b> ? K : M;
+  static constexpr int cols = std::is_same_v<Use, matrix_a> ? K : N;
+  static constexpr int num_elements = rows * cols;
+  T x[num_elements];
+};
+
+namespace detail {
+template <class T>
+void check_tile_pointer(const T* p, unsigned ldm) {
+  if (reinterpret_cast<uintptr_t>(p) % 32 != 0) simt::detail::fault("wmma: tile pointer not 32-byte aligned");
+  if ((ldm * sizeof(T)) % 16 != 0) simt::detail::fault("wmma: leading dimension not a multiple of 16 bytes");
+}
+}  // namespace detail
+
+template <class Use, int M, int N, int K, class T, class Layout>
+void fill_fragment(fragment<Use, M, N, K, T, Layout>& f, T v) {
+  for (T& e : f.x) e = v;
+}
+
+template <class Use, int M, int N, int K, class T, class Layout>
+void load_matrix_sync(fragment<Use, M, N, K, T, Layout>& f, const T* p, unsigned ldm) {
+  detail::check_tile_pointer(p, ldm);
+  using Frag = fragment<Use, M, N, K, T, Layout>;
+  for (int r = 0; r < Frag::rows; ++r)
+    for (int c = 0; c < Frag::cols; ++c)
+      f.x[r * Frag::cols + c] = std::is_same_v<Layout, col_major> ? p[c * ldm + r] : p[r * ldm + c];
+}
+
+template <int M, int N, int K>
+void load_matrix_sync(fragment<accumulator, M, N, K, float>& f, const float* p, unsigned ldm, layout_t layout) {
+  detail::check_tile_pointer(p, ldm);
+  for (int r = 0; r < M; ++r)
+    for (int c = 0; c < N; ++c) f.x[r * N + c] = layout == mem_col_major ? p[c * ldm + r] : p[r * ldm + c];
+}
+
+template <int M, int N, int K>
+void store_matrix_sync(float* p, const fragment<accumulator, M, N, K, float>& f, unsigned ldm, layout_t layout) {
+  detail::check_tile_pointer(p, ldm);
+  if (simt::detail::self.thread % 32 != 0) return;
+  for (int r = 0; r < M; ++r)
+    for (int c = 0; c < N; ++c) (layout == mem_col_major ? p[c * ldm + r] : p[r * ldm + c]) = f.x[r * N + c];
+}
+
+template <int M, int N, int K, class T, class LayoutA, class LayoutB>
+void mma_sync(fragment<accumulator, M, N, K, float>& d, const fragment<matrix_a, M, N, K, T, LayoutA>& a,
+              const fragment<matrix_b, M, N, K, T, LayoutB>& b, const fragment<accumulator, M, N, K, float>& c) {
+  float out[M * N];
+  for (int r = 0; r < M; ++r)
+    for (int col = 0; col < N; ++col) {
+      float acc = c.x[r * N + col];
+      for (int k = 0; k < K; ++k) acc += static_cast<float>(a.x[r * K + k]) * static_cast<float>(b.x[k * N + col]);
+      out[r * N + col] = acc;
+    }
+  std::memcpy(d.x, out, sizeof out);
+}
+
+}  // namespace wmma
+
+}  // namespace loom::simt
+
+#endif  // __CUDACC__

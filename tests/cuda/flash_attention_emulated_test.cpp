@@ -1,0 +1,313 @@
+// The flash-attention kernels of cuda/flash_attention.cuh, compiled for the
+// host and run on the SIMT emulator of cuda/simt.cuh, against loom's composed
+// attention (matmul, mask, softmax, matmul) differentiated by autograd in
+// float64. This is the same kernel source nvcc builds for the device; on a
+// GPU, cuda.ops checks the device build against the CPU as well.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "flash_attention.cuh"
+#include "loom/loom.hpp"
+
+namespace {
+
+using loom::Tensor;
+
+struct Case {
+  int bh = 2, lq = 64, lk = 64, d = 32;
+  bool causal = false, padding = false;
+};
+
+struct Result {
+  std::vector<double> out, lse, dq, dk, dv;
+};
+
+std::vector<float> random_values(size_t n, std::mt19937& rng) {
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> v(n);
+  for (float& x : v) x = normal(rng);
+  return v;
+}
+
+// Keys kept by the padding mask: head h keeps its first lk - 7h - 3 keys.
+std::vector<uint8_t> keep_mask(const Case& c) {
+  std::vector<uint8_t> keep(static_cast<size_t>(c.bh) * c.lk, 1);
+  if (!c.padding) return keep;
+  for (int h = 0; h < c.bh; ++h)
+    for (int j = std::max(1, c.lk - 7 * h - 3); j < c.lk; ++j) keep[static_cast<size_t>(h) * c.lk + j] = 0;
+  return keep;
+}
+
+struct Inputs {
+  std::vector<float> q, k, v, dout;  // already representable in the kernel's dtype
+  std::vector<uint8_t> keep;
+};
+
+template <class T>
+Inputs make_inputs(const Case& c, uint32_t seed) {
+  std::mt19937 rng(seed);
+  Inputs in{random_values(size_t(c.bh) * c.lq * c.d, rng), random_values(size_t(c.bh) * c.lk * c.d, rng),
+            random_values(size_t(c.bh) * c.lk * c.d, rng), random_values(size_t(c.bh) * c.lq * c.d, rng),
+            keep_mask(c)};
+  for (std::vector<float>* v : {&in.q, &in.k, &in.v, &in.dout})
+    for (float& x : *v) x = static_cast<float>(T(x));  // round to the kernel's dtype
+  return in;
+}
+
+std::vector<double> widen(const std::vector<float>& v) { return {v.begin(), v.end()}; }
+
+// The composed attention in float64 with autograd: out, and the gradients of
+// sum(out * dout); lse from the same scores.
+Result reference(const Case& c, const Inputs& in) {
+  const double scale = 1.0 / std::sqrt(static_cast<double>(c.d));
+  Tensor q = loom::from_vector(widen(in.q), {c.bh, c.lq, c.d}, true);
+  Tensor k = loom::from_vector(widen(in.k), {c.bh, c.lk, c.d}, true);
+  Tensor v = loom::from_vector(widen(in.v), {c.bh, c.lk, c.d}, true);
+  Tensor mask;
+  if (c.padding) {
+    mask = loom::from_vector(std::vector<double>(in.keep.begin(), in.keep.end()), {c.bh, 1, c.lk})
+               .to(loom::DType::boolean);
+  }
+  Tensor out = loom::scaled_dot_product_attention(q, k, v, mask, c.causal, scale);
+  Tensor dout = loom::from_vector(widen(in.dout), {c.bh, c.lq, c.d});
+  loom::sum(loom::mul(out, dout)).backward();
+
+  Result r{out.to_vector<double>(), {}, q.grad().to_vector<double>(), k.grad().to_vector<double>(),
+           v.grad().to_vector<double>()};
+  for (int h = 0; h < c.bh; ++h)
+    for (int i = 0; i < c.lq; ++i) {
+      double m = -INFINITY;
+      std::vector<double> s(c.lk, -INFINITY);
+      for (int j = 0; j < c.lk; ++j) {
+        const bool seen = in.keep[size_t(h) * c.lk + j] && (!c.causal || j <= i + (c.lk - c.lq));
+        if (!seen) continue;
+        double dot = 0;
+        for (int e = 0; e < c.d; ++e)
+          dot += double(in.q[(size_t(h) * c.lq + i) * c.d + e]) * double(in.k[(size_t(h) * c.lk + j) * c.d + e]);
+        s[j] = dot * scale;
+        m = std::max(m, s[j]);
+      }
+      double l = 0;
+      for (double x : s) l += std::exp(x - m);
+      r.lse.push_back(m == -INFINITY ? -INFINITY : m + std::log(l));  // no visible key: log 0
+    }
+  return r;
+}
+
+template <class T>
+Result run_kernels(const Case& c, const Inputs& in, bool backward) {
+  auto cast = [](const std::vector<float>& v) { return std::vector<T>(v.begin(), v.end()); };
+  std::vector<T> q = cast(in.q), k = cast(in.k), v = cast(in.v), dout = cast(in.dout);
+  const T nan = T(std::numeric_limits<float>::quiet_NaN());
+  std::vector<T> out(q.size(), nan), dq(q.size(), nan), dk(k.size(), nan), dv(v.size(), nan);
+  std::vector<float> lse(size_t(c.bh) * c.lq, NAN), delta(lse.size(), NAN);
+
+  loom::flash::Args a;
+  a.q = q.data();
+  a.k = k.data();
+  a.v = v.data();
+  a.key_keep = c.padding ? in.keep.data() : nullptr;
+  a.out = out.data();
+  a.lse = lse.data();
+  a.grad_out = dout.data();
+  a.grad_q = dq.data();
+  a.grad_k = dk.data();
+  a.grad_v = dv.data();
+  a.delta = delta.data();
+  a.bh = c.bh;
+  a.lq = c.lq;
+  a.lk = c.lk;
+  a.d = c.d;
+  a.causal = c.causal;
+  a.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(c.d)));
+  loom::flash::launch_forward<T>(a, {});
+  if (backward) loom::flash::launch_backward<T>(a, {});
+
+  auto to_double = [](const auto& xs) {
+    std::vector<double> r;
+    for (const auto& x : xs) r.push_back(static_cast<double>(static_cast<float>(x)));
+    return r;
+  };
+  return {to_double(out), to_double(lse), to_double(dq), to_double(dk), to_double(dv)};
+}
+
+// max |got - want| <= tol * max(1, max |want|); NaN and infinities must match exactly.
+void check_close(const std::vector<double>& got, const std::vector<double>& want, double tol, const std::string& what) {
+  REQUIRE(got.size() == want.size());
+  double scale = 1, worst = 0;
+  size_t worst_at = 0;
+  for (double w : want)
+    if (std::isfinite(w)) scale = std::max(scale, std::abs(w));
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (std::isnan(want[i])) {
+      INFO(what << "[" << i << "] should be NaN (no visible key), got " << got[i]);
+      REQUIRE(std::isnan(got[i]));
+      continue;
+    }
+    INFO(what << "[" << i << "] = " << got[i] << ", want " << want[i]);
+    if (std::isinf(want[i])) {
+      REQUIRE(got[i] == want[i]);
+      continue;
+    }
+    REQUIRE(std::isfinite(got[i]));
+    const double err = std::abs(got[i] - want[i]);
+    if (err > worst) worst = err, worst_at = i;
+  }
+  INFO(what << ": worst error " << worst << " at " << worst_at << " (got " << got[worst_at] << ", want "
+            << want[worst_at] << "), allowed " << tol * scale);
+  CHECK(worst <= tol * scale);
+}
+
+template <class T>
+void check_case(const Case& c, double tol, bool backward = true) {
+  const Inputs in = make_inputs<T>(c, 1234u + static_cast<uint32_t>(c.lq * 7 + c.lk * 3 + c.d));
+  const Result want = reference(c, in);
+  const Result got = run_kernels<T>(c, in, backward);
+  check_close(got.out, want.out, tol, "out");
+  check_close(got.lse, want.lse, tol, "lse");
+  if (!backward) return;
+  check_close(got.dq, want.dq, tol, "dq");
+  check_close(got.dk, want.dk, tol, "dk");
+  check_close(got.dv, want.dv, tol, "dv");
+}
+
+constexpr double kF32 = 2e-5;
+constexpr double kBf16 = 3e-2;
+
+}  // namespace
+
+TEST_CASE("flash attention f32: partial tiles, no mask", "[flash]") {
+  check_case<float>({.bh = 2, .lq = 70, .lk = 70, .d = 32}, kF32);
+}
+
+TEST_CASE("flash attention f32: causal across three tiles", "[flash]") {
+  check_case<float>({.bh = 2, .lq = 130, .lk = 130, .d = 16, .causal = true}, kF32);
+}
+
+TEST_CASE("flash attention f32: key padding, Lq != Lk", "[flash]") {
+  check_case<float>({.bh = 3, .lq = 50, .lk = 90, .d = 48, .padding = true}, kF32);
+}
+
+TEST_CASE("flash attention f32: causal aligned at the end (KV cache) with padding", "[flash]") {
+  check_case<float>({.bh = 2, .lq = 40, .lk = 100, .d = 32, .causal = true, .padding = true}, kF32);
+}
+
+TEST_CASE("flash attention f32: rows that see no key are NaN, like the composed softmax", "[flash]") {
+  // causal with Lq > Lk: the first Lq - Lk queries see nothing
+  check_case<float>({.bh = 1, .lq = 70, .lk = 40, .d = 16, .causal = true}, kF32, /*backward=*/false);
+}
+
+TEST_CASE("flash attention bf16 on the tensor-core path: no mask", "[flash]") {
+  check_case<loom::bf16>({.bh = 2, .lq = 70, .lk = 70, .d = 64}, kBf16);
+}
+
+TEST_CASE("flash attention bf16 on the tensor-core path: causal with padding", "[flash]") {
+  check_case<loom::bf16>({.bh = 2, .lq = 130, .lk = 130, .d = 32, .causal = true, .padding = true}, kBf16);
+}
+
+TEST_CASE("flash attention bf16 on the tensor-core path: KV-cache alignment", "[flash]") {
+  check_case<loom::bf16>({.bh = 1, .lq = 20, .lk = 83, .d = 16, .causal = true}, kBf16);
+}
+
+TEST_CASE("flash attention: head dims it takes", "[flash]") {
+  using loom::flash::supports;
+  constexpr size_t kH100 = 227 * 1024, kA100 = 163 * 1024;
+  CHECK(supports<loom::bf16>(64, kA100));
+  CHECK(supports<loom::bf16>(128, kH100));
+  CHECK(supports<float>(64, kA100));
+  CHECK_FALSE(supports<float>(40, kH100));  // not whole 16-wide tiles
+  CHECK_FALSE(supports<float>(512, kH100));
+  CHECK_FALSE(supports<float>(256, kH100));  // shared memory
+}
+
+// ---------------------------------------------------------------------------
+// The op layer's fused path: loom::scaled_dot_product_attention on an emulated
+// cuda:0 whose table carries the tile kernels, against the CPU's composition.
+// ---------------------------------------------------------------------------
+namespace {
+
+struct OpRun {
+  std::vector<float> out, dq, dk, dv;
+};
+
+// q, k, v as [B, H, L, D] views of [B, L, H, D] tensors (what a transformer
+// block hands over: not contiguous), the loss sum(out * w).
+OpRun run_op(loom::Device device, const Tensor& mask_cpu, bool causal, bool autocast) {
+  const int64_t b = 2, h = 3, lq = 70, lk = 70, d = 32;
+  loom::Generator gen(7);
+  const auto leaf = [&](int64_t l) {
+    Tensor t = loom::randn({b, l, h, d}, {}, &gen).to(device);
+    t.requires_grad_(true);
+    return t;
+  };
+  Tensor q = leaf(lq), k = leaf(lk), v = leaf(lk);
+  Tensor w = loom::randn({b, h, lq, d}, {}, &gen).to(device);
+  Tensor mask = mask_cpu.defined() ? mask_cpu.to(device) : Tensor();
+  Tensor out;
+  {
+    loom::AutocastGuard guard(loom::DType::bf16, autocast);
+    out = loom::scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), mask, causal);
+  }
+  loom::sum(loom::mul(out.to(loom::DType::f32), w)).backward();
+  REQUIRE(q.grad().dtype() == loom::DType::f32);
+  const auto host = [](const Tensor& t) { return t.to(loom::kCPU).to(loom::DType::f32).to_vector<float>(); };
+  return {host(out), host(q.grad()), host(k.grad()), host(v.grad())};
+}
+
+Tensor key_padding_mask() {  // [B, 1, 1, Lk]: batch 1 drops its last 9 keys
+  std::vector<double> keep(2 * 70, 1.0);
+  for (int j = 61; j < 70; ++j) keep[70 + j] = 0.0;
+  return loom::from_vector(keep, {2, 1, 1, 70}).to(loom::DType::boolean);
+}
+
+void check_op_close(const OpRun& got, const OpRun& want, double tol) {
+  const auto widen_all = [](const std::vector<float>& v) { return std::vector<double>(v.begin(), v.end()); };
+  check_close(widen_all(got.out), widen_all(want.out), tol, "out");
+  check_close(widen_all(got.dq), widen_all(want.dq), tol, "dq");
+  check_close(widen_all(got.dk), widen_all(want.dk), tol, "dk");
+  check_close(widen_all(got.dv), widen_all(want.dv), tol, "dv");
+}
+
+}  // namespace
+
+TEST_CASE("attention op takes the fused kernel on the device: causal, key padding, strided inputs", "[flash][op]") {
+  const OpRun want = run_op(loom::kCPU, key_padding_mask(), true, false);
+  loom::cuda::HostEmulation emulation(1, loom::cuda::EmulatedKernels::cpu_and_tiles);
+  const OpRun got = run_op(loom::cuda_device(0), key_padding_mask(), true, false);
+  check_op_close(got, want, 1e-4);
+  // The fused kernel sums in another order than the composition: equal bits
+  // would mean the op never reached it.
+  CHECK(got.out != want.out);
+}
+
+TEST_CASE("attention op under bf16 autocast runs the tensor-core kernel, gradients return in f32", "[flash][op]") {
+  const OpRun want = run_op(loom::kCPU, Tensor(), false, false);
+  OpRun composed, got;
+  {
+    loom::cuda::HostEmulation emulation(1);  // CPU kernels only: autocast's composition
+    composed = run_op(loom::cuda_device(0), Tensor(), false, true);
+  }
+  {
+    loom::cuda::HostEmulation emulation(1, loom::cuda::EmulatedKernels::cpu_and_tiles);
+    got = run_op(loom::cuda_device(0), Tensor(), false, true);
+  }
+  check_op_close(got, want, kBf16);
+  CHECK(got.out != composed.out);  // the fused kernel ran, not the bf16 composition
+}
+
+TEST_CASE("attention op composes where the kernel declines: a mask that varies by query", "[flash][op]") {
+  std::vector<double> allowed(70 * 70);
+  for (int i = 0; i < 70; ++i)
+    for (int j = 0; j < 70; ++j) allowed[i * 70 + j] = (i + j) % 3 != 0 || j == i;
+  const Tensor mask = loom::from_vector(allowed, {70, 70}).to(loom::DType::boolean);
+  const OpRun want = run_op(loom::kCPU, mask, false, false);
+  loom::cuda::HostEmulation emulation(1, loom::cuda::EmulatedKernels::cpu_and_tiles);
+  const OpRun got = run_op(loom::cuda_device(0), mask, false, false);
+  CHECK(got.out == want.out);  // the CPU's own kernels: bit for bit
+  CHECK(got.dq == want.dq);
+}
