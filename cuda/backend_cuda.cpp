@@ -38,6 +38,8 @@ const Backend* cuda_backend() {
       .adamw = cuda::adamw,
       .attention = cuda::attention,
       .attention_backward = cuda::attention_backward,
+      .adamw_multi = cuda::adamw_multi,
+      .sum_squares = cuda::sum_squares,
   };
   static const Backend* registered = [] {
     if (!cuda_available()) return static_cast<const Backend*>(nullptr);

@@ -1,13 +1,15 @@
-// The CUDA backend's hand-written tile kernels (flash attention) compiled for
-// the host and run on the SIMT emulator of simt.cuh, for a
-// cuda::HostEmulation created with EmulatedKernels::cpu_and_tiles: the op
-// layer's fused paths (argument packing, masks, autograd, autocast) then run
-// on machines without a GPU, through the very kernel source nvcc builds.
+// The CUDA backend's hand-written tile kernels (flash attention, the
+// multi-tensor AdamW and sum of squares) compiled for the host and run on the
+// SIMT emulator of simt.cuh, for a cuda::HostEmulation created with
+// EmulatedKernels::cpu_and_tiles: the fused paths of the ops and optimizers
+// (argument packing, masks, autograd, autocast, batching) then run on
+// machines without a GPU, through the very kernel source nvcc builds.
 // Every CUDA thread is an OS thread here, so this is for tests, not speed.
 #include <initializer_list>
 
 #include "flash_attention_args.hpp"
 #include "loom/ops/creation.hpp"
+#include "multi_tensor_args.hpp"
 
 namespace loom::cuda {
 
@@ -50,11 +52,27 @@ void emulated_attention_backward(const Tensor& q, const Tensor& k, const Tensor&
     flash::launch_backward<simt::bf16>(a, {});
 }
 
+void emulator_launch_status(int, const char*) {}  // the emulator faults loudly instead
+
+bool emulated_adamw_multi(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+                          const std::vector<Tensor>& exp_avgs, const std::vector<Tensor>& exp_avg_sqs,
+                          const kernels::AdamWStep& s) {
+  if (params.empty() || !params.front().device().is_cuda()) return false;
+  return multi_tensor::adamw(params, grads, exp_avgs, exp_avg_sqs, s, {}, emulator_launch_status);
+}
+
+bool emulated_sum_squares(const std::vector<Tensor>& tensors, double* out) {
+  if (tensors.empty() || !tensors.front().device().is_cuda()) return false;
+  return multi_tensor::sum_squares(tensors, out, {}, emulator_launch_status);
+}
+
 }  // namespace
 
 void add_emulated_tile_kernels(kernels::Backend& table) {
   table.attention = emulated_attention;
   table.attention_backward = emulated_attention_backward;
+  table.adamw_multi = emulated_adamw_multi;
+  table.sum_squares = emulated_sum_squares;
 }
 
 }  // namespace loom::cuda

@@ -53,6 +53,10 @@ bool attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& 
 void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_keep, const Tensor& out,
                         const Tensor& grad_out, const Tensor& lse, const Tensor& grad_q, const Tensor& grad_k,
                         const Tensor& grad_v, const AttentionParams& p);
+// multi_tensor.cu
+bool adamw_multi(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+                 const std::vector<Tensor>& exp_avgs, const std::vector<Tensor>& exp_avg_sqs, const AdamWStep& s);
+bool sum_squares(const std::vector<Tensor>& tensors, double* out);
 
 // "<op>: no CUDA kernel yet for <what>"
 [[noreturn]] void no_kernel(const char* op, const std::string& what);

@@ -95,7 +95,7 @@ cudaError_t launch(Dim3 grid, Dim3 block, size_t shared_bytes, Stream stream, vo
 
 #include "loom/core/dtype.hpp"
 
-#define LOOM_SIMT_GLOBAL
+#define LOOM_SIMT_GLOBAL inline  // kernels live in headers
 #define LOOM_SIMT_DEVICE inline
 
 namespace loom::simt {

@@ -112,6 +112,14 @@ struct Backend {
   void (*attention_backward)(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_keep,
                              const Tensor& out, const Tensor& grad_out, const Tensor& lse, const Tensor& grad_q,
                              const Tensor& grad_k, const Tensor& grad_v, const AttentionParams& p) = nullptr;
+  // One AdamW update of many tensors (equal-length lists; f32, contiguous,
+  // one device) in as few launches as the backend can.
+  bool (*adamw_multi)(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
+                      const std::vector<Tensor>& exp_avgs, const std::vector<Tensor>& exp_avg_sqs,
+                      const AdamWStep& s) = nullptr;
+  // *out = the sum of x² over every element of every tensor, accumulated in
+  // double (the gradient norm), with one read back to the host.
+  bool (*sum_squares)(const std::vector<Tensor>& tensors, double* out) = nullptr;
 };
 
 const Backend& backend(Device device);

@@ -160,15 +160,25 @@ void AdamW::step(double lr) {
   ++steps_;
   for (size_t gi = 0; gi < groups_.size(); ++gi) {
     const ParamGroup& g = groups_[gi];
+    const kernels::AdamWStep s{lr * g.lr_scale, options_.beta1, options_.beta2, options_.eps, g.weight_decay,
+                               1.0 - std::pow(options_.beta1, static_cast<double>(steps_)),
+                               1.0 - std::pow(options_.beta2, static_cast<double>(steps_))};
+    std::vector<Tensor> params, grads, exp_avgs, exp_avg_sqs;
     for (size_t i = 0; i < g.params.size(); ++i) {
-      Tensor p = g.params[i];
-      if (!p.grad().defined()) continue;
-      Tensor grad = p.grad().contiguous();
-      kernels::AdamWStep s{lr * g.lr_scale, options_.beta1, options_.beta2, options_.eps, g.weight_decay,
-                           1.0 - std::pow(options_.beta1, static_cast<double>(steps_)),
-                           1.0 - std::pow(options_.beta2, static_cast<double>(steps_))};
-      kernels::backend(p.device()).adamw(p, grad, slot("exp_avg", gi, i), slot("exp_avg_sq", gi, i), s);
-      p.storage()->bump_version();
+      if (!g.params[i].grad().defined()) continue;
+      params.push_back(g.params[i]);
+      grads.push_back(g.params[i].grad().contiguous());
+      exp_avgs.push_back(slot("exp_avg", gi, i));
+      exp_avg_sqs.push_back(slot("exp_avg_sq", gi, i));
+    }
+    if (params.empty()) continue;
+    // A backend with a multi-tensor kernel updates the group in a few
+    // launches; otherwise (or when it declines) one fused update per tensor.
+    const kernels::Backend& table = kernels::backend(params.front().device());
+    const bool batched = table.adamw_multi != nullptr && table.adamw_multi(params, grads, exp_avgs, exp_avg_sqs, s);
+    for (size_t i = 0; i < params.size(); ++i) {
+      if (!batched) kernels::backend(params[i].device()).adamw(params[i], grads[i], exp_avgs[i], exp_avg_sqs[i], s);
+      params[i].storage()->bump_version();
     }
   }
 }
@@ -177,13 +187,23 @@ nn::NamedTensors AdamW::state_tensors() const { return collect_slots({"exp_avg",
 
 double grad_norm(const std::vector<Tensor>& params) {
   NoGradGuard guard;
+  std::vector<Tensor> grads;
+  for (const auto& p : params)
+    if (p.grad().defined()) grads.push_back(p.grad());
+  if (grads.empty()) return 0.0;
+  const kernels::Backend& table = kernels::backend(grads.front().device());
   double total = 0;
-  for (const auto& p : params) {
-    if (!p.grad().defined()) continue;
-    Tensor g = p.grad().to(DType::f64);
-    total += sum(mul(g, g)).item<double>();
+  if (table.sum_squares != nullptr && table.sum_squares(grads, &total)) return std::sqrt(total);
+  // Per tensor in double, summed where the gradients live: one read back to
+  // the host, not one per tensor (each would stall a device).
+  Tensor sum_of_squares;
+  for (const Tensor& grad : grads) {
+    Tensor g = grad.to(DType::f64);
+    Tensor s = sum(mul(g, g));
+    if (sum_of_squares.defined() && s.device() != sum_of_squares.device()) s = s.to(sum_of_squares.device());
+    sum_of_squares = sum_of_squares.defined() ? add(sum_of_squares, s) : s;
   }
-  return std::sqrt(total);
+  return std::sqrt(sum_of_squares.item<double>());
 }
 
 double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
