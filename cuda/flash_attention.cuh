@@ -46,6 +46,7 @@
 #endif
 
 namespace loom::flash {
+inline namespace LOOM_SIMT_ABI {
 
 using namespace loom::simt;
 
@@ -440,10 +441,14 @@ LOOM_SIMT_GLOBAL void backward_kv_kernel(Args a) {
     warp_product<T>(b.dp, L.dp.ld, sv + b.w0 * L.mine_b.ld, L.mine_b.ld, sdo, L.theirs_b.ld, true, kTileRows, d,
                     false);
     sync_warp();
-    // dSᵀ = Pᵀ ∘ (dPᵀ − delta) · scale, over p (the dV product is done with it)
+    // dSᵀ = Pᵀ ∘ (dPᵀ − delta) · scale, over p (the dV product is done with
+    // it); 0 where the key is not seen, even when delta is NaN (a query that
+    // sees no key at all), as the composed masked softmax gives.
     for (int i = b.lane; i < kWarpRows * kTileRows; i += 32) {
       const int r = i / kTileRows, c = i % kTileRows;
-      b.p[r * L.p.ld + c] = from_float<T>(b.s[r * L.s.ld + c] * (b.dp[r * L.dp.ld + c] - b.delta[c]) * a.scale);
+      const bool seen = visible(a, b.bh, q0 + c, k0 + b.w0 + r);
+      const float ds = b.s[r * L.s.ld + c] * (b.dp[r * L.dp.ld + c] - b.delta[c]) * a.scale;
+      b.p[r * L.p.ld + c] = from_float<T>(seen ? ds : 0.0f);
     }
     sync_warp();
     // dK += dSᵀ q
@@ -485,7 +490,8 @@ LOOM_SIMT_GLOBAL void backward_q_kernel(Args a) {
       const int r = i / kTileRows, c = i % kTileRows, row = b.w0 + r;
       const bool seen = visible(a, b.bh, q0 + row, k0 + c);
       const float pv = seen ? expf(b.s[r * L.s.ld + c] * a.scale - b.lse[row]) : 0.0f;
-      b.p[r * L.p.ld + c] = from_float<T>(pv * (b.dp[r * L.dp.ld + c] - b.delta[row]) * a.scale);
+      // 0 where not seen, even when delta is NaN (a query that sees no key)
+      b.p[r * L.p.ld + c] = from_float<T>(seen ? pv * (b.dp[r * L.dp.ld + c] - b.delta[row]) * a.scale : 0.0f);
     }
     sync_warp();
     // dQ += dS k
@@ -522,4 +528,5 @@ auto launch_backward(const Args& a, Stream stream) {
                 backward_q_kernel<T>, a);
 }
 
+}  // namespace LOOM_SIMT_ABI
 }  // namespace loom::flash

@@ -12,6 +12,7 @@
 #include "loom/core/error.hpp"
 
 namespace loom::flash {
+inline namespace LOOM_SIMT_ABI {
 
 inline bool packed_for_kernels(const Tensor& t) {
   return !t.defined() || (t.is_contiguous() && reinterpret_cast<uintptr_t>(t.raw_data()) % 16 == 0);
@@ -85,4 +86,5 @@ inline Args backward_args(const Tensor& q, const Tensor& k, const Tensor& v, con
   return a;
 }
 
+}  // namespace LOOM_SIMT_ABI
 }  // namespace loom::flash

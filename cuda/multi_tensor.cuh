@@ -25,6 +25,7 @@
 #include "simt.cuh"
 
 namespace loom::multi_tensor {
+inline namespace LOOM_SIMT_ABI {
 
 using namespace loom::simt;
 
@@ -149,4 +150,5 @@ LOOM_SIMT_GLOBAL void sum_partials_kernel(const double* partials, int64_t n, dou
 
 inline constexpr size_t kReduceSharedBytes = kThreads * sizeof(double);
 
+}  // namespace LOOM_SIMT_ABI
 }  // namespace loom::multi_tensor

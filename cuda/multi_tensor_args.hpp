@@ -12,6 +12,7 @@
 #include "multi_tensor.cuh"
 
 namespace loom::multi_tensor {
+inline namespace LOOM_SIMT_ABI {
 
 // f32, contiguous, on the first tensor's device, each list as long as the
 // first, with equal element counts across the lists.
@@ -84,4 +85,5 @@ bool sum_squares(const std::vector<Tensor>& xs, double* out, Stream stream, Chec
   return true;
 }
 
+}  // namespace LOOM_SIMT_ABI
 }  // namespace loom::multi_tensor

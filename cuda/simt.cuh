@@ -22,6 +22,17 @@
 #include <cstdint>
 #include <cstring>
 
+// The kernel headers compile twice into one library in a CUDA build (nvcc for
+// the device, the host compiler for the emulator). Everything they define
+// lives in an inline namespace named after the compilation, so the two never
+// share a symbol (a kernel's nvcc launch stub and its emulated body would
+// otherwise have one name, and the linker would keep only one of them).
+#if defined(__CUDACC__)
+#define LOOM_SIMT_ABI device_build
+#else
+#define LOOM_SIMT_ABI host_emulation
+#endif
+
 #if defined(__CUDACC__)
 
 #include <cuda_bf16.h>
@@ -32,6 +43,7 @@
 #define LOOM_SIMT_DEVICE __device__ __forceinline__
 
 namespace loom::simt {
+inline namespace LOOM_SIMT_ABI {
 
 namespace wmma = nvcuda::wmma;
 using bf16 = __nv_bfloat16;
@@ -66,20 +78,25 @@ LOOM_SIMT_DEVICE void copy16(void* dst, const void* src) {
 }
 LOOM_SIMT_DEVICE void zero16(void* dst) { *reinterpret_cast<uint4*>(dst) = make_uint4(0, 0, 0, 0); }
 
+// Lets `kernel` use `bytes` of dynamic shared memory on the current device:
+// raises the kernel's limit once per kernel and device, to the largest size
+// asked for so far (under a lock: the limit is shared by every launch).
+cudaError_t allow_shared_bytes(const void* kernel, size_t bytes);
+
 // Launches kernel<<<grid, block, shared_bytes, stream>>>, first raising the
 // kernel's dynamic shared memory limit when it needs more than the default.
 template <class... Params, class... Args>
 cudaError_t launch(Dim3 grid, Dim3 block, size_t shared_bytes, Stream stream, void (*kernel)(Params...),
                    Args... args) {
   if (shared_bytes > 48 * 1024) {
-    const cudaError_t e =
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared_bytes));
+    const cudaError_t e = allow_shared_bytes(reinterpret_cast<const void*>(kernel), shared_bytes);
     if (e != cudaSuccess) return e;
   }
   kernel<<<grid, block, shared_bytes, stream>>>(static_cast<Params>(args)...);
   return cudaGetLastError();
 }
 
+}  // namespace LOOM_SIMT_ABI
 }  // namespace loom::simt
 
 #else  // host emulation
@@ -99,6 +116,7 @@ cudaError_t launch(Dim3 grid, Dim3 block, size_t shared_bytes, Stream stream, vo
 #define LOOM_SIMT_DEVICE inline
 
 namespace loom::simt {
+inline namespace LOOM_SIMT_ABI {
 
 using bf16 = loom::bf16;
 struct Dim3 {
@@ -283,6 +301,7 @@ void mma_sync(fragment<accumulator, M, N, K, float>& d, const fragment<matrix_a,
 
 }  // namespace wmma
 
+}  // namespace LOOM_SIMT_ABI
 }  // namespace loom::simt
 
 #endif  // __CUDACC__

@@ -9,6 +9,9 @@ namespace loom::cli {
 
 // Runs `body`, turning a loom::Error (or any std::exception) into
 // "PROGRAM: error: MESSAGE" on stderr and exit status 1 (2 for usage errors).
+// With LOOM_HOST_EMULATION=N in the environment, `body` runs under a
+// cuda::HostEmulation of N devices (host-memory stand-ins for cuda:0..N-1):
+// a device recipe, on one rank or under mpirun, checked without a GPU.
 int run_main(const char* program, const std::function<int()>& body);
 
 // Thrown for a bad command line; run_main prints the usage text with it.

@@ -104,7 +104,8 @@ DataParallel::DataParallel(nn::Module& model, ProcessGroupPtr group, DataParalle
   for (auto& b : s.buckets) {
     int64_t numel = 0;
     for (size_t i : b.params) numel += s.params[i].numel();
-    b.flat = zeros({numel}, s.params[b.params.front()].dtype());
+    const Tensor& first = s.params[b.params.front()];
+    b.flat = zeros({numel}, TensorOptions(first.dtype()).with_device(first.device()));
   }
 
   std::weak_ptr<State> weak = state_;

@@ -17,7 +17,7 @@ Tensor all_gather_rows(const Tensor& x, const ProcessGroupPtr& group) {
     Tensor local = x.contiguous();
     Shape shape = local.shape();
     shape[0] *= n;
-    gathered = empty(shape, TensorOptions(local.dtype()));
+    gathered = empty(shape, TensorOptions(local.dtype()).with_device(local.device()));
     group->all_gather(local.reshape({-1}), gathered.reshape({-1}));
   }
   ProcessGroupPtr g = group;

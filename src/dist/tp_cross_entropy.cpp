@@ -10,6 +10,7 @@
 #include "loom/ops/creation.hpp"
 #include "loom/ops/elementwise.hpp"
 #include "loom/ops/reduction.hpp"
+#include "loom/ops/shape.hpp"
 
 namespace loom::dist {
 
@@ -17,44 +18,16 @@ namespace {
 
 using autograd::BackwardContext;
 
-// loss_i = log(s_i) + m_i - t_i (0 for ignored rows).
-template <class T>
-void finish_rows(const Tensor& m, const Tensor& s, const Tensor& t, const std::vector<int64_t>& targets,
-                 int64_t ignore_index, Tensor& losses) {
-  const T *pm = m.data<T>(), *ps = s.data<T>(), *pt = t.data<T>();
-  T* out = losses.data<T>();
-  for (size_t i = 0; i < targets.size(); ++i)
-    out[i] = targets[i] == ignore_index ? T(0) : static_cast<T>(std::log(ps[i]) + pm[i] - pt[i]);
-}
-
-// The target logit where this rank holds the target column, else 0.
-template <class T>
-void pick_targets(const Tensor& x, const std::vector<int64_t>& targets, int64_t begin, Tensor& t) {
-  const int64_t vl = x.size(1);
-  const T* px = x.data<T>();
-  T* pt = t.data<T>();
-  for (size_t i = 0; i < targets.size(); ++i) {
-    const int64_t c = targets[i] - begin;
-    pt[i] = (c >= 0 && c < vl) ? px[static_cast<int64_t>(i) * vl + c] : T(0);
-  }
-}
-
-// grad = g_i * (p_i - onehot_local(target_i)); zero rows for ignored targets.
-template <class T>
-void backward_rows(Tensor& grad, const Tensor& g, const Tensor& targets, int64_t begin, int64_t ignore_index) {
-  const int64_t n = grad.size(0), vl = grad.size(1);
-  T* pg = grad.data<T>();
-  const T* go = g.data<T>();
-  const int64_t* pt = targets.data<int64_t>();
-  for (int64_t i = 0; i < n; ++i) {
-    T* row = pg + i * vl;
-    if (pt[i] == ignore_index) {
-      for (int64_t j = 0; j < vl; ++j) row[j] = T(0);
-      continue;
-    }
-    const int64_t c = pt[i] - begin;
-    if (c >= 0 && c < vl) row[c] -= go[i];
-  }
+// Where each row's target sits in this rank's columns: the local column
+// (clamped into range where another rank holds it) and whether it is here.
+struct LocalTargets {
+  Tensor column;  // i64 [N, 1]
+  Tensor here;    // x's dtype [N]: 1 where this rank holds the target column
+};
+LocalTargets local_targets(const Tensor& targets, int64_t begin, int64_t vl, DType dtype) {
+  const Tensor shifted = sub(targets, static_cast<double>(begin));
+  const Tensor column = clamp(shifted, 0.0, static_cast<double>(vl - 1));
+  return {column.unsqueeze(1), eq(column, shifted).to(dtype)};  // clamping left it alone: the column is here
 }
 
 }  // namespace
@@ -87,33 +60,34 @@ Tensor vocab_parallel_cross_entropy(const Tensor& local_logits, const Tensor& ta
     valid += tv[i] != ignore_index;
   }
 
+  // Everything below runs where the logits are (host or device), in ops.
+  if (targets.device() != logits.device()) targets = targets.to(logits.device());
+  const LocalTargets local = local_targets(targets, begin, vl, logits.dtype());
+  const Tensor counted =
+      ne(targets, full({}, static_cast<double>(ignore_index), TensorOptions(DType::i64).with_device(targets.device())))
+          .to(logits.dtype());
   Tensor losses, probs;
   {
     NoGradGuard no_grad;
-    const TensorOptions opt(logits.dtype());
     Tensor x = logits.contiguous().detach();
-    const int64_t n = x.size(0);
     Tensor m = amax(x, {1}).contiguous().clone();
     group->all_reduce(m, ReduceOp::max);  // 1: the row maxima
     Tensor e = exp(sub(x, m.unsqueeze(1)));
     Tensor s = sum(e, {1}).contiguous().clone();
     group->all_reduce(s, ReduceOp::sum);  // 2: the sums of exp
-    Tensor t = zeros({n}, opt);
-    if (x.dtype() == DType::f32) pick_targets<float>(x, tv, begin, t); else pick_targets<double>(x, tv, begin, t);
+    Tensor t = mul(gather(x, 1, local.column).squeeze(1), local.here).contiguous();
     group->all_reduce(t, ReduceOp::sum);  // 3: the target logits (held by exactly one rank)
-    losses = empty({n}, opt);
-    if (x.dtype() == DType::f32) finish_rows<float>(m, s, t, tv, ignore_index, losses);
-    else finish_rows<double>(m, s, t, tv, ignore_index, losses);
+    losses = mul(sub(add(log(s), m), t), counted);  // log(s) + m - t; 0 for ignored rows
     probs = div(e, s.unsqueeze(1)).contiguous();
   }
   Tensor rows = autograd::record(
-      "vocab_parallel_cross_entropy", losses, {logits}, {probs, targets},
-      [begin, ignore_index](const BackwardContext& ctx, const Tensor& g) {
-        Tensor p = ctx.saved(0), t = ctx.saved(1);
-        Tensor go = g.contiguous();
-        Tensor grad = mul(p, go.unsqueeze(1)).contiguous();
-        if (grad.dtype() == DType::f32) backward_rows<float>(grad, go, t, begin, ignore_index);
-        else backward_rows<double>(grad, go, t, begin, ignore_index);
+      "vocab_parallel_cross_entropy", losses, {logits}, {probs, local.column, local.here, counted},
+      [](const BackwardContext& ctx, const Tensor& g) {
+        const Tensor p = ctx.saved(0), column = ctx.saved(1), here = ctx.saved(2), counted = ctx.saved(3);
+        const Tensor go = mul(g.contiguous(), counted);  // ignored rows get no gradient
+        // g_i * (p_i - onehot_local(target_i))
+        Tensor grad = mul(p, go.unsqueeze(1));
+        grad = scatter_add(grad, 1, column, neg(mul(go, here)).unsqueeze(1));
         return std::vector<Tensor>{grad};
       });
   return div(sum(rows), static_cast<double>(valid));

@@ -15,12 +15,14 @@ double tp_grad_norm(const nn::Module& model, ProcessGroup& tp) {
   NoGradGuard no_grad;
   const auto specs = sharded_parameters(model);
   double sharded = 0, replicated = 0;
+  Device device = kCPU;  // the gradients': a device group carries device tensors only
   for (const auto& [name, p] : model.named_parameters()) {
     if (!p.grad().defined()) continue;
+    device = p.grad().device();
     Tensor g = p.grad().to(DType::f64);
     (specs.count(name) ? sharded : replicated) += sum(mul(g, g)).item<double>();
   }
-  Tensor total = from_vector(std::vector<double>{sharded}, {1});
+  Tensor total = from_vector(std::vector<double>{sharded}, {1}).to(device);
   tp.all_reduce(total, ReduceOp::sum);
   return std::sqrt(total.item<double>() + replicated);
 }

@@ -125,8 +125,8 @@ Tensor VocabParallelEmbedding::forward(const Tensor& ids) {
   }
   Shape mask_shape = ids.shape();
   mask_shape.push_back(1);
-  Tensor mask = from_vector(keep, mask_shape).to(weight.dtype());
-  Tensor rows = mul(embedding(weight, from_vector(local, ids.shape())), mask);
+  Tensor mask = from_vector(keep, mask_shape).to(weight.dtype()).to(weight.device());
+  Tensor rows = mul(embedding(weight, from_vector(local, ids.shape()).to(weight.device())), mask);
   return reduce_from_tp_region(rows, group);
 }
 

@@ -15,7 +15,8 @@ using autograd::BackwardContext;
 void check_input(const Tensor& x, const ProcessGroupPtr& group, const char* op) {
   LOOM_CHECK(group != nullptr, op, ": no process group");
   LOOM_CHECK(x.defined(), "rank ", group->rank(), ": ", op, ": undefined input");
-  LOOM_CHECK(x.device().is_cpu(), "rank ", group->rank(), ": ", op, ": only CPU tensors, got ", x.device().str());
+  // Where x may live is the group's business: MPI takes host tensors, a
+  // device group (NCCL or host staging) tensors on its device.
 }
 
 // A fresh contiguous sum over the group of x (x is not modified).
@@ -37,7 +38,7 @@ Tensor gather_last(const Tensor& x, ProcessGroup& group) {
   NoGradGuard no_grad;
   const int n = group.size();
   Tensor local = x.contiguous();
-  Tensor buf = empty({n * local.numel()}, TensorOptions(local.dtype()));
+  Tensor buf = empty({n * local.numel()}, TensorOptions(local.dtype()).with_device(local.device()));
   group.all_gather(local.reshape({-1}), buf);
   Shape stacked{n};
   for (int64_t s : local.shape()) stacked.push_back(s);

@@ -89,7 +89,7 @@ nn::NamedTensors gather_named(const nn::NamedTensors& local_tensors, const SpecO
       continue;
     }
     Tensor local = value.contiguous();
-    Tensor buf = empty({n * local.numel()}, TensorOptions(local.dtype()));
+    Tensor buf = empty({n * local.numel()}, TensorOptions(local.dtype()).with_device(local.device()));
     tp.all_gather(local.reshape({-1}), buf);
     std::vector<Tensor> shards;
     for (int r = 0; r < n; ++r) shards.push_back(buf.narrow(0, r * local.numel(), local.numel()).reshape(local.shape()));

@@ -42,18 +42,19 @@ ZeroAdamW::ZeroAdamW(std::vector<optim::ParamGroup> groups, ProcessGroupPtr dp, 
     f.group = gi;
     for (size_t i = 0; i < g.params.size(); ++i) {
       const Tensor& p = g.params[i];
-      if (i == 0) f.dtype = p.dtype();
-      LOOM_CHECK(p.dtype() == f.dtype && p.device().is_cpu(), "rank ", dp_->rank(), ": ZeroAdamW: group '", g.name,
-                 "' mixes dtypes or devices: parameter '", param_name(gi, i), "' is ", dtype_name(p.dtype()), " ",
-                 shape_str(p.shape()), ", the first is ", dtype_name(f.dtype));
+      if (i == 0) f.dtype = p.dtype(), f.device = p.device();
+      LOOM_CHECK(p.dtype() == f.dtype && p.device() == f.device, "rank ", dp_->rank(), ": ZeroAdamW: group '",
+                 g.name, "' mixes dtypes or devices: parameter '", param_name(gi, i), "' is ", dtype_name(p.dtype()),
+                 " ", shape_str(p.shape()), " on ", p.device().str(), ", the first is ", dtype_name(f.dtype), " on ",
+                 f.device.str());
       if (broadcast_from_rank0) dp_->broadcast(p, 0);
       f.offsets.push_back(f.numel);
       f.numel += p.numel();
       f.tp_sharded.push_back(tensor_parallel.sharded.count(param_name(gi, i)) > 0);
     }
     f.shard = (f.numel + n - 1) / n;
-    f.exp_avg = zeros({f.shard}, f.dtype);
-    f.exp_avg_sq = zeros({f.shard}, f.dtype);
+    f.exp_avg = zeros({f.shard}, f.options());
+    f.exp_avg_sq = zeros({f.shard}, f.options());
     flats_.push_back(std::move(f));
   }
 }
@@ -67,14 +68,14 @@ void ZeroAdamW::reduce_gradients() {
   for (Flat& f : flats_) {
     if (f.numel == 0) continue;
     const optim::ParamGroup& g = groups_[f.group];
-    Tensor grads = zeros({f.shard * n}, f.dtype);
+    Tensor grads = zeros({f.shard * n}, f.options());
     for (size_t i = 0; i < g.params.size(); ++i) {
       const Tensor& p = g.params[i];
       LOOM_CHECK(p.grad().defined(), "rank ", dp_->rank(), ": ZeroAdamW: parameter '", name_of(f, i), "' ",
                  shape_str(p.shape()), " of group '", g.name, "' received no gradient in this step");
       grads.narrow(0, f.offsets[i], p.numel()).copy_(p.grad().reshape({p.numel()}));
     }
-    f.grad = empty({f.shard}, f.dtype);
+    f.grad = empty({f.shard}, f.options());
     dp_->reduce_scatter(grads, f.grad, ReduceOp::avg);
   }
   reduced_ = true;
@@ -93,7 +94,9 @@ double ZeroAdamW::grad_norm() {
                      sums[f.tp_sharded[i] ? 1 : 0] += sum(mul(piece, piece)).item<double>();
                    });
   }
-  Tensor total = from_vector(std::vector<double>{sums[0], sums[1]}, {2});
+  // On the parameters' device: a device group carries device tensors only.
+  const Device device = flats_.empty() ? kCPU : flats_.front().device;
+  Tensor total = from_vector(std::vector<double>{sums[0], sums[1]}, {2}).to(device);
   dp_->all_reduce(total, ReduceOp::sum);
   if (tp_ && tp_->size() > 1) {
     Tensor split = total.narrow(0, 1, 1).contiguous();
@@ -122,7 +125,7 @@ void ZeroAdamW::step(double lr) {
   for (Flat& f : flats_) {
     if (f.numel == 0) continue;
     const optim::ParamGroup& g = groups_[f.group];
-    Tensor mine = zeros({f.shard}, f.dtype);  // this rank's slice of the flat parameters
+    Tensor mine = zeros({f.shard}, f.options());  // this rank's slice of the flat parameters
     for_each_piece(f.offsets, g.params, r * f.shard, f.shard, [&](size_t i, int64_t at, int64_t to, int64_t count) {
       mine.narrow(0, to, count).copy_(g.params[i].reshape({g.params[i].numel()}).narrow(0, at, count));
     });
@@ -130,7 +133,7 @@ void ZeroAdamW::step(double lr) {
                          1.0 - std::pow(options_.beta1, static_cast<double>(steps_)),
                          1.0 - std::pow(options_.beta2, static_cast<double>(steps_))};
     kernels::backend(mine.device()).adamw(mine, f.grad, f.exp_avg, f.exp_avg_sq, s);
-    Tensor params = empty({f.shard * n}, f.dtype);
+    Tensor params = empty({f.shard * n}, f.options());
     dp_->all_gather(mine, params);
     for (size_t i = 0; i < g.params.size(); ++i) {
       Tensor p = g.params[i];
@@ -154,7 +157,7 @@ nn::NamedTensors ZeroAdamW::state_tensors() const {
   nn::NamedTensors out;
   for (const Flat& f : flats_) {
     if (f.numel == 0) continue;
-    Tensor all = root ? empty({n * 2 * f.shard}, f.dtype) : Tensor();
+    Tensor all = root ? empty({n * 2 * f.shard}, f.options()) : Tensor();
     dp_->gather(cat({f.exp_avg, f.exp_avg_sq}), all, 0);
     if (!root) continue;
     // Rank r's piece is [exp_avg_r, exp_avg_sq_r]: regroup by slot.

@@ -1,13 +1,14 @@
 // The trainer's data / tensor / ZeRO parallelism (see train/parallel.hpp).
 #include "train/parallel.hpp"
 
+#include "loom/dist/device_group.hpp"
 #include "loom/dist/tp_grad_norm.hpp"
 #include "loom/dist/tp_sharding.hpp"
 #include "loom/ops/creation.hpp"
 
 namespace loom::train {
 
-Parallelism::Parallelism(const Json& recipe, dist::ProcessGroupPtr world) {
+Parallelism::Parallelism(const Json& recipe, dist::ProcessGroupPtr world, Device device) : device_(device) {
   const Json& d = recipe["dist"];
   const int n = world->size(), r = world->rank();
   const int64_t tp = d["tp_size"];
@@ -16,6 +17,9 @@ Parallelism::Parallelism(const Json& recipe, dist::ProcessGroupPtr world) {
   const bool zero = d["zero"];
   LOOM_CHECK(!zero || recipe["optim"]["name"] == "adamw", "rank ", r, ": recipe: dist.zero shards AdamW; optim.name is '",
              recipe["optim"]["name"].get<std::string>(), "'");
+  // On CUDA devices the grid's groups carry device tensors (NCCL, or host
+  // staging without it); the world group stays for host-side checks.
+  if (device.is_cuda() && n > 1) world = dist::make_device_process_group(world, device);
   grid_ = dist::make_grid(world, static_cast<int>(tp));
   zero_ = zero && grid_.dp_size() > 1;
 }
@@ -54,7 +58,7 @@ void Parallelism::finish_step(double& loss_sum, int64_t& units) {
   if (dp_) dp_->finish();  // gradients averaged over the DP group (ZeroAdamW averages in its step)
   const int n = grid_.dp_size();
   if (n == 1) return;
-  Tensor totals = from_vector(std::vector<double>{loss_sum, static_cast<double>(units)}, {2});
+  Tensor totals = from_vector(std::vector<double>{loss_sum, static_cast<double>(units)}, {2}).to(device_);
   grid_.dp->all_reduce(totals, dist::ReduceOp::sum);
   const auto t = totals.to_vector<double>();
   loss_sum = t[0] / n;  // the global average loss (TP peers hold the same one)

@@ -31,8 +31,10 @@ namespace loom::train {
 
 class Parallelism {
  public:
-  // Reads and checks the dist section; splits the world (collective).
-  Parallelism(const Json& recipe, dist::ProcessGroupPtr world);
+  // Reads and checks the dist section; splits the world (collective). On a
+  // CUDA device with several ranks the groups carry device tensors
+  // (loom/dist/device_group.hpp).
+  Parallelism(const Json& recipe, dist::ProcessGroupPtr world, Device device);
 
   // The task's view: its rank in the DP group (loader sharding), the TP group
   // and the device it runs on.
@@ -70,6 +72,7 @@ class Parallelism {
 
  private:
   bool tensor_parallel() const { return grid_.tp_size() > 1; }
+  Device device_;
   dist::Grid grid_;
   bool zero_ = false;
   std::unique_ptr<dist::DataParallel> dp_;

@@ -1,6 +1,7 @@
 #include "loom/train/trainer.hpp"
 
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -90,6 +91,17 @@ struct Metrics {
   std::ofstream out_;
 };
 
+// train.device for this rank. "cuda" on several ranks means one device per
+// rank: the rank's index on its host (OMPI_COMM_WORLD_LOCAL_RANK) modulo the
+// host's devices. "cuda:N" is taken as written.
+Device rank_device(const Json& recipe, const dist::ProcessGroup& world) {
+  const Device device = training_device(recipe);
+  if (!device.is_cuda() || world.size() == 1 || recipe["train"]["device"] != "cuda") return device;
+  const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_RANK");
+  const int local_rank = local != nullptr ? std::atoi(local) : world.rank();
+  return cuda_device(local_rank % cuda_device_count());
+}
+
 Json generator_states(const std::vector<Generator*>& gens) {
   Json out = Json::array();
   for (auto* g : gens) out.push_back({g->seed(), g->offset()});
@@ -121,13 +133,9 @@ RunSummary run_training_on(const Json& recipe, const RunOptions& o, const dist::
 
   const std::string checkpoint = o.resume_dir.empty() ? std::string() : io::find_checkpoint(o.resume_dir, "--resume");
   manual_seed(tr["seed"].get<uint64_t>());
-  Parallelism parallel(recipe, group);
-  const Device device = training_device(recipe);
+  const Device device = rank_device(recipe, *group);
+  Parallelism parallel(recipe, group, device);
   const bool bf16 = bf16_precision(recipe);
-  // Several ranks exchange gradients over MPI, which reads host memory.
-  LOOM_CHECK(device.is_cpu() || world_size == 1, "rank ", group->rank(), ": recipe: train.device '",
-             tr["device"].get<std::string>(), "' with ", world_size,
-             " ranks: loom-train trains on CUDA devices in one process for now (launch without mpirun)");
   // The MPI group and the tensor-parallel loss reduce f32/f64 only.
   LOOM_CHECK(!bf16 || world_size == 1, "rank ", group->rank(), ": recipe: train.precision 'bf16' with ", world_size,
              " ranks: mixed precision runs in one process for now (launch without mpirun)");

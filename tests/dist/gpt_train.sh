@@ -14,6 +14,12 @@
 #   dp2tp2  4 ranks as DP 2 x TP 2 (batch 4 per DP rank) equal one process x 8
 #           (1e-5), also with dist.zero=true (ZeRO-1 over the DP groups); the
 #           DP2 x TP2 checkpoint resumes on 2 ranks as TP 2.
+#   device  train.device=cuda on 2 ranks over host-emulated devices
+#           (LOOM_HOST_EMULATION=1: host memory, CPU kernels, the device
+#           group's host staging): data parallel, tensor parallel 2 and ZeRO-1
+#           each bitwise equal to the same run on the CPU, and a device run
+#           resumed from its step-3 checkpoint bitwise equal to the straight
+#           one. A tensor left on the host in any collective fails the run.
 set -eu
 train=$1; mpiexec=$2; mode=$3
 dir=$(mktemp -d)
@@ -72,6 +78,27 @@ dp2tp2)
   compare "$dir/one" "$dir/dp2tp2_zero" --steps 1-6 --rtol 1e-5 --eval --what "GPT DP 2 (ZeRO-1) x TP 2 vs one process"
   same_layout "$dir/dp2tp2_zero/$ckpt" "$dir/one/$ckpt"
   ;;
+device)
+  for par in dp tp2 zero; do
+    case $par in
+      dp) extra="" ;;
+      tp2) extra="--set dist.tp_size=2" ;;
+      zero) extra="--set dist.zero=true" ;;
+    esac
+    # shellcheck disable=SC2086
+    train "cpu_$par" 2 "$recipe" $tiny --set train.batch_size=4 $extra
+    # shellcheck disable=SC2086
+    (export LOOM_HOST_EMULATION=1; train "dev_$par" 2 "$recipe" $tiny --set train.batch_size=4 --set train.device=cuda $extra)
+    grep -q "on cuda:0" "$dir/dev_$par.log" || { cat "$dir/dev_$par.log"; echo "FAIL: not on the device"; exit 1; }
+    compare "$dir/cpu_$par" "$dir/dev_$par" --steps 1-6 --bitwise --keys loss,grad_norm,lr --eval \
+      --what "GPT 2 ranks ($par) on emulated devices vs the CPU"
+  done
+  # shellcheck disable=SC2086
+  (export LOOM_HOST_EMULATION=1; train dev_resumed 2 "$recipe" $tiny --set train.batch_size=4 --set train.device=cuda \
+    --resume "$dir/dev_dp/$ckpt")
+  compare "$dir/dev_dp" "$dir/dev_resumed" --steps 4-6 --bitwise --keys loss,grad_norm,lr \
+    --what "GPT 2 ranks on emulated devices: 3 steps + --resume + 3 steps vs 6 straight"
+  ;;
 *)
-  echo "gpt_train.sh: unknown mode '$mode' (dp, tp2 or dp2tp2)"; exit 2 ;;
+  echo "gpt_train.sh: unknown mode '$mode' (dp, tp2, dp2tp2 or device)"; exit 2 ;;
 esac

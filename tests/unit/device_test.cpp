@@ -111,3 +111,26 @@ TEST_CASE("Module::to names the tensor it cannot move", "[device]") {
                     Contains("Module::to(cuda:1)") && Contains("'weight'") && Contains("1 device(s)"));
   CHECK(layer.weight.device() == kCPU);  // nothing moved
 }
+
+TEST_CASE("a host-staged device group carries device tensors and refuses host ones, as NCCL does", "[device]") {
+  cuda::HostEmulation emulation(1);
+  const Device dev = cuda_device(0);
+  auto group = dist::make_host_staged_process_group(std::make_shared<dist::LocalProcessGroup>(), dev);
+  CHECK(group->backend() == "local (host-staged cuda:0)");
+  Tensor t = from_vector(std::vector<float>{1, 2, 3}, {3}).to(dev);
+  group->all_reduce(t, dist::ReduceOp::sum);  // one rank: unchanged, and still on the device
+  CHECK(t.device() == dev);
+  CHECK(t.to_vector<float>() == std::vector<float>{1, 2, 3});
+  Tensor out = zeros({3}, TensorOptions(DType::f32).with_device(dev));
+  auto work = group->all_gather_async(t, out);
+  work->wait();  // the staged result lands on the device at completion
+  CHECK(out.to_vector<float>() == std::vector<float>{1, 2, 3});
+  CHECK(group->split(0, 0)->backend() == "local (host-staged cuda:0)");
+  CHECK_THROWS_WITH(group->all_reduce(from_vector(std::vector<float>{1}, {1}), dist::ReduceOp::sum),
+                    Contains("collective all_reduce") && Contains("a tensor on cpu") && Contains("cuda:0"));
+  CHECK_THROWS_WITH(dist::make_host_staged_process_group(std::make_shared<dist::LocalProcessGroup>(), kCPU),
+                    Contains("not a CUDA device"));
+  // Without NCCL in the build (or on emulated devices) the device group is staged.
+  CHECK(dist::make_device_process_group(std::make_shared<dist::LocalProcessGroup>(), dev)->backend() ==
+        "local (host-staged cuda:0)");
+}

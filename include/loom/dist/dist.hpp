@@ -4,6 +4,7 @@
 #pragma once
 #include "loom/dist/consistency.hpp"
 #include "loom/dist/data_parallel.hpp"
+#include "loom/dist/device_group.hpp"
 #include "loom/dist/gather.hpp"
 #include "loom/dist/nccl_process_group.hpp"
 #include "loom/dist/process_group.hpp"

@@ -89,6 +89,8 @@ class ZeroAdamW : public optim::Optimizer {
     int64_t numel = 0;             // real elements
     int64_t shard = 0;             // elements per rank: padded / N, padded a multiple of N
     DType dtype = DType::f32;
+    Device device = kCPU;          // of every parameter of the group
+    TensorOptions options() const { return TensorOptions(dtype).with_device(device); }
     Tensor exp_avg, exp_avg_sq;    // [shard], this rank's slice
     Tensor grad;                   // [shard], the averaged gradient once reduced
     std::vector<bool> tp_sharded;  // per parameter: split over the TP group
