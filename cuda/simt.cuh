@@ -11,10 +11,11 @@
 //     CUDA API, so code that only loads, multiplies and stores them cannot
 //     tell the difference).
 // The emulator is how the kernels' indexing, masking, tiling and
-// synchronisation are tested on machines without a GPU (tests/cuda/
-// simt_kernels_test.cpp). It checks what a GPU would fault on: wmma pointers
-// must be 32-byte aligned and leading dimensions 16-byte multiples, dynamic
-// shared memory must fit the launch. What it cannot check is speed, memory
+// synchronisation are tested on machines without a GPU
+// (tests/cuda/*_emulated_test.cpp; ctest simt.* and device.tiles.*). It
+// checks what a GPU would fault on: wmma pointers must be 32-byte aligned and
+// leading dimensions 16-byte multiples, dynamic shared memory must fit the
+// launch. What it cannot check is speed, memory
 // coalescing, or a race that lockstep-free threads happen not to expose.
 #pragma once
 

@@ -107,7 +107,8 @@ Json common_schema() {
         {"num_workers", 2},
         {"threads", 0},             // 0: the machine's default
         {"device", "cpu"},          // "cpu", "cuda" (cuda:0) or "cuda:N"
-        {"precision", "fp32"}}},    // or "bf16": autocast (loom/ops/autocast.hpp), f32 master weights
+        {"precision", "fp32"},      // or "bf16": autocast (loom/ops/autocast.hpp), f32 master weights
+        {"deterministic", false}}}, // order-fixed kernels where the device would use atomics (loom/core/deterministic.hpp)
       {"optim",
        {{"name", "adamw"},
         {"lr", 1e-3},

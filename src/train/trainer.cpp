@@ -10,6 +10,7 @@
 
 #include "loom/autograd/grad_mode.hpp"
 #include "loom/core/cuda.hpp"
+#include "loom/core/deterministic.hpp"
 #include "loom/dist/dist.hpp"
 #include "loom/train/adapt.hpp"
 #include "loom/io/atomic_file.hpp"
@@ -136,6 +137,7 @@ RunSummary run_training_on(const Json& recipe, const RunOptions& o, const dist::
   const Device device = rank_device(recipe, *group);
   Parallelism parallel(recipe, group, device);
   const bool bf16 = bf16_precision(recipe);
+  set_deterministic_algorithms(tr["deterministic"].get<bool>());
   // The MPI group and the tensor-parallel loss reduce f32/f64 only.
   LOOM_CHECK(!bf16 || world_size == 1, "rank ", group->rank(), ": recipe: train.precision 'bf16' with ", world_size,
              " ranks: mixed precision runs in one process for now (launch without mpirun)");

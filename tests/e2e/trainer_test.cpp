@@ -167,3 +167,25 @@ TEST_CASE("train.precision bf16 follows the fp32 run within bf16 error", "[e2e][
   CHECK_THROWS_WITH(train::run_training(train::resolve(r, train::task_schema(r), "r"), {fresh_dir("fp16"), "", true, 0}),
                     Contains("train.precision must be \"fp32\" or \"bf16\""));
 }
+
+TEST_CASE("train.deterministic switches deterministic algorithms for the run; the CPU gives the same bits", "[e2e]") {
+  Json r = {{"model", {{"kind", "gpt"}, {"vocab_size", 512}, {"d_model", 32}, {"n_layers", 1}, {"n_heads", 2}, {"seq_len", 16}}},
+            {"train", {{"steps", 3}, {"batch_size", 4}, {"log_every", 1}, {"num_workers", 0}}},
+            {"eval", {{"max_batches", 1}}}};
+  auto losses_with = [&](const Json& deterministic) {
+    r["train"]["deterministic"] = deterministic;
+    const std::string run = fresh_dir("deterministic");
+    train::run_training(train::resolve(r, train::task_schema(r), "r"), {run, "", true, 0});
+    std::vector<double> losses;
+    for (const Json& m : read_metrics(run)) losses.push_back(m["loss"]);
+    fs::remove_all(run);
+    return losses;
+  };
+  const auto plain = losses_with(false);
+  CHECK_FALSE(deterministic_algorithms());
+  const auto fixed = losses_with(true);
+  CHECK(deterministic_algorithms());  // the run set it for the process
+  CHECK(fixed == plain);
+  set_deterministic_algorithms(false);
+  CHECK_THROWS_WITH(losses_with("yes"), Contains("'train.deterministic' must be a boolean"));
+}

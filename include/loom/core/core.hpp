@@ -1,5 +1,6 @@
 #pragma once
 #include "loom/core/cuda.hpp"
+#include "loom/core/deterministic.hpp"
 #include "loom/core/device.hpp"
 #include "loom/core/dtype.hpp"
 #include "loom/core/error.hpp"
