@@ -15,8 +15,8 @@
 // (tests/cuda/*_emulated_test.cpp; ctest simt.* and device.tiles.*). It
 // checks what a GPU would fault on: wmma pointers must be 32-byte aligned and
 // leading dimensions 16-byte multiples, dynamic shared memory must fit the
-// launch. What it cannot check is speed, memory
-// coalescing, or a race that lockstep-free threads happen not to expose.
+// launch. What it cannot check is speed, memory coalescing, or a race that
+// lockstep-free threads happen not to expose.
 #pragma once
 
 #include <cmath>
