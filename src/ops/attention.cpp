@@ -69,10 +69,11 @@ std::optional<Tensor> fused_attention(const Tensor& q_in, const Tensor& k_in, co
   Shape out_shape = lead;
   out_shape.push_back(lq);
   out_shape.push_back(d);
-  return ops::record("scaled_dot_product_attention", out.reshape(out_shape), {q, k, v}, {q3, k3, v3, out, lse},
-                     [keep, params, qs = q.shape(), ks = k.shape(), vs = v.shape()](const ops::BackwardContext& ctx,
-                                                                                     const Tensor& g) {
-                       const Tensor q3 = ctx.saved(0), k3 = ctx.saved(1), v3 = ctx.saved(2);
+  return ops::record("scaled_dot_product_attention", out.reshape(out_shape), {q, k, v},
+                     {q3, k3, v3, out, lse, keep},
+                     [params, qs = q.shape(), ks = k.shape(), vs = v.shape()](const ops::BackwardContext& ctx,
+                                                                               const Tensor& g) {
+                       const Tensor q3 = ctx.saved(0), k3 = ctx.saved(1), v3 = ctx.saved(2), keep = ctx.saved(5);
                        const Tensor grad_out = packed(g.to(q3.dtype())).reshape(q3.shape());
                        const TensorOptions on = TensorOptions(q3.dtype()).with_device(q3.device());
                        Tensor gq = empty(q3.shape(), on), gk = empty(k3.shape(), on), gv = empty(v3.shape(), on);

@@ -18,7 +18,7 @@ Parallelism::Parallelism(const Json& recipe, dist::ProcessGroupPtr world, Device
   LOOM_CHECK(!zero || recipe["optim"]["name"] == "adamw", "rank ", r, ": recipe: dist.zero shards AdamW; optim.name is '",
              recipe["optim"]["name"].get<std::string>(), "'");
   // On CUDA devices the grid's groups carry device tensors (NCCL, or host
-  // staging without it); the world group stays for host-side checks.
+  // staging without it); the trainer keeps the MPI world for host-side checks.
   if (device.is_cuda() && n > 1) world = dist::make_device_process_group(world, device);
   grid_ = dist::make_grid(world, static_cast<int>(tp));
   zero_ = zero && grid_.dp_size() > 1;
