@@ -8,7 +8,6 @@
 #include <initializer_list>
 
 #include "flash_attention_args.hpp"
-#include "loom/ops/creation.hpp"
 #include "multi_tensor_args.hpp"
 
 namespace loom::cuda {
@@ -22,37 +21,21 @@ void check_one_device(std::initializer_list<const Tensor*> tensors, const char* 
                t->device().str(), " reached the emulated ", device.str(), " kernel");
 }
 
+void emulator_launch_status(int, const char*) {}  // the emulator faults loudly instead
+
 bool emulated_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_keep, const Tensor& out,
                         const Tensor& lse, const kernels::AttentionParams& p) {
   check_one_device({&q, &k, &v, &key_keep, &out, &lse}, "attention");
-  if (!flash::takes(q, k, v, key_keep, simt::kMaxSharedBytes)) return false;
-  flash::check_outputs(q, out, lse, "attention");
-  const flash::Args a = flash::forward_args(q, k, v, key_keep, out, lse, p);
-  if (q.dtype() == DType::f32)
-    flash::launch_forward<float>(a, {});
-  else
-    flash::launch_forward<simt::bf16>(a, {});
-  return true;
+  return flash::run_forward(q, k, v, key_keep, out, lse, p, simt::kMaxSharedBytes, {}, emulator_launch_status);
 }
 
 void emulated_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_keep,
                                  const Tensor& out, const Tensor& grad_out, const Tensor& lse, const Tensor& grad_q,
                                  const Tensor& grad_k, const Tensor& grad_v, const kernels::AttentionParams& p) {
-  const char* op = "attention backward";
-  check_one_device({&q, &k, &v, &key_keep, &out, &grad_out, &lse, &grad_q, &grad_k, &grad_v}, op);
-  LOOM_CHECK(flash::takes(q, k, v, key_keep, simt::kMaxSharedBytes), op,
-             ": the forward kernel does not take these inputs");
-  flash::check_outputs(q, out, lse, op);
-  flash::check_gradients(q, k, v, grad_out, grad_q, grad_k, grad_v, op);
-  Tensor delta = empty({q.size(0), q.size(1)}, TensorOptions(DType::f32).with_device(q.device()));
-  const flash::Args a = flash::backward_args(q, k, v, key_keep, out, grad_out, lse, grad_q, grad_k, grad_v, delta, p);
-  if (q.dtype() == DType::f32)
-    flash::launch_backward<float>(a, {});
-  else
-    flash::launch_backward<simt::bf16>(a, {});
+  check_one_device({&q, &k, &v, &key_keep, &out, &grad_out, &lse, &grad_q, &grad_k, &grad_v}, "attention backward");
+  flash::run_backward(q, k, v, key_keep, out, grad_out, lse, grad_q, grad_k, grad_v, p, simt::kMaxSharedBytes, {},
+                      emulator_launch_status);
 }
-
-void emulator_launch_status(int, const char*) {}  // the emulator faults loudly instead
 
 bool emulated_adamw_multi(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
                           const std::vector<Tensor>& exp_avgs, const std::vector<Tensor>& exp_avg_sqs,

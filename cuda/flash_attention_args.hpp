@@ -1,15 +1,19 @@
 // The tensor side of the flash-attention kernels, shared by the device
 // entries (flash_attention.cu) and the host emulation (emulated_tiles.cpp):
-// which calls the kernels take, the checks on their outputs, and the kernel
-// arguments.
+// which calls the kernels take, the checks on their outputs, the kernel
+// arguments, and the entries' bodies after the device checks. `stream` is the
+// device's stream (or the emulator's); check(status, what) reports a failed
+// launch.
 #pragma once
 
 #include <climits>
 #include <cstdint>
+#include <string>
 
 #include "flash_attention.cuh"
 #include "kernels/backend.hpp"
 #include "loom/core/error.hpp"
+#include "loom/ops/creation.hpp"
 
 namespace loom::flash {
 inline namespace LOOM_SIMT_ABI {
@@ -84,6 +88,47 @@ inline Args backward_args(const Tensor& q, const Tensor& k, const Tensor& v, con
   a.grad_v = grad_v.raw_data();
   a.delta = static_cast<float*>(delta.raw_data());
   return a;
+}
+
+inline std::string describe(const Tensor& q, const Tensor& k) {
+  return loom::detail::concat("q ", shape_str(q.shape()), ", k ", shape_str(k.shape()), ", ", dtype_name(q.dtype()));
+}
+
+// Hands a failed launch to check(status, message), the message built only then.
+template <class Status, class Check>
+void report(Status status, const char* what, const Tensor& q, const Tensor& k, Check&& check) {
+  if (status != Status{}) check(status, (std::string(what) + ": " + describe(q, k)).c_str());
+}
+
+// The forward entry: false (touching nothing) when the kernels do not take
+// the call.
+template <class Check>
+bool run_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_keep, const Tensor& out,
+                 const Tensor& lse, const kernels::AttentionParams& p, size_t max_shared_bytes, Stream stream,
+                 Check&& check) {
+  if (!takes(q, k, v, key_keep, max_shared_bytes)) return false;
+  check_outputs(q, out, lse, "attention");
+  const Args a = forward_args(q, k, v, key_keep, out, lse, p);
+  report(q.dtype() == DType::f32 ? launch_forward<float>(a, stream) : launch_forward<simt::bf16>(a, stream),
+         "flash attention forward", q, k, check);
+  return true;
+}
+
+// The backward entry, for calls whose forward the kernels took.
+template <class Check>
+void run_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_keep, const Tensor& out,
+                  const Tensor& grad_out, const Tensor& lse, const Tensor& grad_q, const Tensor& grad_k,
+                  const Tensor& grad_v, const kernels::AttentionParams& p, size_t max_shared_bytes, Stream stream,
+                  Check&& check) {
+  const char* op = "attention backward";
+  LOOM_CHECK(takes(q, k, v, key_keep, max_shared_bytes), op, ": the forward kernel does not take these inputs (",
+             describe(q, k), ")");
+  check_outputs(q, out, lse, op);
+  check_gradients(q, k, v, grad_out, grad_q, grad_k, grad_v, op);
+  Tensor delta = empty({q.size(0), q.size(1)}, TensorOptions(DType::f32).with_device(q.device()));
+  const Args a = backward_args(q, k, v, key_keep, out, grad_out, lse, grad_q, grad_k, grad_v, delta, p);
+  report(q.dtype() == DType::f32 ? launch_backward<float>(a, stream) : launch_backward<simt::bf16>(a, stream),
+         "flash attention backward", q, k, check);
 }
 
 }  // namespace LOOM_SIMT_ABI

@@ -100,7 +100,7 @@ Result reference(const Case& c, const Inputs& in) {
 }
 
 template <class T>
-Result run_kernels(const Case& c, const Inputs& in, bool backward) {
+Result run_kernels(const Case& c, const Inputs& in) {
   auto cast = [](const std::vector<float>& v) { return std::vector<T>(v.begin(), v.end()); };
   std::vector<T> q = cast(in.q), k = cast(in.k), v = cast(in.v), dout = cast(in.dout);
   const T nan = T(std::numeric_limits<float>::quiet_NaN());
@@ -126,7 +126,7 @@ Result run_kernels(const Case& c, const Inputs& in, bool backward) {
   a.causal = c.causal;
   a.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(c.d)));
   loom::flash::launch_forward<T>(a, {});
-  if (backward) loom::flash::launch_backward<T>(a, {});
+  loom::flash::launch_backward<T>(a, {});
 
   auto to_double = [](const auto& xs) {
     std::vector<double> r;
@@ -169,7 +169,7 @@ template <class T>
 void check_case(const Case& c, double tol, bool dv_differs = false) {
   const Inputs in = make_inputs<T>(c, 1234u + static_cast<uint32_t>(c.lq * 7 + c.lk * 3 + c.d));
   const Result want = reference(c, in);
-  const Result got = run_kernels<T>(c, in, true);
+  const Result got = run_kernels<T>(c, in);
   check_close(got.out, want.out, tol, "out");
   check_close(got.lse, want.lse, tol, "lse");
   check_close(got.dq, want.dq, tol, "dq");
