@@ -1,5 +1,5 @@
-// Memory-bound kernels (softmax, layer_norm, rms_norm, gelu, fused
-// cross-entropy, AdamW), convolutions and attention, each timed through
+// Memory-bound kernels (softmax, layer_norm, rms_norm, the residual add fused
+// with layer_norm against the two ops, gelu, fused cross-entropy, AdamW), convolutions and attention, each timed through
 // loom's public ops: "fwd" under NoGradGuard, "fwd+bwd" as forward with grad
 // plus backward(dY) (parameter gradients included, as in training).
 //
@@ -87,6 +87,28 @@ void norm_case(const Options& opt, bool rms, int64_t rows, int64_t cols) {
           2 * n * F, 3 * n * F, false);
 }
 
+// A pre-norm block's `h = x + r; y = norm(h); out = h + f(y)`, with f the
+// identity: residual_layer_norm against add + layer_norm. Both count the fused
+// kernels' traffic (fwd: x, r read, h, y written, then the trailing add's 3;
+// bwd: g_y, h, g_h read, dh written), so their GB/s compare as speeds.
+void residual_norm_case(const Options& opt, int64_t rows, int64_t cols) {
+  const double n = static_cast<double>(rows * cols);
+  std::vector<Tensor> in{randn({rows, cols}).requires_grad_(), randn({rows, cols}).requires_grad_(),
+                         ones({cols}).requires_grad_(), zeros({cols}).requires_grad_()};
+  for (bool fused : {true, false}) {
+    fwd_bwd(opt, fused ? "residual_layer_norm" : "add+layer_norm", dims({rows, cols}), in,
+            [fused, cols](const std::vector<Tensor>& t) {
+              if (fused) {
+                const ResidualNorm r = residual_layer_norm(t[0], t[1], {cols}, t[2], t[3]);
+                return add(r.sum, r.normed);
+              }
+              Tensor h = add(t[0], t[1]);
+              return add(h, layer_norm(h, {cols}, t[2], t[3]));
+            },
+            7 * n * F, 4 * n * F, false);
+  }
+}
+
 void gelu_case(const Options& opt, GeluApprox approx, int64_t rows, int64_t cols) {
   const double n = static_cast<double>(rows * cols);
   fwd_bwd(opt, approx == GeluApprox::tanh ? "gelu_tanh" : "gelu_erf", dims({rows, cols}),
@@ -137,6 +159,10 @@ void run_memory(const std::string& which, const Options& opt) {
   if (all || which == "rms_norm") {
     norm_case(opt, true, 8192, 1024);
     norm_case(opt, true, 2048, 192);
+  }
+  if (all || which == "residual_norm") {
+    residual_norm_case(opt, 8192, 1024);
+    residual_norm_case(opt, 2048, 192);
   }
   if (all || which == "gelu") {
     for (GeluApprox approx : {GeluApprox::tanh, GeluApprox::none}) {

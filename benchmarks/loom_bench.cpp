@@ -106,7 +106,8 @@ void usage() {
                "  peak                               fp32 FMA peak and copy bandwidth of this machine\n"
                "  gemm [--m M --n N --k K]           one product (default: square sweep + recipe shapes;\n"
                "       [--trans-a 1] [--trans-b 1]    --max-square N caps the sweep, default 2048)\n"
-               "  softmax | layer_norm | rms_norm | gelu | cross_entropy | adamw | memory (all of these)\n"
+               "  softmax | layer_norm | rms_norm | residual_norm | gelu | cross_entropy | adamw\n"
+               "  memory                             all of the above\n"
                "  conv                               patch embedding and a 3x3 convolution\n"
                "  attention [--seq T] [--causal 0|1] scaled-dot-product attention, forward and forward+backward\n"
                "  mel [--seconds S]                  log-mel spectrogram of S seconds of 16 kHz audio (default 10)\n"
@@ -147,7 +148,8 @@ int main(int argc, char** argv) {
       run_peak(opt);
     } else if (name == "gemm") {
       run_gemm(opt);
-    } else if (name == "softmax" || name == "layer_norm" || name == "rms_norm" || name == "gelu" ||
+    } else if (name == "softmax" || name == "layer_norm" || name == "rms_norm" || name == "residual_norm" ||
+               name == "gelu" ||
                name == "cross_entropy" || name == "adamw" || name == "memory") {
       run_memory(name, opt);
     } else if (name == "conv") {

@@ -1,5 +1,5 @@
-// The CUDA backend's hand-written tile kernels (flash attention, the
-// multi-tensor AdamW and sum of squares) compiled for the host and run on the
+// The CUDA backend's hand-written simt kernels (flash attention, the norms,
+// the multi-tensor AdamW and sum of squares) compiled for the host and run on the
 // SIMT emulator of simt.cuh, for a cuda::HostEmulation created with
 // EmulatedKernels::cpu_and_tiles: the fused paths of the ops and optimizers
 // (argument packing, masks, autograd, autocast, batching) then run on
@@ -9,6 +9,7 @@
 
 #include "flash_attention_args.hpp"
 #include "multi_tensor_args.hpp"
+#include "norm_args.hpp"
 
 namespace loom::cuda {
 
@@ -37,6 +38,22 @@ void emulated_attention_backward(const Tensor& q, const Tensor& k, const Tensor&
                       emulator_launch_status);
 }
 
+void emulated_norm(const Tensor& x, const Tensor& residual, const Tensor& weight, const Tensor& bias,
+                   const Tensor& out, const Tensor& sum, const Tensor& mean, const Tensor& rstd,
+                   const kernels::NormShape& s) {
+  check_one_device({&out, &x, &residual, &weight, &bias, &sum, &mean, &rstd}, norm_kernels::op_name(s, false));
+  norm_kernels::run_forward(x, residual, weight, bias, out, sum, mean, rstd, s, {}, emulator_launch_status);
+}
+
+void emulated_norm_backward(const Tensor& grad, const Tensor& grad_sum, const Tensor& x, const Tensor& weight,
+                            const Tensor& mean, const Tensor& rstd, const Tensor& grad_x, const Tensor& grad_w,
+                            const Tensor& grad_b, const kernels::NormShape& s) {
+  check_one_device({&x, &grad, &grad_sum, &weight, &mean, &rstd, &grad_x, &grad_w, &grad_b},
+                   norm_kernels::op_name(s, true));
+  norm_kernels::run_backward(grad, grad_sum, x, weight, mean, rstd, grad_x, grad_w, grad_b, s, {},
+                             emulator_launch_status);
+}
+
 bool emulated_adamw_multi(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
                           const std::vector<Tensor>& exp_avgs, const std::vector<Tensor>& exp_avg_sqs,
                           const kernels::AdamWStep& s) {
@@ -54,6 +71,8 @@ bool emulated_sum_squares(const std::vector<Tensor>& tensors, double* out) {
 void add_emulated_tile_kernels(kernels::Backend& table) {
   table.attention = emulated_attention;
   table.attention_backward = emulated_attention_backward;
+  table.norm = emulated_norm;
+  table.norm_backward = emulated_norm_backward;
   table.adamw_multi = emulated_adamw_multi;
   table.sum_squares = emulated_sum_squares;
 }

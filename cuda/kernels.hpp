@@ -26,10 +26,11 @@ void softmax(const Tensor& x, const Tensor& out, int64_t outer, int64_t r, int64
 void softmax_backward(const Tensor& grad, const Tensor& y, const Tensor& grad_in, int64_t outer, int64_t r,
                       int64_t inner, bool log);
 // norm.cu
-void norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& out, const Tensor& mean,
-          const Tensor& rstd, const NormShape& s);
-void norm_backward(const Tensor& grad, const Tensor& x, const Tensor& weight, const Tensor& mean, const Tensor& rstd,
-                   const Tensor& grad_x, const Tensor& grad_w, const Tensor& grad_b, const NormShape& s);
+void norm(const Tensor& x, const Tensor& residual, const Tensor& weight, const Tensor& bias, const Tensor& out,
+          const Tensor& sum, const Tensor& mean, const Tensor& rstd, const NormShape& s);
+void norm_backward(const Tensor& grad, const Tensor& grad_sum, const Tensor& x, const Tensor& weight,
+                   const Tensor& mean, const Tensor& rstd, const Tensor& grad_x, const Tensor& grad_w,
+                   const Tensor& grad_b, const NormShape& s);
 // loss.cu
 void cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& losses, const CrossEntropyParams& p);
 void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& row_scale,

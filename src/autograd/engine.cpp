@@ -24,8 +24,13 @@ struct LaterFirst {
   }
 };
 
-void accumulate(std::unordered_map<Node*, Tensor>& buffer, Node* node, const Tensor& grad) {
-  Tensor& slot = buffer[node];
+// Gradients waiting for each node, one per output of the node.
+using GradBuffer = std::unordered_map<Node*, std::vector<Tensor>>;
+
+void accumulate(GradBuffer& buffer, const Edge& edge, const Tensor& grad) {
+  std::vector<Tensor>& slots = buffer[edge.node.get()];
+  if (slots.empty()) slots.resize(edge.node->num_outputs());
+  Tensor& slot = slots.at(edge.input_nr);
   slot = slot.defined() ? add(slot, grad) : grad;
 }
 
@@ -36,7 +41,7 @@ void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads
   NoGradGuard no_grad;
   AutocastGuard no_autocast(DType::bf16, false);  // gradients keep the dtypes the forward chose
 
-  std::unordered_map<Node*, Tensor> buffer;
+  GradBuffer buffer;
   std::vector<std::shared_ptr<Node>> root_nodes;
   for (size_t i = 0; i < roots.size(); ++i) {
     const Tensor& root = roots[i];
@@ -54,7 +59,7 @@ void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads
     LOOM_CHECK(g.dtype() == root.dtype(), "backward: gradient dtype ", dtype_name(g.dtype()), " for an output of dtype ",
                dtype_name(root.dtype()));
     Edge e = gradient_edge(root);
-    accumulate(buffer, e.node.get(), g);
+    accumulate(buffer, e, g);
     root_nodes.push_back(e.node);
   }
 
@@ -82,23 +87,29 @@ void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads
   while (!ready.empty()) {
     std::shared_ptr<Node> node = ready.top();
     ready.pop();
-    Tensor grad = std::move(buffer[node.get()]);
+    std::vector<Tensor> grads = std::move(buffer[node.get()]);
     buffer.erase(node.get());
+    grads.resize(node->num_outputs());
 
-    std::vector<Tensor> input_grads;
-    if (grad.defined()) {
-      for (auto& hook : node->output_hooks())
-        if (auto replaced = hook(grad)) grad = *replaced;
-      if (auto out = node->retained_output.lock()) out->grad = grad;
-      input_grads = node->apply(grad);
+    bool any_grad = false;
+    for (size_t i = 0; i < grads.size(); ++i) {
+      if (!grads[i].defined()) continue;
+      any_grad = true;
+      if (!node->has_output_slots()) continue;
+      Node::OutputSlot& slot = node->output_slot(i);
+      for (auto& hook : slot.hooks)
+        if (auto replaced = hook(grads[i])) grads[i] = *replaced;
+      if (auto out = slot.retained.lock()) out->grad = grads[i];
     }
+    std::vector<Tensor> input_grads;
+    if (any_grad) input_grads = node->apply_outputs(grads);
     if (!retain_graph) node->release_saved();
 
     auto& edges = node->next_edges();
     for (size_t i = 0; i < edges.size(); ++i) {
       if (!edges[i].valid()) continue;
       Node* child = edges[i].node.get();
-      if (i < input_grads.size() && input_grads[i].defined()) accumulate(buffer, child, input_grads[i]);
+      if (i < input_grads.size() && input_grads[i].defined()) accumulate(buffer, edges[i], input_grads[i]);
       if (--dependencies[child] == 0) ready.push(edges[i].node);
     }
   }

@@ -13,6 +13,12 @@ std::atomic<uint64_t> g_next_sequence_nr{0};
 
 Node::Node(std::string name) : name_(std::move(name)), sequence_nr_(g_next_sequence_nr++) {}
 
+Node::OutputSlot& Node::output_slot(size_t i) {
+  LOOM_CHECK(i < num_outputs(), name_, ": output ", i, " of a node with ", num_outputs(), " outputs");
+  if (output_slots_.size() < num_outputs()) output_slots_.resize(num_outputs());
+  return output_slots_[i];
+}
+
 SavedTensor::SavedTensor(const Tensor& t) : saved_defined_(t.defined()) {
   if (!t.defined()) return;
   tensor_ = t.detach();  // no grad_fn: a saved output must not own its own node
@@ -49,21 +55,24 @@ std::vector<Tensor> AccumulateGrad::apply(const Tensor& incoming) {
   return {};
 }
 
-FunctionNode::FunctionNode(std::string name, BackwardFn fn, std::vector<SavedTensor> saved,
+FunctionNode::FunctionNode(std::string name, MultiBackwardFn fn, size_t num_outputs, std::vector<SavedTensor> saved,
                            std::vector<bool> needs_grad, std::vector<Shape> input_shapes)
     : Node(std::move(name)),
       fn_(std::move(fn)),
+      num_outputs_(num_outputs),
       saved_(std::move(saved)),
       needs_grad_(std::move(needs_grad)),
       input_shapes_(std::move(input_shapes)) {}
 
-std::vector<Tensor> FunctionNode::apply(const Tensor& grad_output) {
+std::vector<Tensor> FunctionNode::apply_outputs(const std::vector<Tensor>& grad_outputs) {
   // Only nodes that saved tensors need them again; others can re-run, as in PyTorch.
   LOOM_CHECK(!released_ || saved_.empty(), name_,
              ": trying to backward through the graph a second time (its saved tensors were freed); pass "
              "retain_graph=true to the first backward()");
   BackwardContext ctx(*this, saved_, needs_grad_);
-  std::vector<Tensor> grads = fn_(ctx, grad_output);
+  LOOM_CHECK(grad_outputs.size() == num_outputs_, name_, ": ", grad_outputs.size(), " output gradients for ",
+             num_outputs_, " outputs");
+  std::vector<Tensor> grads = fn_(ctx, grad_outputs);
   LOOM_CHECK(grads.size() == needs_grad_.size(), name_, " backward returned ", grads.size(), " gradients for ",
              needs_grad_.size(), " inputs");
   for (size_t i = 0; i < grads.size(); ++i) {
@@ -91,7 +100,7 @@ bool any_requires_grad(const std::vector<Tensor>& inputs) {
 
 Edge gradient_edge(const Tensor& t) {
   if (!t.defined() || !t.requires_grad()) return Edge{};
-  if (t.grad_fn()) return Edge{t.grad_fn()};
+  if (t.grad_fn()) return Edge{t.grad_fn(), t.impl()->output_nr};
   TensorImpl* impl = t.impl();
   std::shared_ptr<Node> acc = impl->grad_accumulator.lock();
   if (!acc) {
@@ -101,9 +110,9 @@ Edge gradient_edge(const Tensor& t) {
   return Edge{acc};
 }
 
-Tensor record(const char* op, Tensor output, const std::vector<Tensor>& inputs, const std::vector<Tensor>& saved,
-              BackwardFn backward) {
-  if (!any_requires_grad(inputs)) return output;
+std::vector<Tensor> record(const char* op, std::vector<Tensor> outputs, const std::vector<Tensor>& inputs,
+                           const std::vector<Tensor>& saved, MultiBackwardFn backward) {
+  if (!any_requires_grad(inputs)) return outputs;
   std::vector<bool> needs(inputs.size());
   std::vector<Shape> shapes(inputs.size());
   std::vector<Edge> edges(inputs.size());
@@ -115,12 +124,24 @@ Tensor record(const char* op, Tensor output, const std::vector<Tensor>& inputs, 
   std::vector<SavedTensor> kept;
   kept.reserve(saved.size());
   for (const auto& t : saved) kept.emplace_back(t);
-  auto node = std::make_shared<FunctionNode>(op, std::move(backward), std::move(kept), std::move(needs),
-                                             std::move(shapes));
+  auto node = std::make_shared<FunctionNode>(op, std::move(backward), outputs.size(), std::move(kept),
+                                             std::move(needs), std::move(shapes));
   node->next_edges() = std::move(edges);
-  output.impl()->grad_fn = std::move(node);
-  output.impl()->requires_grad = true;
-  return output;
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    TensorImpl* impl = outputs[i].impl();
+    impl->grad_fn = node;
+    impl->output_nr = static_cast<uint32_t>(i);
+    impl->requires_grad = true;
+  }
+  return outputs;
+}
+
+Tensor record(const char* op, Tensor output, const std::vector<Tensor>& inputs, const std::vector<Tensor>& saved,
+              BackwardFn backward) {
+  MultiBackwardFn one = [fn = std::move(backward)](const BackwardContext& ctx, const std::vector<Tensor>& grads) {
+    return fn(ctx, grads[0]);
+  };
+  return record(op, std::vector<Tensor>{std::move(output)}, inputs, saved, std::move(one))[0];
 }
 
 }  // namespace loom::autograd

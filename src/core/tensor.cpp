@@ -147,7 +147,7 @@ void Tensor::register_hook(GradHook hook) const {
   if (is_leaf()) {
     impl_->hooks.push_back(std::move(hook));
   } else {
-    impl_->grad_fn->output_hooks().push_back(std::move(hook));
+    impl_->grad_fn->output_slot(impl_->output_nr).hooks.push_back(std::move(hook));
   }
 }
 
@@ -160,7 +160,7 @@ void Tensor::retain_grad() const {
   LOOM_CHECK(requires_grad(), "retain_grad: the tensor does not require grad");
   if (is_leaf()) return;
   impl_->retains_grad = true;
-  impl_->grad_fn->retained_output = impl_;
+  impl_->grad_fn->output_slot(impl_->output_nr).retained = impl_;
 }
 
 // ---- views (thin wrappers over loom/ops/shape.hpp) ----

@@ -1,8 +1,11 @@
-// LayerNorm and RMSNorm over the rows of a contiguous [rows, cols] tensor.
+// LayerNorm and RMSNorm over the rows of a contiguous [rows, cols] tensor,
+// optionally fused with the residual add before them (h = x + residual, the
+// pre-norm block's stream, is written out and normalised while in L1).
 // Forward saves mean and rstd per row; backward uses them:
-//   xhat = (x - mean) * rstd,  y = xhat * w + b
-//   dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))   (LayerNorm)
-//   dx = rstd * (dxhat - xhat * mean(dxhat * xhat))                 (RMSNorm)
+//   xhat = (h - mean) * rstd,  y = xhat * w + b
+//   dh = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) + g_h   (LayerNorm)
+//   dh = rstd * (dxhat - xhat * mean(dxhat * xhat)) + g_h                 (RMSNorm)
+// where g_h is the gradient that reached h directly (fused only).
 // A row is read from memory once and revisited from L1: the statistics and
 // the backward's two sums reduce in lanes (vec_row.hpp), so the loops
 // vectorise. Rows run in parallel; the weight and bias gradients sum over
@@ -24,10 +27,12 @@ int64_t row_grain(int64_t cols) { return std::max<int64_t>(1, 4096 / std::max<in
 
 }  // namespace
 
-void norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& out, const Tensor& mean,
-          const Tensor& rstd, const NormShape& s) {
+void norm(const Tensor& x, const Tensor& residual, const Tensor& weight, const Tensor& bias, const Tensor& out,
+          const Tensor& sum, const Tensor& mean, const Tensor& rstd, const NormShape& s) {
   dispatch_float(x.dtype(), s.rms ? "rms_norm" : "layer_norm", [&]<class T>() {
     const T* xp = ptr<T>(x);
+    const T* rp = residual.defined() ? ptr<T>(residual) : nullptr;
+    T* sp = residual.defined() ? ptr<T>(sum) : nullptr;
     const T* wp = weight.defined() ? ptr<T>(weight) : nullptr;
     const T* bp = bias.defined() ? ptr<T>(bias) : nullptr;
     T* op = ptr<T>(out);
@@ -35,6 +40,12 @@ void norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tenso
     parallel_for(0, s.rows, row_grain(n), [&](int64_t r0, int64_t r1) {
       for (int64_t i = r0; i < r1; ++i) {
         const T* row = xp + i * n;
+        if (rp) {
+          T* h = sp + i * n;
+          const T* res = rp + i * n;
+          for (int64_t j = 0; j < n; ++j) h[j] = row[j] + res[j];
+          row = h;
+        }
         const T mu = s.rms ? T(0) : static_cast<T>(lane_sum<T>(n, [&](int64_t j) { return row[j]; }) / n);
         const double ss = lane_sum<T>(n, [&](int64_t j) {
           const T d = row[j] - mu;
@@ -55,10 +66,12 @@ void norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tenso
   });
 }
 
-void norm_backward(const Tensor& grad, const Tensor& x, const Tensor& weight, const Tensor& mean, const Tensor& rstd,
-                   const Tensor& grad_x, const Tensor& grad_w, const Tensor& grad_b, const NormShape& s) {
+void norm_backward(const Tensor& grad, const Tensor& grad_sum, const Tensor& x, const Tensor& weight,
+                   const Tensor& mean, const Tensor& rstd, const Tensor& grad_x, const Tensor& grad_w,
+                   const Tensor& grad_b, const NormShape& s) {
   dispatch_float(x.dtype(), s.rms ? "rms_norm backward" : "layer_norm backward", [&]<class T>() {
     const T* gp = ptr<T>(grad);
+    const T* gsp = grad_sum.defined() && grad_x.defined() ? ptr<T>(grad_sum) : nullptr;
     const T* xp = ptr<T>(x);
     const int64_t n = s.cols;
     // The row loop runs without conditions: a missing weight reads ones, and
@@ -88,7 +101,12 @@ void norm_backward(const Tensor& grad, const Tensor& x, const Tensor& weight, co
           const T mean_dx = static_cast<T>(sum_dx / static_cast<double>(n));
           // Two loops (the row is in L1): one loop with three outputs needs
           // more runtime alias checks than GCC versions a loop for.
-          for (int64_t j = 0; j < n; ++j) dx[j] = r * (g[j] * wp[j] - mean_d - xhat(j) * mean_dx);
+          if (gsp) {
+            const T* gs = gsp + i * n;
+            for (int64_t j = 0; j < n; ++j) dx[j] = r * (g[j] * wp[j] - mean_d - xhat(j) * mean_dx) + gs[j];
+          } else {
+            for (int64_t j = 0; j < n; ++j) dx[j] = r * (g[j] * wp[j] - mean_d - xhat(j) * mean_dx);
+          }
           for (int64_t j = 0; j < n; ++j) {
             gw[j] += g[j] * xhat(j);
             gb[j] += g[j];

@@ -27,11 +27,6 @@ void add_lora_specs(const nn::LoraHost& host, const char* param, ShardSpec spec,
   for (const auto& name : host.lora_adapters()->names()) specs.push_back({"lora." + name + "." + param, spec});
 }
 
-std::shared_ptr<nn::Layer> make_norm(nn::NormKind kind, int64_t dim) {
-  if (kind == nn::NormKind::rms_norm) return std::make_shared<nn::RMSNorm>(dim);
-  return std::make_shared<nn::LayerNorm>(dim);
-}
-
 }  // namespace
 
 ColumnParallelLinear::ColumnParallelLinear(int64_t in, int64_t out, ProcessGroupPtr g, bool gather, bool with_bias,
@@ -179,16 +174,16 @@ ParallelTransformerBlock::ParallelTransformerBlock(const nn::TransformerBlockOpt
     : options(o) {
   LOOM_CHECK(!o.cross_attention, "ParallelTransformerBlock: cross-attention is not implemented");
   const int64_t hidden = o.mlp_hidden > 0 ? o.mlp_hidden : 4 * o.dim;
-  norm1 = register_module("norm1", make_norm(o.norm, o.dim));
+  norm1 = register_module("norm1", nn::make_norm(o.norm, o.dim));
   attn = register_module("attn", std::make_shared<ParallelAttention>(
                                      nn::AttentionOptions{o.dim, o.heads, 0, false, true, o.dropout}, group, gen));
-  norm2 = register_module("norm2", make_norm(o.norm, o.dim));
+  norm2 = register_module("norm2", nn::make_norm(o.norm, o.dim));
   mlp = register_module("mlp", std::make_shared<ParallelMLP>(o.dim, hidden, group, o.activation, o.dropout, gen));
 }
 
 Tensor ParallelTransformerBlock::forward(const Tensor& x, const Tensor& mask) {
-  Tensor y = add(x, attn->forward(norm1->forward(x), mask, options.causal));
-  return add(y, mlp->forward(norm2->forward(y)));
+  const ResidualNorm r = norm2->residual_forward(x, attn->forward(norm1->forward(x), mask, options.causal));
+  return add(r.sum, mlp->forward(r.normed));
 }
 
 }  // namespace loom::dist

@@ -69,12 +69,17 @@ struct Backend {
   void (*softmax_backward)(const Tensor& grad, const Tensor& y, const Tensor& grad_in, int64_t outer, int64_t r,
                            int64_t inner, bool log);
   // Layer/RMS norm over contiguous x [rows, cols]; weight/bias optional [cols];
-  // writes out and the per-row mean and rstd (f32/f64 like x).
-  void (*norm)(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& out, const Tensor& mean,
-               const Tensor& rstd, const NormShape& s);
-  void (*norm_backward)(const Tensor& grad, const Tensor& x, const Tensor& weight, const Tensor& mean,
-                        const Tensor& rstd, const Tensor& grad_x, const Tensor& grad_w, const Tensor& grad_b,
-                        const NormShape& s);
+  // writes out and the per-row mean and rstd (f32/f64 like x). With a
+  // residual (contiguous, like x) the rows normalised are x + residual, which
+  // is also written to `sum`: the residual add of a pre-norm block, fused.
+  void (*norm)(const Tensor& x, const Tensor& residual, const Tensor& weight, const Tensor& bias, const Tensor& out,
+               const Tensor& sum, const Tensor& mean, const Tensor& rstd, const NormShape& s);
+  // x is what was normalised (the sum, when fused). grad_x = the gradient
+  // through the norm, plus grad_sum when defined (the gradient that reached
+  // the residual sum directly).
+  void (*norm_backward)(const Tensor& grad, const Tensor& grad_sum, const Tensor& x, const Tensor& weight,
+                        const Tensor& mean, const Tensor& rstd, const Tensor& grad_x, const Tensor& grad_w,
+                        const Tensor& grad_b, const NormShape& s);
   // logits contiguous [N, C], integer targets [N] -> per-row losses [N] (0 where ignored).
   void (*cross_entropy)(const Tensor& logits, const Tensor& targets, const Tensor& losses,
                         const CrossEntropyParams& p);

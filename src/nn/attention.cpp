@@ -46,12 +46,10 @@ Tensor MultiHeadAttention::forward(const Tensor& x, const Tensor& context, const
   return drop->forward(out->forward(a.transpose(1, 2).reshape({b, t, options.dim})));
 }
 
-namespace {
-std::shared_ptr<Layer> make_norm(NormKind kind, int64_t dim) {
+std::shared_ptr<NormLayer> make_norm(NormKind kind, int64_t dim) {
   if (kind == NormKind::rms_norm) return std::make_shared<RMSNorm>(dim);
   return std::make_shared<LayerNorm>(dim);
 }
-}  // namespace
 
 TransformerBlock::TransformerBlock(const TransformerBlockOptions& o, Generator* gen) : options(o) {
   const int64_t hidden = o.mlp_hidden > 0 ? o.mlp_hidden : 4 * o.dim;
@@ -69,12 +67,16 @@ TransformerBlock::TransformerBlock(const TransformerBlockOptions& o, Generator* 
 
 Tensor TransformerBlock::forward(const Tensor& x, const Tensor& mask, const Tensor& context,
                                  const Tensor& context_mask) {
-  Tensor y = add(x, attn->forward(norm1->forward(x), Tensor(), mask, options.causal));
+  Tensor branch = attn->forward(norm1->forward(x), Tensor(), mask, options.causal);
+  Tensor stream = x;
   if (cross) {
     LOOM_CHECK(context.defined(), "TransformerBlock: built with cross-attention but given no context");
-    y = add(y, cross->forward(norm_cross->forward(y), context, context_mask));
+    const ResidualNorm r = norm_cross->residual_forward(stream, branch);
+    stream = r.sum;
+    branch = cross->forward(r.normed, context, context_mask);
   }
-  return add(y, mlp->forward(norm2->forward(y)));
+  const ResidualNorm r = norm2->residual_forward(stream, branch);
+  return add(r.sum, mlp->forward(r.normed));
 }
 
 }  // namespace loom::nn

@@ -42,9 +42,17 @@ LayerNorm::LayerNorm(int64_t d, double e, bool affine) : dim(d), eps(e) {
 
 Tensor LayerNorm::forward(const Tensor& x) { return layer_norm(x, {dim}, weight, bias, eps); }
 
+ResidualNorm LayerNorm::residual_forward(const Tensor& x, const Tensor& residual) {
+  return residual_layer_norm(x, residual, {dim}, weight, bias, eps);
+}
+
 RMSNorm::RMSNorm(int64_t d, double e) : dim(d), eps(e) { weight = register_parameter("weight", ones({d})); }
 
 Tensor RMSNorm::forward(const Tensor& x) { return rms_norm(x, {dim}, weight, eps); }
+
+ResidualNorm RMSNorm::residual_forward(const Tensor& x, const Tensor& residual) {
+  return residual_rms_norm(x, residual, {dim}, weight, eps);
+}
 
 Tensor Dropout::forward(const Tensor& x) { return dropout(x, p, is_training(), gen_); }
 

@@ -562,38 +562,49 @@ int run_kernels() {
       }
     }
   });
-  s.run("layer_norm / rms_norm forward and backward (1000 x 3000, optional weight and bias)", [] {
+  s.run("layer_norm / rms_norm forward and backward (1000 x 3000, optional weight, bias and fused residual)", [] {
     Generator gen(25);
     for (DType t : {DType::f32, DType::f64}) {
       for (bool rms : {false, true}) {
         for (bool affine : {true, false}) {
-          kernels::NormShape ns;
-          ns.rows = t == DType::f32 ? 1000 : 100, ns.cols = t == DType::f32 ? 3000 : 300, ns.eps = 1e-5, ns.rms = rms;
-          Tensor x = add(mul(randn({ns.rows, ns.cols}, t, &gen), 2.0), 0.5);
-          Tensor w = affine ? randn({ns.cols}, t, &gen) : Tensor();
-          Tensor b = affine && !rms ? randn({ns.cols}, t, &gen) : Tensor();
-          Tensor g = randn({ns.rows, ns.cols}, t, &gen);
-          auto opt_dev = [](const Tensor& v) { return v.defined() ? dev(v) : Tensor(); };
-          const std::string n = std::string(rms ? "rms_norm " : "layer_norm ") + dtype_name(t) + (affine ? " affine" : "");
-          Tensor out = empty(x.shape(), TensorOptions(t)), mean = empty({ns.rows}, TensorOptions(t)),
-                 rstd = empty({ns.rows}, TensorOptions(t));
-          Tensor dout = empty_dev(x.shape(), t), dmean = empty_dev({ns.rows}, t), drstd = empty_dev({ns.rows}, t);
-          cpu_k().norm(x, w, b, out, mean, rstd, ns);
-          cuda_k().norm(dev(x), opt_dev(w), opt_dev(b), dout, dmean, drstd, ns);
-          expect_close(dout, out, tolerance_for(t), n + " out");
-          expect_close(dmean, mean, tolerance_for(t), n + " mean");
-          expect_close(drstd, rstd, tolerance_for(t), n + " rstd");
-          Tensor gx = empty(x.shape(), TensorOptions(t));
-          Tensor gw = affine ? empty({ns.cols}, TensorOptions(t)) : Tensor();
-          Tensor gb = affine && !rms ? empty({ns.cols}, TensorOptions(t)) : Tensor();
-          Tensor dgx = empty_dev(x.shape(), t);
-          Tensor dgw = affine ? empty_dev({ns.cols}, t) : Tensor();
-          Tensor dgb = affine && !rms ? empty_dev({ns.cols}, t) : Tensor();
-          cpu_k().norm_backward(g, x, w, mean, rstd, gx, gw, gb, ns);
-          cuda_k().norm_backward(dev(g), dev(x), opt_dev(w), dev(mean), dev(rstd), dgx, dgw, dgb, ns);
-          expect_close(dgx, gx, tolerance_for(t), n + " grad_x");
-          if (affine) expect_close(dgw, gw, tolerance_for(t), n + " grad_w");
-          if (affine && !rms) expect_close(dgb, gb, tolerance_for(t), n + " grad_b");
+          for (bool fused : {false, true}) {
+            kernels::NormShape ns;
+            ns.rows = t == DType::f32 ? 1000 : 100, ns.cols = t == DType::f32 ? 3000 : 300, ns.eps = 1e-5,
+            ns.rms = rms;
+            const Shape rc{ns.rows, ns.cols};
+            Tensor x = add(mul(randn(rc, t, &gen), 2.0), 0.5);
+            Tensor r = fused ? randn(rc, t, &gen) : Tensor();
+            Tensor w = affine ? randn({ns.cols}, t, &gen) : Tensor();
+            Tensor b = affine && !rms ? randn({ns.cols}, t, &gen) : Tensor();
+            Tensor g = randn(rc, t, &gen);
+            Tensor gs = fused ? randn(rc, t, &gen) : Tensor();
+            auto opt_dev = [](const Tensor& v) { return v.defined() ? dev(v) : Tensor(); };
+            auto opt_empty = [&](bool want, const Shape& shape) { return want ? empty(shape, TensorOptions(t)) : Tensor(); };
+            auto opt_empty_dev = [&](bool want, const Shape& shape) { return want ? empty_dev(shape, t) : Tensor(); };
+            const std::string n = std::string(rms ? "rms_norm " : "layer_norm ") + dtype_name(t) +
+                                  (affine ? " affine" : "") + (fused ? " residual" : "");
+            Tensor out = empty(rc, TensorOptions(t)), sum = opt_empty(fused, rc);
+            Tensor mean = empty({ns.rows}, TensorOptions(t)), rstd = empty({ns.rows}, TensorOptions(t));
+            Tensor dout = empty_dev(rc, t), dsum = opt_empty_dev(fused, rc);
+            Tensor dmean = empty_dev({ns.rows}, t), drstd = empty_dev({ns.rows}, t);
+            cpu_k().norm(x, r, w, b, out, sum, mean, rstd, ns);
+            cuda_k().norm(dev(x), opt_dev(r), opt_dev(w), opt_dev(b), dout, dsum, dmean, drstd, ns);
+            expect_close(dout, out, tolerance_for(t), n + " out");
+            if (fused) expect_close(dsum, sum, tolerance_for(t), n + " sum");
+            expect_close(dmean, mean, tolerance_for(t), n + " mean");
+            expect_close(drstd, rstd, tolerance_for(t), n + " rstd");
+            const Tensor& normalised = fused ? sum : x;
+            Tensor gx = empty(rc, TensorOptions(t));
+            Tensor gw = opt_empty(affine, {ns.cols}), gb = opt_empty(affine && !rms, {ns.cols});
+            Tensor dgx = empty_dev(rc, t);
+            Tensor dgw = opt_empty_dev(affine, {ns.cols}), dgb = opt_empty_dev(affine && !rms, {ns.cols});
+            cpu_k().norm_backward(g, gs, normalised, w, mean, rstd, gx, gw, gb, ns);
+            cuda_k().norm_backward(dev(g), opt_dev(gs), dev(normalised), opt_dev(w), dev(mean), dev(rstd), dgx, dgw,
+                                   dgb, ns);
+            expect_close(dgx, gx, tolerance_for(t), n + " grad_x");
+            if (affine) expect_close(dgw, gw, tolerance_for(t), n + " grad_w");
+            if (affine && !rms) expect_close(dgb, gb, tolerance_for(t), n + " grad_b");
+          }
         }
       }
     }

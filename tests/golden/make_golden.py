@@ -176,6 +176,12 @@ CASES = {
         [S([2, 1, 9, 32]), S([2, 1, 75, 32]), S([2, 1, 75, 32])],
         lambda q, k, v: attention(q, k, v, causal=True),
     ),
+    # the residual add fused with the norm after it: both outputs used, then the norm's only
+    "residual_layer_norm": (
+        [S([3, 6]), S([3, 6]), S([6]), S([6])],
+        lambda x, r, w, b: (x + r) * 0.5 + F.layer_norm(x + r, (6,), w, b),
+    ),
+    "residual_rms_norm": ([S([4, 6]), S([4, 6]), S([6])], lambda x, r, w: rms_norm(x + r, w)),
 }
 
 

@@ -75,6 +75,13 @@ std::vector<OpCase> build() {
   // normalisation, embedding, losses
   c.push_back({"layer_norm", {in({3, 6}), in({6}), in({6})}, [](const V& v) { return layer_norm(v[0], {6}, v[1], v[2]); }});
   c.push_back({"rms_norm", {nc({4, 6}), in({6})}, [](const V& v) { return rms_norm(v[0], {6}, v[1]); }});
+  // both outputs carry gradient: the norm's, plus the sum's added in the fused backward
+  c.push_back({"residual_layer_norm", {in({3, 6}), nc({3, 6}), in({6}), in({6})}, [](const V& v) {
+                 const ResidualNorm r = residual_layer_norm(v[0], v[1], {6}, v[2], v[3]);
+                 return add(mul(r.sum, 0.5), r.normed);
+               }});
+  c.push_back({"residual_rms_norm", {nc({4, 6}), in({4, 6}), in({6})},
+               [](const V& v) { return residual_rms_norm(v[0], v[1], {6}, v[2]).normed; }});
   c.push_back({"embedding", {in({7, 4}), idx({2, 3}, 7)}, [](const V& v) { return embedding(v[0], v[1]); }});
   c.push_back({"cross_entropy", {in({5, 4}), idx({5}, 4)}, [](const V& v) { return cross_entropy(v[0], v[1]); }});
   c.push_back({"cross_entropy_smooth_ignore", {in({6, 5}), idx({6}, 5)}, [](const V& v) {

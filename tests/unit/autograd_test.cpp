@@ -142,3 +142,82 @@ TEST_CASE("a small model trains with plain SGD", "[autograd]") {
   CHECK(w.item<float>() == Approx(3.0).margin(1e-3));
   CHECK(b.item<float>() == Approx(-1.0).margin(1e-3));
 }
+
+namespace {
+
+// Fresh f64 leaves for the fused residual norm and its composition.
+struct ResidualNormInputs {
+  Tensor x, r, w, b;
+  explicit ResidualNormInputs(uint64_t seed) {
+    Generator gen(seed);
+    auto leaf = [&](const Shape& s) {
+      Tensor t = randn(s, DType::f64, &gen);
+      t.requires_grad_();
+      return t;
+    };
+    x = leaf({5, 7});
+    r = leaf({5, 7});
+    w = leaf({7});
+    b = leaf({7});
+  }
+};
+
+void check_same(const Tensor& a, const Tensor& b, const char* what) {
+  INFO(what);
+  REQUIRE(a.defined() == b.defined());
+  if (!a.defined()) return;
+  CHECK(amax(abs(sub(a, b))).item<double>() < 1e-12);
+}
+
+}  // namespace
+
+TEST_CASE("an op with two outputs: gradients from either, both or one output", "[autograd]") {
+  // residual_layer_norm is one node with outputs {x + r, layer_norm(x + r)};
+  // every way of using them must match the two separate ops.
+  for (int use = 0; use < 3; ++use) {  // 0: both, 1: the normed only, 2: the sum only
+    ResidualNormInputs f(11), u(11);
+    const ResidualNorm fused = residual_layer_norm(f.x, f.r, {7}, f.w, f.b);
+    REQUIRE(fused.sum.grad_fn() == fused.normed.grad_fn());
+    Tensor sum_u = add(u.x, u.r);
+    Tensor normed_u = layer_norm(sum_u, {7}, u.w, u.b);
+    check_same(fused.sum, sum_u, "sum");
+    check_same(fused.normed, normed_u, "normed");
+    auto loss = [&](const Tensor& s, const Tensor& n) {
+      Tensor ls = sum(mul(s, s)), ln = sum(mul(n, arange(0, 35, 1, DType::f64).reshape({5, 7})));
+      return use == 0 ? add(ls, ln) : use == 1 ? ln : ls;
+    };
+    loss(fused.sum, fused.normed).backward();
+    loss(sum_u, normed_u).backward();
+    check_same(f.x.grad(), u.x.grad(), "x");
+    check_same(f.r.grad(), u.r.grad(), "residual");
+    check_same(f.w.grad(), u.w.grad(), "weight");
+    check_same(f.b.grad(), u.b.grad(), "bias");
+  }
+}
+
+TEST_CASE("hooks and retain_grad see each output of a two-output node", "[autograd]") {
+  ResidualNormInputs f(12);
+  const ResidualNorm out = residual_rms_norm(f.x, f.r, {7}, f.w);
+  out.sum.retain_grad();
+  out.normed.retain_grad();
+  int normed_calls = 0;
+  out.normed.register_hook([&](const Tensor& g) -> std::optional<Tensor> {
+    ++normed_calls;
+    return mul(g, 0.0);  // the norm then contributes nothing
+  });
+  sum(add(out.sum, out.normed)).backward();
+  CHECK(normed_calls == 1);
+  CHECK(out.sum.grad().defined());
+  CHECK(amax(abs(sub(out.sum.grad(), ones({5, 7}, DType::f64)))).item<double>() == 0.0);
+  CHECK(amax(abs(out.normed.grad())).item<double>() == 0.0);
+  // Only the sum's gradient reached x and r, and the weight's is zero.
+  CHECK(amax(abs(sub(f.x.grad(), ones({5, 7}, DType::f64)))).item<double>() < 1e-15);
+  CHECK(amax(abs(sub(f.r.grad(), ones({5, 7}, DType::f64)))).item<double>() < 1e-15);
+  CHECK(amax(abs(f.w.grad())).item<double>() == 0.0);
+}
+
+TEST_CASE("the fused residual norm names what is wrong", "[autograd]") {
+  Tensor x = zeros({2, 4}), r = zeros({2, 3});
+  CHECK_THROWS_WITH(residual_layer_norm(x, r, {4}), Catch::Contains("residual [2, 3] must have the shape of x [2, 4]"));
+  CHECK_THROWS_WITH(residual_rms_norm(x, zeros({2, 4}), {3}), Catch::Contains("normalized_shape [3]"));
+}

@@ -20,6 +20,7 @@ class Node;
 
 struct Edge {
   std::shared_ptr<Node> node;  // null when the input needs no gradient
+  uint32_t input_nr = 0;       // which of node's outputs the gradient is for
   bool valid() const { return node != nullptr; }
 };
 
@@ -49,21 +50,33 @@ class Node : public std::enable_shared_from_this<Node> {
   uint64_t sequence_nr() const { return sequence_nr_; }
   std::vector<Edge>& next_edges() { return next_; }
 
+  // How many tensors this node produced (a fused op may produce several, e.g.
+  // a residual sum and its normalisation).
+  virtual size_t num_outputs() const { return 1; }
   // Computes the gradients of the inputs from the gradient of the output.
   // An undefined entry means "no gradient for that input".
   virtual std::vector<Tensor> apply(const Tensor& grad_output) = 0;
+  // The engine's entry: one gradient per output, undefined for an output that
+  // received none (at least one is defined). Single-output nodes need not
+  // override it.
+  virtual std::vector<Tensor> apply_outputs(const std::vector<Tensor>& grad_outputs) { return apply(grad_outputs.at(0)); }
   // Frees saved tensors once backward has used them (unless retain_graph).
   virtual void release_saved() {}
-  // Hooks registered on the (non-leaf) tensor this node produced.
-  std::vector<Tensor::GradHook>& output_hooks() { return output_hooks_; }
-  // Set when the tensor this node produced asked to retain its grad.
-  std::weak_ptr<TensorImpl> retained_output;
+
+  // What the (non-leaf) tensor that is output `i` of this node asked for:
+  // hooks on its gradient, and whether to keep that gradient in its .grad.
+  struct OutputSlot {
+    std::vector<Tensor::GradHook> hooks;
+    std::weak_ptr<TensorImpl> retained;
+  };
+  OutputSlot& output_slot(size_t i);
+  bool has_output_slots() const { return !output_slots_.empty(); }
 
  protected:
   std::string name_;
   uint64_t sequence_nr_;
   std::vector<Edge> next_;
-  std::vector<Tensor::GradHook> output_hooks_;
+  std::vector<OutputSlot> output_slots_;
 };
 
 // The sink of a leaf tensor: adds the incoming gradient into leaf.grad and
@@ -93,19 +106,26 @@ class BackwardContext {
 };
 
 using BackwardFn = std::function<std::vector<Tensor>(const BackwardContext& ctx, const Tensor& grad)>;
+// For ops with several outputs: one gradient per output, undefined where that
+// output received none.
+using MultiBackwardFn =
+    std::function<std::vector<Tensor>(const BackwardContext& ctx, const std::vector<Tensor>& grads)>;
 
 // The node every op in loom/ops uses: a backward function plus saved tensors.
 // The backward function must capture no Tensor by value: tensors go through
 // `saved` so that they are version-checked and freed after use.
 class FunctionNode : public Node {
  public:
-  FunctionNode(std::string name, BackwardFn fn, std::vector<SavedTensor> saved,
+  FunctionNode(std::string name, MultiBackwardFn fn, size_t num_outputs, std::vector<SavedTensor> saved,
                std::vector<bool> needs_grad, std::vector<Shape> input_shapes);
-  std::vector<Tensor> apply(const Tensor& grad_output) override;
+  size_t num_outputs() const override { return num_outputs_; }
+  std::vector<Tensor> apply(const Tensor& grad_output) override { return apply_outputs({grad_output}); }
+  std::vector<Tensor> apply_outputs(const std::vector<Tensor>& grad_outputs) override;
   void release_saved() override;
 
  private:
-  BackwardFn fn_;
+  MultiBackwardFn fn_;
+  size_t num_outputs_;
   std::vector<SavedTensor> saved_;
   std::vector<bool> needs_grad_;
   std::vector<Shape> input_shapes_;
@@ -119,6 +139,9 @@ bool any_requires_grad(const std::vector<Tensor>& inputs);
 // mode is on). `saved` are the tensors backward will read. Returns output.
 Tensor record(const char* op, Tensor output, const std::vector<Tensor>& inputs,
               const std::vector<Tensor>& saved, BackwardFn backward);
+// The same for an op with several outputs, all produced by one node.
+std::vector<Tensor> record(const char* op, std::vector<Tensor> outputs, const std::vector<Tensor>& inputs,
+                           const std::vector<Tensor>& saved, MultiBackwardFn backward);
 
 // The edge a gradient for `t` should flow into (null edge if t needs none).
 Edge gradient_edge(const Tensor& t);

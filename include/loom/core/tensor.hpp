@@ -146,6 +146,7 @@ struct TensorImpl {
   bool requires_grad = false;
   Tensor grad;
   std::shared_ptr<autograd::Node> grad_fn;            // set on non-leaves
+  uint32_t output_nr = 0;                              // which of grad_fn's outputs this is
   std::weak_ptr<autograd::Node> grad_accumulator;      // lazily made for leaves
   std::vector<Tensor::GradHook> hooks;                 // leaves: run before accumulation
   std::vector<Tensor::ReadyHook> ready_hooks;          // leaves: run after accumulation

@@ -155,7 +155,7 @@ class ParallelTransformerBlock : public nn::Layer {
   Tensor forward(const Tensor& x) override { return forward(x, Tensor()); }
   Tensor forward(const Tensor& x, const Tensor& mask);
   nn::TransformerBlockOptions options;
-  std::shared_ptr<nn::Layer> norm1, norm2;
+  std::shared_ptr<nn::NormLayer> norm1, norm2;
   std::shared_ptr<ParallelAttention> attn;
   std::shared_ptr<ParallelMLP> mlp;
 

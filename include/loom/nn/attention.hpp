@@ -43,14 +43,18 @@ struct TransformerBlockOptions {
   Activation activation = Activation::gelu;
 };
 
-// x = x + attn(norm1(x)); [x = x + cross(norm_c(x), context)]; x = x + mlp(norm2(x))
+// The norm layer a block option names.
+std::shared_ptr<NormLayer> make_norm(NormKind kind, int64_t dim);
+
+// x = x + attn(norm1(x)); [x = x + cross(norm_c(x), context)]; x = x + mlp(norm2(x)).
+// The add before norm2 is fused with it (NormLayer::residual_forward).
 class TransformerBlock : public Layer {
  public:
   explicit TransformerBlock(const TransformerBlockOptions& options, Generator* gen = nullptr);
   Tensor forward(const Tensor& x) override { return forward(x, Tensor(), Tensor(), Tensor()); }
   Tensor forward(const Tensor& x, const Tensor& mask, const Tensor& context, const Tensor& context_mask);
   TransformerBlockOptions options;
-  std::shared_ptr<Layer> norm1, norm2, norm_cross;
+  std::shared_ptr<NormLayer> norm1, norm2, norm_cross;
   std::shared_ptr<MultiHeadAttention> attn, cross;
   std::shared_ptr<MLP> mlp;
 

@@ -4,6 +4,7 @@
 #include "loom/nn/lora.hpp"
 #include "loom/nn/module.hpp"
 #include "loom/ops/elementwise.hpp"
+#include "loom/ops/nn.hpp"
 
 namespace loom::nn {
 
@@ -35,10 +36,19 @@ class Embedding : public Layer {
   std::string type_name() const override { return "Embedding"; }
 };
 
-class LayerNorm : public Layer {
+// A normalisation layer that can also take the residual add before it in one
+// fused pass (loom/ops/nn.hpp residual_layer_norm): {x + residual, norm(x +
+// residual)}, as a pre-norm block needs both.
+class NormLayer : public Layer {
+ public:
+  virtual ResidualNorm residual_forward(const Tensor& x, const Tensor& residual) = 0;
+};
+
+class LayerNorm : public NormLayer {
  public:
   explicit LayerNorm(int64_t dim, double eps = 1e-5, bool affine = true);
   Tensor forward(const Tensor& x) override;
+  ResidualNorm residual_forward(const Tensor& x, const Tensor& residual) override;
   Tensor weight, bias;
   int64_t dim;
   double eps;
@@ -47,10 +57,11 @@ class LayerNorm : public Layer {
   std::string type_name() const override { return "LayerNorm"; }
 };
 
-class RMSNorm : public Layer {
+class RMSNorm : public NormLayer {
  public:
   explicit RMSNorm(int64_t dim, double eps = 1e-6);
   Tensor forward(const Tensor& x) override;
+  ResidualNorm residual_forward(const Tensor& x, const Tensor& residual) override;
   Tensor weight;
   int64_t dim;
   double eps;

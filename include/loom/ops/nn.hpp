@@ -18,6 +18,22 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
 Tensor rms_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = Tensor(),
                 double eps = 1e-6);
 
+// The residual add of a pre-norm transformer block fused with the norm that
+// follows it: sum = x + residual, normed = layer_norm(sum) (or rms_norm). One
+// pass over the rows each way instead of an add and a norm; both outputs are
+// differentiable, and the backward adds the gradient that reached `sum`
+// directly into the norm's input gradient in the same pass. x and residual
+// must have one shape; their dtypes promote as in add(). Half sums (both
+// operands bf16 or f16, outside autocast) take the unfused composition.
+struct ResidualNorm {
+  Tensor sum;     // x + residual: the stream the block passes on
+  Tensor normed;  // its normalisation: the input of the next sublayer
+};
+ResidualNorm residual_layer_norm(const Tensor& x, const Tensor& residual, const Shape& normalized_shape,
+                                 const Tensor& weight = Tensor(), const Tensor& bias = Tensor(), double eps = 1e-5);
+ResidualNorm residual_rms_norm(const Tensor& x, const Tensor& residual, const Shape& normalized_shape,
+                               const Tensor& weight = Tensor(), double eps = 1e-6);
+
 // weight[num, dim] rows picked by integer `ids` of any shape -> [*ids.shape, dim].
 Tensor embedding(const Tensor& weight, const Tensor& ids);
 
