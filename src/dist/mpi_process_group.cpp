@@ -34,8 +34,6 @@ namespace {
 
 std::thread::id g_mpi_thread;  // the thread that initialised MPI (FUNNELED)
 
-bool reduction_supported(DType t) { return t != DType::bf16 && t != DType::f16; }
-
 MPI_Datatype mpi_type(DType t) {
   switch (t) {
     case DType::f32: return MPI_FLOAT;
@@ -45,9 +43,40 @@ MPI_Datatype mpi_type(DType t) {
     case DType::u8: return MPI_UINT8_T;
     case DType::boolean: return MPI_UINT8_T;
     case DType::bf16:
-    case DType::f16: return MPI_UINT16_T;  // moved as bits; reductions refuse them
+    case DType::f16: return MPI_UINT16_T;  // moved as bits; reduced by half_op()
   }
   return MPI_BYTE;
+}
+
+// bf16 and f16 have no MPI datatype: they travel as 16-bit words and reduce
+// with user operations that combine in float and round back to the 16-bit
+// type, one rounding per combination, as NCCL reduces them.
+template <class H, bool Max>
+void combine_halves(void* in, void* inout, int* len, MPI_Datatype*) {
+  const H* a = static_cast<const H*>(in);
+  H* b = static_cast<H*>(inout);
+  for (int i = 0; i < *len; ++i) {
+    const float x = a[i], y = b[i];
+    if constexpr (Max)
+      b[i] = H(x > y || x != x ? x : y);  // NaN wins, as in the float reductions
+    else
+      b[i] = H(x + y);
+  }
+}
+
+template <class H, bool Max>
+MPI_Op half_op_of() {
+  static MPI_Op op = [] {  // created once, after MPI_Init; lives until MPI_Finalize
+    MPI_Op created;
+    MPI_Op_create(&combine_halves<H, Max>, /*commute=*/1, &created);
+    return created;
+  }();
+  return op;
+}
+
+MPI_Op half_op(DType t, bool max) {
+  if (t == DType::bf16) return max ? half_op_of<bf16, true>() : half_op_of<bf16, false>();
+  return max ? half_op_of<f16, true>() : half_op_of<f16, false>();
 }
 
 void check_mpi(int rc, int rank, const std::string& what) {
@@ -153,7 +182,7 @@ class MpiProcessGroup : public ProcessGroup {
     check_tensor(t, name);
     check_reduction(t.dtype(), op, name);
     MPI_Request req;
-    check_mpi(MPI_Iallreduce(MPI_IN_PLACE, t.raw_data(), count(t, name), mpi_type(t.dtype()), mpi_op(op), comm_, &req),
+    check_mpi(MPI_Iallreduce(MPI_IN_PLACE, t.raw_data(), count(t, name), mpi_type(t.dtype()), mpi_op(op, t.dtype()), comm_, &req),
               rank_, name);
     std::function<void()> after;
     if (op == ReduceOp::avg && size_ > 1) {
@@ -193,7 +222,7 @@ class MpiProcessGroup : public ProcessGroup {
                ": collective ", name, ": output has ", out.numel(), " ", dtype_name(out.dtype()),
                " elements, this rank's shard of ", n, " over ", size_, " ranks has ", counts[static_cast<size_t>(rank_)]);
     MPI_Request req;
-    check_mpi(MPI_Ireduce_scatter(in.raw_data(), out.raw_data(), counts.data(), mpi_type(in.dtype()), mpi_op(op), comm_,
+    check_mpi(MPI_Ireduce_scatter(in.raw_data(), out.raw_data(), counts.data(), mpi_type(in.dtype()), mpi_op(op, in.dtype()), comm_,
                                   &req),
               rank_, name);
     std::function<void()> after;
@@ -273,8 +302,6 @@ class MpiProcessGroup : public ProcessGroup {
     LOOM_CHECK(t.is_contiguous(), "rank ", rank_, ": collective ", name, ": the tensor must be contiguous");
   }
   void check_reduction(DType t, ReduceOp op, const std::string& name) const {
-    LOOM_CHECK(reduction_supported(t), "rank ", rank_, ": collective ", name, ": reductions over ", dtype_name(t),
-               " are not supported (convert to f32)");
     LOOM_CHECK(op != ReduceOp::avg || is_floating(t), "rank ", rank_, ": collective ", name,
                ": avg needs a floating dtype, got ", dtype_name(t));
     LOOM_CHECK(op == ReduceOp::max || t != DType::boolean, "rank ", rank_, ": collective ", name,
@@ -289,7 +316,10 @@ class MpiProcessGroup : public ProcessGroup {
                " elements exceed MPI's int count");
     return static_cast<int>(t.numel());
   }
-  static MPI_Op mpi_op(ReduceOp op) { return op == ReduceOp::max ? MPI_MAX : MPI_SUM; }
+  static MPI_Op mpi_op(ReduceOp op, DType t) {
+    if (is_half(t)) return half_op(t, op == ReduceOp::max);
+    return op == ReduceOp::max ? MPI_MAX : MPI_SUM;
+  }
   WorkPtr make_work(MPI_Request req, const std::string& name, std::vector<Tensor> keep, std::function<void()> after) {
     return std::make_shared<MpiWork>(req, name, rank_, timeout_s(), std::move(keep), std::move(after));
   }

@@ -38,8 +38,13 @@ Tensor vocab_parallel_cross_entropy(const Tensor& local_logits, const Tensor& ta
   const int rank = group->rank(), size = group->size();
   LOOM_CHECK(local_logits.defined() && targets_in.defined(), "rank ", rank,
              ": vocab_parallel_cross_entropy: undefined logits or targets");
+  // Half logits (bf16 autocast's products) are widened: the loss and its
+  // three all-reduces run in f32, as cross_entropy does; the cast's backward
+  // returns the gradient in the logits' dtype.
+  if (is_half(local_logits.dtype()))
+    return vocab_parallel_cross_entropy(local_logits.to(DType::f32), targets_in, group, ignore_index);
   LOOM_CHECK(local_logits.dtype() == DType::f32 || local_logits.dtype() == DType::f64, "rank ", rank,
-             ": vocab_parallel_cross_entropy: logits must be f32 or f64, got ", dtype_name(local_logits.dtype()));
+             ": vocab_parallel_cross_entropy: logits must be floating, got ", dtype_name(local_logits.dtype()));
   LOOM_CHECK(targets_in.dtype() == DType::i64 || targets_in.dtype() == DType::i32, "rank ", rank,
              ": vocab_parallel_cross_entropy: targets must be i64 or i32, got ", dtype_name(targets_in.dtype()));
   LOOM_CHECK(local_logits.dim() >= 1, "rank ", rank, ": vocab_parallel_cross_entropy: logits ",

@@ -138,9 +138,6 @@ RunSummary run_training_on(const Json& recipe, const RunOptions& o, const dist::
   Parallelism parallel(recipe, group, device);
   const bool bf16 = bf16_precision(recipe);
   set_deterministic_algorithms(tr["deterministic"].get<bool>());
-  // The MPI group and the tensor-parallel loss reduce f32/f64 only.
-  LOOM_CHECK(!bf16 || world_size == 1, "rank ", group->rank(), ": recipe: train.precision 'bf16' with ", world_size,
-             " ranks: mixed precision runs in one process for now (launch without mpirun)");
   // train.batch_size is per data-parallel rank: each one's loader takes its
   // shard of the global batch of batch_size * (ranks / tp_size).
   auto task = make_task(recipe, parallel.task_context(checkpoint.empty() ? o.out_dir : io::run_of_checkpoint(checkpoint),

@@ -1,11 +1,14 @@
 // Every collective of the MPI process group, checked bitwise: the inputs are
 // small integers (exactly summable in f32), the expected result is computed
 // by simulating every rank's input locally. Sizes 0, 1, 7 (not divisible by
-// the world size) and 1000; f32, f64, i32, i64 (u8 and bf16 where they apply);
+// the world size) and 1000; f32, f64, bf16, f16, i32, i64 (u8 where it
+// applies; the small integers are exact in the 16-bit floats too);
 // async handles waited out of order; sub-groups by split; the start-up
 // consistency check; error messages.
 #include <loom/dist/dist.hpp>
 #include <loom/loom.hpp>
+
+#include <cmath>
 
 #include "dist_check.hpp"
 
@@ -126,15 +129,19 @@ void test_errors(dist::ProcessGroup& g) {
   const std::string r = "rank " + std::to_string(g.rank());
   expect_error([&] { g.all_reduce(zeros({4}, DType::i64), ReduceOp::avg); }, {r.c_str(), "all_reduce(avg)", "i64"},
                "avg over i64");
-  expect_error([&] { g.all_reduce(zeros({4}, DType::bf16)); }, {r.c_str(), "bf16"}, "sum over bf16");
   expect_error([&] { g.all_reduce(zeros({4, 4}).t()); }, {r.c_str(), "contiguous"}, "non-contiguous");
   expect_error([&] { g.all_gather(zeros({3}), zeros({5})); }, {r.c_str(), "all_gather", "expected"}, "gather size");
   expect_error([&] { g.reduce_scatter(zeros({7}), zeros({7})); }, {r.c_str(), "reduce_scatter", "shard"}, "scatter size");
   expect_error([&] { g.send(zeros({1}), g.size()); }, {r.c_str(), "outside the group"}, "bad peer");
-  // bf16 moves as bits through broadcast
-  Tensor b = full({5}, g.rank() == 0 ? 1.5 : 0.0, DType::bf16);
-  g.broadcast(b, 0);
-  DCHECK(values(b) == std::vector<double>(5, 1.5), "bf16 broadcast");
+  // bf16 sums add in float and round back: on two ranks 1 + 2^-9 rounds to 1
+  // (bf16's spacing at 1 is 2^-7); adding the 16-bit words as integers would not.
+  Tensor b = full({5}, g.rank() == 0 ? 1.0 : 1.0 / 512, DType::bf16);
+  g.all_reduce(b, ReduceOp::sum);
+  if (g.size() == 2) DCHECK(values(b) == std::vector<double>(5, 1.0), "bf16 sum rounding");
+  // max lets a NaN win: a diverged rank is not hidden
+  Tensor m = full({3}, g.rank() == 0 ? std::nan("") : 2.0, DType::bf16);
+  g.all_reduce(m, ReduceOp::max);
+  DCHECK(std::isnan(values(m)[0]), "bf16 max with a NaN");
 }
 
 void test_consistency(dist::ProcessGroup& g) {
@@ -150,7 +157,7 @@ int main() {
   return dist_test::run_checks("collectives", [](const dist::ProcessGroupPtr& world) {
     DCHECK(world->backend() == "mpi" && world->size() > 1, "run this under mpirun with 2+ ranks");
     for (int64_t n : {0, 1, 7, 1000}) {
-      for (DType dt : {DType::f32, DType::f64, DType::i32, DType::i64}) {
+      for (DType dt : {DType::f32, DType::f64, DType::bf16, DType::f16, DType::i32, DType::i64}) {
         for (ReduceOp op : {ReduceOp::sum, ReduceOp::avg, ReduceOp::max}) {
           if (op == ReduceOp::avg && !is_floating(dt)) continue;
           test_all_reduce(*world, n, dt, op);

@@ -14,6 +14,10 @@
 #   dp2tp2  4 ranks as DP 2 x TP 2 (batch 4 per DP rank) equal one process x 8
 #           (1e-5), also with dist.zero=true (ZeRO-1 over the DP groups); the
 #           DP2 x TP2 checkpoint resumes on 2 ranks as TP 2.
+#   bf16    train.precision=bf16 (autocast, f32 master weights) on 2 ranks: data
+#           parallel (2 x 4) against one process x 8, and tensor parallel 2
+#           against one process, within bf16's error (2e-2); the halves' all-
+#           reduces of tensor parallelism go through MPI's user reductions.
 #   device  train.device=cuda on 2 ranks over host-emulated devices
 #           (LOOM_HOST_EMULATION=1: host memory, CPU kernels, the device
 #           group's host staging): data parallel, tensor parallel 2 and ZeRO-1
@@ -78,6 +82,19 @@ dp2tp2)
   compare "$dir/one" "$dir/dp2tp2_zero" --steps 1-6 --rtol 1e-5 --eval --what "GPT DP 2 (ZeRO-1) x TP 2 vs one process"
   same_layout "$dir/dp2tp2_zero/$ckpt" "$dir/one/$ckpt"
   ;;
+bf16)
+  bf16="--set train.precision=bf16"
+  # shellcheck disable=SC2086
+  train one 1 "$recipe" $tiny $bf16 --set train.batch_size=8
+  # shellcheck disable=SC2086
+  train dp2 2 "$recipe" $tiny $bf16 --set train.batch_size=4
+  compare "$dir/one" "$dir/dp2" --steps 1-6 --rtol 2e-2 --what "GPT bf16 2 ranks x 4 vs 1 x 8"
+  # shellcheck disable=SC2086
+  train one4 1 "$recipe" $tiny $bf16 --set train.batch_size=4
+  # shellcheck disable=SC2086
+  train tp2 2 "$recipe" $tiny $bf16 --set train.batch_size=4 --set dist.tp_size=2
+  compare "$dir/one4" "$dir/tp2" --steps 1-6 --rtol 2e-2 --eval --what "GPT bf16 TP 2 vs one process"
+  ;;
 device)
   for par in dp tp2 zero; do
     case $par in
@@ -100,5 +117,5 @@ device)
     --what "GPT 2 ranks on emulated devices: 3 steps + --resume + 3 steps vs 6 straight"
   ;;
 *)
-  echo "gpt_train.sh: unknown mode '$mode' (dp, tp2, dp2tp2 or device)"; exit 2 ;;
+  echo "gpt_train.sh: unknown mode '$mode' (dp, tp2, dp2tp2, bf16 or device)"; exit 2 ;;
 esac
