@@ -1,4 +1,7 @@
-// Pointwise kernels: unary ops and their derivatives, binary ops, comparisons.
+// Pointwise kernels: unary ops and their derivatives, binary ops, comparisons,
+// on any strides through the indexer (loops.cuh). Dense, aligned f32 and
+// bf16 operands take the 16-byte packed kernels of pointwise_packed.cuh
+// instead; the per-element arithmetic of both is pointwise_math.cuh.
 // Floor: memory-bound. unary moves numel * 2 * itemsize bytes (backward 3-4x),
 // binary and compare 3 operands per element; FLOPs are O(1) per element
 // (a few tens for gelu/silu/tanh). One kernel per dtype; the op is a runtime
@@ -6,138 +9,21 @@
 // Halves compute in float, as on the CPU.
 #include "kernels.hpp"
 #include "loops.cuh"
+#include "pointwise_math.cuh"
+#include "pointwise_packed_args.hpp"
 
 namespace loom::cuda {
 
 namespace {
 
-constexpr double kSqrt2 = 1.41421356237309504880;
-constexpr double kSqrt2OverPi = 0.79788456080286535588;
-constexpr double kInvSqrt2Pi = 0.39894228040143267794;
-constexpr double kGeluCubic = 0.044715;
+using pointwise::apply_binary;
+using pointwise::apply_compare;
+using pointwise::apply_unary;
+using pointwise::args_of;
+using pointwise::unary_derivative;
+using pointwise::UnaryArgs;
 
-// Float/double overloads of the math functions, so one template serves both.
-__device__ __forceinline__ float m_exp(float v) { return expf(v); }
-__device__ __forceinline__ double m_exp(double v) { return exp(v); }
-__device__ __forceinline__ float m_log(float v) { return logf(v); }
-__device__ __forceinline__ double m_log(double v) { return log(v); }
-__device__ __forceinline__ float m_sqrt(float v) { return sqrtf(v); }
-__device__ __forceinline__ double m_sqrt(double v) { return sqrt(v); }
-__device__ __forceinline__ float m_tanh(float v) { return tanhf(v); }
-__device__ __forceinline__ double m_tanh(double v) { return tanh(v); }
-__device__ __forceinline__ float m_erf(float v) { return erff(v); }
-__device__ __forceinline__ double m_erf(double v) { return erf(v); }
-__device__ __forceinline__ float m_pow(float a, float b) { return powf(a, b); }
-__device__ __forceinline__ double m_pow(double a, double b) { return pow(a, b); }
-
-struct UnaryArgs {
-  double lo, hi, exponent;
-  bool has_lo, has_hi;
-};
-
-UnaryArgs args_of(const UnaryParams& p) { return UnaryArgs{p.lo, p.hi, p.exponent, p.has_lo, p.has_hi}; }
-
-template <class C>
-__device__ __forceinline__ C apply_unary(Unary op, C v, const UnaryArgs& a) {
-  switch (op) {
-    case Unary::neg: return -v;
-    case Unary::abs: return v < 0 ? -v : v;
-    case Unary::relu: return v > 0 ? v : C(0);
-    case Unary::clamp:
-      if (a.has_lo && v < static_cast<C>(a.lo)) v = static_cast<C>(a.lo);
-      if (a.has_hi && v > static_cast<C>(a.hi)) v = static_cast<C>(a.hi);
-      return v;
-    default: break;
-  }
-  if constexpr (std::is_floating_point_v<C>) {
-    switch (op) {
-      case Unary::exp: return m_exp(v);
-      case Unary::log: return m_log(v);
-      case Unary::sqrt: return m_sqrt(v);
-      case Unary::rsqrt: return C(1) / m_sqrt(v);
-      case Unary::tanh: return m_tanh(v);
-      case Unary::sigmoid: return C(1) / (C(1) + m_exp(-v));
-      case Unary::gelu_erf: return C(0.5) * v * (C(1) + m_erf(v / C(kSqrt2)));
-      case Unary::gelu_tanh:
-        return C(0.5) * v * (C(1) + m_tanh(C(kSqrt2OverPi) * (v + C(kGeluCubic) * v * v * v)));
-      case Unary::silu: return v / (C(1) + m_exp(-v));
-      case Unary::pow_scalar: return m_pow(v, static_cast<C>(a.exponent));
-      default: break;
-    }
-  }
-  return v;  // not reached: the host checks the op against the dtype
-}
-
-// d op(x) / dx from x and y = op(x).
-template <class C>
-__device__ __forceinline__ C unary_derivative(Unary op, C xv, C yv, const UnaryArgs& a) {
-  switch (op) {
-    case Unary::neg: return C(-1);
-    case Unary::exp: return yv;
-    case Unary::log: return C(1) / xv;
-    case Unary::sqrt: return C(0.5) / yv;
-    case Unary::rsqrt: return C(-0.5) * yv * yv * yv;
-    case Unary::abs: return xv > 0 ? C(1) : (xv < 0 ? C(-1) : C(0));
-    case Unary::tanh: return C(1) - yv * yv;
-    case Unary::sigmoid: return yv * (C(1) - yv);
-    case Unary::relu: return xv > 0 ? C(1) : C(0);
-    case Unary::gelu_erf: {
-      const C cdf = C(0.5) * (C(1) + m_erf(xv / C(kSqrt2)));
-      const C pdf = C(kInvSqrt2Pi) * m_exp(C(-0.5) * xv * xv);
-      return cdf + xv * pdf;
-    }
-    case Unary::gelu_tanh: {
-      const C u = C(kSqrt2OverPi) * (xv + C(kGeluCubic) * xv * xv * xv);
-      const C t = m_tanh(u);
-      const C du = C(kSqrt2OverPi) * (C(1) + C(3 * kGeluCubic) * xv * xv);
-      return C(0.5) * (C(1) + t) + C(0.5) * xv * (C(1) - t * t) * du;
-    }
-    case Unary::silu: {
-      const C s = C(1) / (C(1) + m_exp(-xv));
-      return s * (C(1) + xv * (C(1) - s));
-    }
-    case Unary::clamp:
-      return ((a.has_lo && xv < static_cast<C>(a.lo)) || (a.has_hi && xv > static_cast<C>(a.hi))) ? C(0) : C(1);
-    case Unary::pow_scalar: {
-      const C e = static_cast<C>(a.exponent);
-      return e == C(0) ? C(0) : e * m_pow(xv, e - C(1));
-    }
-  }
-  return C(0);
-}
-
-template <class C>
-__device__ __forceinline__ C apply_binary(Binary op, C x, C y) {
-  switch (op) {
-    case Binary::add: return x + y;
-    case Binary::sub: return x - y;
-    case Binary::mul: return x * y;
-    case Binary::maximum: return x > y || x != x ? x : y;
-    case Binary::minimum: return x < y || x != x ? x : y;
-    default: break;
-  }
-  if constexpr (std::is_floating_point_v<C>) {
-    switch (op) {
-      case Binary::div: return x / y;
-      case Binary::pow: return m_pow(x, y);
-      default: break;
-    }
-  }
-  return C(0);  // not reached: the host checks the op against the dtype
-}
-
-template <class C>
-__device__ __forceinline__ bool apply_compare(Compare op, C x, C y) {
-  switch (op) {
-    case Compare::eq: return x == y;
-    case Compare::ne: return x != y;
-    case Compare::lt: return x < y;
-    case Compare::le: return x <= y;
-    case Compare::gt: return x > y;
-    case Compare::ge: return x >= y;
-  }
-  return false;
-}
+void check_launch(cudaError_t status, const char* what) { LOOM_CUDA_CHECK(status, what); }
 
 // ---- kernels ----
 
@@ -251,6 +137,7 @@ void unary(Unary op, const Tensor& x, const Tensor& out, const UnaryParams& p) {
     LOOM_CHECK(integer_unary_ok(op), unary_name(op), ": expected a floating tensor, got ", dtype_name(t));
   }
   if (out.numel() == 0) return;
+  if (pointwise::run_unary(op, x, out, p, on.stream, check_launch)) return;
   switch (t) {
     case DType::f32: return launch_unary<float>(op, x, out, p, on.stream);
     case DType::f64: return launch_unary<double>(op, x, out, p, on.stream);
@@ -273,6 +160,7 @@ void unary_backward(Unary op, const Tensor& grad, const Tensor& x, const Tensor&
   LOOM_CHECK(grad.dtype() == t && y.dtype() == t && grad_in.dtype() == t, unary_name(op),
              " backward: dtypes differ (grad ", dtype_name(grad.dtype()), ", x ", dtype_name(t), ")");
   if (grad_in.numel() == 0) return;
+  if (pointwise::run_unary_backward(op, grad, x, y, grad_in, p, on.stream, check_launch)) return;
   switch (t) {
     case DType::f32: return launch_unary_backward<float>(op, grad, x, y, grad_in, p, on.stream);
     case DType::f64: return launch_unary_backward<double>(op, grad, x, y, grad_in, p, on.stream);
@@ -294,6 +182,7 @@ void binary(Binary op, const Tensor& a, const Tensor& b, const Tensor& out) {
     LOOM_CHECK(op != Binary::div && op != Binary::pow, binary_name(op), ": expected floating tensors, got ",
                dtype_name(t));
   if (out.numel() == 0) return;
+  if (pointwise::run_binary(op, a, b, out, on.stream, check_launch)) return;
   switch (t) {
     case DType::f32: return launch_binary<float>(op, a, b, out, on.stream);
     case DType::f64: return launch_binary<double>(op, a, b, out, on.stream);
