@@ -170,11 +170,10 @@ void copy_host_to_device(const Tensor& src, const Tensor& dst) {
   Tensor host = dense_on_host(src, dst.dtype());
   Tensor target = dst.is_contiguous() ? dst : empty(dst.shape(), TensorOptions(dst.dtype()).with_device(dst.device()));
   const size_t bytes = static_cast<size_t>(dst.numel()) * itemsize(dst.dtype());
-  LOOM_CUDA_CHECK(cudaMemcpyAsync(target.raw_data(), host.raw_data(), bytes, cudaMemcpyHostToDevice, stream(dev)),
-                  bytes, " bytes to ", dst.device().str());
+  // Staged through pinned memory: the host buffer (possibly a temporary) may
+  // go at once, and the caller does not wait for the transfer.
+  upload_async(target.raw_data(), host.raw_data(), bytes, dev);
   if (!target.is_same(dst)) copy_on_device(target, dst);
-  // The host buffer may be a temporary (and is pageable): wait before it goes.
-  LOOM_CUDA_CHECK(cudaStreamSynchronize(stream(dev)), "copy from the host to ", dst.device().str());
 }
 
 void copy_device_to_device(const Tensor& src, const Tensor& dst) {

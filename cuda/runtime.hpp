@@ -48,6 +48,12 @@ class DeviceGuard {
   int previous_ = -1;
 };
 
+// Queues a copy of `bytes` from host memory to device memory on the device's
+// stream through a pinned staging block (pinned_staging.cpp) and returns
+// without waiting for it; `host_src` may be freed once this returns. The
+// caller has made `device` current.
+void upload_async(void* device_dst, const void* host_src, size_t bytes, int device);
+
 // Throws unless t is undefined (when allowed) or lives on `device`.
 void check_on_device(const Tensor& t, Device device, const char* op, const char* arg);
 

@@ -997,6 +997,22 @@ int run_bench() {
   report("softmax", "[8192, 4096] f32", median_ms([&] { softmax(x, -1); }), 8.0 * x.numel(), 0);
   Tensor lw = randn({4096}, opts, &gen), lb = randn({4096}, opts, &gen);
   report("layer_norm", "[8192, 4096] f32", median_ms([&] { layer_norm(x, {4096}, lw, lb); }), 8.0 * x.numel(), 0);
+  // The packed pointwise path (16 bytes per access), and the residual add
+  // fused with the norm against the two ops (both counted at the fused bytes:
+  // x, r read, sum, normed written).
+  Tensor ah = a.to(DType::bf16), bh = b.to(DType::bf16);
+  report("add", "[64M] bf16", median_ms([&] { add(ah, bh); }), 6.0 * n, 0);
+  report("mul_scalar", "[64M] f32", median_ms([&] { mul(a, 0.5); }), 8.0 * n, 0);
+  report("gelu_tanh", "[64M] f32", median_ms([&] { gelu(a, GeluApprox::tanh); }), 8.0 * n, 0);
+  Tensor r = randn({8192, 4096}, opts, &gen);
+  report("residual_layer_norm", "[8192, 4096] f32",
+         median_ms([&] { residual_layer_norm(x, r, {4096}, lw, lb); }), 16.0 * x.numel(), 0);
+  report("add+layer_norm", "[8192, 4096] f32", median_ms([&] { layer_norm(add(x, r), {4096}, lw, lb); }),
+         16.0 * x.numel(), 0);
+  {  // host to device through the pinned staging blocks (the caller does not wait; the median includes the sync)
+    Tensor host = randn({n}, DType::f32, &gen);
+    report("upload", "[64M] f32 host->cuda:0", median_ms([&] { c.copy_(host); }), 4.0 * n, 0);
+  }
   for (int64_t m : {1024, 4096}) {
     Tensor p = randn({m, m}, opts, &gen), q = randn({m, m}, opts, &gen);
     report("matmul", std::to_string(m) + "^3 f32", median_ms([&] { matmul(p, q); }, 10), 0, 2.0 * m * m * m);
