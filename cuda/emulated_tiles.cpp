@@ -1,15 +1,18 @@
 // The CUDA backend's hand-written simt kernels (flash attention, the norms,
-// the multi-tensor AdamW and sum of squares) compiled for the host and run on the
+// softmax, cross-entropy, the multi-tensor AdamW and sum of squares) compiled for the host and run on the
 // SIMT emulator of simt.cuh, for a cuda::HostEmulation created with
 // EmulatedKernels::cpu_and_tiles: the fused paths of the ops and optimizers
 // (argument packing, masks, autograd, autocast, batching) then run on
 // machines without a GPU, through the very kernel source nvcc builds.
-// Every CUDA thread is an OS thread here, so this is for tests, not speed.
+// Every CUDA thread is an OS thread here (from a pool), so this is for tests,
+// not speed.
 #include <initializer_list>
 
+#include "cross_entropy_args.hpp"
 #include "flash_attention_args.hpp"
 #include "multi_tensor_args.hpp"
 #include "norm_args.hpp"
+#include "softmax_args.hpp"
 
 namespace loom::cuda {
 
@@ -54,6 +57,29 @@ void emulated_norm_backward(const Tensor& grad, const Tensor& grad_sum, const Te
                              emulator_launch_status);
 }
 
+void emulated_softmax(const Tensor& x, const Tensor& out, int64_t outer, int64_t r, int64_t inner, bool log) {
+  check_one_device({&out, &x}, "softmax");
+  softmax_kernels::run_forward(x, out, outer, r, inner, log, {}, emulator_launch_status);
+}
+
+void emulated_softmax_backward(const Tensor& grad, const Tensor& y, const Tensor& grad_in, int64_t outer, int64_t r,
+                               int64_t inner, bool log) {
+  check_one_device({&grad_in, &grad, &y}, "softmax backward");
+  softmax_kernels::run_backward(grad, y, grad_in, outer, r, inner, log, {}, emulator_launch_status);
+}
+
+void emulated_cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& losses,
+                            const kernels::CrossEntropyParams& p) {
+  check_one_device({&logits, &targets, &losses}, "cross_entropy");
+  cross_entropy_kernels::run_forward(logits, targets, losses, p, {}, emulator_launch_status);
+}
+
+void emulated_cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& row_scale,
+                                     const Tensor& grad_logits, const kernels::CrossEntropyParams& p) {
+  check_one_device({&logits, &targets, &row_scale, &grad_logits}, "cross_entropy backward");
+  cross_entropy_kernels::run_backward(logits, targets, row_scale, grad_logits, p, {}, emulator_launch_status);
+}
+
 bool emulated_adamw_multi(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
                           const std::vector<Tensor>& exp_avgs, const std::vector<Tensor>& exp_avg_sqs,
                           const kernels::AdamWStep& s) {
@@ -73,6 +99,10 @@ void add_emulated_tile_kernels(kernels::Backend& table) {
   table.attention_backward = emulated_attention_backward;
   table.norm = emulated_norm;
   table.norm_backward = emulated_norm_backward;
+  table.softmax = emulated_softmax;
+  table.softmax_backward = emulated_softmax_backward;
+  table.cross_entropy = emulated_cross_entropy;
+  table.cross_entropy_backward = emulated_cross_entropy_backward;
   table.adamw_multi = emulated_adamw_multi;
   table.sum_squares = emulated_sum_squares;
 }

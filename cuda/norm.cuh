@@ -10,13 +10,14 @@
 // FLOPs. Backward reads g_y, h (+ g_h) and writes dh: 3 (fused: 4) values
 // where the unfused norm backward and gradient add move 6; the weight and
 // bias gradients read g_y and h once more.
-// One block per row, statistics in double reduced in a fixed order; weight
+// One block per row, statistics in double reduced in a fixed order
+// (block_reduce.cuh); weight
 // and bias gradients: one block per 32-column tile, 16 row slices, summed in
 // a fixed order. Deterministic. Written on simt.cuh, so the emulator runs
 // the same source (tests/cuda/norm_emulated_test.cpp).
 #pragma once
 
-#include "simt.cuh"
+#include "block_reduce.cuh"
 
 namespace loom::norm_kernels {
 inline namespace LOOM_SIMT_ABI {
@@ -36,7 +37,7 @@ struct Forward {
   int64_t cols;
   double eps;
   bool rms;
-  unsigned threads;  // the block size, a power of two
+  unsigned threads;  // the block size, a multiple of 32
 };
 
 template <class T>
@@ -66,23 +67,10 @@ struct WeightGrad {
 
 inline constexpr int kColTile = 32, kRowSplit = 16;
 inline constexpr unsigned kWeightGradThreads = kColTile * kRowSplit;
-inline size_t row_shared_bytes(unsigned threads) { return threads * sizeof(double); }
 inline constexpr size_t kWeightGradSharedBytes = 2 * kWeightGradThreads * sizeof(double);
 
-// The block's sum of x, in a fixed order; every thread gets it, and the
-// shared buffer is free again on return (so two calls may follow each other).
-LOOM_SIMT_DEVICE double block_sum(double x, unsigned threads) {
-  double* s = dynamic_shared<double>();
-  const unsigned t = thread_x();
-  s[t] = x;
-  sync_block();
-  for (unsigned stride = threads / 2; stride > 0; stride /= 2) {
-    if (t < stride) s[t] += s[t + stride];
-    sync_block();
-  }
-  const double total = s[0];
-  sync_block();
-  return total;
+LOOM_SIMT_DEVICE double row_sum(double x, unsigned threads) {
+  return block_sum(x, threads, dynamic_shared<double>());
 }
 
 template <class T>
@@ -107,14 +95,14 @@ LOOM_SIMT_GLOBAL void norm_rows_kernel(Forward<T> a) {
   if (!a.rms) {
     double s = 0;
     for (int64_t j = t; j < n; j += a.threads) s += value(in, j);
-    mu = block_sum(s, a.threads) / static_cast<double>(n);
+    mu = row_sum(s, a.threads) / static_cast<double>(n);
   }
   double ss = 0;
   for (int64_t j = t; j < n; j += a.threads) {
     const double d = value(in, j) - mu;
     ss += d * d;
   }
-  const double r = 1.0 / ::sqrt(block_sum(ss, a.threads) / static_cast<double>(n) + a.eps);
+  const double r = 1.0 / ::sqrt(row_sum(ss, a.threads) / static_cast<double>(n) + a.eps);
   if (t == 0) {
     a.mean[row] = static_cast<T>(mu);
     a.rstd[row] = static_cast<T>(r);
@@ -143,8 +131,8 @@ LOOM_SIMT_GLOBAL void norm_rows_backward_kernel(Backward<T> a) {
     sum_d += d;
     sum_dx += d * (value(xr, j) - mu) * r;
   }
-  sum_d = block_sum(sum_d, a.threads);
-  sum_dx = block_sum(sum_dx, a.threads);
+  sum_d = row_sum(sum_d, a.threads);
+  sum_dx = row_sum(sum_dx, a.threads);
   const double mean_d = a.rms ? 0.0 : sum_d / static_cast<double>(n);
   const double mean_dx = sum_dx / static_cast<double>(n);
   T* d = a.grad_x + row * n;

@@ -29,7 +29,6 @@ inline void check_float(const Tensor& x, const char* op) {
              dtype_name(x.dtype()));
 }
 
-// A power of two, so that block_sum's halving covers every thread.
 inline unsigned row_threads(int64_t cols) { return cols >= 2048 ? 512 : cols >= 512 ? 256 : cols >= 128 ? 128 : 32; }
 
 template <class T>
@@ -50,7 +49,7 @@ void launch_forward(const Tensor& x, const Tensor& residual, const Tensor& weigh
                      data_or_null<T>(bias),   mutable_or_null<T>(out),   mutable_or_null<T>(sum),
                      mutable_or_null<T>(mean), mutable_or_null<T>(rstd), s.cols,
                      s.eps,                   s.rms,                     threads};
-  check(launch(Dim3(static_cast<unsigned>(s.rows)), Dim3(threads), row_shared_bytes(threads), stream,
+  check(launch(Dim3(static_cast<unsigned>(s.rows)), Dim3(threads), simt::kBlockReduceSharedBytes, stream,
                norm_rows_kernel<T>, a),
         op_name(s, false));
 }
@@ -65,7 +64,7 @@ void launch_backward(const Tensor& grad, const Tensor& grad_sum, const Tensor& x
                         data_or_null<T>(weight), data_or_null<T>(mean),     data_or_null<T>(rstd),
                         mutable_or_null<T>(grad_x), s.cols,                 s.rms,
                         threads};
-    check(launch(Dim3(static_cast<unsigned>(s.rows)), Dim3(threads), row_shared_bytes(threads), stream,
+    check(launch(Dim3(static_cast<unsigned>(s.rows)), Dim3(threads), simt::kBlockReduceSharedBytes, stream,
                  norm_rows_backward_kernel<T>, a),
           op_name(s, true));
   }

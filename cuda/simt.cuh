@@ -4,8 +4,9 @@
 //     block indices, __syncthreads, __syncwarp, warp shuffles, dynamic shared
 //     memory, nvcuda::wmma tensor-core fragments, <<<>>> launches;
 //   - under a host compiler the same names run the kernel on a SIMT
-//     emulator: every CUDA thread of a block is an OS thread, __syncthreads
-//     and __syncwarp are barriers, shuffles go through a per-warp exchange,
+//     emulator: every CUDA thread of a block is an OS thread (from a pool
+//     reused across blocks), __syncthreads and __syncwarp are barriers,
+//     shuffles go through a per-warp exchange,
 //     shared memory is one buffer per block, poisoned with NaN bytes, and
 //     wmma fragments hold whole tiles (the fragment layout is opaque in the
 //     CUDA API, so code that only loads, multiplies and stores them cannot
@@ -57,6 +58,7 @@ LOOM_SIMT_DEVICE unsigned block_y() { return blockIdx.y; }
 LOOM_SIMT_DEVICE void sync_block() { __syncthreads(); }
 LOOM_SIMT_DEVICE void sync_warp() { __syncwarp(); }
 LOOM_SIMT_DEVICE float shfl_xor(float v, int lane_mask) { return __shfl_xor_sync(0xffffffffu, v, lane_mask); }
+LOOM_SIMT_DEVICE double shfl_xor(double v, int lane_mask) { return __shfl_xor_sync(0xffffffffu, v, lane_mask); }
 
 template <class T>
 LOOM_SIMT_DEVICE T* dynamic_shared() {
@@ -102,11 +104,16 @@ cudaError_t launch(Dim3 grid, Dim3 block, size_t shared_bytes, Stream stream, vo
 
 #else  // host emulation
 
+#include <atomic>
 #include <barrier>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <exception>
+#include <functional>
 #include <memory>
+#include <mutex>
+#include <semaphore>
 #include <thread>
 #include <type_traits>
 #include <vector>
@@ -154,6 +161,55 @@ struct ThreadState {
 };
 inline thread_local ThreadState self;
 
+// The OS threads that play a block's CUDA threads, kept across blocks and
+// launches: creating one per CUDA thread per block cost more than the
+// kernels. Each worker waits on its own semaphore, so a 32-thread block
+// wakes 32 workers, not all of them. One launch at a time.
+class WorkerPool {
+ public:
+  static WorkerPool& get() {
+    static WorkerPool* pool = new WorkerPool;  // parked threads end with the process
+    return *pool;
+  }
+
+  // Runs body(t) for t in [0, n), each on its own thread, all at once (the
+  // block's barriers need every thread alive); returns when all are done.
+  void run(unsigned n, const std::function<void(unsigned)>& body) {
+    std::lock_guard<std::mutex> one_launch(launch_mutex_);
+    while (workers_.size() < n) spawn();
+    body_ = &body;
+    remaining_.store(n);
+    for (unsigned t = 0; t < n; ++t) workers_[t].go.release();
+    done_.acquire();
+  }
+
+ private:
+  struct Worker {
+    std::binary_semaphore go{0};
+    std::thread thread;
+  };
+
+  void spawn() {
+    Worker& w = workers_.emplace_back();
+    const unsigned index = static_cast<unsigned>(workers_.size() - 1);
+    std::binary_semaphore* go = &w.go;  // the deque may grow under later launches: no indexing here
+    w.thread = std::thread([this, go, index] {
+      for (;;) {
+        go->acquire();
+        (*body_)(index);
+        if (remaining_.fetch_sub(1) == 1) done_.release();
+      }
+    });
+    w.thread.detach();
+  }
+
+  std::mutex launch_mutex_;
+  std::deque<Worker> workers_;  // a deque: workers keep their address as it grows
+  const std::function<void(unsigned)>* body_ = nullptr;
+  std::atomic<unsigned> remaining_{0};
+  std::binary_semaphore done_{0};
+};
+
 }  // namespace detail
 
 inline unsigned thread_x() { return detail::self.thread; }
@@ -163,16 +219,20 @@ inline void sync_block() { detail::self.block->barrier->arrive_and_wait(); }
 inline void sync_warp() { detail::self.block->warps[detail::self.thread / 32].barrier.arrive_and_wait(); }
 
 // Every lane of the warp must call it, as with a full __shfl_xor_sync mask.
-inline float shfl_xor(float v, int lane_mask) {
+template <class T>
+T shfl_xor_lanes(T v, int lane_mask) {
+  static_assert(sizeof(T) <= sizeof(uint64_t), "a shuffle moves at most 8 bytes");
   detail::Warp& w = detail::self.block->warps[detail::self.thread / 32];
   const unsigned lane = detail::self.thread % 32;
   std::memcpy(&w.slots[lane], &v, sizeof v);
   w.barrier.arrive_and_wait();
-  float out;
+  T out;
   std::memcpy(&out, &w.slots[lane ^ static_cast<unsigned>(lane_mask)], sizeof out);
   w.barrier.arrive_and_wait();
   return out;
 }
+inline float shfl_xor(float v, int lane_mask) { return shfl_xor_lanes(v, lane_mask); }
+inline double shfl_xor(double v, int lane_mask) { return shfl_xor_lanes(v, lane_mask); }
 
 template <class T>
 T* dynamic_shared() {
@@ -215,15 +275,10 @@ int launch(Dim3 grid, Dim3 block, size_t shared_bytes, Stream, void (*kernel)(Pa
       b.barrier = std::make_unique<std::barrier<>>(static_cast<std::ptrdiff_t>(threads));
       b.warps = std::vector<detail::Warp>(threads / 32);
       b.shared = shared;
-      std::vector<std::thread> pool;
-      pool.reserve(threads);
-      for (unsigned t = 0; t < threads; ++t) {
-        pool.emplace_back([&, t] {
-          detail::self = {t, bx, by, &b};
-          kernel(static_cast<Params>(args)...);
-        });
-      }
-      for (std::thread& th : pool) th.join();
+      detail::WorkerPool::get().run(threads, [&](unsigned t) {
+        detail::self = {t, bx, by, &b};
+        kernel(static_cast<Params>(args)...);
+      });
     }
   }
   return 0;

@@ -77,9 +77,10 @@ void set_poison_allocations(bool on);
 // memory_stats and the other allocator calls still speak of real devices.
 //
 // With EmulatedKernels::cpu_and_tiles the CUDA backend's own hand-written
-// simt kernels (flash attention, the norms, the multi-tensor optimizer) also
-// run, compiled for the host and executed on a SIMT emulator (one OS thread per CUDA thread: slow, for tests). Ops
-// then take their fused paths as on a GPU, and results match the CPU up to
+// simt kernels (flash attention, norms, softmax, cross-entropy, the
+// multi-tensor optimizer) also run, compiled for the host and executed on a
+// SIMT emulator (one OS thread per CUDA thread: slow, for tests). Ops then
+// take their fused paths as on a GPU, and results match the CPU up to
 // rounding instead of bit for bit.
 enum class EmulatedKernels { cpu, cpu_and_tiles };
 class HostEmulation {

@@ -1,0 +1,105 @@
+// Fused log-softmax + negative log-likelihood with label smoothing, per row:
+//   loss = -(1 - eps) * logp[t] - (eps / C) * sum_c logp[c]
+//   dloss/dx_c = scale * (softmax_c - (1 - eps) * [c == t] - eps / C)
+// Floor: forward reads N * C logits once (two passes, the second from cache),
+// ~N * C exps; backward reads them and writes N * C gradients.
+// One block per row; sums in double, as on the CPU, reduced in a fixed order
+// (block_reduce.cuh). A target outside [0, C) (other than ignore_index)
+// gives a NaN loss and NaN gradients: the kernel cannot raise, and checking
+// on the host would cost a device sync. Written on simt.cuh, so the emulator
+// runs it (tests/cuda/softmax_loss_emulated_test.cpp).
+#pragma once
+
+#include <cmath>
+
+#include "block_reduce.cuh"
+
+namespace loom::cross_entropy_kernels {
+inline namespace LOOM_SIMT_ABI {
+
+using namespace loom::simt;
+
+template <class T>
+struct Rows {
+  const T* logits;       // [n, c]
+  const void* targets;   // i64 or i32, stride target_stride
+  bool targets_64;
+  int64_t target_stride;
+  const T* scale;  // backward: the loss gradient per row, stride scale_stride
+  int64_t scale_stride;
+  T* out;  // forward: losses [n]; backward: gradients [n, c]
+  int64_t c, ignore_index;
+  double smoothing;
+  unsigned threads;
+};
+
+LOOM_SIMT_DEVICE int64_t target_at(const void* t, bool is64, int64_t i) {
+  return is64 ? static_cast<const int64_t*>(t)[i] : static_cast<int64_t>(static_cast<const int32_t*>(t)[i]);
+}
+
+template <class T>
+LOOM_SIMT_DEVICE T row_max(const T* row, int64_t c, unsigned threads) {
+  T mx = -static_cast<T>(INFINITY);
+  for (int64_t j = thread_x(); j < c; j += threads) mx = max_nan(mx, row[j]);
+  return block_max(mx, threads, dynamic_shared<T>());
+}
+
+LOOM_SIMT_DEVICE double row_sum(double v, unsigned threads) { return block_sum(v, threads, dynamic_shared<double>()); }
+
+// One block per row: losses[i].
+template <class T>
+LOOM_SIMT_GLOBAL void cross_entropy_kernel(Rows<T> a) {
+  const int64_t i = block_x();
+  const int64_t t = target_at(a.targets, a.targets_64, i * a.target_stride);
+  if (t == a.ignore_index) {  // uniform across the block
+    if (thread_x() == 0) a.out[i] = T(0);
+    return;
+  }
+  const T* row = a.logits + i * a.c;
+  const T mx = row_max(row, a.c, a.threads);
+  double total = 0, sum_x = 0;
+  for (int64_t j = thread_x(); j < a.c; j += a.threads) {
+    total += ::exp(static_cast<double>(row[j] - mx));
+    sum_x += static_cast<double>(row[j]);
+  }
+  total = row_sum(total, a.threads);
+  sum_x = row_sum(sum_x, a.threads);
+  if (thread_x() == 0) {
+    if (t < 0 || t >= a.c) {
+      a.out[i] = static_cast<T>(NAN);
+    } else {
+      const double lse = static_cast<double>(mx) + ::log(total);
+      const double nll = lse - static_cast<double>(row[t]);
+      const double smooth = lse - sum_x / static_cast<double>(a.c);
+      a.out[i] = static_cast<T>((1.0 - a.smoothing) * nll + a.smoothing * smooth);
+    }
+  }
+}
+
+// One block per row: the row's gradients.
+template <class T>
+LOOM_SIMT_GLOBAL void cross_entropy_backward_kernel(Rows<T> a) {
+  const int64_t i = block_x();
+  const int64_t t = target_at(a.targets, a.targets_64, i * a.target_stride);
+  T* g = a.out + i * a.c;
+  if (t == a.ignore_index) {
+    for (int64_t j = thread_x(); j < a.c; j += a.threads) g[j] = T(0);
+    return;
+  }
+  const T* row = a.logits + i * a.c;
+  const T mx = row_max(row, a.c, a.threads);
+  double total = 0;
+  for (int64_t j = thread_x(); j < a.c; j += a.threads) total += ::exp(static_cast<double>(row[j] - mx));
+  total = row_sum(total, a.threads);
+  const double sc = static_cast<double>(a.scale[i * a.scale_stride]);
+  const double uniform = a.smoothing / static_cast<double>(a.c);
+  const bool bad = t < 0 || t >= a.c;
+  for (int64_t j = thread_x(); j < a.c; j += a.threads) {
+    double d = ::exp(static_cast<double>(row[j] - mx)) / total - uniform;
+    if (j == t) d -= 1.0 - a.smoothing;
+    g[j] = bad ? static_cast<T>(NAN) : static_cast<T>(sc * d);
+  }
+}
+
+}  // namespace LOOM_SIMT_ABI
+}  // namespace loom::cross_entropy_kernels

@@ -1,0 +1,83 @@
+// The tensor side of the cross-entropy kernels (cross_entropy.cuh), shared by
+// the device entries (loss.cu) and the host emulation: the checks, the kernel
+// arguments and the launches. check(status, what) reports a failed launch.
+#pragma once
+
+#include <climits>
+
+#include "cross_entropy.cuh"
+#include "kernels/backend.hpp"
+#include "loom/core/error.hpp"
+
+namespace loom::cross_entropy_kernels {
+inline namespace LOOM_SIMT_ABI {
+
+inline void check_args(const Tensor& logits, const Tensor& targets, const char* op) {
+  LOOM_CHECK(logits.dim() == 2 && logits.is_contiguous(), op, ": logits must be a contiguous [N, C], got ",
+             shape_str(logits.shape()));
+  LOOM_CHECK(targets.dim() == 1 && targets.size(0) == logits.size(0), op, ": targets ", shape_str(targets.shape()),
+             " for logits ", shape_str(logits.shape()));
+  LOOM_CHECK(targets.dtype() == DType::i64 || targets.dtype() == DType::i32, op, ": targets must be i64 or i32, got ",
+             dtype_name(targets.dtype()));
+  LOOM_CHECK(logits.dtype() == DType::f32 || logits.dtype() == DType::f64, op, ": expected a f32 or f64 tensor, got ",
+             dtype_name(logits.dtype()));
+  LOOM_CHECK(logits.size(0) <= INT_MAX, op, ": ", logits.size(0), " rows, above the grid's ", INT_MAX);
+}
+
+inline unsigned row_threads(int64_t c) { return c >= 2048 ? 512 : c >= 512 ? 256 : c >= 128 ? 128 : 32; }
+
+template <class T, class Check>
+void launch_rows(const Tensor& logits, const Tensor& targets, const Tensor& scale, const Tensor& out,
+                 const kernels::CrossEntropyParams& p, bool backward, Stream stream, Check& check) {
+  const int64_t n = logits.size(0), c = logits.size(1);
+  const Rows<T> a{static_cast<const T*>(logits.raw_data()),
+                  targets.raw_data(),
+                  targets.dtype() == DType::i64,
+                  targets.stride(0),
+                  scale.defined() ? static_cast<const T*>(scale.raw_data()) : nullptr,
+                  scale.defined() ? scale.stride(0) : 0,
+                  static_cast<T*>(out.raw_data()),
+                  c,
+                  p.ignore_index,
+                  p.label_smoothing,
+                  row_threads(c)};
+  check(launch(Dim3(static_cast<unsigned>(n)), Dim3(a.threads), kBlockReduceSharedBytes, stream,
+               backward ? cross_entropy_backward_kernel<T> : cross_entropy_kernel<T>, a),
+        backward ? "cross_entropy backward" : "cross_entropy");
+}
+
+// logits [N, C], targets [N] -> losses [N] (0 where ignored).
+template <class Check>
+void run_forward(const Tensor& logits, const Tensor& targets, const Tensor& losses,
+                 const kernels::CrossEntropyParams& p, Stream stream, Check&& check) {
+  check_args(logits, targets, "cross_entropy");
+  LOOM_CHECK(losses.is_contiguous() && losses.numel() == logits.size(0) && losses.dtype() == logits.dtype(),
+             "cross_entropy: losses must be a contiguous [N] of the logits' dtype");
+  if (logits.size(0) == 0) return;
+  LOOM_CHECK(logits.size(1) > 0, "cross_entropy: no classes");
+  if (logits.dtype() == DType::f32)
+    launch_rows<float>(logits, targets, Tensor(), losses, p, false, stream, check);
+  else
+    launch_rows<double>(logits, targets, Tensor(), losses, p, false, stream, check);
+}
+
+// grad_logits = row_scale[i] * d loss_i / d logits.
+template <class Check>
+void run_backward(const Tensor& logits, const Tensor& targets, const Tensor& row_scale, const Tensor& grad_logits,
+                  const kernels::CrossEntropyParams& p, Stream stream, Check&& check) {
+  check_args(logits, targets, "cross_entropy backward");
+  LOOM_CHECK(grad_logits.is_contiguous() && grad_logits.shape() == logits.shape() &&
+                 grad_logits.dtype() == logits.dtype(),
+             "cross_entropy backward: grad_logits must be contiguous like the logits");
+  LOOM_CHECK(row_scale.dim() == 1 && row_scale.size(0) == logits.size(0) && row_scale.dtype() == logits.dtype(),
+             "cross_entropy backward: row_scale must be [N] of the logits' dtype, got ",
+             shape_str(row_scale.shape()));
+  if (logits.size(0) == 0 || logits.size(1) == 0) return;
+  if (logits.dtype() == DType::f32)
+    launch_rows<float>(logits, targets, row_scale, grad_logits, p, true, stream, check);
+  else
+    launch_rows<double>(logits, targets, row_scale, grad_logits, p, true, stream, check);
+}
+
+}  // namespace LOOM_SIMT_ABI
+}  // namespace loom::cross_entropy_kernels

@@ -1,0 +1,121 @@
+// The softmax and cross-entropy kernels of cuda/softmax.cuh and
+// cuda/cross_entropy.cuh on the SIMT emulator against the CPU backend's:
+// row widths around each block size (32, 128, 256, 512 threads), the
+// column kernels (inner > 1), log and plain, masked (-inf) and fully masked
+// rows, ignored targets, label smoothing, i32 and i64 targets.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <string>
+
+#include "cross_entropy_args.hpp"
+#include "kernels/backend.hpp"
+#include "loom/loom.hpp"
+#include "softmax_args.hpp"
+
+namespace {
+
+using namespace loom;
+
+void no_status(int, const char*) {}
+
+void check_close(const Tensor& got, const Tensor& want, double tol, const std::string& what) {
+  INFO(what);
+  REQUIRE(got.shape() == want.shape());
+  const std::vector<double> g = got.to(DType::f64).to_vector<double>(), w = want.to(DType::f64).to_vector<double>();
+  double worst = 0;
+  for (size_t i = 0; i < g.size(); ++i) {
+    if (std::isnan(w[i]) || std::isnan(g[i])) {
+      CHECK(std::isnan(w[i]) == std::isnan(g[i]));
+      continue;
+    }
+    worst = std::max(worst, std::abs(g[i] - w[i]) / (std::abs(w[i]) + 1.0));
+  }
+  CHECK(worst <= tol);
+}
+
+double tolerance(DType t) { return t == DType::f32 ? 2e-6 : 1e-13; }
+
+}  // namespace
+
+TEST_CASE("emulated softmax kernels match the CPU: rows, columns, log, masked rows", "[softmax]") {
+  const kernels::Backend& cpu = kernels::backend(kCPU);
+  Generator gen(61);
+  struct Case {
+    int64_t outer, r, inner;
+  };
+  const Case cases[] = {{5, 1, 1}, {4, 33, 1}, {3, 200, 1}, {3, 700, 1}, {2, 2100, 1}, {3, 7, 5}, {2, 40, 3}};
+  for (DType t : {DType::f32, DType::f64}) {
+    for (const Case& c : cases) {
+      for (bool log : {false, true}) {
+        const Shape shape{c.outer, c.r, c.inner};
+        const std::string name = std::string(log ? "log_softmax" : "softmax") + " [" + std::to_string(c.outer) +
+                                 ", " + std::to_string(c.r) + ", " + std::to_string(c.inner) + "] " + dtype_name(t);
+        Tensor x = mul(randn(shape, DType::f64, &gen), 3.0);
+        if (c.r > 3) {  // a masked position, and (inner == 1) a fully masked first row
+          NoGradGuard no_grad;
+          x.narrow(1, 1, 1).fill_(-INFINITY);
+          if (c.inner == 1) x.narrow(0, 0, 1).fill_(-INFINITY);
+        }
+        x = x.to(t);
+        Tensor want = empty(shape, t), got = empty(shape, t);
+        cpu.softmax(x, want, c.outer, c.r, c.inner, log);
+        softmax_kernels::run_forward(x, got, c.outer, c.r, c.inner, log, {}, no_status);
+        check_close(got, want, tolerance(t), name);
+
+        Tensor g = randn(shape, DType::f64, &gen).to(t);
+        Tensor want_dx = empty(shape, t), got_dx = empty(shape, t);
+        cpu.softmax_backward(g, want, want_dx, c.outer, c.r, c.inner, log);
+        softmax_kernels::run_backward(g, want, got_dx, c.outer, c.r, c.inner, log, {}, no_status);
+        check_close(got_dx, want_dx, tolerance(t), name + " backward");
+      }
+    }
+  }
+}
+
+TEST_CASE("emulated cross-entropy kernels match the CPU: smoothing, ignored rows, i32 and i64 targets",
+          "[cross_entropy]") {
+  const kernels::Backend& cpu = kernels::backend(kCPU);
+  Generator gen(62);
+  for (DType t : {DType::f32, DType::f64}) {
+    for (int64_t classes : {3, 40, 300, 2500}) {
+      for (DType target_type : {DType::i64, DType::i32}) {
+        for (double smoothing : {0.0, 0.1}) {
+          const int64_t n = 6;
+          kernels::CrossEntropyParams p;
+          p.label_smoothing = smoothing;
+          p.ignore_index = -100;
+          const std::string name = "cross_entropy C=" + std::to_string(classes) + " " + dtype_name(t) + " targets " +
+                                   dtype_name(target_type) + " smoothing " + std::to_string(smoothing);
+          Tensor logits = mul(randn({n, classes}, DType::f64, &gen), 2.0).to(t);
+          Tensor targets = randint(0, classes, {n}, DType::i64, &gen);
+          {
+            NoGradGuard no_grad;
+            targets.narrow(0, 2, 1).fill_(-100);  // ignored
+          }
+          targets = targets.to(target_type);
+          Tensor want = empty({n}, t), got = empty({n}, t);
+          cpu.cross_entropy(logits, targets, want, p);
+          cross_entropy_kernels::run_forward(logits, targets, got, p, {}, no_status);
+          check_close(got, want, tolerance(t), name);
+
+          Tensor scale = rand({n}, DType::f64, &gen).to(t);
+          Tensor want_g = empty({n, classes}, t), got_g = empty({n, classes}, t);
+          cpu.cross_entropy_backward(logits, targets, scale, want_g, p);
+          cross_entropy_kernels::run_backward(logits, targets, scale, got_g, p, {}, no_status);
+          check_close(got_g, want_g, tolerance(t), name + " backward");
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("an emulated cross-entropy target outside the classes gives NaN, as on a GPU", "[cross_entropy]") {
+  Tensor logits = randn({2, 4});
+  Tensor targets = from_vector<int64_t>({1, 9}, {2});
+  Tensor losses = empty({2});
+  cross_entropy_kernels::run_forward(logits, targets, losses, {}, {}, no_status);
+  const std::vector<float> l = losses.to_vector<float>();
+  CHECK(std::isfinite(l[0]));
+  CHECK(std::isnan(l[1]));
+}
