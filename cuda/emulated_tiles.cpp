@@ -1,11 +1,15 @@
 // The CUDA backend's hand-written simt kernels (flash attention, the norms,
-// softmax, cross-entropy, the multi-tensor AdamW and sum of squares) compiled for the host and run on the
-// SIMT emulator of simt.cuh, for a cuda::HostEmulation created with
-// EmulatedKernels::cpu_and_tiles: the fused paths of the ops and optimizers
-// (argument packing, masks, autograd, autocast, batching) then run on
-// machines without a GPU, through the very kernel source nvcc builds.
+// softmax, cross-entropy, the multi-tensor AdamW and sum of squares) compiled
+// for the host and run on the SIMT emulator of simt.cuh, for a
+// cuda::HostEmulation created with EmulatedKernels::cpu_and_tiles: the fused
+// paths of the ops and optimizers (argument packing, masks, autograd,
+// autocast, batching) then run on machines without a GPU, through the very
+// kernel source nvcc builds.
 // Every CUDA thread is an OS thread here (from a pool), so this is for tests,
-// not speed.
+// not speed. The reductions (reduce.cuh) are tested on the emulator directly
+// (tests/cuda/reduce_emulated_test.cpp) but left out of this table: a 256-
+// thread block for every sum would more than double the emulated training
+// tests' time.
 #include <initializer_list>
 
 #include "cross_entropy_args.hpp"

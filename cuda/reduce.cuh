@@ -1,0 +1,151 @@
+// sum / max / argmax over the middle axis of a contiguous [outer, r, inner].
+// Floor: reads numel * itemsize bytes once, writes outer * inner outputs;
+// numel adds or compares. Memory-bound.
+//
+// A block of 256 threads owns one outer index, a tile of up to 32 inner
+// columns and a span of r: its threads split the span (the block's "rows")
+// and combine through shared memory in a fixed tree. When there are few
+// tiles and r is long (a whole-tensor sum: one tile), r is cut into spans
+// for many blocks, each writing a partial, and a second kernel combines each
+// output's partials in span order: every SM works, and the result is still
+// deterministic. Sums accumulate in double, as on the CPU. max/argmax keep
+// the first maximal index; NaN counts as the maximum (the first NaN wins),
+// as on the CPU. Written on simt.cuh, so the emulator runs it
+// (tests/cuda/reduce_emulated_test.cpp).
+#pragma once
+
+#include "simt.cuh"
+
+namespace loom::reduce_kernels {
+inline namespace LOOM_SIMT_ABI {
+
+using namespace loom::simt;
+
+inline constexpr unsigned kThreads = 256;
+inline constexpr size_t kSharedBytes = kThreads * (sizeof(double) + sizeof(double) + sizeof(int64_t));
+
+enum Op : int { kSum = 0, kMax = 1, kArgmax = 2 };
+
+template <class T>
+struct Best {
+  T v;
+  int64_t k;  // -1: no element seen
+};
+
+// Is (v, k) better than b? Lower index breaks ties; NaN beats everything.
+template <class T>
+LOOM_SIMT_DEVICE bool better(T v, int64_t k, const Best<T>& b) {
+  if (k < 0) return false;
+  if (b.k < 0) return true;
+  const bool vn = v != v, bn = b.v != b.v;
+  if (vn || bn) return vn && (!bn || k < b.k);
+  if (v != b.v) return v > b.v;
+  return k < b.k;
+}
+
+template <class T>
+struct Reduction {
+  const T* x;
+  int64_t outer, r, inner;
+  int columns;              // inner columns per block (a power of two, at most 32)
+  int64_t tiles_per_outer;  // ceil(inner / columns)
+  int64_t spans;            // pieces r is cut into (1: no second pass)
+  int64_t span;             // rows per piece
+  unsigned blocks;          // the grid (grid-stride over tiles x spans)
+  T* out;                   // sum, max
+  int64_t* out_index;       // argmax
+  double* partial_sum;      // [outer * inner, spans] when spans > 1
+  T* partial_value;
+  int64_t* partial_index;
+};
+
+template <class T, int Kind>
+LOOM_SIMT_GLOBAL void reduce_kernel(Reduction<T> a) {
+  double* sums = dynamic_shared<double>();
+  T* vals = reinterpret_cast<T*>(sums + kThreads);
+  int64_t* idxs = reinterpret_cast<int64_t*>(reinterpret_cast<double*>(vals) + kThreads);
+  const int rows = static_cast<int>(kThreads) / a.columns;
+  const int slot = static_cast<int>(thread_x()), tx = slot % a.columns, ty = slot / a.columns;
+  const int64_t work = a.outer * a.tiles_per_outer * a.spans;
+  for (int64_t w = block_x(); w < work; w += a.blocks) {
+    const int64_t tile = w / a.spans, piece = w - tile * a.spans;
+    const int64_t outer = tile / a.tiles_per_outer;
+    const int64_t c = (tile - outer * a.tiles_per_outer) * a.columns + tx;
+    const bool active = c < a.inner;
+    const int64_t begin = piece * a.span, end = begin + a.span < a.r ? begin + a.span : a.r;
+    const T* p = a.x + outer * a.r * a.inner + c;
+    if (Kind == kSum) {
+      double acc = 0;
+      if (active)
+        for (int64_t k = begin + ty; k < end; k += rows) acc += static_cast<double>(p[k * a.inner]);
+      sums[slot] = acc;
+    } else {
+      Best<T> best{T(0), -1};
+      if (active)
+        for (int64_t k = begin + ty; k < end; k += rows) {
+          const T v = p[k * a.inner];
+          if (better(v, k, best)) best = Best<T>{v, k};
+        }
+      vals[slot] = best.v;
+      idxs[slot] = best.k;
+    }
+    sync_block();
+    for (int half = rows / 2; half > 0; half /= 2) {
+      if (ty < half) {
+        const int other = slot + half * a.columns;
+        if (Kind == kSum) {
+          sums[slot] += sums[other];
+        } else if (better(vals[other], idxs[other], Best<T>{vals[slot], idxs[slot]})) {
+          vals[slot] = vals[other];
+          idxs[slot] = idxs[other];
+        }
+      }
+      sync_block();
+    }
+    if (ty == 0 && active) {
+      const int64_t o = outer * a.inner + c;
+      if (a.spans > 1) {
+        const int64_t at = o * a.spans + piece;
+        if (Kind == kSum) {
+          a.partial_sum[at] = sums[tx];
+        } else {
+          a.partial_value[at] = vals[tx];
+          a.partial_index[at] = idxs[tx];
+        }
+      } else if (Kind == kSum) {
+        a.out[o] = static_cast<T>(sums[tx]);
+      } else if (Kind == kMax) {
+        a.out[o] = vals[tx];
+      } else {
+        a.out_index[o] = idxs[tx];
+      }
+    }
+    sync_block();  // the shared arrays are reused by the next tile
+  }
+}
+
+// One thread per output: its spans' partials, in span order.
+template <class T, int Kind>
+LOOM_SIMT_GLOBAL void combine_spans_kernel(Reduction<T> a) {
+  const int64_t outputs = a.outer * a.inner;
+  for (int64_t o = static_cast<int64_t>(block_x()) * kThreads + thread_x(); o < outputs;
+       o += static_cast<int64_t>(a.blocks) * kThreads) {
+    if (Kind == kSum) {
+      double acc = 0;
+      for (int64_t s = 0; s < a.spans; ++s) acc += a.partial_sum[o * a.spans + s];
+      a.out[o] = static_cast<T>(acc);
+    } else {
+      Best<T> best{T(0), -1};
+      for (int64_t s = 0; s < a.spans; ++s) {
+        const int64_t at = o * a.spans + s;
+        if (better(a.partial_value[at], a.partial_index[at], best))
+          best = Best<T>{a.partial_value[at], a.partial_index[at]};
+      }
+      if (Kind == kMax) a.out[o] = best.v;
+      else a.out_index[o] = best.k;
+    }
+  }
+}
+
+}  // namespace LOOM_SIMT_ABI
+}  // namespace loom::reduce_kernels
