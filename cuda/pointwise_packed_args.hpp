@@ -1,6 +1,6 @@
 // The tensor side of the packed pointwise kernels (pointwise_packed.cuh),
 // shared by the device entries (elementwise.cu) and the emulator's tests:
-// whether a call takes the packed path, and the launches. Each run_* returns
+// whether a call takes the packed path, and the launches. Each try_* returns
 // false when the call does not qualify (the caller then takes the strided
 // kernels). f32 and bf16 only: the dtypes of training.
 #pragma once
@@ -52,7 +52,7 @@ void with_packed_type(DType t, F&& f) {
 }
 
 template <class Check>
-bool run_unary(Unary op, const Tensor& x, const Tensor& out, const kernels::UnaryParams& p, Stream stream,
+bool try_unary_packed(Unary op, const Tensor& x, const Tensor& out, const kernels::UnaryParams& p, Stream stream,
                Check&& check) {
   if (!packed_dtype(out) || !dense_like(x, out) || out.numel() == 0) return false;
   const int64_t n = out.numel();
@@ -66,7 +66,7 @@ bool run_unary(Unary op, const Tensor& x, const Tensor& out, const kernels::Unar
 }
 
 template <class Check>
-bool run_unary_backward(Unary op, const Tensor& grad, const Tensor& x, const Tensor& y, const Tensor& grad_in,
+bool try_unary_backward_packed(Unary op, const Tensor& grad, const Tensor& x, const Tensor& y, const Tensor& grad_in,
                         const kernels::UnaryParams& p, Stream stream, Check&& check) {
   if (!packed_dtype(grad_in) || !dense_like(grad, grad_in) || !dense_like(x, grad_in) || !dense_like(y, grad_in) ||
       grad_in.numel() == 0)
@@ -83,7 +83,7 @@ bool run_unary_backward(Unary op, const Tensor& grad, const Tensor& x, const Ten
 
 // a and b already broadcast to out's shape (as Backend::binary takes them).
 template <class Check>
-bool run_binary(Binary op, const Tensor& a, const Tensor& b, const Tensor& out, Stream stream, Check&& check) {
+bool try_binary_packed(Binary op, const Tensor& a, const Tensor& b, const Tensor& out, Stream stream, Check&& check) {
   if (!packed_dtype(out) || out.numel() == 0) return false;
   const bool a_value = broadcast_value(a), b_value = broadcast_value(b);
   if (a.dtype() != out.dtype() || b.dtype() != out.dtype()) return false;

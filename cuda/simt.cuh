@@ -23,6 +23,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 // The kernel headers compile twice into one library in a CUDA build (nvcc for
 // the device, the host compiler for the emulator). Everything they define
@@ -55,6 +56,19 @@ using Stream = cudaStream_t;
 LOOM_SIMT_DEVICE unsigned thread_x() { return threadIdx.x; }
 LOOM_SIMT_DEVICE unsigned block_x() { return blockIdx.x; }
 LOOM_SIMT_DEVICE unsigned block_y() { return blockIdx.y; }
+LOOM_SIMT_DEVICE unsigned block_dim_x() { return blockDim.x; }
+LOOM_SIMT_DEVICE unsigned grid_dim_x() { return gridDim.x; }
+LOOM_SIMT_DEVICE float bits_to_float(uint32_t u) { return __uint_as_float(u); }
+// *p += v, atomically (f32, f64, i32, i64).
+template <class T>
+LOOM_SIMT_DEVICE void atomic_add(T* p, T v) {
+  if constexpr (sizeof(T) == 8 && !std::is_floating_point_v<T>) {
+    atomicAdd(reinterpret_cast<unsigned long long*>(p), static_cast<unsigned long long>(v));
+  } else {
+    atomicAdd(p, v);
+  }
+}
+LOOM_SIMT_DEVICE uint32_t float_to_bits(float f) { return __float_as_uint(f); }
 LOOM_SIMT_DEVICE void sync_block() { __syncthreads(); }
 LOOM_SIMT_DEVICE void sync_warp() { __syncwarp(); }
 LOOM_SIMT_DEVICE float shfl_xor(float v, int lane_mask) { return __shfl_xor_sync(0xffffffffu, v, lane_mask); }
@@ -106,6 +120,7 @@ cudaError_t launch(Dim3 grid, Dim3 block, size_t shared_bytes, Stream stream, vo
 
 #include <atomic>
 #include <barrier>
+#include <bit>
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
@@ -153,6 +168,7 @@ struct Block {
   std::unique_ptr<std::barrier<>> barrier;
   std::vector<Warp> warps;
   unsigned char* shared = nullptr;
+  unsigned threads = 0, grid_x = 0;  // blockDim.x, gridDim.x
 };
 
 struct ThreadState {
@@ -215,6 +231,14 @@ class WorkerPool {
 inline unsigned thread_x() { return detail::self.thread; }
 inline unsigned block_x() { return detail::self.block_x; }
 inline unsigned block_y() { return detail::self.block_y; }
+inline unsigned block_dim_x() { return detail::self.block->threads; }
+inline unsigned grid_dim_x() { return detail::self.block->grid_x; }
+inline float bits_to_float(uint32_t u) { return std::bit_cast<float>(u); }
+template <class T>
+void atomic_add(T* p, T v) {
+  std::atomic_ref<T>(*p).fetch_add(v);
+}
+inline uint32_t float_to_bits(float f) { return std::bit_cast<uint32_t>(f); }
 inline void sync_block() { detail::self.block->barrier->arrive_and_wait(); }
 inline void sync_warp() { detail::self.block->warps[detail::self.thread / 32].barrier.arrive_and_wait(); }
 
@@ -275,6 +299,8 @@ int launch(Dim3 grid, Dim3 block, size_t shared_bytes, Stream, void (*kernel)(Pa
       b.barrier = std::make_unique<std::barrier<>>(static_cast<std::ptrdiff_t>(threads));
       b.warps = std::vector<detail::Warp>(threads / 32);
       b.shared = shared;
+      b.threads = threads;
+      b.grid_x = grid.x;
       detail::WorkerPool::get().run(threads, [&](unsigned t) {
         detail::self = {t, bx, by, &b};
         kernel(static_cast<Params>(args)...);

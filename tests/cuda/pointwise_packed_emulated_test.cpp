@@ -65,13 +65,13 @@ TEST_CASE("packed unary kernels and derivatives match the CPU, f32 and bf16, who
         Tensor x = input_for(op, n, t, gen);
         Tensor want = empty({n}, t), got = empty({n}, t);
         cpu.unary(op, x, want, p);
-        REQUIRE(pointwise::run_unary(op, x, got, p, {}, no_status));
+        REQUIRE(pointwise::try_unary_packed(op, x, got, p, {}, no_status));
         check_close(got, want, t, name);
 
         Tensor g = randn({n}, DType::f64, &gen).to(t);
         Tensor want_dx = empty({n}, t), got_dx = empty({n}, t);
         cpu.unary_backward(op, g, x, want, want_dx, p);
-        REQUIRE(pointwise::run_unary_backward(op, g, x, want, got_dx, p, {}, no_status));
+        REQUIRE(pointwise::try_unary_backward_packed(op, g, x, want, got_dx, p, {}, no_status));
         check_close(got_dx, want_dx, t, name + " backward");
       }
     }
@@ -96,7 +96,7 @@ TEST_CASE("packed binary kernels match the CPU, with a broadcast value on either
                                    " value side " + std::to_string(value_side) + " " + dtype_name(t);
           Tensor want = empty({n}, t), got = empty({n}, t);
           cpu.binary(op, a, b, want);
-          REQUIRE(pointwise::run_binary(op, a, b, got, {}, no_status));
+          REQUIRE(pointwise::try_binary_packed(op, a, b, got, {}, no_status));
           check_close(got, want, t, name);
         }
       }
@@ -108,13 +108,13 @@ TEST_CASE("the packed path declines what it cannot take", "[pointwise]") {
   Tensor x = randn({65});
   Tensor out = empty({64});
   const kernels::UnaryParams p;
-  CHECK_FALSE(pointwise::run_unary(Unary::exp, x.narrow(0, 1, 64), out, p, {}, no_status));  // 4 bytes off
+  CHECK_FALSE(pointwise::try_unary_packed(Unary::exp, x.narrow(0, 1, 64), out, p, {}, no_status));  // 4 bytes off
   Tensor m = randn({8, 8});
-  CHECK_FALSE(pointwise::run_unary(Unary::exp, m.t(), empty({8, 8}), p, {}, no_status));  // strided
+  CHECK_FALSE(pointwise::try_unary_packed(Unary::exp, m.t(), empty({8, 8}), p, {}, no_status));  // strided
   Tensor d = randn({64}, DType::f64);
-  CHECK_FALSE(pointwise::run_unary(Unary::exp, d, empty({64}, DType::f64), p, {}, no_status));  // f64
+  CHECK_FALSE(pointwise::try_unary_packed(Unary::exp, d, empty({64}, DType::f64), p, {}, no_status));  // f64
   Tensor row = randn({8});
-  CHECK_FALSE(pointwise::run_binary(Binary::add, m, row.expand({8, 8}), empty({8, 8}), {}, no_status));  // row broadcast
-  CHECK_FALSE(pointwise::run_binary(Binary::add, randn({64}), randn({64}), empty({65}).narrow(0, 1, 64), {},
+  CHECK_FALSE(pointwise::try_binary_packed(Binary::add, m, row.expand({8, 8}), empty({8, 8}), {}, no_status));  // row broadcast
+  CHECK_FALSE(pointwise::try_binary_packed(Binary::add, randn({64}), randn({64}), empty({65}).narrow(0, 1, 64), {},
                                     no_status));  // misaligned output
 }

@@ -1,0 +1,100 @@
+// copy (strided, dtype-converting), fill and where on one device.
+// Floor: no FLOPs; copy moves numel * (itemsize(src) + itemsize(dst)) bytes,
+// fill numel * itemsize, where numel * (1 + 3 * itemsize). One thread per
+// output element, grid-stride, offsets from the Indexer (elements.cuh).
+// Same-dtype copies and fill/where move raw bits (1, 2, 4 or 8 bytes);
+// converting copies go through double exactly as the CPU's convert does.
+// Written on simt.cuh, so the emulator runs it (tests/cuda/copy_emulated_test.cpp).
+#pragma once
+
+#include "elements.cuh"
+#include "loom/core/dtype.hpp"
+
+namespace loom::copy_kernels {
+inline namespace LOOM_SIMT_ABI {
+
+using namespace loom::strided;
+
+template <class B>
+LOOM_SIMT_GLOBAL void copy_bits_kernel(int64_t n, Indexer<2> ix, const B* src, B* dst) {
+  LOOM_SIMT_GRID_LOOP(i, n) {
+    int64_t off[2];
+    ix.offsets(i, off);
+    dst[off[0]] = src[off[1]];
+  }
+}
+
+// A value read from any dtype: integers (bool, u8 included) exactly as
+// int64, floating types as double (halves through float).
+struct Value {
+  double f;
+  int64_t i;
+  bool integral;
+};
+
+LOOM_SIMT_DEVICE Value load_value(const void* base, int dtype, int64_t off) {
+  Value v{0.0, 0, false};
+  switch (static_cast<DType>(dtype)) {
+    case DType::f32: v.f = static_cast<const float*>(base)[off]; break;
+    case DType::f64: v.f = static_cast<const double*>(base)[off]; break;
+    case DType::bf16: v.f = bf16_to_float(static_cast<const uint16_t*>(base)[off]); break;
+    case DType::f16: v.f = half_to_float(static_cast<const uint16_t*>(base)[off]); break;
+    case DType::i32: v.i = static_cast<const int32_t*>(base)[off]; v.integral = true; break;
+    case DType::i64: v.i = static_cast<const int64_t*>(base)[off]; v.integral = true; break;
+    case DType::u8: v.i = static_cast<const uint8_t*>(base)[off]; v.integral = true; break;
+    case DType::boolean: v.i = static_cast<const uint8_t*>(base)[off] != 0; v.integral = true; break;
+  }
+  return v;
+}
+
+// As the CPU's convert<U>(T): integer to integer by static_cast, anything to
+// bool by "!= 0", everything else through double (halves then through float).
+LOOM_SIMT_DEVICE void store_value(void* base, int dtype, int64_t off, const Value& v) {
+  const double d = v.integral ? static_cast<double>(v.i) : v.f;
+  switch (static_cast<DType>(dtype)) {
+    case DType::f32: static_cast<float*>(base)[off] = static_cast<float>(d); break;
+    case DType::f64: static_cast<double*>(base)[off] = d; break;
+    case DType::bf16: static_cast<uint16_t*>(base)[off] = float_to_bf16(static_cast<float>(d)); break;
+    case DType::f16: static_cast<uint16_t*>(base)[off] = float_to_half(static_cast<float>(d)); break;
+    case DType::i32:
+      static_cast<int32_t*>(base)[off] = v.integral ? static_cast<int32_t>(v.i) : static_cast<int32_t>(d);
+      break;
+    case DType::i64:
+      static_cast<int64_t*>(base)[off] = v.integral ? v.i : static_cast<int64_t>(d);
+      break;
+    case DType::u8:
+      static_cast<uint8_t*>(base)[off] = v.integral ? static_cast<uint8_t>(v.i) : static_cast<uint8_t>(d);
+      break;
+    case DType::boolean: static_cast<uint8_t*>(base)[off] = v.integral ? v.i != 0 : d != 0.0; break;
+  }
+}
+
+LOOM_SIMT_GLOBAL void convert_kernel(int64_t n, Indexer<2> ix, const void* src, int src_dtype, void* dst,
+                                     int dst_dtype) {
+  LOOM_SIMT_GRID_LOOP(i, n) {
+    int64_t off[2];
+    ix.offsets(i, off);
+    store_value(dst, dst_dtype, off[0], load_value(src, src_dtype, off[1]));
+  }
+}
+
+template <class B>
+LOOM_SIMT_GLOBAL void fill_kernel(int64_t n, Indexer<1> ix, B* dst, B value) {
+  LOOM_SIMT_GRID_LOOP(i, n) {
+    int64_t off[1];
+    ix.offsets(i, off);
+    dst[off[0]] = value;
+  }
+}
+
+template <class B>
+LOOM_SIMT_GLOBAL void where_kernel(int64_t n, Indexer<4> ix, const bool* cond, const B* a, const B* b, B* out) {
+  LOOM_SIMT_GRID_LOOP(i, n) {
+    int64_t off[4];
+    ix.offsets(i, off);
+    out[off[0]] = cond[off[1]] ? a[off[2]] : b[off[3]];
+  }
+}
+
+}  // namespace LOOM_SIMT_ABI
+}  // namespace loom::copy_kernels
