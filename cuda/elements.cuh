@@ -11,6 +11,7 @@
 #include <string>
 #include <type_traits>
 
+#include "loom/core/dtype.hpp"
 #include "loom/core/error.hpp"
 #include "loom/core/shape.hpp"
 #include "simt.cuh"
@@ -183,6 +184,17 @@ Indexer<N> make_indexer(const Shape& shape, const std::array<Strides, N>& stride
 // CPU handles and this backend does not yet).
 [[noreturn]] inline void fail_no_kernel(const char* op, const std::string& what) {
   LOOM_FAIL("op ", op, " has no CUDA kernel yet", what.empty() ? "" : " (" + what + ")");
+}
+
+// Calls f.template operator()<T>() with T float or double as `t` is f32 or
+// f64; any other dtype is an error naming `op`.
+template <class F>
+void with_f32_or_f64(DType t, const char* op, F&& f) {
+  LOOM_CHECK(t == DType::f32 || t == DType::f64, op, ": expected a f32 or f64 tensor, got ", dtype_name(t));
+  if (t == DType::f32)
+    f.template operator()<float>();
+  else
+    f.template operator()<double>();
 }
 
 // Calls f.template operator()<B>() with B the unsigned type of `bytes` bytes.

@@ -44,7 +44,7 @@ inline void check_index_add(const Tensor& grad_out, int64_t dim, const Tensor& i
   LOOM_CHECK(grad_out.dtype() == grad_x.dtype() && dim >= 0 && dim < grad_x.dim() && grad_out.dim() == grad_x.dim(),
              "index_add: bad arguments");
   LOOM_CHECK(grad_x.dtype() == DType::f32 || grad_x.dtype() == DType::f64,
-             "index_add: expected a f32 or f64 tensor, got ", dtype_name(grad_x.dtype()));
+             "index_add: expected a f32 or f64 tensor, got ", dtype_name(grad_x.dtype()));  // checked before the sort too
 }
 
 // With atomics (the order of the additions into a row varies).
@@ -56,15 +56,11 @@ void run_index_add(const Tensor& g, int64_t dim, const Tensor& index, const Tens
   if (n == 0) return;
   const auto ix = make_indexer<3>(
       g.shape(), {g.strides(), without_dim(gx.strides(), dim), unit_at(g.shape().size(), dim)}, "index_add");
-  auto go = [&]<class T>() {
+  with_f32_or_f64(gx.dtype(), "index_add", [&]<class T>() {
     check(launch(Dim3(grid_for(n)), Dim3(kThreads), 0, stream, index_add_kernel<T>, n, ix,
                  static_cast<const T*>(g.raw_data()), gx.stride(dim), index_of(index), static_cast<T*>(gx.raw_data())),
           "index_add");
-  };
-  if (gx.dtype() == DType::f32)
-    go.template operator()<float>();
-  else
-    go.template operator()<double>();
+  });
 }
 
 template <class Check>

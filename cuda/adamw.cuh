@@ -1,0 +1,70 @@
+// Fused AdamW on one tensor: one pass over param, grad and the two moments
+// (in place), f32 or f64 (multi_tensor.cuh takes whole f32 parameter groups
+// in a few launches; this is the one-tensor entry, and f64's).
+// Floor: ~12 FLOPs per element; reads 4 and writes 3 arrays of numel
+// elements (7 * numel * itemsize bytes). Memory-bound. Written on simt.cuh,
+// so the emulator runs it (tests/cuda/conv_optimizer_emulated_test.cpp).
+#pragma once
+
+#include <cmath>
+
+#include "elements.cuh"
+#include "kernels/backend.hpp"
+
+namespace loom::adamw_kernels {
+inline namespace LOOM_SIMT_ABI {
+
+using namespace loom::strided;
+
+#if defined(__CUDACC__)
+LOOM_SIMT_DEVICE float o_sqrt(float v) { return sqrtf(v); }
+LOOM_SIMT_DEVICE double o_sqrt(double v) { return ::sqrt(v); }
+#else
+template <class T>
+T o_sqrt(T v) {
+  return std::sqrt(v);
+}
+#endif
+
+template <class T>
+struct Step {
+  T b1, b2, decay, step, inv_bc2, eps;
+};
+
+template <class T>
+LOOM_SIMT_GLOBAL void adamw_kernel(int64_t n, T* p, const T* g, T* m, T* v, Step<T> s) {
+  LOOM_SIMT_GRID_LOOP(i, n) {
+    const T gi = g[i];
+    const T mi = s.b1 * m[i] + (T(1) - s.b1) * gi;
+    const T vi = s.b2 * v[i] + (T(1) - s.b2) * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = p[i] * s.decay - s.step * mi / (o_sqrt(vi) * s.inv_bc2 + s.eps);
+  }
+}
+
+// The Backend::adamw entry after its device checks.
+template <class Check>
+void run(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
+         const kernels::AdamWStep& s, Stream stream, Check&& check) {
+  for (const Tensor* t : {&param, &grad, &exp_avg, &exp_avg_sq})
+    LOOM_CHECK(t->is_contiguous() && t->numel() == param.numel() && t->dtype() == param.dtype(),
+               "adamw: param, grad and moments must be contiguous, of one size and dtype");
+  const int64_t n = param.numel();
+  if (n == 0) return;
+  with_f32_or_f64(param.dtype(), "adamw", [&]<class T>() {
+    const Step<T> c{static_cast<T>(s.beta1),
+                    static_cast<T>(s.beta2),
+                    static_cast<T>(1.0 - s.lr * s.weight_decay),
+                    static_cast<T>(s.lr / s.bias_correction1),
+                    static_cast<T>(1.0 / std::sqrt(s.bias_correction2)),
+                    static_cast<T>(s.eps)};
+    check(launch(Dim3(grid_for(n)), Dim3(kThreads), 0, stream, adamw_kernel<T>, n, static_cast<T*>(param.raw_data()),
+                 static_cast<const T*>(grad.raw_data()), static_cast<T*>(exp_avg.raw_data()),
+                 static_cast<T*>(exp_avg_sq.raw_data()), c),
+          "adamw");
+  });
+}
+
+}  // namespace LOOM_SIMT_ABI
+}  // namespace loom::adamw_kernels
