@@ -14,6 +14,9 @@ inline namespace LOOM_SIMT_ABI {
 
 inline constexpr size_t kBlockReduceSharedBytes = 32 * sizeof(double);
 
+// Threads for a block that walks one row of n elements (whole warps).
+inline unsigned row_threads(int64_t n) { return n >= 2048 ? 512 : n >= 512 ? 256 : n >= 128 ? 128 : 32; }
+
 // max where a NaN wins, as the CPU's reductions.
 template <class T>
 LOOM_SIMT_DEVICE T max_nan(T a, T b) {

@@ -5,10 +5,6 @@
 
 namespace loom::cuda {
 
-namespace {
-void check_launch(cudaError_t status, const char* what) { LOOM_CUDA_CHECK(status, what); }
-}  // namespace
-
 void unfold2d(const Tensor& x, const Tensor& cols, const Window2d& w) {
   OnDevice on(cols, "unfold2d");
   on.check(x, "unfold2d", "x");

@@ -14,8 +14,6 @@ void no_kernel(const char* op, const std::string& what) { strided::fail_no_kerne
 
 namespace {
 
-void check_launch(cudaError_t status, const char* what) { LOOM_CUDA_CHECK(status, what); }
-
 // src and dst on the same device.
 void copy_on_device(const Tensor& src, const Tensor& dst) {
   OnDevice on(dst, "copy");

@@ -24,8 +24,6 @@ inline void check_args(const Tensor& logits, const Tensor& targets, const char* 
   LOOM_CHECK(logits.size(0) <= INT_MAX, op, ": ", logits.size(0), " rows, above the grid's ", INT_MAX);
 }
 
-inline unsigned row_threads(int64_t c) { return c >= 2048 ? 512 : c >= 512 ? 256 : c >= 128 ? 128 : 32; }
-
 template <class T, class Check>
 void launch_rows(const Tensor& logits, const Tensor& targets, const Tensor& scale, const Tensor& out,
                  const kernels::CrossEntropyParams& p, bool backward, Stream stream, Check& check) {

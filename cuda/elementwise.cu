@@ -9,10 +9,6 @@
 
 namespace loom::cuda {
 
-namespace {
-void check_launch(cudaError_t status, const char* what) { LOOM_CUDA_CHECK(status, what); }
-}  // namespace
-
 void unary(Unary op, const Tensor& x, const Tensor& out, const UnaryParams& p) {
   const char* name = pointwise::unary_name(op);
   OnDevice on(out, name);

@@ -16,8 +16,6 @@ size_t max_shared_bytes(int device) {
   return static_cast<size_t>(bytes);
 }
 
-void check_launch(cudaError_t status, const char* what) { LOOM_CUDA_CHECK(status, what); }
-
 }  // namespace
 
 bool attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_keep, const Tensor& out,

@@ -18,8 +18,6 @@ namespace loom::cuda {
 
 namespace {
 
-void check_launch(cudaError_t status, const char* what) { LOOM_CUDA_CHECK(status, what); }
-
 // The deterministic index_add: grad_x [rows, inner] += grad_out [n, inner]
 // scattered by index [n], each destination row summed in position order.
 template <class T>

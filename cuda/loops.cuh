@@ -1,6 +1,6 @@
-// Device-side helpers shared by the kernels in cuda/*.cu: the device checks,
-// block reductions for the plain CUDA kernels, and (from elements.cuh)
-// element types, strided offsets and launch shapes. Only included from .cu
+// What the entries in cuda/*.cu share: the device checks (OnDevice) and,
+// from elements.cuh, element types, strided offsets and launch shapes. The
+// kernels themselves live in the simt headers (*.cuh). Only included from .cu
 // files.
 #pragma once
 
@@ -22,10 +22,9 @@ using kernels::Backend;
 // with the simt kernels and the emulator).
 using namespace strided;
 
-// A grid-stride loop over [0, n).
-#define LOOM_GRID_LOOP(i, n)                                                                     \
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < (n);         \
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+// How the entries report a failed kernel launch to the shared launch code
+// (the *_args.hpp headers): as loom::Error with CUDA's reason.
+inline void check_launch(cudaError_t status, const char* what) { LOOM_CUDA_CHECK(status, what); }
 
 // Device of the first operand, checked for the others; makes it current.
 struct OnDevice {
@@ -43,54 +42,5 @@ struct OnDevice {
     return t.device().index;
   }
 };
-
-// ---------------------------------------------------------------------------
-// Block reductions (blockDim.x a multiple of 32, at most 1024). Every thread
-// gets the result. Deterministic: fixed shapes, fixed order.
-// ---------------------------------------------------------------------------
-template <class T>
-__device__ __forceinline__ T warp_sum(T v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
-  return v;
-}
-
-template <class T>
-__device__ __forceinline__ T warp_max(T v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
-    const T other = __shfl_down_sync(0xffffffffu, v, o);
-    v = (other > v || other != other) && v == v ? other : v;  // NaN wins
-  }
-  return v;
-}
-
-template <class T, bool Max>
-__device__ T block_reduce(T v) {
-  __shared__ T buf[32];
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  v = Max ? warp_max(v) : warp_sum(v);
-  __syncthreads();  // the previous call's readers are done with buf
-  if (lane == 0) buf[warp] = v;
-  __syncthreads();
-  if (warp == 0) {
-    const int warps = static_cast<int>((blockDim.x + 31) >> 5);
-    T w = lane < warps ? buf[lane] : buf[0];  // pad with a value that changes neither sum (set below) nor max
-    if (!Max && lane >= warps) w = T(0);
-    w = Max ? warp_max(w) : warp_sum(w);
-    if (lane == 0) buf[0] = w;
-  }
-  __syncthreads();
-  return buf[0];
-}
-
-template <class T>
-__device__ __forceinline__ T block_sum(T v) { return block_reduce<T, false>(v); }
-template <class T>
-__device__ __forceinline__ T block_max(T v) { return block_reduce<T, true>(v); }
-
-// Threads for a block that walks one row of n elements.
-inline int row_threads(int64_t n) { return n >= 2048 ? 512 : n >= 512 ? 256 : n >= 128 ? 128 : 32; }
-inline unsigned row_grid(int64_t rows) { return static_cast<unsigned>(rows < 65536 ? (rows < 1 ? 1 : rows) : 65536); }
 
 }  // namespace loom::cuda

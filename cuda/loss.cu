@@ -6,10 +6,6 @@
 
 namespace loom::cuda {
 
-namespace {
-void check_launch(cudaError_t status, const char* what) { LOOM_CUDA_CHECK(status, what); }
-}  // namespace
-
 void cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& losses, const CrossEntropyParams& p) {
   OnDevice on(logits, "cross_entropy");
   on.check(targets, "cross_entropy", "targets");

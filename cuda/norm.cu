@@ -6,10 +6,6 @@
 
 namespace loom::cuda {
 
-namespace {
-void check_launch(cudaError_t status, const char* what) { LOOM_CUDA_CHECK(status, what); }
-}  // namespace
-
 void norm(const Tensor& x, const Tensor& residual, const Tensor& weight, const Tensor& bias, const Tensor& out,
           const Tensor& sum, const Tensor& mean, const Tensor& rstd, const NormShape& s) {
   const char* op = norm_kernels::op_name(s, false);

@@ -29,8 +29,6 @@ inline void check_float(const Tensor& x, const char* op) {
              dtype_name(x.dtype()));
 }
 
-inline unsigned row_threads(int64_t cols) { return cols >= 2048 ? 512 : cols >= 512 ? 256 : cols >= 128 ? 128 : 32; }
-
 template <class T>
 const T* data_or_null(const Tensor& t) {
   return t.defined() ? static_cast<const T*>(t.raw_data()) : nullptr;

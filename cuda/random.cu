@@ -7,8 +7,6 @@
 namespace loom::cuda {
 
 namespace {
-void check_launch(cudaError_t status, const char* what) { LOOM_CUDA_CHECK(status, what); }
-
 void draw(const Tensor& out, uint64_t seed, uint64_t block, bool normal) {
   OnDevice on(out, normal ? "randn" : "rand");
   philox_kernels::run(out, seed, block, normal, on.stream, check_launch);

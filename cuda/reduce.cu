@@ -5,10 +5,6 @@
 
 namespace loom::cuda {
 
-namespace {
-void check_launch(cudaError_t status, const char* what) { LOOM_CUDA_CHECK(status, what); }
-}  // namespace
-
 void reduce(Reduce op, const Tensor& x, int64_t outer, int64_t r, int64_t inner, const Tensor& out) {
   OnDevice on(out, "reduce");
   on.check(x, "reduce", "x");

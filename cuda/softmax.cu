@@ -5,10 +5,6 @@
 
 namespace loom::cuda {
 
-namespace {
-void check_launch(cudaError_t status, const char* what) { LOOM_CUDA_CHECK(status, what); }
-}  // namespace
-
 void softmax(const Tensor& x, const Tensor& out, int64_t outer, int64_t r, int64_t inner, bool log) {
   OnDevice on(out, "softmax");
   on.check(x, "softmax", "x");

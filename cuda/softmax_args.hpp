@@ -17,8 +17,6 @@ inline void check_block(const Tensor& t, int64_t outer, int64_t r, int64_t inner
              " is not a contiguous [", outer, ", ", r, ", ", inner, "] block");
 }
 
-inline unsigned row_threads(int64_t r) { return r >= 2048 ? 512 : r >= 512 ? 256 : r >= 128 ? 128 : 32; }
-
 inline unsigned column_blocks(int64_t columns) {
   const int64_t blocks = (columns + kColumnThreads - 1) / kColumnThreads;
   return static_cast<unsigned>(blocks < 1 ? 1 : blocks < 65536 ? blocks : 65536);
