@@ -10,21 +10,13 @@
 
 #include "elements.cuh"
 #include "kernels/backend.hpp"
+#include "pointwise_math.cuh"
 
 namespace loom::adamw_kernels {
 inline namespace LOOM_SIMT_ABI {
 
 using namespace loom::strided;
-
-#if defined(__CUDACC__)
-LOOM_SIMT_DEVICE float o_sqrt(float v) { return sqrtf(v); }
-LOOM_SIMT_DEVICE double o_sqrt(double v) { return ::sqrt(v); }
-#else
-template <class T>
-T o_sqrt(T v) {
-  return std::sqrt(v);
-}
-#endif
+using pointwise::m_sqrt;
 
 template <class T>
 struct Step {
@@ -39,7 +31,7 @@ LOOM_SIMT_GLOBAL void adamw_kernel(int64_t n, T* p, const T* g, T* m, T* v, Step
     const T vi = s.b2 * v[i] + (T(1) - s.b2) * gi * gi;
     m[i] = mi;
     v[i] = vi;
-    p[i] = p[i] * s.decay - s.step * mi / (o_sqrt(vi) * s.inv_bc2 + s.eps);
+    p[i] = p[i] * s.decay - s.step * mi / (m_sqrt(vi) * s.inv_bc2 + s.eps);
   }
 }
 

@@ -14,23 +14,15 @@
 #include <cmath>
 
 #include "block_reduce.cuh"
+#include "pointwise_math.cuh"
 
 namespace loom::softmax_kernels {
 inline namespace LOOM_SIMT_ABI {
 
 using namespace loom::simt;
+using pointwise::m_exp;
 
 inline constexpr unsigned kColumnThreads = 256;
-
-#if defined(__CUDACC__)
-LOOM_SIMT_DEVICE float s_exp(float v) { return expf(v); }
-LOOM_SIMT_DEVICE double s_exp(double v) { return ::exp(v); }
-#else
-template <class T>
-T s_exp(T v) {
-  return std::exp(v);
-}
-#endif
 
 template <class T>
 LOOM_SIMT_DEVICE T neg_inf() {
@@ -59,14 +51,14 @@ LOOM_SIMT_GLOBAL void softmax_rows_kernel(Rows<T> a) {
   mx = block_max(mx, a.threads, dynamic_shared<T>());
   if (mx == neg_inf<T>()) mx = 0;  // a fully masked row: exp(-inf - 0) = 0, not NaN
   double total = 0;
-  for (int64_t k = t; k < a.r; k += a.threads) total += static_cast<double>(s_exp(in[k] - mx));
+  for (int64_t k = t; k < a.r; k += a.threads) total += static_cast<double>(m_exp(in[k] - mx));
   total = block_sum(total, a.threads, dynamic_shared<double>());
   if (a.log) {
     const T lse = mx + static_cast<T>(::log(total));
     for (int64_t k = t; k < a.r; k += a.threads) o[k] = in[k] - lse;
   } else {
     const T inv = static_cast<T>(1.0 / total);
-    for (int64_t k = t; k < a.r; k += a.threads) o[k] = s_exp(in[k] - mx) * inv;
+    for (int64_t k = t; k < a.r; k += a.threads) o[k] = m_exp(in[k] - mx) * inv;
   }
 }
 
@@ -83,13 +75,13 @@ LOOM_SIMT_GLOBAL void softmax_columns_kernel(Rows<T> a) {
     for (int64_t k = 0; k < a.r; ++k) mx = max_nan(mx, in[k * a.inner]);
     if (mx == neg_inf<T>()) mx = 0;
     double total = 0;
-    for (int64_t k = 0; k < a.r; ++k) total += static_cast<double>(s_exp(in[k * a.inner] - mx));
+    for (int64_t k = 0; k < a.r; ++k) total += static_cast<double>(m_exp(in[k * a.inner] - mx));
     if (a.log) {
       const T lse = mx + static_cast<T>(::log(total));
       for (int64_t k = 0; k < a.r; ++k) o[k * a.inner] = in[k * a.inner] - lse;
     } else {
       const T inv = static_cast<T>(1.0 / total);
-      for (int64_t k = 0; k < a.r; ++k) o[k * a.inner] = s_exp(in[k * a.inner] - mx) * inv;
+      for (int64_t k = 0; k < a.r; ++k) o[k * a.inner] = m_exp(in[k * a.inner] - mx) * inv;
     }
   }
 }
@@ -97,7 +89,7 @@ LOOM_SIMT_GLOBAL void softmax_columns_kernel(Rows<T> a) {
 // The backward's per-element term, given s = sum(g * y) (softmax) or sum(g).
 template <class T>
 LOOM_SIMT_DEVICE T softmax_grad(bool log, T g, T y, T s) {
-  return log ? g - s_exp(y) * s : y * (g - s);
+  return log ? g - m_exp(y) * s : y * (g - s);
 }
 
 template <class T>
