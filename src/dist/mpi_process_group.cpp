@@ -43,40 +43,9 @@ MPI_Datatype mpi_type(DType t) {
     case DType::u8: return MPI_UINT8_T;
     case DType::boolean: return MPI_UINT8_T;
     case DType::bf16:
-    case DType::f16: return MPI_UINT16_T;  // moved as bits; reduced by half_op()
+    case DType::f16: return MPI_UINT16_T;  // moved as bits; reduced through a f32 copy
   }
   return MPI_BYTE;
-}
-
-// bf16 and f16 have no MPI datatype: they travel as 16-bit words and reduce
-// with user operations that combine in float and round back to the 16-bit
-// type, one rounding per combination, as NCCL reduces them.
-template <class H, bool Max>
-void combine_halves(void* in, void* inout, int* len, MPI_Datatype*) {
-  const H* a = static_cast<const H*>(in);
-  H* b = static_cast<H*>(inout);
-  for (int i = 0; i < *len; ++i) {
-    const float x = a[i], y = b[i];
-    if constexpr (Max)
-      b[i] = H(x > y || x != x ? x : y);  // NaN wins, as in the float reductions
-    else
-      b[i] = H(x + y);
-  }
-}
-
-template <class H, bool Max>
-MPI_Op half_op_of() {
-  static MPI_Op op = [] {  // created once, after MPI_Init; lives until MPI_Finalize
-    MPI_Op created;
-    MPI_Op_create(&combine_halves<H, Max>, /*commute=*/1, &created);
-    return created;
-  }();
-  return op;
-}
-
-MPI_Op half_op(DType t, bool max) {
-  if (t == DType::bf16) return max ? half_op_of<bf16, true>() : half_op_of<bf16, false>();
-  return max ? half_op_of<f16, true>() : half_op_of<f16, false>();
 }
 
 void check_mpi(int rc, int rank, const std::string& what) {
@@ -181,18 +150,12 @@ class MpiProcessGroup : public ProcessGroup {
     const std::string name = describe("all_reduce", op, t);
     check_tensor(t, name);
     check_reduction(t.dtype(), op, name);
+    const Tensor buf = reduction_buffer(t);
     MPI_Request req;
-    check_mpi(MPI_Iallreduce(MPI_IN_PLACE, t.raw_data(), count(t, name), mpi_type(t.dtype()), mpi_op(op, t.dtype()), comm_, &req),
+    check_mpi(MPI_Iallreduce(MPI_IN_PLACE, buf.raw_data(), count(buf, name), mpi_type(buf.dtype()), mpi_op(op), comm_,
+                             &req),
               rank_, name);
-    std::function<void()> after;
-    if (op == ReduceOp::avg && size_ > 1) {
-      const double n = size_;  // divide (correctly rounded), not multiply by 1/n
-      after = [t, n] {
-        NoGradGuard guard;
-        Tensor(t).copy_(div(t, n));
-      };
-    }
-    return make_work(req, name, {t}, std::move(after));
+    return make_work(req, name, {t, buf}, finish(buf, t, op));
   }
 
   WorkPtr all_gather_async(const Tensor& in, const Tensor& out) override {
@@ -221,19 +184,13 @@ class MpiProcessGroup : public ProcessGroup {
     LOOM_CHECK(out.dtype() == in.dtype() && out.numel() == counts[static_cast<size_t>(rank_)], "rank ", rank_,
                ": collective ", name, ": output has ", out.numel(), " ", dtype_name(out.dtype()),
                " elements, this rank's shard of ", n, " over ", size_, " ranks has ", counts[static_cast<size_t>(rank_)]);
+    const Tensor buf_in = reduction_buffer(in);
+    const Tensor buf_out = is_half(out.dtype()) ? empty(out.shape(), TensorOptions(DType::f32)) : out;
     MPI_Request req;
-    check_mpi(MPI_Ireduce_scatter(in.raw_data(), out.raw_data(), counts.data(), mpi_type(in.dtype()), mpi_op(op, in.dtype()), comm_,
-                                  &req),
+    check_mpi(MPI_Ireduce_scatter(buf_in.raw_data(), buf_out.raw_data(), counts.data(), mpi_type(buf_in.dtype()),
+                                  mpi_op(op), comm_, &req),
               rank_, name);
-    std::function<void()> after;
-    if (op == ReduceOp::avg && size_ > 1) {
-      const double n = size_;  // divide (correctly rounded), not multiply by 1/n
-      after = [out, n] {
-        NoGradGuard guard;
-        Tensor(out).copy_(div(out, n));
-      };
-    }
-    return make_work(req, name, {in, out}, std::move(after));
+    return make_work(req, name, {in, out, buf_in, buf_out}, finish(buf_out, out, op));
   }
 
   WorkPtr broadcast_async(const Tensor& t, int root) override {
@@ -316,9 +273,25 @@ class MpiProcessGroup : public ProcessGroup {
                " elements exceed MPI's int count");
     return static_cast<int>(t.numel());
   }
-  static MPI_Op mpi_op(ReduceOp op, DType t) {
-    if (is_half(t)) return half_op(t, op == ReduceOp::max);
-    return op == ReduceOp::max ? MPI_MAX : MPI_SUM;
+  static MPI_Op mpi_op(ReduceOp op) { return op == ReduceOp::max ? MPI_MAX : MPI_SUM; }
+  // What MPI reduces: t itself, or for bf16/f16 (no MPI datatype) a f32 copy,
+  // so that a sum neither rounds at every step nor overflows f16 on its way
+  // to an average that fits.
+  static Tensor reduction_buffer(const Tensor& t) {
+    if (!is_half(t.dtype())) return t;
+    NoGradGuard guard;
+    return t.to(DType::f32);
+  }
+  // Runs once the reduction is done: avg's division (correctly rounded, not a
+  // multiplication by 1/n), and the result rounded once into a half `dst`.
+  std::function<void()> finish(const Tensor& buf, const Tensor& dst, ReduceOp op) const {
+    const bool avg = op == ReduceOp::avg && size_ > 1, staged = !buf.is_same(dst);
+    if (!avg && !staged) return nullptr;
+    const double n = size_;
+    return [buf, dst, avg, n] {
+      NoGradGuard guard;
+      Tensor(dst).copy_(avg ? div(buf, n) : buf);
+    };
   }
   WorkPtr make_work(MPI_Request req, const std::string& name, std::vector<Tensor> keep, std::function<void()> after) {
     return std::make_shared<MpiWork>(req, name, rank_, timeout_s(), std::move(keep), std::move(after));

@@ -87,6 +87,7 @@ ResidualNorm residual_norm_impl(const char* name, const Tensor& x, const Tensor&
              " must have the shape of x ", shape_str(x.shape()));
   if (auto p = ops::promoted_pair(x, residual))
     return residual_norm_impl(name, p->first, p->second, normalized_shape, weight, bias, eps, rms);
+  ops::check_same_dtype(x, residual, name);  // the kernels read both as one type
   ops::check_same_device(x, residual, name);
   if (is_half(x.dtype())) {  // a half sum: as the two ops would compute it
     Tensor sum = add(x, residual);

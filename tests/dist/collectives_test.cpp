@@ -133,15 +133,19 @@ void test_errors(dist::ProcessGroup& g) {
   expect_error([&] { g.all_gather(zeros({3}), zeros({5})); }, {r.c_str(), "all_gather", "expected"}, "gather size");
   expect_error([&] { g.reduce_scatter(zeros({7}), zeros({7})); }, {r.c_str(), "reduce_scatter", "shard"}, "scatter size");
   expect_error([&] { g.send(zeros({1}), g.size()); }, {r.c_str(), "outside the group"}, "bad peer");
-  // bf16 sums add in float and round back: on two ranks 1 + 2^-9 rounds to 1
-  // (bf16's spacing at 1 is 2^-7); adding the 16-bit words as integers would not.
+  // bf16 sums add in float and round back once: on two ranks 1 + 2^-9 rounds
+  // to 1 (bf16's spacing at 1 is 2^-7); adding the 16-bit words would not.
   Tensor b = full({5}, g.rank() == 0 ? 1.0 : 1.0 / 512, DType::bf16);
   g.all_reduce(b, ReduceOp::sum);
   if (g.size() == 2) DCHECK(values(b) == std::vector<double>(5, 1.0), "bf16 sum rounding");
-  // max lets a NaN win: a diverged rank is not hidden
-  Tensor m = full({3}, g.rank() == 0 ? std::nan("") : 2.0, DType::bf16);
+  // max compares values, not bits: -2 (0xC000) beats -3 (0xC040)
+  Tensor m = full({3}, g.rank() == 0 ? -2.0 : -3.0, DType::bf16);
   g.all_reduce(m, ReduceOp::max);
-  DCHECK(std::isnan(values(m)[0]), "bf16 max with a NaN");
+  DCHECK(values(m) == std::vector<double>(3, -2.0), "bf16 max of negatives");
+  // an f16 average whose sum would overflow f16 (65504) still comes out right
+  Tensor h = full({4}, 40000.0, DType::f16);
+  g.all_reduce(h, ReduceOp::avg);
+  DCHECK(values(h) == std::vector<double>(4, 40000.0), "f16 avg past f16's range in the sum");
 }
 
 void test_consistency(dist::ProcessGroup& g) {

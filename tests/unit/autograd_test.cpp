@@ -220,4 +220,7 @@ TEST_CASE("the fused residual norm names what is wrong", "[autograd]") {
   Tensor x = zeros({2, 4}), r = zeros({2, 3});
   CHECK_THROWS_WITH(residual_layer_norm(x, r, {4}), Catch::Contains("residual [2, 3] must have the shape of x [2, 4]"));
   CHECK_THROWS_WITH(residual_rms_norm(x, zeros({2, 4}), {3}), Catch::Contains("normalized_shape [3]"));
+  CHECK_THROWS_WITH(residual_layer_norm(x, zeros({2, 4}, DType::i32), {4}), Catch::Contains("dtype mismatch"));
+  CHECK_THROWS_WITH(residual_layer_norm(zeros({2, 4}, DType::f64), zeros({2, 4}, DType::boolean), {4}),
+                    Catch::Contains("dtype mismatch"));
 }
