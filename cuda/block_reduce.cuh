@@ -3,7 +3,7 @@
 // most 1024; every thread gets the result, and bit for bit the same one:
 // within a warp a butterfly of shuffles (partners combine the same two
 // values, and a + b == b + a), then the warps' partials in warp order. So the
-// reductions are deterministic. `scratch` holds 32 values in shared memory
+// reductions are deterministic. The scratch holds 32 values in shared memory
 // (kBlockReduceSharedBytes); it is free again when the call returns.
 #pragma once
 
@@ -38,13 +38,15 @@ LOOM_SIMT_DEVICE T block_reduce(T v, unsigned threads, T* scratch) {
   return total;
 }
 
+// With the scratch at the start of the block's dynamic shared memory (the
+// row kernels launch with kBlockReduceSharedBytes of it).
 template <class T>
-LOOM_SIMT_DEVICE T block_sum(T v, unsigned threads, T* scratch) {
-  return block_reduce<T, false>(v, threads, scratch);
+LOOM_SIMT_DEVICE T block_sum(T v, unsigned threads) {
+  return block_reduce<T, false>(v, threads, dynamic_shared<T>());
 }
 template <class T>
-LOOM_SIMT_DEVICE T block_max(T v, unsigned threads, T* scratch) {
-  return block_reduce<T, true>(v, threads, scratch);
+LOOM_SIMT_DEVICE T block_max(T v, unsigned threads) {
+  return block_reduce<T, true>(v, threads, dynamic_shared<T>());
 }
 
 }  // namespace LOOM_SIMT_ABI

@@ -41,10 +41,8 @@ template <class T>
 LOOM_SIMT_DEVICE T row_max(const T* row, int64_t c, unsigned threads) {
   T mx = -static_cast<T>(INFINITY);
   for (int64_t j = thread_x(); j < c; j += threads) mx = max_nan(mx, row[j]);
-  return block_max(mx, threads, dynamic_shared<T>());
+  return block_max(mx, threads);
 }
-
-LOOM_SIMT_DEVICE double row_sum(double v, unsigned threads) { return block_sum(v, threads, dynamic_shared<double>()); }
 
 // One block per row: losses[i].
 template <class T>
@@ -62,8 +60,8 @@ LOOM_SIMT_GLOBAL void cross_entropy_kernel(Rows<T> a) {
     total += ::exp(static_cast<double>(row[j] - mx));
     sum_x += static_cast<double>(row[j]);
   }
-  total = row_sum(total, a.threads);
-  sum_x = row_sum(sum_x, a.threads);
+  total = block_sum(total, a.threads);
+  sum_x = block_sum(sum_x, a.threads);
   if (thread_x() == 0) {
     if (t < 0 || t >= a.c) {
       a.out[i] = static_cast<T>(NAN);
@@ -90,7 +88,7 @@ LOOM_SIMT_GLOBAL void cross_entropy_backward_kernel(Rows<T> a) {
   const T mx = row_max(row, a.c, a.threads);
   double total = 0;
   for (int64_t j = thread_x(); j < a.c; j += a.threads) total += ::exp(static_cast<double>(row[j] - mx));
-  total = row_sum(total, a.threads);
+  total = block_sum(total, a.threads);
   const double sc = static_cast<double>(a.scale[i * a.scale_stride]);
   const double uniform = a.smoothing / static_cast<double>(a.c);
   const bool bad = t < 0 || t >= a.c;

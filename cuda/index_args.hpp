@@ -43,8 +43,9 @@ inline void check_index_add(const Tensor& grad_out, int64_t dim, const Tensor& i
   check_index(index, "index_add");
   LOOM_CHECK(grad_out.dtype() == grad_x.dtype() && dim >= 0 && dim < grad_x.dim() && grad_out.dim() == grad_x.dim(),
              "index_add: bad arguments");
+  // Checked here too (not only in the launch): index.cu's sorting path needs it.
   LOOM_CHECK(grad_x.dtype() == DType::f32 || grad_x.dtype() == DType::f64,
-             "index_add: expected a f32 or f64 tensor, got ", dtype_name(grad_x.dtype()));  // checked before the sort too
+             "index_add: expected a f32 or f64 tensor, got ", dtype_name(grad_x.dtype()));
 }
 
 // With atomics (the order of the additions into a row varies).

@@ -69,10 +69,6 @@ inline constexpr int kColTile = 32, kRowSplit = 16;
 inline constexpr unsigned kWeightGradThreads = kColTile * kRowSplit;
 inline constexpr size_t kWeightGradSharedBytes = 2 * kWeightGradThreads * sizeof(double);
 
-LOOM_SIMT_DEVICE double row_sum(double x, unsigned threads) {
-  return block_sum(x, threads, dynamic_shared<double>());
-}
-
 template <class T>
 LOOM_SIMT_DEVICE double value(const T* p, int64_t j) {
   return static_cast<double>(p[j]);
@@ -95,14 +91,14 @@ LOOM_SIMT_GLOBAL void norm_rows_kernel(Forward<T> a) {
   if (!a.rms) {
     double s = 0;
     for (int64_t j = t; j < n; j += a.threads) s += value(in, j);
-    mu = row_sum(s, a.threads) / static_cast<double>(n);
+    mu = block_sum(s, a.threads) / static_cast<double>(n);
   }
   double ss = 0;
   for (int64_t j = t; j < n; j += a.threads) {
     const double d = value(in, j) - mu;
     ss += d * d;
   }
-  const double r = 1.0 / ::sqrt(row_sum(ss, a.threads) / static_cast<double>(n) + a.eps);
+  const double r = 1.0 / ::sqrt(block_sum(ss, a.threads) / static_cast<double>(n) + a.eps);
   if (t == 0) {
     a.mean[row] = static_cast<T>(mu);
     a.rstd[row] = static_cast<T>(r);
@@ -131,8 +127,8 @@ LOOM_SIMT_GLOBAL void norm_rows_backward_kernel(Backward<T> a) {
     sum_d += d;
     sum_dx += d * (value(xr, j) - mu) * r;
   }
-  sum_d = row_sum(sum_d, a.threads);
-  sum_dx = row_sum(sum_dx, a.threads);
+  sum_d = block_sum(sum_d, a.threads);
+  sum_dx = block_sum(sum_dx, a.threads);
   const double mean_d = a.rms ? 0.0 : sum_d / static_cast<double>(n);
   const double mean_dx = sum_dx / static_cast<double>(n);
   T* d = a.grad_x + row * n;

@@ -29,15 +29,6 @@ inline bool integer_unary_ok(Unary op) {
   return op == Unary::neg || op == Unary::abs || op == Unary::relu || op == Unary::clamp;
 }
 
-template <class T>
-const T* in(const Tensor& t) {
-  return static_cast<const T*>(t.raw_data());
-}
-template <class T>
-T* out_of(const Tensor& t) {
-  return static_cast<T*>(t.raw_data());
-}
-
 // Calls f.template operator()<T>() with T the storage type of `t`: the
 // floating types, plus i32/i64 with Integers and u8/bool with Bytes (chosen
 // at compile time, so no kernel is built for a type the op lacks); otherwise
@@ -79,8 +70,8 @@ void run_unary(Unary op, const Tensor& x, const Tensor& out, const kernels::Unar
   if (n == 0 || try_unary_packed(op, x, out, p, stream, check)) return;
   const auto ix = make_indexer<2>(out.shape(), {out.strides(), x.strides()}, name);
   with_storage_type<true, false>(t, name, "", [&]<class T>() {
-    check(launch(Dim3(grid_for(n)), Dim3(kThreads), 0, stream, unary_kernel<T>, n, ix, op, args_of(p), in<T>(x),
-                 out_of<T>(out)),
+    check(launch(Dim3(grid_for(n)), Dim3(kThreads), 0, stream, unary_kernel<T>, n, ix, op, args_of(p),
+                 data_of<const T>(x), data_of<T>(out)),
           name);
   });
 }
@@ -99,7 +90,7 @@ void run_unary_backward(Unary op, const Tensor& grad, const Tensor& x, const Ten
       make_indexer<4>(grad_in.shape(), {grad_in.strides(), grad.strides(), x.strides(), y.strides()}, name);
   with_storage_type<false, false>(t, name, "backward, ", [&]<class T>() {
     check(launch(Dim3(grid_for(n)), Dim3(kThreads), 0, stream, unary_backward_kernel<T>, n, ix, op, args_of(p),
-                 in<T>(grad), in<T>(x), in<T>(y), out_of<T>(grad_in)),
+                 data_of<const T>(grad), data_of<const T>(x), data_of<const T>(y), data_of<T>(grad_in)),
           name);
   });
 }
@@ -118,8 +109,8 @@ void run_binary(Binary op, const Tensor& a, const Tensor& b, const Tensor& out, 
   if (n == 0 || try_binary_packed(op, a, b, out, stream, check)) return;
   const auto ix = make_indexer<3>(out.shape(), {out.strides(), a.strides(), b.strides()}, name);
   with_storage_type<true, false>(t, name, "", [&]<class T>() {
-    check(launch(Dim3(grid_for(n)), Dim3(kThreads), 0, stream, binary_kernel<T>, n, ix, op, in<T>(a), in<T>(b),
-                 out_of<T>(out)),
+    check(launch(Dim3(grid_for(n)), Dim3(kThreads), 0, stream, binary_kernel<T>, n, ix, op, data_of<const T>(a),
+                 data_of<const T>(b), data_of<T>(out)),
           name);
   });
 }
@@ -133,8 +124,8 @@ void run_compare(Compare op, const Tensor& a, const Tensor& b, const Tensor& out
   if (n == 0) return;
   const auto ix = make_indexer<3>(out.shape(), {out.strides(), a.strides(), b.strides()}, "compare");
   with_storage_type<true, true>(t, "compare", "", [&]<class T>() {
-    check(launch(Dim3(grid_for(n)), Dim3(kThreads), 0, stream, compare_kernel<T>, n, ix, op, in<T>(a), in<T>(b),
-                 out_of<bool>(out)),
+    check(launch(Dim3(grid_for(n)), Dim3(kThreads), 0, stream, compare_kernel<T>, n, ix, op, data_of<const T>(a),
+                 data_of<const T>(b), data_of<bool>(out)),
           "compare");
   });
 }

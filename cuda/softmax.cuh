@@ -48,11 +48,11 @@ LOOM_SIMT_GLOBAL void softmax_rows_kernel(Rows<T> a) {
   T* o = a.out + row * a.r;
   T mx = neg_inf<T>();
   for (int64_t k = t; k < a.r; k += a.threads) mx = max_nan(mx, in[k]);
-  mx = block_max(mx, a.threads, dynamic_shared<T>());
+  mx = block_max(mx, a.threads);
   if (mx == neg_inf<T>()) mx = 0;  // a fully masked row: exp(-inf - 0) = 0, not NaN
   double total = 0;
   for (int64_t k = t; k < a.r; k += a.threads) total += static_cast<double>(m_exp(in[k] - mx));
-  total = block_sum(total, a.threads, dynamic_shared<double>());
+  total = block_sum(total, a.threads);
   if (a.log) {
     const T lse = mx + static_cast<T>(::log(total));
     for (int64_t k = t; k < a.r; k += a.threads) o[k] = in[k] - lse;
@@ -103,7 +103,7 @@ LOOM_SIMT_GLOBAL void softmax_backward_rows_kernel(Rows<T> a) {
   const unsigned t = thread_x();
   double s = 0;
   for (int64_t k = t; k < a.r; k += a.threads) s += grad_term(a.log, a.x[base + k], a.y[base + k]);
-  const T st = static_cast<T>(block_sum(s, a.threads, dynamic_shared<double>()));
+  const T st = static_cast<T>(block_sum(s, a.threads));
   for (int64_t k = t; k < a.r; k += a.threads) a.out[base + k] = softmax_grad(a.log, a.x[base + k], a.y[base + k], st);
 }
 

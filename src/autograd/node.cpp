@@ -1,6 +1,7 @@
 #include "loom/autograd/node.hpp"
 
 #include <atomic>
+#include <span>
 
 #include "loom/autograd/grad_mode.hpp"
 #include "loom/ops/elementwise.hpp"
@@ -55,7 +56,7 @@ std::vector<Tensor> AccumulateGrad::apply(const Tensor& incoming) {
   return {};
 }
 
-FunctionNode::FunctionNode(std::string name, MultiBackwardFn fn, size_t num_outputs, std::vector<SavedTensor> saved,
+FunctionNode::FunctionNode(std::string name, Backward fn, size_t num_outputs, std::vector<SavedTensor> saved,
                            std::vector<bool> needs_grad, std::vector<Shape> input_shapes)
     : Node(std::move(name)),
       fn_(std::move(fn)),
@@ -72,7 +73,8 @@ std::vector<Tensor> FunctionNode::apply_outputs(const std::vector<Tensor>& grad_
   BackwardContext ctx(*this, saved_, needs_grad_);
   LOOM_CHECK(grad_outputs.size() == num_outputs_, name_, ": ", grad_outputs.size(), " output gradients for ",
              num_outputs_, " outputs");
-  std::vector<Tensor> grads = fn_(ctx, grad_outputs);
+  std::vector<Tensor> grads = fn_.index() == 0 ? std::get<BackwardFn>(fn_)(ctx, grad_outputs[0])
+                                              : std::get<MultiBackwardFn>(fn_)(ctx, grad_outputs);
   LOOM_CHECK(grads.size() == needs_grad_.size(), name_, " backward returned ", grads.size(), " gradients for ",
              needs_grad_.size(), " inputs");
   for (size_t i = 0; i < grads.size(); ++i) {
@@ -110,9 +112,13 @@ Edge gradient_edge(const Tensor& t) {
   return Edge{acc};
 }
 
-std::vector<Tensor> record(const char* op, std::vector<Tensor> outputs, const std::vector<Tensor>& inputs,
-                           const std::vector<Tensor>& saved, MultiBackwardFn backward) {
-  if (!any_requires_grad(inputs)) return outputs;
+namespace {
+
+// Attaches one FunctionNode producing `outputs` (output i of the node is
+// outputs[i]) when any input requires grad and grad mode is on.
+void attach(const char* op, std::span<Tensor> outputs, const std::vector<Tensor>& inputs,
+            const std::vector<Tensor>& saved, FunctionNode::Backward backward) {
+  if (!any_requires_grad(inputs)) return;
   std::vector<bool> needs(inputs.size());
   std::vector<Shape> shapes(inputs.size());
   std::vector<Edge> edges(inputs.size());
@@ -133,15 +139,20 @@ std::vector<Tensor> record(const char* op, std::vector<Tensor> outputs, const st
     impl->output_nr = static_cast<uint32_t>(i);
     impl->requires_grad = true;
   }
+}
+
+}  // namespace
+
+std::vector<Tensor> record(const char* op, std::vector<Tensor> outputs, const std::vector<Tensor>& inputs,
+                           const std::vector<Tensor>& saved, MultiBackwardFn backward) {
+  attach(op, outputs, inputs, saved, std::move(backward));
   return outputs;
 }
 
 Tensor record(const char* op, Tensor output, const std::vector<Tensor>& inputs, const std::vector<Tensor>& saved,
               BackwardFn backward) {
-  MultiBackwardFn one = [fn = std::move(backward)](const BackwardContext& ctx, const std::vector<Tensor>& grads) {
-    return fn(ctx, grads[0]);
-  };
-  return record(op, std::vector<Tensor>{std::move(output)}, inputs, saved, std::move(one))[0];
+  attach(op, std::span<Tensor>(&output, 1), inputs, saved, std::move(backward));
+  return output;
 }
 
 }  // namespace loom::autograd

@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "loom/core/tensor.hpp"
@@ -59,7 +60,9 @@ class Node : public std::enable_shared_from_this<Node> {
   // The engine's entry: one gradient per output, undefined for an output that
   // received none (at least one is defined). Single-output nodes need not
   // override it.
-  virtual std::vector<Tensor> apply_outputs(const std::vector<Tensor>& grad_outputs) { return apply(grad_outputs.at(0)); }
+  virtual std::vector<Tensor> apply_outputs(const std::vector<Tensor>& grad_outputs) {
+    return apply(grad_outputs.at(0));
+  }
   // Frees saved tensors once backward has used them (unless retain_graph).
   virtual void release_saved() {}
 
@@ -116,7 +119,9 @@ using MultiBackwardFn =
 // `saved` so that they are version-checked and freed after use.
 class FunctionNode : public Node {
  public:
-  FunctionNode(std::string name, MultiBackwardFn fn, size_t num_outputs, std::vector<SavedTensor> saved,
+  // One output (the common case, called as is) or several.
+  using Backward = std::variant<BackwardFn, MultiBackwardFn>;
+  FunctionNode(std::string name, Backward fn, size_t num_outputs, std::vector<SavedTensor> saved,
                std::vector<bool> needs_grad, std::vector<Shape> input_shapes);
   size_t num_outputs() const override { return num_outputs_; }
   std::vector<Tensor> apply(const Tensor& grad_output) override { return apply_outputs({grad_output}); }
@@ -124,7 +129,7 @@ class FunctionNode : public Node {
   void release_saved() override;
 
  private:
-  MultiBackwardFn fn_;
+  Backward fn_;
   size_t num_outputs_;
   std::vector<SavedTensor> saved_;
   std::vector<bool> needs_grad_;
