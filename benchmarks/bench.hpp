@@ -54,6 +54,7 @@ void run_peak(const Options& opt);
 void run_gemm(const Options& opt);
 void run_memory(const std::string& which, const Options& opt);  // softmax, layer_norm, rms_norm, gelu, cross_entropy, adamw, memory
 void run_conv(const Options& opt);
+void run_linear(const Options& opt);  // linear_gelu against matmul + add + gelu
 void run_attention(const Options& opt);
 void run_mel(const Options& opt);  // log-mel spectrogram, --seconds S of audio
 void run_train_step(const Options& opt);

@@ -1,5 +1,7 @@
 // Memory-bound kernels (softmax, layer_norm, rms_norm, the residual add fused
-// with layer_norm against the two ops, gelu, fused cross-entropy, AdamW), convolutions and attention, each timed through
+// with layer_norm against the two ops, gelu, fused cross-entropy, AdamW),
+// convolutions and linear + GELU (fused entries beside the compositions they
+// replace) and attention, each timed through
 // loom's public ops: "fwd" under NoGradGuard, "fwd+bwd" as forward with grad
 // plus backward(dY) (parameter gradients included, as in training).
 //
@@ -174,19 +176,67 @@ void run_memory(const std::string& which, const Options& opt) {
   if (all || which == "adamw") adamw_case(opt, opt.integer("params", 4 << 20));
 }
 
+namespace {
+
+// conv2d through the backend's convolution entry (one node; the backward
+// recomputes the columns) beside the composition it replaced, unfold2d +
+// matmul + add, which keeps the columns alive for the backward.
+void conv_pair(const Options& opt, const std::string& shape, std::vector<Tensor> in, std::vector<int64_t> stride,
+               std::vector<int64_t> padding, double fwd_flops, double bwd_flops) {
+  for (bool fused : {true, false}) {
+    fwd_bwd(opt, fused ? "conv2d" : "conv2d_composed", shape, in,
+            [fused, stride, padding](const std::vector<Tensor>& t) {
+              if (fused) return conv2d(t[0], t[1], t[2], stride, padding);
+              const int64_t o = t[1].size(0);
+              const int64_t oh = (t[0].size(2) + 2 * padding[0] - t[1].size(2)) / stride[0] + 1;
+              const int64_t ow = (t[0].size(3) + 2 * padding[1] - t[1].size(3)) / stride[1] + 1;
+              Tensor cols = unfold2d(t[0], {t[1].size(2), t[1].size(3)}, stride, padding);
+              Tensor y = matmul(t[1].reshape({o, -1}), cols).reshape({t[0].size(0), o, oh, ow});
+              return add(y, t[2].reshape({1, o, 1, 1}));
+            },
+            fwd_flops, bwd_flops, true);
+  }
+}
+
+}  // namespace
+
 void run_conv(const Options& opt) {
   {  // fashion-vit patch stem: 1 -> 64 channels, 4x4 stride 4, batch 128 (images need no gradient)
     const double fl = conv_flops(128, 1, 64, 7, 7, 4, 4);
-    fwd_bwd(opt, "conv2d", "x128x1x28x28_w64x1x4x4_s4",
-            {randn({128, 1, 28, 28}), randn({64, 1, 4, 4}).requires_grad_(), zeros({64}).requires_grad_()},
-            [](const std::vector<Tensor>& t) { return conv2d(t[0], t[1], t[2], {4, 4}, {0, 0}); }, fl, fl, true);
+    conv_pair(opt, "x128x1x28x28_w64x1x4x4_s4",
+              {randn({128, 1, 28, 28}), randn({64, 1, 4, 4}).requires_grad_(), zeros({64}).requires_grad_()}, {4, 4},
+              {0, 0}, fl, fl);
   }
   {  // a 3x3 stride-2 convolution of the CNN recipe arch: 32 -> 64 channels, 28x28 -> 14x14
     const double fl = conv_flops(128, 32, 64, 14, 14, 3, 3);
-    fwd_bwd(opt, "conv2d", "x128x32x28x28_w64x32x3x3_s2p1",
-            {randn({128, 32, 28, 28}).requires_grad_(), randn({64, 32, 3, 3}).requires_grad_(),
-             zeros({64}).requires_grad_()},
-            [](const std::vector<Tensor>& t) { return conv2d(t[0], t[1], t[2], {2, 2}, {1, 1}); }, fl, 2 * fl, true);
+    conv_pair(opt, "x128x32x28x28_w64x32x3x3_s2p1",
+              {randn({128, 32, 28, 28}).requires_grad_(), randn({64, 32, 3, 3}).requires_grad_(),
+               zeros({64}).requires_grad_()},
+              {2, 2}, {1, 1}, fl, 2 * fl);
+  }
+}
+
+// A transformer MLP's first layer with its activation: linear_gelu (the
+// backend's fused entry: bias and GELU applied as the product is written)
+// beside matmul + add + gelu. FLOPs count the products only (2 M N K
+// forward, twice that backward).
+void run_linear(const Options& opt) {
+  struct Case {
+    int64_t m, k, n;
+  };
+  // GPT-2 124M's MLP over 2048 tokens; poetry-gpt's
+  for (const Case& c : {Case{2048, 768, 3072}, Case{2048, 192, 768}}) {
+    const double fl = 2.0 * static_cast<double>(c.m) * static_cast<double>(c.k) * static_cast<double>(c.n);
+    std::vector<Tensor> in{randn({c.m, c.k}).requires_grad_(), mul(randn({c.n, c.k}), 0.03).requires_grad_(),
+                           zeros({c.n}).requires_grad_()};
+    for (bool fused : {true, false}) {
+      fwd_bwd(opt, fused ? "linear_gelu" : "matmul+add+gelu", dims({c.m, c.k, c.n}), in,
+              [fused](const std::vector<Tensor>& t) {
+                if (fused) return linear_gelu(t[0], t[1], t[2], GeluApprox::tanh);
+                return gelu(add(matmul(t[0], t[1].t()), t[2]), GeluApprox::tanh);
+              },
+              fl, 2 * fl, true);
+    }
   }
 }
 

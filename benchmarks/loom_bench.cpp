@@ -108,13 +108,14 @@ void usage() {
                "       [--trans-a 1] [--trans-b 1]    --max-square N caps the sweep, default 2048)\n"
                "  softmax | layer_norm | rms_norm | residual_norm | gelu | cross_entropy | adamw\n"
                "  memory                             all of the above\n"
-               "  conv                               patch embedding and a 3x3 convolution\n"
+               "  conv                               patch embedding and a 3x3 convolution (fused and composed)\n"
+               "  linear                             linear + GELU: the fused entry against matmul + add + gelu\n"
                "  attention [--seq T] [--causal 0|1] scaled-dot-product attention, forward and forward+backward\n"
                "  mel [--seconds S]                  log-mel spectrogram of S seconds of 16 kHz audio (default 10)\n"
                "  train-step --recipe R [--set k=v]... [--steps N] [--warmup W] [--synthetic 1] [--peak-tflops T]\n"
                "                                     whole steps on train.device in train.precision; --synthetic:\n"
                "                                     random tokens (gpt); --peak-tflops: the device's GEMM rate\n"
-               "  kernels                            gemm + memory + conv + attention + mel\n"
+               "  kernels                            gemm + memory + conv + linear + attention + mel\n"
                "  allreduce [--min B] [--max B] [--iters N]   MPI all-reduce bandwidth (mpirun -np N loom-bench allreduce)\n"
                "options: --threads N  --reps N  --warmup N  --fma-gflops X --copy-gbps Y (skip measuring limits)\n");
 }
@@ -154,6 +155,8 @@ int main(int argc, char** argv) {
       run_memory(name, opt);
     } else if (name == "conv") {
       run_conv(opt);
+    } else if (name == "linear") {
+      run_linear(opt);
     } else if (name == "attention") {
       run_attention(opt);
     } else if (name == "mel") {
@@ -166,6 +169,7 @@ int main(int argc, char** argv) {
       run_gemm(opt);
       run_memory("memory", opt);
       run_conv(opt);
+      run_linear(opt);
       run_attention(opt);
       run_mel(opt);
     } else {

@@ -40,6 +40,13 @@ const Backend* cuda_backend() {
       .attention_backward = cuda::attention_backward,
       .adamw_multi = cuda::adamw_multi,
       .sum_squares = cuda::sum_squares,
+      .linear = cuda::linear,
+      .linear_weight_grad = cuda::linear_weight_grad,
+#if LOOM_WITH_CUDNN
+      .convolution = cuda::convolution,
+      .convolution_backward = cuda::convolution_backward,
+#endif
+      .power_spectrum = cuda::power_spectrum,
   };
   static const Backend* registered = [] {
     if (!cuda_available()) return static_cast<const Backend*>(nullptr);

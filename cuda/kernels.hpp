@@ -58,6 +58,16 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
 bool adamw_multi(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
                  const std::vector<Tensor>& exp_avgs, const std::vector<Tensor>& exp_avg_sqs, const AdamWStep& s);
 bool sum_squares(const std::vector<Tensor>& tensors, double* out);
+// linear_epilogue.cpp (cuBLASLt)
+bool linear(const Tensor& x, const Tensor& weight, const Tensor& bias, LinearEpilogue e, const Tensor& out,
+            const Tensor& pre);
+bool linear_weight_grad(const Tensor& grad, const Tensor& x, const Tensor& grad_w, const Tensor& grad_b);
+// spectrum_cufft.cpp
+bool power_spectrum(const Tensor& frames, const Tensor& power);
+// convolution_cudnn.cpp (builds with cuDNN)
+bool convolution(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& out, const Window2d& w);
+void convolution_backward(const Tensor& grad, const Tensor& x, const Tensor& weight, const Tensor& grad_x,
+                          const Tensor& grad_w, const Tensor& grad_b, const Window2d& w);
 
 // "<op>: no CUDA kernel yet for <what>"
 [[noreturn]] void no_kernel(const char* op, const std::string& what);

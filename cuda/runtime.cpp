@@ -53,6 +53,9 @@ struct DeviceState {
   std::once_flag once;
   cudaStream_t stream = nullptr;
   cublasHandle_t handle = nullptr;
+  std::once_flag lt_once;
+  cublasLtHandle_t lt = nullptr;
+  void* lt_workspace = nullptr;
 };
 
 DeviceState& state(int device) {
@@ -113,6 +116,21 @@ void throw_cublas_error(cublasStatus_t status, const char* call, const char* fil
 
 cudaStream_t stream(int device) { return state(device).stream; }
 cublasHandle_t cublas(int device) { return state(device).handle; }
+
+namespace {
+DeviceState& lt_state(int device) {
+  DeviceState& s = state(device);
+  std::call_once(s.lt_once, [&] {
+    DeviceGuard guard(device);
+    LOOM_CUBLAS_CHECK(cublasLtCreate(&s.lt), "device ", device);
+    LOOM_CUDA_CHECK(cudaMalloc(&s.lt_workspace, kCublasLtWorkspaceBytes), "device ", device);
+  });
+  return s;
+}
+}  // namespace
+
+cublasLtHandle_t cublaslt(int device) { return lt_state(device).lt; }
+void* cublaslt_workspace(int device) { return lt_state(device).lt_workspace; }
 
 DeviceGuard::DeviceGuard(int device) {
   LOOM_CUDA_CHECK(cudaGetDevice(&previous_));

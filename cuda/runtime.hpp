@@ -12,6 +12,7 @@
 #error "cuda/runtime.hpp needs a build with LOOM_WITH_CUDA"
 #endif
 
+#include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
@@ -35,6 +36,12 @@ cudaStream_t stream(int device);
 // The device's cuBLAS handle, bound to stream(device); default math (no TF32
 // for fp32: cuda/gemm.cpp asks for CUBLAS_COMPUTE_32F).
 cublasHandle_t cublas(int device);
+// The device's cuBLASLt handle and its workspace (kCublasLtWorkspaceBytes,
+// allocated on first use; one stream per device, so one workspace serves
+// every call in order).
+constexpr size_t kCublasLtWorkspaceBytes = size_t{32} << 20;
+cublasLtHandle_t cublaslt(int device);
+void* cublaslt_workspace(int device);
 
 // Makes `device` current for the scope, restoring the previous one.
 class DeviceGuard {

@@ -37,4 +37,11 @@ void unfold2d(const Tensor& x, const Tensor& cols, const Window2d& w);
 void fold2d(const Tensor& cols, const Tensor& x_grad, const Window2d& w);
 void adamw(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq, const AdamWStep& s);
 
+bool linear(const Tensor& x, const Tensor& weight, const Tensor& bias, LinearEpilogue e, const Tensor& out,
+            const Tensor& pre);
+bool linear_weight_grad(const Tensor& grad, const Tensor& x, const Tensor& grad_w, const Tensor& grad_b);
+bool convolution(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& out, const Window2d& w);
+void convolution_backward(const Tensor& grad, const Tensor& x, const Tensor& weight, const Tensor& grad_x,
+                          const Tensor& grad_w, const Tensor& grad_b, const Window2d& w);
+
 }  // namespace loom::cpu

@@ -182,8 +182,13 @@ ParallelTransformerBlock::ParallelTransformerBlock(const nn::TransformerBlockOpt
 }
 
 Tensor ParallelTransformerBlock::forward(const Tensor& x, const Tensor& mask) {
-  const ResidualNorm r = norm2->residual_forward(x, attn->forward(norm1->forward(x), mask, options.causal));
-  return add(r.sum, mlp->forward(r.normed));
+  return forward_stream({x, Tensor()}, mask).resolved();
+}
+
+nn::ResidualStream ParallelTransformerBlock::forward_stream(const nn::ResidualStream& x, const Tensor& mask) {
+  const ResidualNorm in = x.resolved_and_normed_by(*norm1);
+  const ResidualNorm r = norm2->residual_forward(in.sum, attn->forward(in.normed, mask, options.causal));
+  return {r.sum, mlp->forward(r.normed)};
 }
 
 }  // namespace loom::dist

@@ -83,7 +83,7 @@ const Backend* guarded_table() {
   g.entry = [](auto... a) {                       \
     OneDevice check{#entry, kType};               \
     (check(a), ...);                              \
-    cpu_backend()->entry(a...);                   \
+    return cpu_backend()->entry(a...);            \
   }
     LOOM_GUARD_ENTRY(fill);
     LOOM_GUARD_ENTRY(unary);
@@ -108,6 +108,10 @@ const Backend* guarded_table() {
     LOOM_GUARD_ENTRY(unfold2d);
     LOOM_GUARD_ENTRY(fold2d);
     LOOM_GUARD_ENTRY(adamw);
+    LOOM_GUARD_ENTRY(linear);
+    LOOM_GUARD_ENTRY(linear_weight_grad);
+    LOOM_GUARD_ENTRY(convolution);
+    LOOM_GUARD_ENTRY(convolution_backward);
 #undef LOOM_GUARD_ENTRY
     g.copy = cross_device_copy;
     return g;

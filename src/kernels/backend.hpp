@@ -42,6 +42,10 @@ struct AdamWStep {
   double bias_correction1, bias_correction2;  // 1 - beta^t
 };
 
+// What a fused linear applies after the product: the bias, or the bias and
+// then GELU in its tanh form (the one cuBLASLt's epilogue computes).
+enum class LinearEpilogue : uint8_t { bias, bias_gelu_tanh };
+
 struct AttentionParams {
   bool causal = false;  // key j visible to query i when j <= i + Lk - Lq
   double scale = 1.0;
@@ -125,6 +129,28 @@ struct Backend {
   // *out = the sum of x² over every element of every tensor, accumulated in
   // double (the gradient norm), with one read back to the host.
   bool (*sum_squares)(const std::vector<Tensor>& tensors, double* out) = nullptr;
+  // A linear layer with its epilogue in one pass: out [M, N] = x [M, K] .
+  // weight [N, K]^T + bias [N], then GELU for bias_gelu_tanh, which also
+  // writes pre [M, N] (the values GELU was applied to, for the backward).
+  // Contiguous operands of one floating dtype; the bias is added (and GELU
+  // applied) before the one rounding to a half output.
+  bool (*linear)(const Tensor& x, const Tensor& weight, const Tensor& bias, LinearEpilogue e, const Tensor& out,
+                 const Tensor& pre) = nullptr;
+  // A linear layer's parameter gradients in one pass: grad_w [N, K] =
+  // grad [M, N]^T . x [M, K], grad_b [N] = grad summed over its rows.
+  bool (*linear_weight_grad)(const Tensor& grad, const Tensor& x, const Tensor& grad_w, const Tensor& grad_b) = nullptr;
+  // A 2-D convolution (cross-correlation, as conv2d) of contiguous x
+  // [N, C, H, W] with weight [O, C, KH, KW], plus the optional bias [O]:
+  // out [N, O, OH, OW]. Accepting a forward promises the backward for the
+  // same tensors: grad_x, grad_w and grad_b of sum(out * grad), each
+  // undefined when it is not wanted.
+  bool (*convolution)(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& out,
+                      const Window2d& w) = nullptr;
+  void (*convolution_backward)(const Tensor& grad, const Tensor& x, const Tensor& weight, const Tensor& grad_x,
+                               const Tensor& grad_w, const Tensor& grad_b, const Window2d& w) = nullptr;
+  // Power spectra of real frames: power [R, n / 2 + 1] = |rfft(frames)|² for
+  // contiguous f32 frames [R, n], n a power of two (the log-mel's spectra).
+  bool (*power_spectrum)(const Tensor& frames, const Tensor& power) = nullptr;
 };
 
 const Backend& backend(Device device);

@@ -57,8 +57,9 @@ Tensor GPT::forward(const Tensor& ids) {
              ", got ", shape_str(ids.shape()));
   const int64_t t = ids.size(1);
   Tensor x = drop->forward(add(wte->forward(ids), wpe.narrow(0, 0, t)));
-  for (const auto& block : *blocks) x = block->forward(x);
-  return matmul(ln_f->forward(x), wte->weight.t());
+  nn::ResidualStream stream{x, Tensor()};
+  for (const auto& block : *blocks) stream = block->forward_stream(stream);
+  return matmul(stream.normed_by(*ln_f), wte->weight.t());
 }
 
 std::vector<int32_t> GPT::generate(std::vector<int32_t> tokens, const SamplingOptions& o, Generator& gen) {

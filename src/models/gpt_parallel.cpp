@@ -29,10 +29,11 @@ Tensor ParallelGPT::forward(const Tensor& ids) {
              ": ParallelGPT: ids must be [B, T] with T <= ", config.seq_len, ", got ", shape_str(ids.shape()));
   const int64_t t = ids.size(1);
   Tensor x = drop->forward(add(wte->forward(ids), wpe.narrow(0, 0, t)));
-  for (const auto& block : *blocks) x = block->forward(x);
+  nn::ResidualStream stream{x, Tensor()};
+  for (const auto& block : *blocks) stream = block->forward_stream(stream);
   // The tied head: each rank multiplies by its rows of the embedding; the
   // input's gradient is summed over the group (copy_to_tp_region).
-  return matmul(dist::copy_to_tp_region(ln_f->forward(x), tp), wte->weight.t());
+  return matmul(dist::copy_to_tp_region(stream.normed_by(*ln_f), tp), wte->weight.t());
 }
 
 Tensor ParallelGPT::loss(const Tensor& ids, const Tensor& targets) {

@@ -48,8 +48,9 @@ Tensor ImageClassifier::forward(const Tensor& images) {
 
 Tensor ImageClassifier::forward_vit(const Tensor& images) {
   Tensor x = drop_->forward(add(patches_->forward(images), pos_));
-  for (const auto& block : *blocks_) x = block->forward(x);
-  return head_->forward(mean(norm_->forward(x), {1}));
+  nn::ResidualStream stream{x, Tensor()};
+  for (const auto& block : *blocks_) stream = block->forward_stream(stream);
+  return head_->forward(mean(stream.normed_by(*norm_), {1}));
 }
 
 Tensor ImageClassifier::forward_cnn(const Tensor& images) {

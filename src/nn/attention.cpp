@@ -67,8 +67,14 @@ TransformerBlock::TransformerBlock(const TransformerBlockOptions& o, Generator* 
 
 Tensor TransformerBlock::forward(const Tensor& x, const Tensor& mask, const Tensor& context,
                                  const Tensor& context_mask) {
-  Tensor branch = attn->forward(norm1->forward(x), Tensor(), mask, options.causal);
-  Tensor stream = x;
+  return forward_stream({x, Tensor()}, mask, context, context_mask).resolved();
+}
+
+ResidualStream TransformerBlock::forward_stream(const ResidualStream& x, const Tensor& mask, const Tensor& context,
+                                                const Tensor& context_mask) {
+  const ResidualNorm in = x.resolved_and_normed_by(*norm1);
+  Tensor branch = attn->forward(in.normed, Tensor(), mask, options.causal);
+  Tensor stream = in.sum;
   if (cross) {
     LOOM_CHECK(context.defined(), "TransformerBlock: built with cross-attention but given no context");
     const ResidualNorm r = norm_cross->residual_forward(stream, branch);
@@ -76,7 +82,7 @@ Tensor TransformerBlock::forward(const Tensor& x, const Tensor& mask, const Tens
     branch = cross->forward(r.normed, context, context_mask);
   }
   const ResidualNorm r = norm2->residual_forward(stream, branch);
-  return add(r.sum, mlp->forward(r.normed));
+  return {r.sum, mlp->forward(r.normed)};
 }
 
 }  // namespace loom::nn

@@ -25,6 +25,11 @@ Linear::Linear(int64_t in_features, int64_t out_features, bool with_bias, Genera
 
 Tensor Linear::forward(const Tensor& x) { return add_lora(linear(x, weight, bias), x); }
 
+Tensor Linear::forward_gelu(const Tensor& x, GeluApprox approx) {
+  if (lora_adapters() != nullptr) return gelu(forward(x), approx);
+  return linear_gelu(x, weight, bias, approx);
+}
+
 Embedding::Embedding(int64_t num_embeddings, int64_t dim, double std, Generator* gen) {
   Tensor w = empty({num_embeddings, dim});
   init::normal_(w, 0.0, std, gen);
@@ -54,6 +59,17 @@ ResidualNorm RMSNorm::residual_forward(const Tensor& x, const Tensor& residual) 
   return residual_rms_norm(x, residual, {dim}, weight, eps);
 }
 
+Tensor ResidualStream::resolved() const { return branch.defined() ? add(stream, branch) : stream; }
+
+Tensor ResidualStream::normed_by(NormLayer& norm) const {
+  return branch.defined() ? norm.residual_forward(stream, branch).normed : norm.forward(stream);
+}
+
+ResidualNorm ResidualStream::resolved_and_normed_by(NormLayer& norm) const {
+  if (branch.defined()) return norm.residual_forward(stream, branch);
+  return {stream, norm.forward(stream)};
+}
+
 Tensor Dropout::forward(const Tensor& x) { return dropout(x, p, is_training(), gen_); }
 
 Tensor activate(const Tensor& x, Activation a) {
@@ -72,6 +88,14 @@ MLP::MLP(int64_t dim, int64_t hidden, Activation a, double p, Generator* gen) : 
   drop = register_module("drop", std::make_shared<Dropout>(p, gen));
 }
 
-Tensor MLP::forward(const Tensor& x) { return fc2->forward(drop->forward(activate(fc1->forward(x), act))); }
+Tensor MLP::forward(const Tensor& x) {
+  Tensor h;
+  switch (act) {
+    case Activation::gelu: h = fc1->forward_gelu(x, GeluApprox::none); break;
+    case Activation::gelu_tanh: h = fc1->forward_gelu(x, GeluApprox::tanh); break;
+    default: h = activate(fc1->forward(x), act);
+  }
+  return fc2->forward(drop->forward(h));
+}
 
 }  // namespace loom::nn

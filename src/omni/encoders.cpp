@@ -78,10 +78,10 @@ TransformerStack::TransformerStack(const StackOptions& o, Generator* gen) : opti
 
 Tensor TransformerStack::forward(const Tensor& x, const Tensor& mask, const Tensor& context,
                                  const Tensor& context_mask) {
-  Tensor y = x;
   const Tensor attn_mask = key_padding_mask(mask), cross_mask = key_padding_mask(context_mask);
-  for (const auto& block : *blocks) y = block->forward(y, attn_mask, context, cross_mask);
-  return norm->forward(y);
+  nn::ResidualStream stream{x, Tensor()};
+  for (const auto& block : *blocks) stream = block->forward_stream(stream, attn_mask, context, cross_mask);
+  return stream.normed_by(*norm);
 }
 
 Encoder::Encoder(const StackOptions& options, Generator* gen) {

@@ -36,6 +36,10 @@ std::optional<std::pair<Tensor, Tensor>> promoted_pair(const Tensor& a, const Te
 Tensor autocast_product_operand(const Tensor& t);
 Tensor autocast_to_f32(const Tensor& t);
 
+// t contiguous and detached: what a fused kernel entry reads and a backward
+// saves (no second reference into the graph).
+inline Tensor dense(const Tensor& t) { return t.contiguous().detach(); }
+
 // The contiguous [outer, r, inner] decomposition of a tensor around `dim`.
 struct AxisSplit {
   int64_t outer = 1, r = 1, inner = 1;

@@ -1,5 +1,10 @@
-// Convolutions as im2col + one batched GEMM: conv2d(x, w) = w[O, C*KH*KW] . unfold2d(x).
+// Convolutions: the backend's convolution entry where it has one that takes
+// the call (cuDNN on CUDA; im2col + GEMM on the CPU, recomputing the columns
+// in the backward instead of keeping them), otherwise composed as im2col +
+// one batched GEMM: conv2d(x, w) = w[O, C*KH*KW] . unfold2d(x).
 // conv1d is conv2d over a height of 1.
+#include <optional>
+
 #include "loom/ops/creation.hpp"
 #include "loom/ops/elementwise.hpp"
 #include "loom/ops/linalg.hpp"
@@ -12,10 +17,62 @@ namespace loom {
 using ops::BackwardContext;
 
 namespace {
+
 std::vector<int64_t> pair_of(const std::vector<int64_t>& v, const char* op, const char* what) {
   LOOM_CHECK(v.size() == 1 || v.size() == 2, op, ": ", what, " must have 1 or 2 values, got ", v.size());
   return v.size() == 1 ? std::vector<int64_t>{v[0], v[0]} : v;
 }
+
+// The window of a kernel sliding over x [N, C, H, W], checked.
+kernels::Window2d window_over(const Tensor& x, std::vector<int64_t> kernel, std::vector<int64_t> stride,
+                              std::vector<int64_t> padding, const char* op) {
+  kernel = pair_of(kernel, op, "kernel");
+  stride = pair_of(stride, op, "stride");
+  padding = pair_of(padding, op, "padding");
+  const kernels::Window2d w{kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1]};
+  LOOM_CHECK(w.kh > 0 && w.kw > 0 && w.sh > 0 && w.sw > 0 && w.ph >= 0 && w.pw >= 0, op,
+             ": kernel and stride must be positive, padding non-negative");
+  LOOM_CHECK(x.size(2) + 2 * w.ph >= w.kh && x.size(3) + 2 * w.pw >= w.kw, op, ": kernel ", shape_str(kernel),
+             " larger than padded input ", shape_str(x.shape()));
+  return w;
+}
+
+int64_t out_height(const Tensor& x, const kernels::Window2d& w) { return (x.size(2) + 2 * w.ph - w.kh) / w.sh + 1; }
+int64_t out_width(const Tensor& x, const kernels::Window2d& w) { return (x.size(3) + 2 * w.pw - w.kw) / w.sw + 1; }
+
+// conv2d through the backend's convolution entry; nullopt when it has none
+// or declines the call (the caller composes).
+std::optional<Tensor> fused_conv2d(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in,
+                                   const kernels::Window2d& win) {
+  const kernels::Backend& table = ops::kernels_for(x_in);
+  if (table.convolution == nullptr) return std::nullopt;
+  if (w_in.device() != x_in.device() || (b_in.defined() && b_in.device() != x_in.device())) return std::nullopt;
+  const Tensor x = ops::autocast_product_operand(x_in);
+  const Tensor w = ops::autocast_product_operand(w_in);
+  const Tensor b = b_in.defined() ? ops::autocast_product_operand(b_in) : Tensor();
+  if (w.dtype() != x.dtype() || (b.defined() && b.dtype() != x.dtype()) || !is_floating(x.dtype()))
+    return std::nullopt;
+  if (x.numel() == 0 || w.numel() == 0) return std::nullopt;
+  const Tensor x2 = ops::dense(x), w2 = ops::dense(w), b2 = b.defined() ? ops::dense(b) : Tensor();
+  Tensor out = empty({x.size(0), w.size(0), out_height(x, win), out_width(x, win)},
+                     TensorOptions(x.dtype()).with_device(x.device()));
+  if (!table.convolution(x2, w2, b2, out, win)) return std::nullopt;
+
+  std::vector<Tensor> inputs = {x, w};
+  if (b.defined()) inputs.push_back(b);
+  return ops::record("conv2d", out, inputs, {x2, w2}, [win, bias = b.defined()](const BackwardContext& ctx, const Tensor& g) {
+    const Tensor x2 = ctx.saved(0), w2 = ctx.saved(1);
+    const TensorOptions on = TensorOptions(x2.dtype()).with_device(x2.device());
+    Tensor gx = ctx.needs_grad(0) ? empty(x2.shape(), on) : Tensor();
+    Tensor gw = ctx.needs_grad(1) ? empty(w2.shape(), on) : Tensor();
+    Tensor gb = bias && ctx.needs_grad(2) ? empty({w2.size(0)}, on) : Tensor();
+    ops::kernels_for(x2).convolution_backward(ops::dense(g.to(x2.dtype())), x2, w2, gx, gw, gb, win);
+    std::vector<Tensor> grads = {gx, gw};
+    if (bias) grads.push_back(gb);
+    return grads;
+  });
+}
+
 }  // namespace
 
 Tensor unfold2d(const Tensor& x_in, std::vector<int64_t> kernel, std::vector<int64_t> stride,
@@ -24,19 +81,11 @@ Tensor unfold2d(const Tensor& x_in, std::vector<int64_t> kernel, std::vector<int
   LOOM_CHECK(x_in.dim() == 4, "unfold2d: expected input [N, C, H, W], got ", shape_str(x_in.shape()));
   if (is_half(x_in.dtype())) return unfold2d(x_in.to(DType::f32), kernel, stride, padding).to(x_in.dtype());
   ops::check_floating(x_in, "unfold2d");
-  kernel = pair_of(kernel, "unfold2d", "kernel");
-  stride = pair_of(stride, "unfold2d", "stride");
-  padding = pair_of(padding, "unfold2d", "padding");
-  const kernels::Window2d w{kernel[0], kernel[1], stride[0], stride[1], padding[0], padding[1]};
-  LOOM_CHECK(w.kh > 0 && w.kw > 0 && w.sh > 0 && w.sw > 0 && w.ph >= 0 && w.pw >= 0,
-             "unfold2d: kernel and stride must be positive, padding non-negative");
-  const int64_t n = x_in.size(0), c = x_in.size(1), h = x_in.size(2), wd = x_in.size(3);
-  LOOM_CHECK(h + 2 * w.ph >= w.kh && wd + 2 * w.pw >= w.kw, "unfold2d: kernel ", shape_str(kernel),
-             " larger than padded input ", shape_str(x_in.shape()));
-  const int64_t oh = (h + 2 * w.ph - w.kh) / w.sh + 1, ow = (wd + 2 * w.pw - w.kw) / w.sw + 1;
-  Tensor x = x_in.contiguous().detach();
+  const kernels::Window2d w = window_over(x_in, kernel, stride, padding, "unfold2d");
+  const int64_t n = x_in.size(0), c = x_in.size(1);
+  Tensor x = ops::dense(x_in);
   const auto opts = TensorOptions(x.dtype()).with_device(x.device());
-  Tensor cols = empty({n, c * w.kh * w.kw, oh * ow}, opts);
+  Tensor cols = empty({n, c * w.kh * w.kw, out_height(x, w) * out_width(x, w)}, opts);
   ops::kernels_for(x).unfold2d(x, cols, w);
   return ops::record("unfold2d", cols, {x_in}, {}, [w, xs = x.shape()](const BackwardContext&, const Tensor& g) {
     Tensor grad = zeros(xs, TensorOptions(g.dtype()).with_device(g.device()));
@@ -52,15 +101,13 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, std::ve
   LOOM_CHECK(x.dim() == 4 && weight.dim() == 4 && x.size(1) == weight.size(1), "conv2d: input ", shape_str(x.shape()),
              " ([N, C, H, W]) does not match weight ", shape_str(weight.shape()), " ([O, C, KH, KW])");
   const int64_t out_ch = weight.size(0);
-  Tensor cols = unfold2d(x, {weight.size(2), weight.size(3)}, stride, padding);
-  const auto st = pair_of(stride, "conv2d", "stride"), pd = pair_of(padding, "conv2d", "padding");
-  const int64_t oh = (x.size(2) + 2 * pd[0] - weight.size(2)) / st[0] + 1;
-  const int64_t ow = (x.size(3) + 2 * pd[1] - weight.size(3)) / st[1] + 1;
-  Tensor y = matmul(weight.reshape({out_ch, -1}), cols).reshape({x.size(0), out_ch, oh, ow});
-  if (bias.defined()) {
+  if (bias.defined())
     LOOM_CHECK(bias.shape() == Shape{out_ch}, "conv2d: bias ", shape_str(bias.shape()), " must be [", out_ch, "]");
-    y = add(y, ops::autocast_product_operand(bias).reshape({1, out_ch, 1, 1}));
-  }
+  const kernels::Window2d win = window_over(x, {weight.size(2), weight.size(3)}, stride, padding, "conv2d");
+  if (std::optional<Tensor> fused = fused_conv2d(x, weight, bias, win)) return *fused;
+  Tensor cols = unfold2d(x, {weight.size(2), weight.size(3)}, stride, padding);
+  Tensor y = matmul(weight.reshape({out_ch, -1}), cols).reshape({x.size(0), out_ch, out_height(x, win), out_width(x, win)});
+  if (bias.defined()) y = add(y, ops::autocast_product_operand(bias).reshape({1, out_ch, 1, 1}));
   return y;
 }
 

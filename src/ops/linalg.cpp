@@ -1,6 +1,11 @@
 // matmul with NumPy semantics over one batched GEMM kernel. Broadcast batch
 // dims become stride-0 views (no copies) whenever they can be merged into one.
+// linear takes the backend's fused entry where there is one (the bias, and
+// GELU for linear_gelu, applied as the product is written: cuBLASLt's
+// epilogues on CUDA); otherwise it is composed from matmul, add and gelu.
 #include "loom/ops/linalg.hpp"
+
+#include <optional>
 
 #include "loom/ops/elementwise.hpp"
 #include "loom/ops/reduction.hpp"
@@ -89,18 +94,86 @@ Tensor bmm(const Tensor& a, const Tensor& b) {
   return matmul(a, b);
 }
 
-Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
-  check_defined(x, "linear", "x");
-  check_defined(weight, "linear", "weight");
-  LOOM_CHECK(weight.dim() == 2 && x.dim() >= 1 && x.size(-1) == weight.size(1), "linear: input ",
+namespace {
+
+void check_linear(const Tensor& x, const Tensor& weight, const Tensor& bias, const char* op) {
+  check_defined(x, op, "x");
+  check_defined(weight, op, "weight");
+  LOOM_CHECK(weight.dim() == 2 && x.dim() >= 1 && x.size(-1) == weight.size(1), op, ": input ",
              shape_str(x.shape()), " does not match weight ", shape_str(weight.shape()), " ([out, in])");
-  Tensor y = matmul(x, weight.t());
-  if (bias.defined()) {
-    LOOM_CHECK(bias.dim() == 1 && bias.size(0) == weight.size(0), "linear: bias ", shape_str(bias.shape()),
+  if (bias.defined())
+    LOOM_CHECK(bias.dim() == 1 && bias.size(0) == weight.size(0), op, ": bias ", shape_str(bias.shape()),
                " does not match weight ", shape_str(weight.shape()));
-    y = add(y, ops::autocast_product_operand(bias));  // under autocast the output stays in its dtype
-  }
-  return y;
+}
+
+// The parameter gradients of a fused linear: the backend's one-pass entry
+// when it takes them, else a product and a column sum.
+void linear_parameter_grads(const Tensor& g2, const Tensor& x2, Tensor& gw, Tensor& gb) {
+  const TensorOptions on = TensorOptions(g2.dtype()).with_device(g2.device());
+  const kernels::Backend& table = ops::kernels_for(g2);
+  gw = empty({g2.size(1), x2.size(1)}, on);
+  gb = empty({g2.size(1)}, on);
+  if (table.linear_weight_grad != nullptr && table.linear_weight_grad(g2, x2, gw, gb)) return;
+  gw = matmul(g2.t(), x2);
+  gb = sum(g2, {0});
+}
+
+// x [..., K] . weight[N, K]^T + bias, with the epilogue, through the backend's
+// fused entry; nullopt when it has none or declines (then the caller composes).
+std::optional<Tensor> fused_linear(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in,
+                                   kernels::LinearEpilogue epilogue) {
+  const kernels::Backend& table = ops::kernels_for(x_in);
+  if (table.linear == nullptr || !b_in.defined()) return std::nullopt;
+  if (w_in.device() != x_in.device() || b_in.device() != x_in.device()) return std::nullopt;
+  const Tensor x = ops::autocast_product_operand(x_in);
+  const Tensor w = ops::autocast_product_operand(w_in);
+  const Tensor b = ops::autocast_product_operand(b_in);
+  if (w.dtype() != x.dtype() || b.dtype() != x.dtype() || !is_floating(x.dtype())) return std::nullopt;
+  const int64_t k = x.size(-1), n = w.size(0);
+  if (k == 0 || n == 0 || x.numel() == 0) return std::nullopt;
+  const int64_t m = x.numel() / k;
+  const bool gelu = epilogue == kernels::LinearEpilogue::bias_gelu_tanh;
+  const Tensor x2 = ops::dense(x).reshape({m, k}), w2 = ops::dense(w), b2 = ops::dense(b);
+  const TensorOptions on = TensorOptions(x.dtype()).with_device(x.device());
+  Tensor out = empty({m, n}, on);
+  Tensor pre = gelu ? empty({m, n}, on) : Tensor();
+  if (!table.linear(x2, w2, b2, epilogue, out, pre)) return std::nullopt;
+
+  Shape out_shape = x.shape();
+  out_shape.back() = n;
+  return ops::record(gelu ? "linear_gelu" : "linear", out.reshape(out_shape), {x, w, b}, {x2, w2, pre},
+                     [gelu, xs = x.shape()](const BackwardContext& ctx, const Tensor& g) {
+                       const Tensor x2 = ctx.saved(0), w2 = ctx.saved(1);
+                       Tensor g2 = ops::dense(g.to(x2.dtype())).reshape({x2.size(0), w2.size(0)});
+                       if (gelu) {
+                         const Tensor pre = ctx.saved(2);
+                         Tensor g_pre = empty(pre.shape(), TensorOptions(pre.dtype()).with_device(pre.device()));
+                         ops::kernels_for(pre).unary_backward(kernels::Unary::gelu_tanh, g2, pre, pre, g_pre, {});
+                         g2 = g_pre;
+                       }
+                       Tensor gx = ctx.needs_grad(0) ? matmul(g2, w2).reshape(xs) : Tensor();
+                       Tensor gw, gb;
+                       if (ctx.needs_grad(1) || ctx.needs_grad(2)) linear_parameter_grads(g2, x2, gw, gb);
+                       return std::vector<Tensor>{gx, gw, gb};
+                     });
+}
+
+}  // namespace
+
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  check_linear(x, weight, bias, "linear");
+  if (std::optional<Tensor> fused = fused_linear(x, weight, bias, kernels::LinearEpilogue::bias)) return *fused;
+  Tensor y = matmul(x, weight.t());
+  // under autocast the output stays in the product's dtype
+  return bias.defined() ? add(y, ops::autocast_product_operand(bias)) : y;
+}
+
+Tensor linear_gelu(const Tensor& x, const Tensor& weight, const Tensor& bias, GeluApprox approx) {
+  check_linear(x, weight, bias, "linear_gelu");
+  if (approx == GeluApprox::tanh)
+    if (std::optional<Tensor> fused = fused_linear(x, weight, bias, kernels::LinearEpilogue::bias_gelu_tanh))
+      return *fused;
+  return gelu(linear(x, weight, bias), approx);
 }
 
 }  // namespace loom

@@ -31,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include <loom/audio/mel.hpp>
 #include <loom/core/cuda.hpp>
 #include <loom/loom.hpp>
 
@@ -654,6 +655,51 @@ int run_kernels() {
     a_odd.copy_(a);
     expect_close(matmul(a_odd, dev(b)), matmul(a, b), kF32, "column stride 2");
   });
+  s.run("linear with its epilogue (cuBLASLt): bias, GELU and its input, weight and bias gradients", [] {
+    Generator gen(33);
+    for (DType t : {DType::f32, DType::bf16, DType::f16}) {
+      const std::string n = dtype_name(t);
+      Tensor x = randn({300, 96}, t, &gen), w = randn({136, 96}, t, &gen), b = randn({136}, t, &gen);
+      for (auto e : {kernels::LinearEpilogue::bias, kernels::LinearEpilogue::bias_gelu_tanh}) {
+        const bool gelu = e == kernels::LinearEpilogue::bias_gelu_tanh;
+        const std::string what = n + (gelu ? " bias+gelu" : " bias");
+        Tensor want = empty({300, 136}, TensorOptions(t)), want_pre = gelu ? empty({300, 136}, TensorOptions(t)) : Tensor();
+        LOOM_CHECK(cpu_k().linear(x, w, b, e, want, want_pre), "the CPU declined ", what);
+        Tensor got = empty_dev({300, 136}, t), got_pre = gelu ? empty_dev({300, 136}, t) : Tensor();
+        LOOM_CHECK(cuda_k().linear(dev(x), dev(w), dev(b), e, got, got_pre), "the device declined ", what);
+        expect_close(got, want, tolerance_for(t), "linear " + what);
+        if (gelu) expect_close(got_pre, want_pre, tolerance_for(t), "linear " + what + ": GELU's input");
+      }
+      Tensor g = randn({300, 136}, t, &gen);
+      Tensor gw = empty_dev({136, 96}, t), gb = empty_dev({136}, t);
+      if (!cuda_k().linear_weight_grad(dev(g), dev(x), gw, gb)) {
+        std::printf("  note: %s weight gradient with the bias-gradient epilogue declined; the op composes it\n",
+                    n.c_str());
+        continue;
+      }
+      Tensor want_w = empty({136, 96}, TensorOptions(t)), want_b = empty({136}, TensorOptions(t));
+      if (!cpu_k().linear_weight_grad(g, x, want_w, want_b)) {  // halves: f32 products, rounded once
+        const Tensor g32 = g.to(DType::f32);
+        want_w = matmul(g32.t(), x.to(DType::f32)).to(t);
+        want_b = sum(g32, {0}).to(t);
+      }
+      expect_close(gw, want_w, tolerance_for(t), "linear " + n + " weight gradient");
+      expect_close(gb, want_b, tolerance_for(t), "linear " + n + " bias gradient");
+    }
+    // The op takes the fused path on the device and its gradients match the CPU's.
+    Tensor x = randn({4, 33, 64}, DType::f32, &gen), w = randn({128, 64}, DType::f32, &gen), b = randn({128}, DType::f32, &gen);
+    Tensor xd = dev(x).requires_grad_(), wd = dev(w).requires_grad_(), bd = dev(b).requires_grad_();
+    Tensor xc = x.clone().requires_grad_(), wc = w.clone().requires_grad_(), bc = b.clone().requires_grad_();
+    const Tensor yd = linear_gelu(xd, wd, bd), yc = linear_gelu(xc, wc, bc);
+    LOOM_CHECK(yd.grad_fn() != nullptr && yd.grad_fn()->name() == "linear_gelu",
+               "linear_gelu on the device did not take the fused entry");
+    expect_close(yd, yc, kF32, "linear_gelu op");
+    sum(mul(yd, yd)).backward();
+    sum(mul(yc, yc)).backward();
+    expect_close(xd.grad(), xc.grad(), kF32, "linear_gelu op: x gradient");
+    expect_close(wd.grad(), wc.grad(), kF32, "linear_gelu op: weight gradient");
+    expect_close(bd.grad(), bc.grad(), kF32, "linear_gelu op: bias gradient");
+  });
   s.run("index_select, embedding backward (repeated ids), gather, scatter, scatter_add", [] {
     Generator gen(28);
     Tensor x = randn({4, 10, 3}, DType::f32, &gen);
@@ -688,7 +734,60 @@ int run_kernels() {
       CHECK_THAT(g1.offset() == g2.offset(), "generator offsets differ");
     }
   });
-  s.run("conv2d (unfold2d / fold2d) forward and backward", [] {
+  s.run("unfold2d / fold2d (im2col), the composed conv2d's kernels", [] {
+    Generator gen(30);
+    const kernels::Window2d win{3, 2, 2, 1, 1, 0};
+    Tensor x = randn({2, 3, 9, 7}, DType::f32, &gen);
+    const int64_t oh = (9 + 2 - 3) / 2 + 1, ow = (7 - 2) / 1 + 1;
+    Tensor want = empty({2, 18, oh * ow}, TensorOptions(DType::f32)), got = empty_dev({2, 18, oh * ow}, DType::f32);
+    cpu_k().unfold2d(x, want, win);
+    cuda_k().unfold2d(dev(x), got, win);
+    expect_same(got, want, "unfold2d");
+    Tensor cols = randn({2, 18, oh * ow}, DType::f32, &gen);
+    Tensor folded_want = zeros({2, 3, 9, 7}), folded_got = dev(zeros({2, 3, 9, 7}));
+    cpu_k().fold2d(cols, folded_want, win);
+    cuda_k().fold2d(dev(cols), folded_got, win);
+    expect_close(folded_got, folded_want, kF32, "fold2d");
+  });
+  s.run("conv2d's entry (cuDNN): patch stem and 3x3, f32, bf16, f16, forward and every gradient", [] {
+    Generator gen(31);
+    struct Case {
+      Shape x, w;
+      kernels::Window2d win;
+      Shape y;
+    };
+    const std::vector<Case> cases = {
+        {{4, 3, 32, 32}, {64, 3, 8, 8}, {8, 8, 8, 8, 0, 0}, {4, 64, 4, 4}},        // a ViT patch stem
+        {{2, 16, 17, 19}, {8, 16, 3, 3}, {3, 3, 1, 1, 1, 1}, {2, 8, 17, 19}},      // same-size 3x3
+    };
+    for (DType t : {DType::f32, DType::bf16, DType::f16}) {
+      for (const Case& c : cases) {
+        const std::string what = std::string(dtype_name(t)) + " x " + shape_str(c.x) + " w " + shape_str(c.w);
+        Tensor x = randn(c.x, t, &gen), w = randn(c.w, t, &gen), b = randn({c.w[0]}, t, &gen);
+        Tensor got = empty_dev(c.y, t);
+        if (!cuda_k().convolution(dev(x), dev(w), dev(b), got, c.win)) {
+          // only the emulated device (the CPU entry) declines halves
+          LOOM_CHECK(cuda::host_emulated_devices() > 0, "the device declined conv2d ", what);
+          continue;
+        }
+        // The CPU's entry in f32 (halves widened, then rounded once) is the reference.
+        const Tensor x32 = x.to(DType::f32), w32 = w.to(DType::f32), b32 = b.to(DType::f32);
+        Tensor want = empty(c.y, TensorOptions(DType::f32));
+        LOOM_CHECK(cpu_k().convolution(x32, w32, b32, want, c.win), "the CPU declined conv2d ", what);
+        expect_close(got, want.to(t), tolerance_for(t), "conv2d " + what);
+        Tensor g = randn(c.y, t, &gen);
+        Tensor gx = empty_dev(c.x, t), gw = empty_dev(c.w, t), gb = empty_dev({c.w[0]}, t);
+        cuda_k().convolution_backward(dev(g), dev(x), dev(w), gx, gw, gb, c.win);
+        Tensor wx = empty(c.x, TensorOptions(DType::f32)), ww = empty(c.w, TensorOptions(DType::f32));
+        Tensor wb = empty({c.w[0]}, TensorOptions(DType::f32));
+        cpu_k().convolution_backward(g.to(DType::f32), x32, w32, wx, ww, wb, c.win);
+        expect_close(gx, wx.to(t), tolerance_for(t), "conv2d grad x " + what);
+        expect_close(gw, ww.to(t), tolerance_for(t), "conv2d grad w " + what);
+        expect_close(gb, wb.to(t), tolerance_for(t), "conv2d grad b " + what);
+      }
+    }
+  });
+  s.run("conv2d op forward and backward against the CPU", [] {
     Generator gen(29);
     Tensor x = randn({2, 3, 17, 19}, DType::f32, &gen), w = randn({4, 3, 3, 3}, DType::f32, &gen);
     Tensor b = randn({4}, DType::f32, &gen);
@@ -701,6 +800,28 @@ int run_kernels() {
     sum(mul(yd, dev(g))).backward();
     expect_close(xd.grad(), xc.grad(), kF32, "conv2d grad x");
     expect_close(wd.grad(), wc.grad(), kF32, "conv2d grad w");
+  });
+  s.run("log-mel spectrogram on the device (cuFFT spectra) against the CPU's", [] {
+    Generator gen(32);
+    // Power spectra alone: the entry against the CPU's float64 rfft.
+    Tensor frames = randn({37, 512}, DType::f32, &gen);
+    Tensor got = empty_dev({37, 257}, DType::f32);
+    if (cuda_k().power_spectrum != nullptr) {
+      LOOM_CHECK(cuda_k().power_spectrum(dev(frames), got), "the device declined power_spectrum");
+      std::vector<float> want(37 * 257);
+      for (int r = 0; r < 37; ++r) {
+        std::vector<double> row(frames.data<float>() + r * 512, frames.data<float>() + (r + 1) * 512);
+        const auto spec = audio::rfft(row);
+        for (int b = 0; b < 257; ++b) want[r * 257 + b] = static_cast<float>(std::norm(spec[b]));
+      }
+      Tensor want_t = empty({37, 257}, DType::f32);
+      std::copy(want.begin(), want.end(), want_t.data<float>());
+      expect_close(got, want_t, Tolerance{1e-4, 1e-3, 1e-6}, "power spectra");
+    }
+    // Whole features of a batch of clips (the DFT products where there is no entry).
+    Tensor clips = mul(randn({3, 8000}, DType::f32, &gen), 0.2);
+    const Tensor want = audio::log_mel_spectrogram(clips);
+    expect_close(audio::log_mel_spectrogram(dev(clips)), want, Tolerance{1e-3, 2e-3, 1e-6}, "log-mel");
   });
   s.run("adamw step", [] {
     Generator gen(30);
@@ -1026,6 +1147,32 @@ int run_bench() {
     gemm_bf16_tflops = flops / ms / 1e9;
   }
   bench_attention(gemm_bf16_tflops);
+  {  // GPT-2 124M's MLP input layer over 8 x 1024 tokens, bf16: cuBLASLt's GELU epilogue against matmul + add + gelu
+    const int64_t m = 8192, k = 768, nn = 3072;
+    Tensor xs = randn({m, k}, opts, &gen).to(DType::bf16), ws = randn({nn, k}, opts, &gen).to(DType::bf16);
+    Tensor bs = randn({nn}, opts, &gen).to(DType::bf16);
+    const double flops = 2.0 * m * k * nn;
+    report("linear_gelu", "[8192, 768] x [3072, 768]^T bf16", median_ms([&] { linear_gelu(xs, ws, bs); }), 0, flops);
+    report("matmul+add+gelu", "[8192, 768] x [3072, 768]^T bf16",
+           median_ms([&] { gelu(add(matmul(xs, ws.t()), bs), GeluApprox::tanh); }), 0, flops);
+  }
+  {  // a ViT patch stem (224 px, 16 x 16 patches, 768 channels, batch 64), bf16: cuDNN against im2col + GEMM
+    Tensor img = randn({64, 3, 224, 224}, opts, &gen).to(DType::bf16);
+    Tensor w = randn({768, 3, 16, 16}, opts, &gen).to(DType::bf16), cb = randn({768}, opts, &gen).to(DType::bf16);
+    const double flops = 2.0 * 64 * 768 * 14 * 14 * (3 * 16 * 16);
+    report("conv2d", "patch stem [64, 3, 224, 224] 16x16/16 -> 768 bf16",
+           median_ms([&] { conv2d(img, w, cb, {16, 16}, {0, 0}); }), 0, flops);
+    report("conv2d_composed", "patch stem [64, 3, 224, 224] 16x16/16 -> 768 bf16", median_ms([&] {
+             Tensor cols = unfold2d(img, {16, 16}, {16, 16}, {0, 0});
+             add(matmul(w.reshape({768, -1}), cols).reshape({64, 768, 14, 14}), cb.reshape({1, 768, 1, 1}));
+           }),
+           0, flops);
+  }
+  {  // log-mel of 64 ten-second clips at 16 kHz on the device (cuFFT spectra, mel GEMM)
+    Tensor clips = randn({64, 160000}, opts, &gen);
+    report("log_mel", "64 x 10 s, 16 kHz -> [64, 999, 80]", median_ms([&] { audio::log_mel_spectrogram(clips); }),
+           4.0 * clips.numel(), 0);
+  }
   Tensor logits = randn({4096, 32000}, opts, &gen);
   Tensor targets = to_device(randint(0, 32000, {4096}, DType::i64, &gen), kDev);
   report("cross_entropy", "[4096, 32000] f32", median_ms([&] { cross_entropy(logits, targets); }),

@@ -182,6 +182,12 @@ CASES = {
         lambda x, r, w, b: (x + r) * 0.5 + F.layer_norm(x + r, (6,), w, b),
     ),
     "residual_rms_norm": ([S([4, 6]), S([4, 6]), S([6])], lambda x, r, w: rms_norm(x + r, w)),
+    # a linear layer with its activation, fused into the product's epilogue where the backend can
+    "linear_gelu_tanh": (
+        [S([2, 3, 4]), S([8, 4]), S([8])],
+        lambda x, w, b: F.gelu(F.linear(x, w, b), approximate="tanh"),
+    ),
+    "linear_gelu_erf": ([S([3, 4]), S([6, 4]), S([6])], lambda x, w, b: F.gelu(F.linear(x, w, b))),
 }
 
 

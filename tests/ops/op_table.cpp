@@ -72,6 +72,11 @@ std::vector<OpCase> build() {
   c.push_back({"matmul_vector", {in({4}), in({2, 4, 3})}, [](const V& v) { return matmul(v[0], v[1]); }});
   c.push_back({"bmm", {in({2, 3, 4}), in({2, 4, 5})}, [](const V& v) { return bmm(v[0], v[1]); }});
   c.push_back({"linear", {in({2, 3, 4}), in({5, 4}), in({5})}, [](const V& v) { return linear(v[0], v[1], v[2]); }});
+  // 8 outputs: the width cuBLASLt's GELU epilogue takes; a strided weight is copied first
+  c.push_back({"linear_gelu_tanh", {in({2, 3, 4}), nc({8, 4}), in({8})},
+               [](const V& v) { return linear_gelu(v[0], v[1], v[2], GeluApprox::tanh); }});
+  c.push_back({"linear_gelu_erf", {in({3, 4}), in({6, 4}), in({6})},
+               [](const V& v) { return linear_gelu(v[0], v[1], v[2], GeluApprox::none); }});
   // normalisation, embedding, losses
   c.push_back({"layer_norm", {in({3, 6}), in({6}), in({6})}, [](const V& v) { return layer_norm(v[0], {6}, v[1], v[2]); }});
   c.push_back({"rms_norm", {nc({4, 6}), in({6})}, [](const V& v) { return rms_norm(v[0], {6}, v[1]); }});

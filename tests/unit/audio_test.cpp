@@ -13,8 +13,13 @@
 #include <loom/audio/mel.hpp>
 #include <loom/audio/resample.hpp>
 #include <loom/audio/wav.hpp>
+#include <loom/core/cuda.hpp>
 #include <loom/core/error.hpp>
 #include <loom/core/random.hpp>
+#include <loom/ops/creation.hpp>
+#include <loom/ops/elementwise.hpp>
+#include <loom/ops/reduction.hpp>
+#include <loom/ops/shape.hpp>
 
 using namespace loom::audio;
 using Catch::Contains;
@@ -199,6 +204,69 @@ TEST_CASE("log-mel of a pure tone peaks in the mel band centred nearest the tone
   CHECK(mel_frame_count(401, o) == 2);
   CHECK(mel_frame_count(560, o) == 2);
   CHECK(mel_frame_count(561, o) == 3);
+}
+
+namespace {
+
+// Two tones and a little noise: energy in some bands, little in others.
+std::vector<float> voice_like(int n, uint64_t seed) {
+  std::vector<float> a = tone(440.0, 16000, n, 0.3), b = tone(2900.0, 16000, n, 0.1);
+  loom::Generator gen(seed);
+  const loom::Tensor noise = loom::randn({n}, loom::DType::f32, &gen);
+  for (int i = 0; i < n; ++i) a[i] += b[i] + 0.01f * noise.data<float>()[i];
+  return a;
+}
+
+double max_abs_diff(const loom::Tensor& a, const loom::Tensor& b) {
+  REQUIRE(a.shape() == b.shape());
+  return loom::amax(loom::abs(loom::sub(a.to(loom::kCPU), b.to(loom::kCPU)))).item<double>();
+}
+
+loom::Tensor as_tensor(const std::vector<float>& v) {
+  loom::Tensor t = loom::empty({static_cast<int64_t>(v.size())}, loom::DType::f32);
+  std::copy(v.begin(), v.end(), t.data<float>());
+  return t;
+}
+
+}  // namespace
+
+TEST_CASE("log-mel of a tensor equals the std::vector definition, one clip or a batch", "[audio]") {
+  MelOptions narrow;  // a window shorter than n_fft (centred), and one that fills it
+  narrow.n_fft = 256, narrow.win_length = 200, narrow.hop_length = 80, narrow.n_mels = 40;
+  MelOptions full = narrow;
+  full.win_length = 256;
+  for (const MelOptions& o : {MelOptions{}, narrow, full}) {
+    INFO("n_fft " << o.n_fft << ", win " << o.win_length);
+    const std::vector<float> a = voice_like(4000, 1), b = voice_like(4000, 2);
+    const loom::Tensor want_a = log_mel_spectrogram(a, o), want_b = log_mel_spectrogram(b, o);
+    const loom::Tensor one = log_mel_spectrogram(as_tensor(a), o);
+    // log values of magnitude up to ~10; f32 framing and mel product against the f64 definition
+    CHECK(max_abs_diff(one, want_a) < 2e-3);
+    const loom::Tensor both = log_mel_spectrogram(loom::stack({as_tensor(a), as_tensor(b)}, 0), o);
+    REQUIRE(both.shape() == loom::Shape{2, want_a.size(0), o.n_mels});
+    CHECK(max_abs_diff(both.select(0, 0), one) == 0.0);  // rows of a batch are independent
+    CHECK(max_abs_diff(both.select(0, 1), want_b) < 2e-3);
+  }
+  // A clip shorter than one window is one zero-padded frame.
+  const loom::Tensor short_clip = log_mel_spectrogram(as_tensor(voice_like(100, 3)));
+  CHECK(max_abs_diff(short_clip, log_mel_spectrogram(voice_like(100, 3))) < 2e-3);
+}
+
+TEST_CASE("log-mel on a device without an FFT kernel takes the DFT as two products", "[audio]") {
+  loom::cuda::HostEmulation emulated(1);
+  const std::vector<float> clip = voice_like(3000, 4);
+  const loom::Tensor on_device = log_mel_spectrogram(as_tensor(clip).to(loom::Device::cuda(0)));
+  CHECK(on_device.device() == loom::Device::cuda(0));
+  CHECK(max_abs_diff(on_device, log_mel_spectrogram(clip)) < 2e-3);
+}
+
+TEST_CASE("log-mel of a tensor names what is wrong", "[audio]") {
+  CHECK_THROWS_WITH(log_mel_spectrogram(loom::zeros({2, 3, 400})), Contains("samples [n] or [batch, n]"));
+  CHECK_THROWS_WITH(log_mel_spectrogram(loom::zeros({400}, loom::DType::i32)), Contains("floating point"));
+  CHECK_THROWS_WITH(log_mel_spectrogram(loom::Tensor()), Contains("undefined"));
+  MelOptions bad;
+  bad.n_fft = 300;
+  CHECK_THROWS_WITH(log_mel_spectrogram(loom::zeros({400}), bad), Contains("power of two"));
 }
 
 TEST_CASE("resample keeps a sine wave and the length ratio", "[audio]") {

@@ -45,6 +45,43 @@ TEST_CASE("state dicts round-trip and strict loading lists every problem", "[nn]
   CHECK_NOTHROW(b.load_state_dict(state, false));
 }
 
+TEST_CASE("a stack of blocks on a pending residual stream equals the blocks one by one", "[nn]") {
+  // forward_stream leaves each block's closing add to the next block's norm1
+  // (and the last to the final norm): the same values and gradients as
+  // forward() then norm(), in one fused pass fewer per block.
+  Generator gen(7);
+  nn::TransformerBlockOptions o = small_block();
+  std::vector<std::shared_ptr<nn::TransformerBlock>> blocks;
+  for (int i = 0; i < 3; ++i) blocks.push_back(std::make_shared<nn::TransformerBlock>(o, &gen));
+  nn::LayerNorm final_norm(8);
+  Tensor x = randn({2, 5, 8}, DType::f32, &gen).requires_grad_();
+  Tensor x2 = x.detach().clone().requires_grad_();
+
+  nn::ResidualStream stream{x, Tensor()};
+  for (auto& b : blocks) stream = b->forward_stream(stream, Tensor());
+  const Tensor fused = stream.normed_by(final_norm);
+  REQUIRE(fused.grad_fn() != nullptr);
+  CHECK(fused.grad_fn()->name().find("residual") != std::string::npos);  // the last add went into the norm
+
+  Tensor y = x2;
+  for (auto& b : blocks) y = b->forward(y);
+  const Tensor plain = final_norm.forward(y);
+  CHECK(amax(abs(sub(fused, plain))).item<double>() < 1e-6);
+
+  Tensor w = randn(fused.shape(), DType::f32, &gen);
+  sum(mul(fused, w)).backward();
+  std::vector<Tensor> fused_grads;
+  for (auto& [name, p] : blocks[0]->named_parameters()) fused_grads.push_back(p.grad().clone());
+  for (auto& b : blocks) b->zero_grad();
+  sum(mul(plain, w)).backward();
+  CHECK(amax(abs(sub(x.grad(), x2.grad()))).item<double>() < 1e-5);
+  size_t i = 0;
+  for (auto& [name, p] : blocks[0]->named_parameters()) {
+    INFO(name);
+    CHECK(amax(abs(sub(fused_grads[i++], p.grad()))).item<double>() < 1e-5);
+  }
+}
+
 TEST_CASE("train and eval switch dropout", "[nn]") {
   Generator g(5);
   nn::MLP mlp(4, 16, nn::Activation::relu, 0.5, &g);

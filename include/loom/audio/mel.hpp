@@ -48,5 +48,11 @@ std::vector<double> mel_filterbank(const MelOptions& options = {});
 int64_t mel_frame_count(int64_t n_samples, const MelOptions& options = {});
 // f32 [frames, n_mels].
 Tensor log_mel_spectrogram(const std::vector<float>& samples, const MelOptions& options = {});
+// The same features of waveforms held in a tensor, computed on the tensor's
+// device (on a GPU: cuFFT for the spectra, cuBLAS for the mel projection):
+// samples [n] or [batch, n] (any floating dtype) -> f32 [frames, n_mels] or
+// [batch, frames, n_mels], one frame count for the whole batch. Features, not
+// a differentiable op: no gradient flows back to the samples.
+Tensor log_mel_spectrogram(const Tensor& samples, const MelOptions& options = {});
 
 }  // namespace loom::audio

@@ -154,6 +154,8 @@ class ParallelTransformerBlock : public nn::Layer {
                            Generator* gen = nullptr);
   Tensor forward(const Tensor& x) override { return forward(x, Tensor()); }
   Tensor forward(const Tensor& x, const Tensor& mask);
+  // As nn::TransformerBlock::forward_stream: the closing add left pending.
+  nn::ResidualStream forward_stream(const nn::ResidualStream& x, const Tensor& mask = Tensor());
   nn::TransformerBlockOptions options;
   std::shared_ptr<nn::NormLayer> norm1, norm2;
   std::shared_ptr<ParallelAttention> attn;

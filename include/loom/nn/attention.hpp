@@ -53,6 +53,11 @@ class TransformerBlock : public Layer {
   explicit TransformerBlock(const TransformerBlockOptions& options, Generator* gen = nullptr);
   Tensor forward(const Tensor& x) override { return forward(x, Tensor(), Tensor(), Tensor()); }
   Tensor forward(const Tensor& x, const Tensor& mask, const Tensor& context, const Tensor& context_mask);
+  // The block on a stream whose last add may be pending, returning its own
+  // closing add pending: a stack of blocks fuses each closing add with the
+  // next block's norm1, and the last one with the stack's final norm.
+  ResidualStream forward_stream(const ResidualStream& x, const Tensor& mask = Tensor(),
+                                const Tensor& context = Tensor(), const Tensor& context_mask = Tensor());
   TransformerBlockOptions options;
   std::shared_ptr<NormLayer> norm1, norm2, norm_cross;
   std::shared_ptr<MultiHeadAttention> attn, cross;

@@ -14,6 +14,9 @@ class Linear : public Layer, public LoraHost {
  public:
   Linear(int64_t in_features, int64_t out_features, bool bias = true, Generator* gen = nullptr);
   Tensor forward(const Tensor& x) override;
+  // gelu(forward(x)): one fused pass on a backend whose linear takes the
+  // activation (linear_gelu), unless LoRA adapters sit between the two.
+  Tensor forward_gelu(const Tensor& x, GeluApprox approx);
   Tensor weight, bias;
 
   int64_t lora_in_features() const override { return weight.size(1); }
@@ -42,6 +45,20 @@ class Embedding : public Layer {
 class NormLayer : public Layer {
  public:
   virtual ResidualNorm residual_forward(const Tensor& x, const Tensor& residual) = 0;
+};
+
+// A residual stream whose last add is still pending: the value is stream +
+// branch (just stream when branch is undefined). A pre-norm block hands its
+// closing add on in this form, so that the next block adds it inside its
+// first norm (one fused pass) instead of in a separate add.
+struct ResidualStream {
+  Tensor stream, branch;
+  // stream + branch, added now.
+  Tensor resolved() const;
+  // norm(stream + branch), the add fused into the norm when one is pending.
+  Tensor normed_by(NormLayer& norm) const;
+  // {stream + branch, norm(stream + branch)} from one fused pass.
+  ResidualNorm resolved_and_normed_by(NormLayer& norm) const;
 };
 
 class LayerNorm : public NormLayer {

@@ -1,0 +1,22 @@
+# loom_find_cuda_library(NAME HEADER LIBRARY DEFINE): finds an optional
+# library that ships with (or beside) the CUDA toolkit, looking under the
+# toolkit, then /usr/local/cuda. When found, loom links it privately,
+# compiles with DEFINE=1, and ${DEFINE} is ON in the caller's scope.
+function(loom_find_cuda_library name header library define)
+  set(${define} OFF PARENT_SCOPE)
+  if(NOT LOOM_HAS_CUDA_SOURCES)
+    return()
+  endif()
+  get_filename_component(_root "${CUDAToolkit_BIN_DIR}" DIRECTORY)
+  find_path(LOOM_${name}_INCLUDE_DIR ${header}
+            HINTS ${CUDAToolkit_INCLUDE_DIRS} ${_root}/include /usr/local/cuda/include)
+  find_library(LOOM_${name}_LIBRARY ${library}
+               HINTS ${CUDAToolkit_LIBRARY_DIR} ${_root}/lib64 ${_root}/lib /usr/local/cuda/lib64 /usr/local/cuda/lib)
+  if(LOOM_${name}_INCLUDE_DIR AND LOOM_${name}_LIBRARY)
+    set(${define} ON PARENT_SCOPE)
+    target_include_directories(loom PRIVATE ${LOOM_${name}_INCLUDE_DIR})
+    target_link_libraries(loom PRIVATE ${LOOM_${name}_LIBRARY})
+    target_compile_definitions(loom PRIVATE ${define}=1)
+    message(STATUS "loom: ${name} ON (${LOOM_${name}_LIBRARY})")
+  endif()
+endfunction()

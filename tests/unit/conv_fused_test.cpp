@@ -1,0 +1,135 @@
+// conv2d through the backend's convolution entry (one node; the backward
+// recomputes the im2col columns) against the composition it replaces,
+// unfold2d + matmul + add: values and every gradient, with and without bias,
+// strides and padding, and the calls that must compose.
+#include <catch2/catch.hpp>
+
+#include <loom/loom.hpp>
+
+using namespace loom;
+
+namespace {
+
+struct ConvInputs {
+  Tensor x, w, b;
+  ConvInputs(uint64_t seed, DType t, const Shape& x_shape, const Shape& w_shape) {
+    Generator gen(seed);
+    auto leaf = [&](const Shape& s) {
+      Tensor v = randn(s, DType::f64, &gen).to(t);
+      v.requires_grad_();
+      return v;
+    };
+    x = leaf(x_shape);
+    w = leaf(w_shape);
+    b = leaf({w_shape[0]});
+  }
+};
+
+// stride and padding as {height, width}, or one value for both.
+Tensor composed_conv2d(const Tensor& x, const Tensor& w, const Tensor& b, std::vector<int64_t> stride,
+                       std::vector<int64_t> padding) {
+  if (stride.size() == 1) stride.push_back(stride[0]);
+  if (padding.size() == 1) padding.push_back(padding[0]);
+  const int64_t o = w.size(0), oh = (x.size(2) + 2 * padding[0] - w.size(2)) / stride[0] + 1;
+  const int64_t ow = (x.size(3) + 2 * padding[1] - w.size(3)) / stride[1] + 1;
+  Tensor y = matmul(w.reshape({o, -1}), unfold2d(x, {w.size(2), w.size(3)}, stride, padding))
+                 .reshape({x.size(0), o, oh, ow});
+  return b.defined() ? add(y, b.reshape({1, o, 1, 1})) : y;
+}
+
+double max_diff(const Tensor& a, const Tensor& b) {
+  REQUIRE(a.defined());
+  REQUIRE(b.defined());
+  REQUIRE(a.shape() == b.shape());
+  return amax(abs(sub(a.to(DType::f64), b.to(DType::f64)))).item<double>();
+}
+
+Tensor weighted_sum(const Tensor& y) {
+  const double n = static_cast<double>(y.numel());
+  return sum(mul(y.to(DType::f64), tanh(mul(arange(-n / 2, n / 2, 1, DType::f64), 0.1)).reshape(y.shape())));
+}
+
+}  // namespace
+
+TEST_CASE("conv2d takes the fused entry and matches unfold2d + matmul + add", "[conv]") {
+  struct Case {
+    Shape x, w;
+    int64_t stride, padding;
+    bool bias;
+  };
+  const std::vector<Case> cases = {
+      {{2, 3, 9, 8}, {5, 3, 3, 3}, 1, 1, true},   // same-size 3x3
+      {{2, 3, 8, 8}, {6, 3, 4, 4}, 4, 0, true},   // a patch stem
+      {{1, 2, 7, 5}, {4, 2, 3, 2}, 2, 1, false},  // uneven window, no bias
+  };
+  for (DType t : {DType::f64, DType::f32}) {
+    for (const Case& c : cases) {
+      INFO(dtype_name(t) << " x " << shape_str(c.x) << " w " << shape_str(c.w) << " stride " << c.stride);
+      const double tol = t == DType::f64 ? 1e-12 : 1e-4;
+      ConvInputs f(21, t, c.x, c.w), u(21, t, c.x, c.w);
+      const Tensor fb = c.bias ? f.b : Tensor(), ub = c.bias ? u.b : Tensor();
+      const Tensor fused = conv2d(f.x, f.w, fb, {c.stride}, {c.padding});
+      const Tensor composed = composed_conv2d(u.x, u.w, ub, {c.stride}, {c.padding});
+      REQUIRE(fused.grad_fn() != nullptr);
+      CHECK(fused.grad_fn()->name() == "conv2d");
+      CHECK(max_diff(fused, composed) < tol);
+      weighted_sum(fused).backward();
+      weighted_sum(composed).backward();
+      CHECK(max_diff(f.x.grad(), u.x.grad()) < tol);
+      CHECK(max_diff(f.w.grad(), u.w.grad()) < tol);
+      if (c.bias) CHECK(max_diff(f.b.grad(), u.b.grad()) < tol);
+      CHECK_FALSE(f.b.grad().defined() != c.bias);
+    }
+  }
+}
+
+TEST_CASE("a fused conv2d computes only the gradients asked for", "[conv]") {
+  for (int frozen = 0; frozen < 3; ++frozen) {
+    INFO("frozen input " << frozen);
+    ConvInputs f(22, DType::f64, {2, 2, 6, 6}, {3, 2, 3, 3}), u(22, DType::f64, {2, 2, 6, 6}, {3, 2, 3, 3});
+    Tensor* fi[] = {&f.x, &f.w, &f.b};
+    Tensor* ui[] = {&u.x, &u.w, &u.b};
+    fi[frozen]->requires_grad_(false);
+    ui[frozen]->requires_grad_(false);
+    weighted_sum(conv2d(f.x, f.w, f.b, {2}, {1})).backward();
+    weighted_sum(composed_conv2d(u.x, u.w, u.b, {2}, {1})).backward();
+    for (int i = 0; i < 3; ++i) {
+      INFO("input " << i);
+      CHECK(fi[i]->grad().defined() == (i != frozen));
+      if (i != frozen) CHECK(max_diff(fi[i]->grad(), ui[i]->grad()) < 1e-12);
+    }
+  }
+}
+
+TEST_CASE("conv1d and strided inputs take the fused conv2d", "[conv]") {
+  ConvInputs f(23, DType::f64, {2, 3, 1, 11}, {4, 3, 1, 3}), u(23, DType::f64, {2, 3, 1, 11}, {4, 3, 1, 3});
+  const Tensor y = conv1d(f.x.squeeze(2), f.w.squeeze(2), f.b, 2, 1);
+  CHECK(y.shape() == Shape{2, 4, 6});
+  const Tensor want = composed_conv2d(u.x, u.w, u.b, {1, 2}, {0, 1}).squeeze(2);
+  CHECK(max_diff(y, want) < 1e-12);
+  weighted_sum(y).backward();
+  weighted_sum(want).backward();
+  CHECK(max_diff(f.x.grad(), u.x.grad()) < 1e-12);
+  CHECK(max_diff(f.w.grad(), u.w.grad()) < 1e-12);
+  // A non-contiguous input: the same values through another layout.
+  const Tensor x_t = f.x.detach().transpose(2, 3).contiguous().transpose(2, 3);
+  CHECK(max_diff(conv2d(x_t, f.w, f.b, {1}, {0}), conv2d(f.x.detach(), f.w, f.b, {1}, {0})) == 0.0);
+}
+
+TEST_CASE("half convolutions compose on the CPU and stay within bf16 of f32", "[conv]") {
+  ConvInputs h(24, DType::bf16, {2, 3, 8, 8}, {4, 3, 2, 2});
+  const Tensor y = conv2d(h.x, h.w, h.b, {2}, {0});
+  REQUIRE(y.grad_fn() != nullptr);
+  CHECK(y.grad_fn()->name() != "conv2d");  // the CPU entry takes f32 and f64 only
+  const Tensor want = conv2d(h.x.detach().to(DType::f32), h.w.detach().to(DType::f32), h.b.detach().to(DType::f32),
+                             {2}, {0});
+  CHECK(max_diff(y, want) < 3e-2 * amax(abs(want)).item<double>());
+}
+
+TEST_CASE("conv2d names what is wrong", "[conv]") {
+  using Catch::Contains;
+  CHECK_THROWS_WITH(conv2d(zeros({1, 3, 4, 4}), zeros({2, 2, 3, 3})), Contains("does not match weight"));
+  CHECK_THROWS_WITH(conv2d(zeros({1, 3, 4, 4}), zeros({2, 3, 3, 3}), zeros({3})), Contains("bias [3] must be [2]"));
+  CHECK_THROWS_WITH(conv2d(zeros({1, 3, 2, 2}), zeros({2, 3, 3, 3})), Contains("conv2d: kernel [3, 3] larger"));
+  CHECK_THROWS_WITH(conv2d(zeros({1, 3, 4, 4}), zeros({2, 3, 3, 3}), Tensor(), {0}), Contains("stride must be positive"));
+}
