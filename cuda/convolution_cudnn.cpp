@@ -153,7 +153,7 @@ std::string shapes(const Tensor& x, const Tensor& w) {
 }  // namespace
 
 bool convolution(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& out,
-                 const kernels::Window2d& win) {
+                 const kernels::Window2d& win, Tensor* /*kept: cuDNN needs only x and weight*/) {
   const Device dev = out.device();
   check_on_device(x, dev, "conv2d", "x");
   check_on_device(weight, dev, "conv2d", "weight");
@@ -181,8 +181,9 @@ bool convolution(const Tensor& x, const Tensor& weight, const Tensor& bias, cons
   return true;
 }
 
-void convolution_backward(const Tensor& grad, const Tensor& x, const Tensor& weight, const Tensor& grad_x,
-                          const Tensor& grad_w, const Tensor& grad_b, const kernels::Window2d& win) {
+void convolution_backward(const Tensor& grad, const Tensor& x, const Tensor& weight, const Tensor& /*kept*/,
+                          const Tensor& grad_x, const Tensor& grad_w, const Tensor& grad_b,
+                          const kernels::Window2d& win) {
   const Device dev = grad.device();
   check_on_device(x, dev, "conv2d backward", "x");
   check_on_device(weight, dev, "conv2d backward", "weight");

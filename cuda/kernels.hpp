@@ -65,9 +65,10 @@ bool linear_weight_grad(const Tensor& grad, const Tensor& x, const Tensor& grad_
 // spectrum_cufft.cpp
 bool power_spectrum(const Tensor& frames, const Tensor& power);
 // convolution_cudnn.cpp (builds with cuDNN)
-bool convolution(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& out, const Window2d& w);
-void convolution_backward(const Tensor& grad, const Tensor& x, const Tensor& weight, const Tensor& grad_x,
-                          const Tensor& grad_w, const Tensor& grad_b, const Window2d& w);
+bool convolution(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& out, const Window2d& w,
+                 Tensor* kept);
+void convolution_backward(const Tensor& grad, const Tensor& x, const Tensor& weight, const Tensor& kept,
+                          const Tensor& grad_x, const Tensor& grad_w, const Tensor& grad_b, const Window2d& w);
 
 // "<op>: no CUDA kernel yet for <what>"
 [[noreturn]] void no_kernel(const char* op, const std::string& what);

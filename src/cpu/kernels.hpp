@@ -40,8 +40,9 @@ void adamw(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const
 bool linear(const Tensor& x, const Tensor& weight, const Tensor& bias, LinearEpilogue e, const Tensor& out,
             const Tensor& pre);
 bool linear_weight_grad(const Tensor& grad, const Tensor& x, const Tensor& grad_w, const Tensor& grad_b);
-bool convolution(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& out, const Window2d& w);
-void convolution_backward(const Tensor& grad, const Tensor& x, const Tensor& weight, const Tensor& grad_x,
-                          const Tensor& grad_w, const Tensor& grad_b, const Window2d& w);
+bool convolution(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& out, const Window2d& w,
+                 Tensor* kept);
+void convolution_backward(const Tensor& grad, const Tensor& x, const Tensor& weight, const Tensor& kept,
+                          const Tensor& grad_x, const Tensor& grad_w, const Tensor& grad_b, const Window2d& w);
 
 }  // namespace loom::cpu

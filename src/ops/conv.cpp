@@ -1,6 +1,6 @@
 // Convolutions: the backend's convolution entry where it has one that takes
-// the call (cuDNN on CUDA; im2col + GEMM on the CPU, recomputing the columns
-// in the backward instead of keeping them), otherwise composed as im2col +
+// the call (cuDNN on CUDA; im2col + GEMM as one node on the CPU), otherwise
+// composed as im2col +
 // one batched GEMM: conv2d(x, w) = w[O, C*KH*KW] . unfold2d(x).
 // conv1d is conv2d over a height of 1.
 #include <optional>
@@ -56,17 +56,19 @@ std::optional<Tensor> fused_conv2d(const Tensor& x_in, const Tensor& w_in, const
   const Tensor x2 = ops::dense(x), w2 = ops::dense(w), b2 = b.defined() ? ops::dense(b) : Tensor();
   Tensor out = empty({x.size(0), w.size(0), out_height(x, win), out_width(x, win)},
                      TensorOptions(x.dtype()).with_device(x.device()));
-  if (!table.convolution(x2, w2, b2, out, win)) return std::nullopt;
+  Tensor kept;
+  if (!table.convolution(x2, w2, b2, out, win, &kept)) return std::nullopt;
 
   std::vector<Tensor> inputs = {x, w};
   if (b.defined()) inputs.push_back(b);
-  return ops::record("conv2d", out, inputs, {x2, w2}, [win, bias = b.defined()](const BackwardContext& ctx, const Tensor& g) {
+  return ops::record("conv2d", out, inputs, {x2, w2, kept}, [win, bias = b.defined()](const BackwardContext& ctx,
+                                                                                       const Tensor& g) {
     const Tensor x2 = ctx.saved(0), w2 = ctx.saved(1);
     const TensorOptions on = TensorOptions(x2.dtype()).with_device(x2.device());
     Tensor gx = ctx.needs_grad(0) ? empty(x2.shape(), on) : Tensor();
     Tensor gw = ctx.needs_grad(1) ? empty(w2.shape(), on) : Tensor();
     Tensor gb = bias && ctx.needs_grad(2) ? empty({w2.size(0)}, on) : Tensor();
-    ops::kernels_for(x2).convolution_backward(ops::dense(g.to(x2.dtype())), x2, w2, gx, gw, gb, win);
+    ops::kernels_for(x2).convolution_backward(ops::dense(g.to(x2.dtype())), x2, w2, ctx.saved(2), gx, gw, gb, win);
     std::vector<Tensor> grads = {gx, gw};
     if (bias) grads.push_back(gb);
     return grads;

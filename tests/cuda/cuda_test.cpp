@@ -765,7 +765,8 @@ int run_kernels() {
         const std::string what = std::string(dtype_name(t)) + " x " + shape_str(c.x) + " w " + shape_str(c.w);
         Tensor x = randn(c.x, t, &gen), w = randn(c.w, t, &gen), b = randn({c.w[0]}, t, &gen);
         Tensor got = empty_dev(c.y, t);
-        if (!cuda_k().convolution(dev(x), dev(w), dev(b), got, c.win)) {
+        Tensor kept;
+        if (!cuda_k().convolution(dev(x), dev(w), dev(b), got, c.win, &kept)) {
           // only the emulated device (the CPU entry) declines halves
           LOOM_CHECK(cuda::host_emulated_devices() > 0, "the device declined conv2d ", what);
           continue;
@@ -773,14 +774,14 @@ int run_kernels() {
         // The CPU's entry in f32 (halves widened, then rounded once) is the reference.
         const Tensor x32 = x.to(DType::f32), w32 = w.to(DType::f32), b32 = b.to(DType::f32);
         Tensor want = empty(c.y, TensorOptions(DType::f32));
-        LOOM_CHECK(cpu_k().convolution(x32, w32, b32, want, c.win), "the CPU declined conv2d ", what);
+        LOOM_CHECK(cpu_k().convolution(x32, w32, b32, want, c.win, nullptr), "the CPU declined conv2d ", what);
         expect_close(got, want.to(t), tolerance_for(t), "conv2d " + what);
         Tensor g = randn(c.y, t, &gen);
         Tensor gx = empty_dev(c.x, t), gw = empty_dev(c.w, t), gb = empty_dev({c.w[0]}, t);
-        cuda_k().convolution_backward(dev(g), dev(x), dev(w), gx, gw, gb, c.win);
+        cuda_k().convolution_backward(dev(g), dev(x), dev(w), kept, gx, gw, gb, c.win);
         Tensor wx = empty(c.x, TensorOptions(DType::f32)), ww = empty(c.w, TensorOptions(DType::f32));
         Tensor wb = empty({c.w[0]}, TensorOptions(DType::f32));
-        cpu_k().convolution_backward(g.to(DType::f32), x32, w32, wx, ww, wb, c.win);
+        cpu_k().convolution_backward(g.to(DType::f32), x32, w32, Tensor(), wx, ww, wb, c.win);
         expect_close(gx, wx.to(t), tolerance_for(t), "conv2d grad x " + what);
         expect_close(gw, ww.to(t), tolerance_for(t), "conv2d grad w " + what);
         expect_close(gb, wb.to(t), tolerance_for(t), "conv2d grad b " + what);
