@@ -2,6 +2,8 @@
 
 #include <loom/loom.hpp>
 
+#include "../support/random_leaf.hpp"
+
 using namespace loom;
 
 TEST_CASE("gradients accumulate in .grad across backward calls", "[autograd]") {
@@ -150,15 +152,10 @@ struct ResidualNormInputs {
   Tensor x, r, w, b;
   explicit ResidualNormInputs(uint64_t seed) {
     Generator gen(seed);
-    auto leaf = [&](const Shape& s) {
-      Tensor t = randn(s, DType::f64, &gen);
-      t.requires_grad_();
-      return t;
-    };
-    x = leaf({5, 7});
-    r = leaf({5, 7});
-    w = leaf({7});
-    b = leaf({7});
+    x = testing::random_leaf({5, 7}, DType::f64, gen);
+    r = testing::random_leaf({5, 7}, DType::f64, gen);
+    w = testing::random_leaf({7}, DType::f64, gen);
+    b = testing::random_leaf({7}, DType::f64, gen);
   }
 };
 

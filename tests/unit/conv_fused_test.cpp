@@ -6,6 +6,8 @@
 
 #include <loom/loom.hpp>
 
+#include "../support/random_leaf.hpp"
+
 using namespace loom;
 
 namespace {
@@ -14,14 +16,9 @@ struct ConvInputs {
   Tensor x, w, b;
   ConvInputs(uint64_t seed, DType t, const Shape& x_shape, const Shape& w_shape) {
     Generator gen(seed);
-    auto leaf = [&](const Shape& s) {
-      Tensor v = randn(s, DType::f64, &gen).to(t);
-      v.requires_grad_();
-      return v;
-    };
-    x = leaf(x_shape);
-    w = leaf(w_shape);
-    b = leaf({w_shape[0]});
+    x = testing::random_leaf(x_shape, t, gen);
+    w = testing::random_leaf(w_shape, t, gen);
+    b = testing::random_leaf({w_shape[0]}, t, gen);
   }
 };
 

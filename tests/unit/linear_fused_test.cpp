@@ -6,6 +6,8 @@
 
 #include <loom/loom.hpp>
 
+#include "../support/random_leaf.hpp"
+
 using namespace loom;
 using Catch::Contains;
 
@@ -15,14 +17,9 @@ struct LinearInputs {
   Tensor x, w, b;
   LinearInputs(uint64_t seed, DType t, const Shape& x_shape, int64_t out) {
     Generator gen(seed);
-    auto leaf = [&](const Shape& s) {
-      Tensor v = randn(s, DType::f64, &gen).to(t);
-      v.requires_grad_();
-      return v;
-    };
-    x = leaf(x_shape);
-    w = leaf({out, x_shape.back()});
-    b = leaf({out});
+    x = testing::random_leaf(x_shape, t, gen);
+    w = testing::random_leaf({out, x_shape.back()}, t, gen);
+    b = testing::random_leaf({out}, t, gen);
   }
 };
 
