@@ -118,6 +118,11 @@ if [[ -d "$ROOT/build-gpu-deps" ]]; then
                "-DZLIB_LIBRARY=$ROOT/build-gpu-deps/lib/libz.so")
 fi
 [[ -z "${CUDACXX:-}" && -x /usr/local/cuda/bin/nvcc ]] && export CUDACXX=/usr/local/cuda/bin/nvcc
+# cuDNN and NCCL may come as pip wheels (nvidia-cudnn-*, nvidia-nccl-*) rather
+# than with the toolkit: offer their folders to cmake/cuda_library.cmake.
+PIP_NVIDIA=$(python3 -c "import nvidia; print(';'.join(p + '/' + d for p in nvidia.__path__ for d in ('cudnn', 'nccl')))" \
+               2>/dev/null || true)
+[[ -n "$PIP_NVIDIA" ]] && CMAKE_ARGS+=("-DLOOM_CUDA_LIBRARY_HINTS=$PIP_NVIDIA")
 
 # loom-bench times whole training steps on the device (train-step).
 CMAKE_ARGS+=("-DLOOM_BUILD_BENCHMARKS=ON")
