@@ -1,16 +1,18 @@
-// conv2d through cuDNN: forward, data and filter gradients, bias and its
-// gradient, on NCHW tensors in f32, f64, bf16 and f16 (f32 accumulation).
+// conv2d through cuDNN: forward, data and filter gradients on NCHW tensors in
+// f32, f64, bf16 and f16 (f32 accumulation); the bias and its gradient with
+// this backend's own pointwise and reduce kernels.
 // cuDNN's convolution API (cudnnConvolutionForward and its two backward
 // calls; still shipped in cuDNN 9 beside the graph API, which needs the
 // frontend header library to be practical) with deterministic algorithms
-// only, picked by cuDNN's heuristics; fp32 runs on FMAs (CUDNN_FMA_MATH: no
-// TF32, as loom's GEMMs), halves on the tensor cores. The workspace comes
-// from loom's caching allocator.
+// only, picked by cuDNN's heuristics, each run with its own math type; f32
+// and f64 take only algorithms off the tensor cores (no TF32, as loom's
+// GEMMs), halves may use them. The workspace comes from loom's caching
+// allocator.
 // Floor: 2 N O C KH KW OH OW FLOPs forward, the same again for each
 // gradient; reads x and W and writes y once each (no im2col columns).
-// A forward cuDNN offers no algorithm for is declined (the op composes it
-// from im2col + GEMM); the backward of an accepted forward is promised, so
-// a missing backward algorithm is an error naming the shapes.
+// A convolution cuDNN offers no algorithm for, forward or either gradient, is
+// declined (the op composes it from im2col + GEMM), so the backward of an
+// accepted forward has its algorithms.
 #if LOOM_WITH_CUDA && LOOM_WITH_CUDNN
 
 #include <cudnn.h>
@@ -76,7 +78,7 @@ bool fits_int(const Tensor& t) {
 
 // The descriptors of one convolution, destroyed with it.
 struct ConvDescriptors {
-  cudnnTensorDescriptor_t x = nullptr, y = nullptr, bias = nullptr;
+  cudnnTensorDescriptor_t x = nullptr, y = nullptr;
   cudnnFilterDescriptor_t w = nullptr;
   cudnnConvolutionDescriptor_t conv = nullptr;
   cudnnDataType_t type{};
@@ -88,7 +90,6 @@ struct ConvDescriptors {
     auto dim = [](const Tensor& v, int i) { return static_cast<int>(v.size(i)); };
     LOOM_CUDNN_CHECK(cudnnCreateTensorDescriptor(&x));
     LOOM_CUDNN_CHECK(cudnnCreateTensorDescriptor(&y));
-    LOOM_CUDNN_CHECK(cudnnCreateTensorDescriptor(&bias));
     LOOM_CUDNN_CHECK(cudnnCreateFilterDescriptor(&w));
     LOOM_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&conv));
     LOOM_CUDNN_CHECK(cudnnSetTensor4dDescriptor(x, CUDNN_TENSOR_NCHW, t, dim(x_t, 0), dim(x_t, 1), dim(x_t, 2),
@@ -97,7 +98,6 @@ struct ConvDescriptors {
     LOOM_CUDNN_CHECK(cudnnSetTensor4dDescriptor(y, CUDNN_TENSOR_NCHW, t, dim(y_t, 0), dim(y_t, 1), dim(y_t, 2),
                                                 dim(y_t, 3)),
                      "y ", shape_str(y_t.shape()));
-    LOOM_CUDNN_CHECK(cudnnSetTensor4dDescriptor(bias, CUDNN_TENSOR_NCHW, t, 1, dim(w_t, 0), 1, 1));
     LOOM_CUDNN_CHECK(cudnnSetFilter4dDescriptor(w, t, CUDNN_TENSOR_NCHW, dim(w_t, 0), dim(w_t, 1), dim(w_t, 2),
                                                 dim(w_t, 3)),
                      "weight ", shape_str(w_t.shape()));
@@ -111,7 +111,6 @@ struct ConvDescriptors {
   ~ConvDescriptors() {
     cudnnDestroyTensorDescriptor(x);
     cudnnDestroyTensorDescriptor(y);
-    cudnnDestroyTensorDescriptor(bias);
     cudnnDestroyFilterDescriptor(w);
     cudnnDestroyConvolutionDescriptor(conv);
   }
@@ -125,18 +124,55 @@ struct ConvDescriptors {
   float one32 = 1.0f, zero32 = 0.0f;
 };
 
-// The first algorithm of cuDNN's ranking that succeeded, is deterministic
-// and fits the workspace limit; false when there is none.
+// The first algorithm of cuDNN's ranking that succeeded, is deterministic,
+// fits the workspace limit and, for f32 and f64, does not run on the tensor
+// cores (no TF32); false when there is none. The math type is the
+// algorithm's own: it is set on the descriptor before each call.
 template <class Perf, class Algo>
-bool pick(const Perf* perf, int count, Algo& algo, size_t& workspace) {
+bool pick(const Perf* perf, int count, bool allow_tensor_ops, Algo& algo, size_t& workspace, cudnnMathType_t& math) {
   for (int i = 0; i < count; ++i) {
     if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].determinism != CUDNN_DETERMINISTIC) continue;
     if (perf[i].memory > kMaxWorkspaceBytes) continue;
+    if (!allow_tensor_ops && perf[i].mathType != CUDNN_DEFAULT_MATH && perf[i].mathType != CUDNN_FMA_MATH) continue;
     algo = perf[i].algo;
     workspace = perf[i].memory;
+    math = perf[i].mathType;
     return true;
   }
   return false;
+}
+
+// The three choices of one convolution: forward, data and weight gradients.
+struct Algorithms {
+  cudnnConvolutionFwdAlgo_t forward{};
+  cudnnConvolutionBwdDataAlgo_t data{};
+  cudnnConvolutionBwdFilterAlgo_t filter{};
+  size_t forward_bytes = 0, data_bytes = 0, filter_bytes = 0;
+  cudnnMathType_t forward_math{}, data_math{}, filter_math{};
+};
+
+bool find_forward(cudnnHandle_t h, const ConvDescriptors& d, bool tensor_ops, Algorithms& a) {
+  std::array<cudnnConvolutionFwdAlgoPerf_t, CUDNN_CONVOLUTION_FWD_ALGO_COUNT> perf{};
+  int found = 0;
+  LOOM_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, d.x, d.w, d.conv, d.y, static_cast<int>(perf.size()),
+                                                          &found, perf.data()));
+  return pick(perf.data(), found, tensor_ops, a.forward, a.forward_bytes, a.forward_math);
+}
+
+bool find_data(cudnnHandle_t h, const ConvDescriptors& d, bool tensor_ops, Algorithms& a) {
+  std::array<cudnnConvolutionBwdDataAlgoPerf_t, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT> perf{};
+  int found = 0;
+  LOOM_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, d.w, d.y, d.conv, d.x, static_cast<int>(perf.size()),
+                                                               &found, perf.data()));
+  return pick(perf.data(), found, tensor_ops, a.data, a.data_bytes, a.data_math);
+}
+
+bool find_filter(cudnnHandle_t h, const ConvDescriptors& d, bool tensor_ops, Algorithms& a) {
+  std::array<cudnnConvolutionBwdFilterAlgoPerf_t, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT> perf{};
+  int found = 0;
+  LOOM_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, d.x, d.y, d.conv, d.w,
+                                                                 static_cast<int>(perf.size()), &found, perf.data()));
+  return pick(perf.data(), found, tensor_ops, a.filter, a.filter_bytes, a.filter_math);
 }
 
 // Device scratch from the caching allocator, alive for the call.
@@ -148,6 +184,27 @@ std::string shapes(const Tensor& x, const Tensor& w) {
   std::ostringstream os;
   os << "x " << shape_str(x.shape()) << ", weight " << shape_str(w.shape()) << ", " << dtype_name(x.dtype());
   return os.str();
+}
+
+// bias [O] as a view broadcast to out [N, O, OH, OW].
+Tensor over_planes(const Tensor& bias, const Tensor& out) {
+  return make_view(bias, out.shape(), {0, 1, 0, 0}, bias.offset());
+}
+
+// grad_b [O] = grad [N, O, OH, OW] summed over N, OH and OW, with this
+// backend's deterministic reductions (in f32 for halves, rounded once).
+void bias_gradient(const Tensor& grad, const Tensor& grad_b) {
+  const int64_t n = grad.size(0), o = grad.size(1), plane = grad.size(2) * grad.size(3);
+  const TensorOptions on = TensorOptions(is_half(grad.dtype()) ? DType::f32 : grad.dtype()).with_device(grad.device());
+  Tensor g = grad;
+  if (is_half(grad.dtype())) {
+    g = empty(grad.shape(), on);
+    copy(grad, g);
+  }
+  Tensor per_plane = empty({n * o}, on), total = empty({o}, on);
+  reduce(kernels::Reduce::sum, g, n * o, plane, 1, per_plane.reshape({n * o, 1}));
+  reduce(kernels::Reduce::sum, per_plane, 1, n, o, total.reshape({1, o}));
+  copy(total, grad_b);
 }
 
 }  // namespace
@@ -163,21 +220,19 @@ bool convolution(const Tensor& x, const Tensor& weight, const Tensor& bias, cons
   DeviceGuard guard(dev.index);
   cudnnHandle_t h = cudnn(dev.index);
   ConvDescriptors d(x, weight, out, win, type);
-  std::array<cudnnConvolutionFwdAlgoPerf_t, CUDNN_CONVOLUTION_FWD_ALGO_COUNT> perf{};
-  int found = 0;
-  LOOM_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, d.x, d.w, d.conv, d.y, static_cast<int>(perf.size()),
-                                                          &found, perf.data()),
-                   shapes(x, weight));
-  cudnnConvolutionFwdAlgo_t algo{};
-  size_t bytes = 0;
-  if (!pick(perf.data(), found, algo, bytes)) return false;
-  const Tensor ws = workspace_on(dev, bytes);
-  LOOM_CUDNN_CHECK(cudnnConvolutionForward(h, d.one(), d.x, x.raw_data(), d.w, weight.raw_data(), d.conv, algo,
-                                           ws.raw_data(), bytes, d.zero(), d.y, out.raw_data()),
-                   shapes(x, weight), ", algorithm ", static_cast<int>(algo));
-  if (bias.defined())
-    LOOM_CUDNN_CHECK(cudnnAddTensor(h, d.one(), d.bias, bias.raw_data(), d.one(), d.y, out.raw_data()),
-                     "bias ", shape_str(bias.shape()));
+  // Accepting promises the backward: decline unless all three have an algorithm.
+  Algorithms a;
+  const bool tensor_ops = is_half(x.dtype());
+  if (!find_forward(h, d, tensor_ops, a) || !find_data(h, d, tensor_ops, a) || !find_filter(h, d, tensor_ops, a))
+    return false;
+  const Tensor ws = workspace_on(dev, a.forward_bytes);
+  LOOM_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv, a.forward_math));
+  LOOM_CUDNN_CHECK(cudnnConvolutionForward(h, d.one(), d.x, x.raw_data(), d.w, weight.raw_data(), d.conv, a.forward,
+                                           ws.raw_data(), a.forward_bytes, d.zero(), d.y, out.raw_data()),
+                   shapes(x, weight), ", algorithm ", static_cast<int>(a.forward));
+  // The bias with this backend's own add (cuDNN's cudnnAddTensor is not
+  // documented for bf16): out += bias broadcast over N, OH, OW.
+  if (bias.defined()) binary(kernels::Binary::add, out, over_planes(bias, out), out);
   return true;
 }
 
@@ -192,43 +247,33 @@ void convolution_backward(const Tensor& grad, const Tensor& x, const Tensor& wei
   DeviceGuard guard(dev.index);
   cudnnHandle_t h = cudnn(dev.index);
   ConvDescriptors d(x, weight, grad, win, type);
+  const bool tensor_ops = is_half(x.dtype());
+  Algorithms a;
   if (grad_x.defined()) {
     check_on_device(grad_x, dev, "conv2d backward", "grad_x");
-    std::array<cudnnConvolutionBwdDataAlgoPerf_t, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT> perf{};
-    int found = 0;
-    LOOM_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, d.w, d.y, d.conv, d.x,
-                                                                 static_cast<int>(perf.size()), &found, perf.data()),
-                     shapes(x, weight));
-    cudnnConvolutionBwdDataAlgo_t algo{};
-    size_t bytes = 0;
-    LOOM_CHECK(pick(perf.data(), found, algo, bytes), "conv2d backward: cuDNN has no deterministic data-gradient ",
-               "algorithm for ", shapes(x, weight));
-    const Tensor ws = workspace_on(dev, bytes);
+    LOOM_CHECK(find_data(h, d, tensor_ops, a), "conv2d backward: cuDNN has no deterministic data-gradient algorithm for ",
+               shapes(x, weight));
+    const Tensor ws = workspace_on(dev, a.data_bytes);
+    LOOM_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv, a.data_math));
     LOOM_CUDNN_CHECK(cudnnConvolutionBackwardData(h, d.one(), d.w, weight.raw_data(), d.y, grad.raw_data(), d.conv,
-                                                  algo, ws.raw_data(), bytes, d.zero(), d.x, grad_x.raw_data()),
-                     shapes(x, weight), ", algorithm ", static_cast<int>(algo));
+                                                  a.data, ws.raw_data(), a.data_bytes, d.zero(), d.x,
+                                                  grad_x.raw_data()),
+                     shapes(x, weight), ", algorithm ", static_cast<int>(a.data));
   }
   if (grad_w.defined()) {
     check_on_device(grad_w, dev, "conv2d backward", "grad_w");
-    std::array<cudnnConvolutionBwdFilterAlgoPerf_t, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT> perf{};
-    int found = 0;
-    LOOM_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, d.x, d.y, d.conv, d.w,
-                                                                   static_cast<int>(perf.size()), &found, perf.data()),
-                     shapes(x, weight));
-    cudnnConvolutionBwdFilterAlgo_t algo{};
-    size_t bytes = 0;
-    LOOM_CHECK(pick(perf.data(), found, algo, bytes), "conv2d backward: cuDNN has no deterministic weight-gradient ",
+    LOOM_CHECK(find_filter(h, d, tensor_ops, a), "conv2d backward: cuDNN has no deterministic weight-gradient ",
                "algorithm for ", shapes(x, weight));
-    const Tensor ws = workspace_on(dev, bytes);
+    const Tensor ws = workspace_on(dev, a.filter_bytes);
+    LOOM_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv, a.filter_math));
     LOOM_CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, d.one(), d.x, x.raw_data(), d.y, grad.raw_data(), d.conv,
-                                                    algo, ws.raw_data(), bytes, d.zero(), d.w, grad_w.raw_data()),
-                     shapes(x, weight), ", algorithm ", static_cast<int>(algo));
+                                                    a.filter, ws.raw_data(), a.filter_bytes, d.zero(), d.w,
+                                                    grad_w.raw_data()),
+                     shapes(x, weight), ", algorithm ", static_cast<int>(a.filter));
   }
   if (grad_b.defined()) {
     check_on_device(grad_b, dev, "conv2d backward", "grad_b");
-    LOOM_CUDNN_CHECK(cudnnConvolutionBackwardBias(h, d.one(), d.y, grad.raw_data(), d.zero(), d.bias,
-                                                  grad_b.raw_data()),
-                     shapes(x, weight));
+    bias_gradient(grad, grad_b);
   }
 }
 

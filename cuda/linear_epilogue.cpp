@@ -117,6 +117,7 @@ bool run(const LtProduct& p, DType t, int device, const char* what) {
                                      &choice, &found);
   if (st == CUBLAS_STATUS_NOT_SUPPORTED || (st == CUBLAS_STATUS_SUCCESS && found == 0)) return false;
   LOOM_CUBLAS_CHECK(st, what, " (heuristic)");
+  if (choice.state != CUBLAS_STATUS_SUCCESS) return false;  // the one result offered is not usable
   const double alpha64 = 1.0, beta64 = 0.0;
   const float alpha32 = 1.0f, beta32 = 0.0f;
   const void* alpha = f64 ? static_cast<const void*>(&alpha64) : &alpha32;

@@ -122,8 +122,14 @@ DeviceState& lt_state(int device) {
   DeviceState& s = state(device);
   std::call_once(s.lt_once, [&] {
     DeviceGuard guard(device);
-    LOOM_CUBLAS_CHECK(cublasLtCreate(&s.lt), "device ", device);
-    LOOM_CUDA_CHECK(cudaMalloc(&s.lt_workspace, kCublasLtWorkspaceBytes), "device ", device);
+    void* workspace = nullptr;
+    LOOM_CUDA_CHECK(cudaMalloc(&workspace, kCublasLtWorkspaceBytes), "device ", device);
+    cublasLtHandle_t lt = nullptr;
+    const cublasStatus_t st = cublasLtCreate(&lt);
+    if (st != CUBLAS_STATUS_SUCCESS) cudaFree(workspace);  // call_once retries next time: leak nothing
+    LOOM_CUBLAS_CHECK(st, "device ", device);
+    s.lt_workspace = workspace;
+    s.lt = lt;
   });
   return s;
 }

@@ -32,11 +32,17 @@ namespace {
 
 constexpr size_t kMaxPlans = 32;
 
-// The plan for `rows` transforms of length n on `device`, bound to its stream.
+// Guards the plan cache and each plan's use: cuFFT is thread-safe only
+// across different plans, and an eviction must not destroy a plan in use.
+std::mutex& plan_mutex() {
+  static auto* m = new std::mutex();
+  return *m;
+}
+
+// The plan for `rows` transforms of length n on `device`, bound to its
+// stream. The caller holds plan_mutex() until the plan is enqueued.
 cufftHandle plan_for(int device, int n, int rows) {
-  static std::mutex mutex;
   static auto* plans = new std::map<std::tuple<int, int, int>, cufftHandle>();
-  std::lock_guard<std::mutex> lock(mutex);
   const auto key = std::make_tuple(device, n, rows);
   if (auto it = plans->find(key); it != plans->end()) return it->second;
   if (plans->size() >= kMaxPlans) {
@@ -61,12 +67,15 @@ bool power_spectrum(const Tensor& frames, const Tensor& power) {
   if (frames.dtype() != DType::f32 || !frames.is_contiguous() || n > INT_MAX || rows > INT_MAX) return false;
   if (rows == 0) return true;
   DeviceGuard guard(dev.index);
-  const cufftHandle plan = plan_for(dev.index, static_cast<int>(n), static_cast<int>(rows));
   const TensorOptions on = TensorOptions(DType::f32).with_device(dev);
   Tensor spectrum = empty({rows, bins, 2}, on);  // interleaved (re, im): cufftComplex
-  LOOM_CUFFT_CHECK(cufftExecR2C(plan, static_cast<cufftReal*>(frames.raw_data()),
-                                static_cast<cufftComplex*>(spectrum.raw_data())),
-                   "n ", n, ", rows ", rows);
+  {
+    std::lock_guard<std::mutex> lock(plan_mutex());
+    const cufftHandle plan = plan_for(dev.index, static_cast<int>(n), static_cast<int>(rows));
+    LOOM_CUFFT_CHECK(cufftExecR2C(plan, static_cast<cufftReal*>(frames.raw_data()),
+                                  static_cast<cufftComplex*>(spectrum.raw_data())),
+                     "n ", n, ", rows ", rows);
+  }
   Tensor squares = empty({rows, bins, 2}, on);
   binary(kernels::Binary::mul, spectrum, spectrum, squares);
   reduce(kernels::Reduce::sum, squares, rows * bins, 2, 1, power.reshape({rows * bins, 1}));

@@ -12,6 +12,7 @@
 #include "loom/audio/mel.hpp"
 #include "loom/autograd/grad_mode.hpp"
 #include "loom/core/threads.hpp"
+#include "loom/ops/autocast.hpp"
 #include "loom/ops/creation.hpp"
 #include "loom/ops/elementwise.hpp"
 #include "loom/ops/linalg.hpp"
@@ -85,7 +86,8 @@ Tensor log_mel_spectrogram(const Tensor& samples_in, const MelOptions& o) {
              shape_str(samples_in.shape()));
   LOOM_CHECK(is_floating(samples_in.dtype()), "log_mel: samples must be floating point, got ",
              dtype_name(samples_in.dtype()));
-  NoGradGuard no_grad;  // features, not a differentiable op
+  NoGradGuard no_grad;                                 // features, not a differentiable op
+  AutocastGuard full_precision(DType::bf16, false);   // f32 throughout, as the vector version
   const Device device = samples_in.device();
   const bool batched = samples_in.dim() == 2;
   const Tensor samples = (batched ? samples_in : samples_in.unsqueeze(0)).to(DType::f32).contiguous();

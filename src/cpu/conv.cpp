@@ -1,5 +1,7 @@
 // im2col / col2im for 2-D windows: convolutions become one GEMM per image.
 //   cols[n, (c*KH + i)*KW + j, oh*OW + ow] = x[n, c, oh*SH - PH + i, ow*SW - PW + j] (0 outside)
+#include <algorithm>
+
 #include "cpu/kernels.hpp"
 #include "cpu/loops.hpp"
 #include "loom/core/threads.hpp"
@@ -7,6 +9,21 @@
 namespace loom::cpu {
 
 namespace {
+
+// The output columns [lo, hi) of a window tap whose input column
+// ix = xq * stride - pad + tap lies inside [0, width).
+struct Inside {
+  int64_t lo, hi;
+};
+
+Inside inside_columns(int64_t width, int64_t out_width, int64_t stride, int64_t pad, int64_t tap) {
+  const int64_t first = pad - tap;  // xq * stride >= first
+  int64_t lo = first <= 0 ? 0 : (first + stride - 1) / stride;
+  int64_t hi = (width - 1 + pad - tap) < 0 ? 0 : (width - 1 + pad - tap) / stride + 1;
+  lo = std::min(lo, out_width);
+  hi = std::clamp(hi, lo, out_width);
+  return {lo, hi};
+}
 
 template <class T, bool Fold>
 void window_loop(const Tensor& x, const Tensor& cols, const Window2d& w) {
@@ -16,29 +33,43 @@ void window_loop(const Tensor& x, const Tensor& cols, const Window2d& w) {
   T* cp = ptr<T>(cols);
   // Images are independent (fold writes only its own image), so they run in parallel.
   parallel_for(0, n, 1, [&](int64_t b0, int64_t b1) {
-  for (int64_t b = b0; b < b1; ++b) {
-    for (int64_t ch = 0; ch < c; ++ch) {
-      for (int64_t i = 0; i < w.kh; ++i) {
-        for (int64_t j = 0; j < w.kw; ++j) {
-          const int64_t row = (ch * w.kh + i) * w.kw + j;
-          T* col = cp + (b * c * w.kh * w.kw + row) * oh * ow;
-          const T* img = xp + (b * c + ch) * h * wd;
-          for (int64_t y = 0; y < oh; ++y) {
-            const int64_t iy = y * w.sh - w.ph + i;
-            for (int64_t xq = 0; xq < ow; ++xq) {
-              const int64_t ix = xq * w.sw - w.pw + j;
-              const bool inside = iy >= 0 && iy < h && ix >= 0 && ix < wd;
+    for (int64_t b = b0; b < b1; ++b) {
+      for (int64_t ch = 0; ch < c; ++ch) {
+        T* img = xp + (b * c + ch) * h * wd;
+        for (int64_t i = 0; i < w.kh; ++i) {
+          for (int64_t j = 0; j < w.kw; ++j) {
+            const int64_t row = (ch * w.kh + i) * w.kw + j;
+            T* col = cp + (b * c * w.kh * w.kw + row) * oh * ow;
+            // The bounds test leaves the inner loop: columns [lo, hi) read
+            // the image, the ones outside are padding.
+            const Inside in = inside_columns(wd, ow, w.sw, w.pw, j);
+            for (int64_t y = 0; y < oh; ++y) {
+              const int64_t iy = y * w.sh - w.ph + i;
+              T* out = col + y * ow;
+              const bool row_inside = iy >= 0 && iy < h;
               if constexpr (Fold) {
-                if (inside) const_cast<T*>(img)[iy * wd + ix] += col[y * ow + xq];
+                if (!row_inside) continue;
+                const int64_t base = iy * wd - w.pw + j;  // + xq * sw: image column xq * sw - pw + j
+                for (int64_t xq = in.lo; xq < in.hi; ++xq) img[base + xq * w.sw] += out[xq];
               } else {
-                col[y * ow + xq] = inside ? img[iy * wd + ix] : T(0);
+                if (!row_inside) {
+                  std::fill(out, out + ow, T(0));
+                  continue;
+                }
+                const int64_t base = iy * wd - w.pw + j;
+                std::fill(out, out + in.lo, T(0));
+                if (w.sw == 1) {
+                  if (in.hi > in.lo) std::copy(img + base + in.lo, img + base + in.hi, out + in.lo);
+                } else {
+                  for (int64_t xq = in.lo; xq < in.hi; ++xq) out[xq] = img[base + xq * w.sw];
+                }
+                std::fill(out + in.hi, out + ow, T(0));
               }
             }
           }
         }
       }
     }
-  }
   });
 }
 
