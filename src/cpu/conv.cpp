@@ -1,5 +1,6 @@
-// im2col / col2im for 2-D windows: convolutions become one GEMM per image.
+// im2col / col2im for 2-D windows: convolutions become GEMMs.
 //   cols[n, (c*KH + i)*KW + j, oh*OW + ow] = x[n, c, oh*SH - PH + i, ow*SW - PW + j] (0 outside)
+// cols is a view [N, C*KH*KW, OH*OW] with any strides for n and the row.
 #include <algorithm>
 
 #include "cpu/kernels.hpp"
@@ -31,6 +32,10 @@ void window_loop(const Tensor& x, const Tensor& cols, const Window2d& w) {
   const int64_t oh = (h + 2 * w.ph - w.kh) / w.sh + 1, ow = (wd + 2 * w.pw - w.kw) / w.sw + 1;
   T* xp = ptr<T>(x);
   T* cp = ptr<T>(cols);
+  // cols may be any view whose positions are contiguous (the conv entry
+  // lays its columns out as [C*KH*KW, N*OH*OW] for one GEMM over the batch).
+  LOOM_CHECK(cols.stride(2) == 1 || oh * ow <= 1, "unfold2d: columns must be contiguous along the positions");
+  const int64_t batch_stride = cols.stride(0), row_stride = cols.stride(1);
   // Images are independent (fold writes only its own image), so they run in parallel.
   parallel_for(0, n, 1, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
@@ -39,7 +44,7 @@ void window_loop(const Tensor& x, const Tensor& cols, const Window2d& w) {
         for (int64_t i = 0; i < w.kh; ++i) {
           for (int64_t j = 0; j < w.kw; ++j) {
             const int64_t row = (ch * w.kh + i) * w.kw + j;
-            T* col = cp + (b * c * w.kh * w.kw + row) * oh * ow;
+            T* col = cp + b * batch_stride + row * row_stride;
             // The bounds test leaves the inner loop: columns [lo, hi) read
             // the image, the ones outside are padding.
             const Inside in = inside_columns(wd, ow, w.sw, w.pw, j);
