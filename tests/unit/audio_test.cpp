@@ -16,6 +16,7 @@
 #include <loom/core/cuda.hpp>
 #include <loom/core/error.hpp>
 #include <loom/core/random.hpp>
+#include <loom/ops/autocast.hpp>
 #include <loom/ops/creation.hpp>
 #include <loom/ops/elementwise.hpp>
 #include <loom/ops/reduction.hpp>
@@ -246,6 +247,13 @@ TEST_CASE("log-mel of a tensor equals the std::vector definition, one clip or a 
     REQUIRE(both.shape() == loom::Shape{2, want_a.size(0), o.n_mels});
     CHECK(max_abs_diff(both.select(0, 0), one) == 0.0);  // rows of a batch are independent
     CHECK(max_abs_diff(both.select(0, 1), want_b) < 2e-3);
+  }
+  // Autocast does not lower the features' precision.
+  {
+    loom::AutocastGuard autocast(loom::DType::bf16);
+    const loom::Tensor under_autocast = log_mel_spectrogram(as_tensor(voice_like(4000, 1)));
+    CHECK(under_autocast.dtype() == loom::DType::f32);
+    CHECK(max_abs_diff(under_autocast, log_mel_spectrogram(voice_like(4000, 1))) < 2e-3);
   }
   // A clip shorter than one window is one zero-padded frame.
   const loom::Tensor short_clip = log_mel_spectrogram(as_tensor(voice_like(100, 3)));
