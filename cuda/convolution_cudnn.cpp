@@ -124,55 +124,57 @@ struct ConvDescriptors {
   float one32 = 1.0f, zero32 = 0.0f;
 };
 
-// The first algorithm of cuDNN's ranking that succeeded, is deterministic,
-// fits the workspace limit and, for f32 and f64, does not run on the tensor
-// cores (no TF32); false when there is none. The math type is the
-// algorithm's own: it is set on the descriptor before each call.
-template <class Perf, class Algo>
-bool pick(const Perf* perf, int count, bool allow_tensor_ops, Algo& algo, size_t& workspace, cudnnMathType_t& math) {
-  for (int i = 0; i < count; ++i) {
+// One algorithm choice: what to run, its workspace and its math type.
+template <class Algo>
+struct Choice {
+  Algo algo{};
+  size_t bytes = 0;
+  cudnnMathType_t math{};
+};
+
+// The first algorithm of cuDNN's ranking (query(count, &found, results))
+// that succeeded, is deterministic, fits the workspace limit and, for f32
+// and f64, does not run on the tensor cores (no TF32); false when there is
+// none. The math type is the algorithm's own: it is set on the descriptor
+// before the call.
+template <class Perf, int kCount, class Algo, class Query>
+bool pick(Query query, bool allow_tensor_ops, Choice<Algo>& choice) {
+  std::array<Perf, kCount> perf{};
+  int found = 0;
+  LOOM_CUDNN_CHECK(query(kCount, &found, perf.data()));
+  for (int i = 0; i < found; ++i) {
     if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].determinism != CUDNN_DETERMINISTIC) continue;
     if (perf[i].memory > kMaxWorkspaceBytes) continue;
     if (!allow_tensor_ops && perf[i].mathType != CUDNN_DEFAULT_MATH && perf[i].mathType != CUDNN_FMA_MATH) continue;
-    algo = perf[i].algo;
-    workspace = perf[i].memory;
-    math = perf[i].mathType;
+    choice = {perf[i].algo, perf[i].memory, perf[i].mathType};
     return true;
   }
   return false;
 }
 
-// The three choices of one convolution: forward, data and weight gradients.
-struct Algorithms {
-  cudnnConvolutionFwdAlgo_t forward{};
-  cudnnConvolutionBwdDataAlgo_t data{};
-  cudnnConvolutionBwdFilterAlgo_t filter{};
-  size_t forward_bytes = 0, data_bytes = 0, filter_bytes = 0;
-  cudnnMathType_t forward_math{}, data_math{}, filter_math{};
-};
-
-bool find_forward(cudnnHandle_t h, const ConvDescriptors& d, bool tensor_ops, Algorithms& a) {
-  std::array<cudnnConvolutionFwdAlgoPerf_t, CUDNN_CONVOLUTION_FWD_ALGO_COUNT> perf{};
-  int found = 0;
-  LOOM_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, d.x, d.w, d.conv, d.y, static_cast<int>(perf.size()),
-                                                          &found, perf.data()));
-  return pick(perf.data(), found, tensor_ops, a.forward, a.forward_bytes, a.forward_math);
+bool find_forward(cudnnHandle_t h, const ConvDescriptors& d, bool tensor_ops, Choice<cudnnConvolutionFwdAlgo_t>& c) {
+  return pick<cudnnConvolutionFwdAlgoPerf_t, CUDNN_CONVOLUTION_FWD_ALGO_COUNT>(
+      [&](int n, int* found, cudnnConvolutionFwdAlgoPerf_t* perf) {
+        return cudnnGetConvolutionForwardAlgorithm_v7(h, d.x, d.w, d.conv, d.y, n, found, perf);
+      },
+      tensor_ops, c);
 }
 
-bool find_data(cudnnHandle_t h, const ConvDescriptors& d, bool tensor_ops, Algorithms& a) {
-  std::array<cudnnConvolutionBwdDataAlgoPerf_t, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT> perf{};
-  int found = 0;
-  LOOM_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, d.w, d.y, d.conv, d.x, static_cast<int>(perf.size()),
-                                                               &found, perf.data()));
-  return pick(perf.data(), found, tensor_ops, a.data, a.data_bytes, a.data_math);
+bool find_data(cudnnHandle_t h, const ConvDescriptors& d, bool tensor_ops, Choice<cudnnConvolutionBwdDataAlgo_t>& c) {
+  return pick<cudnnConvolutionBwdDataAlgoPerf_t, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT>(
+      [&](int n, int* found, cudnnConvolutionBwdDataAlgoPerf_t* perf) {
+        return cudnnGetConvolutionBackwardDataAlgorithm_v7(h, d.w, d.y, d.conv, d.x, n, found, perf);
+      },
+      tensor_ops, c);
 }
 
-bool find_filter(cudnnHandle_t h, const ConvDescriptors& d, bool tensor_ops, Algorithms& a) {
-  std::array<cudnnConvolutionBwdFilterAlgoPerf_t, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT> perf{};
-  int found = 0;
-  LOOM_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, d.x, d.y, d.conv, d.w,
-                                                                 static_cast<int>(perf.size()), &found, perf.data()));
-  return pick(perf.data(), found, tensor_ops, a.filter, a.filter_bytes, a.filter_math);
+bool find_filter(cudnnHandle_t h, const ConvDescriptors& d, bool tensor_ops,
+                 Choice<cudnnConvolutionBwdFilterAlgo_t>& c) {
+  return pick<cudnnConvolutionBwdFilterAlgoPerf_t, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT>(
+      [&](int n, int* found, cudnnConvolutionBwdFilterAlgoPerf_t* perf) {
+        return cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, d.x, d.y, d.conv, d.w, n, found, perf);
+      },
+      tensor_ops, c);
 }
 
 // Device scratch from the caching allocator, alive for the call.
@@ -221,15 +223,18 @@ bool convolution(const Tensor& x, const Tensor& weight, const Tensor& bias, cons
   cudnnHandle_t h = cudnn(dev.index);
   ConvDescriptors d(x, weight, out, win, type);
   // Accepting promises the backward: decline unless all three have an algorithm.
-  Algorithms a;
   const bool tensor_ops = is_half(x.dtype());
-  if (!find_forward(h, d, tensor_ops, a) || !find_data(h, d, tensor_ops, a) || !find_filter(h, d, tensor_ops, a))
+  Choice<cudnnConvolutionFwdAlgo_t> fwd;
+  Choice<cudnnConvolutionBwdDataAlgo_t> data;
+  Choice<cudnnConvolutionBwdFilterAlgo_t> filter;
+  if (!find_forward(h, d, tensor_ops, fwd) || !find_data(h, d, tensor_ops, data) ||
+      !find_filter(h, d, tensor_ops, filter))
     return false;
-  const Tensor ws = workspace_on(dev, a.forward_bytes);
-  LOOM_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv, a.forward_math));
-  LOOM_CUDNN_CHECK(cudnnConvolutionForward(h, d.one(), d.x, x.raw_data(), d.w, weight.raw_data(), d.conv, a.forward,
-                                           ws.raw_data(), a.forward_bytes, d.zero(), d.y, out.raw_data()),
-                   shapes(x, weight), ", algorithm ", static_cast<int>(a.forward));
+  const Tensor ws = workspace_on(dev, fwd.bytes);
+  LOOM_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv, fwd.math));
+  LOOM_CUDNN_CHECK(cudnnConvolutionForward(h, d.one(), d.x, x.raw_data(), d.w, weight.raw_data(), d.conv, fwd.algo,
+                                           ws.raw_data(), fwd.bytes, d.zero(), d.y, out.raw_data()),
+                   shapes(x, weight), ", algorithm ", static_cast<int>(fwd.algo));
   // The bias with this backend's own add (cuDNN's cudnnAddTensor is not
   // documented for bf16): out += bias broadcast over N, OH, OW.
   if (bias.defined()) binary(kernels::Binary::add, out, over_planes(bias, out), out);
@@ -248,28 +253,27 @@ void convolution_backward(const Tensor& grad, const Tensor& x, const Tensor& wei
   cudnnHandle_t h = cudnn(dev.index);
   ConvDescriptors d(x, weight, grad, win, type);
   const bool tensor_ops = is_half(x.dtype());
-  Algorithms a;
   if (grad_x.defined()) {
     check_on_device(grad_x, dev, "conv2d backward", "grad_x");
-    LOOM_CHECK(find_data(h, d, tensor_ops, a), "conv2d backward: cuDNN has no deterministic data-gradient algorithm for ",
+    Choice<cudnnConvolutionBwdDataAlgo_t> c;
+    LOOM_CHECK(find_data(h, d, tensor_ops, c), "conv2d backward: cuDNN has no deterministic data-gradient algorithm for ",
                shapes(x, weight));
-    const Tensor ws = workspace_on(dev, a.data_bytes);
-    LOOM_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv, a.data_math));
+    const Tensor ws = workspace_on(dev, c.bytes);
+    LOOM_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv, c.math));
     LOOM_CUDNN_CHECK(cudnnConvolutionBackwardData(h, d.one(), d.w, weight.raw_data(), d.y, grad.raw_data(), d.conv,
-                                                  a.data, ws.raw_data(), a.data_bytes, d.zero(), d.x,
-                                                  grad_x.raw_data()),
-                     shapes(x, weight), ", algorithm ", static_cast<int>(a.data));
+                                                  c.algo, ws.raw_data(), c.bytes, d.zero(), d.x, grad_x.raw_data()),
+                     shapes(x, weight), ", algorithm ", static_cast<int>(c.algo));
   }
   if (grad_w.defined()) {
     check_on_device(grad_w, dev, "conv2d backward", "grad_w");
-    LOOM_CHECK(find_filter(h, d, tensor_ops, a), "conv2d backward: cuDNN has no deterministic weight-gradient ",
+    Choice<cudnnConvolutionBwdFilterAlgo_t> c;
+    LOOM_CHECK(find_filter(h, d, tensor_ops, c), "conv2d backward: cuDNN has no deterministic weight-gradient ",
                "algorithm for ", shapes(x, weight));
-    const Tensor ws = workspace_on(dev, a.filter_bytes);
-    LOOM_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv, a.filter_math));
+    const Tensor ws = workspace_on(dev, c.bytes);
+    LOOM_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv, c.math));
     LOOM_CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, d.one(), d.x, x.raw_data(), d.y, grad.raw_data(), d.conv,
-                                                    a.filter, ws.raw_data(), a.filter_bytes, d.zero(), d.w,
-                                                    grad_w.raw_data()),
-                     shapes(x, weight), ", algorithm ", static_cast<int>(a.filter));
+                                                    c.algo, ws.raw_data(), c.bytes, d.zero(), d.w, grad_w.raw_data()),
+                     shapes(x, weight), ", algorithm ", static_cast<int>(c.algo));
   }
   if (grad_b.defined()) {
     check_on_device(grad_b, dev, "conv2d backward", "grad_b");
