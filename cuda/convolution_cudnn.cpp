@@ -177,9 +177,13 @@ bool find_filter(cudnnHandle_t h, const ConvDescriptors& d, bool tensor_ops,
       tensor_ops, c);
 }
 
-// Device scratch from the caching allocator, alive for the call.
-Tensor workspace_on(Device dev, size_t bytes) {
-  return empty({static_cast<int64_t>(std::max<size_t>(bytes, 1))}, TensorOptions(DType::u8).with_device(dev));
+// A chosen algorithm made ready: its math type set on the descriptor, and
+// its workspace (device scratch from the caching allocator, kept alive by the
+// caller for the call).
+template <class Algo>
+Tensor prepare(const Choice<Algo>& c, const ConvDescriptors& d, Device dev) {
+  LOOM_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv, c.math));
+  return empty({static_cast<int64_t>(std::max<size_t>(c.bytes, 1))}, TensorOptions(DType::u8).with_device(dev));
 }
 
 std::string shapes(const Tensor& x, const Tensor& w) {
@@ -230,8 +234,7 @@ bool convolution(const Tensor& x, const Tensor& weight, const Tensor& bias, cons
   if (!find_forward(h, d, tensor_ops, fwd) || !find_data(h, d, tensor_ops, data) ||
       !find_filter(h, d, tensor_ops, filter))
     return false;
-  const Tensor ws = workspace_on(dev, fwd.bytes);
-  LOOM_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv, fwd.math));
+  const Tensor ws = prepare(fwd, d, dev);
   LOOM_CUDNN_CHECK(cudnnConvolutionForward(h, d.one(), d.x, x.raw_data(), d.w, weight.raw_data(), d.conv, fwd.algo,
                                            ws.raw_data(), fwd.bytes, d.zero(), d.y, out.raw_data()),
                    shapes(x, weight), ", algorithm ", static_cast<int>(fwd.algo));
@@ -258,8 +261,7 @@ void convolution_backward(const Tensor& grad, const Tensor& x, const Tensor& wei
     Choice<cudnnConvolutionBwdDataAlgo_t> c;
     LOOM_CHECK(find_data(h, d, tensor_ops, c), "conv2d backward: cuDNN has no deterministic data-gradient algorithm for ",
                shapes(x, weight));
-    const Tensor ws = workspace_on(dev, c.bytes);
-    LOOM_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv, c.math));
+    const Tensor ws = prepare(c, d, dev);
     LOOM_CUDNN_CHECK(cudnnConvolutionBackwardData(h, d.one(), d.w, weight.raw_data(), d.y, grad.raw_data(), d.conv,
                                                   c.algo, ws.raw_data(), c.bytes, d.zero(), d.x, grad_x.raw_data()),
                      shapes(x, weight), ", algorithm ", static_cast<int>(c.algo));
@@ -269,8 +271,7 @@ void convolution_backward(const Tensor& grad, const Tensor& x, const Tensor& wei
     Choice<cudnnConvolutionBwdFilterAlgo_t> c;
     LOOM_CHECK(find_filter(h, d, tensor_ops, c), "conv2d backward: cuDNN has no deterministic weight-gradient ",
                "algorithm for ", shapes(x, weight));
-    const Tensor ws = workspace_on(dev, c.bytes);
-    LOOM_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv, c.math));
+    const Tensor ws = prepare(c, d, dev);
     LOOM_CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, d.one(), d.x, x.raw_data(), d.y, grad.raw_data(), d.conv,
                                                     c.algo, ws.raw_data(), c.bytes, d.zero(), d.w, grad_w.raw_data()),
                      shapes(x, weight), ", algorithm ", static_cast<int>(c.algo));

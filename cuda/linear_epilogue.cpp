@@ -70,6 +70,12 @@ struct Operand {
   int64_t ld;
 };
 
+// A contiguous row-major [rows, cols] matrix is cuBLASLt's column-major
+// cols x rows matrix with leading dim cols.
+Operand column_major(const Tensor& t) {
+  return {t.raw_data(), static_cast<uint64_t>(t.size(1)), static_cast<uint64_t>(t.size(0)), t.size(1)};
+}
+
 // One product D = op(A) op(B) with an epilogue (column-major, as cuBLASLt
 // sees every operand). loom's row-major matrices are their transposes.
 struct LtProduct {
@@ -144,16 +150,12 @@ bool linear(const Tensor& x, const Tensor& weight, const Tensor& bias, kernels::
   check_on_device(bias, dev, "linear", "bias");
   const bool gelu = e == kernels::LinearEpilogue::bias_gelu_tanh;
   if (gelu) check_on_device(pre, dev, "linear", "pre");
-  const int64_t m = x.size(0), k = x.size(1), n = weight.size(0);
+  const int64_t n = weight.size(0);
   // GELU's stored input needs a leading dim divisible by 8.
   if (!takes_dtype(out.dtype()) || (gelu && n % 8 != 0) || !aligned16(bias) || !aligned16(pre)) return false;
   DeviceGuard guard(dev.index);
-  // out^T [N, M] = W [N, K] (stored as K x N, transposed) . x^T [K, M].
-  LtProduct p{CUBLAS_OP_T,
-              CUBLAS_OP_N,
-              {weight.raw_data(), static_cast<uint64_t>(k), static_cast<uint64_t>(n), k},
-              {x.raw_data(), static_cast<uint64_t>(k), static_cast<uint64_t>(m), k},
-              {out.raw_data(), static_cast<uint64_t>(n), static_cast<uint64_t>(m), n}};
+  // out^T [N, M] = (W^T [K, N])^T . x^T [K, M].
+  LtProduct p{CUBLAS_OP_T, CUBLAS_OP_N, column_major(weight), column_major(x), column_major(out)};
   p.epilogue = gelu ? CUBLASLT_EPILOGUE_GELU_AUX_BIAS : CUBLASLT_EPILOGUE_BIAS;
   p.bias = bias.raw_data();
   if (gelu) {
@@ -169,15 +171,10 @@ bool linear_weight_grad(const Tensor& grad, const Tensor& x, const Tensor& grad_
   check_on_device(x, dev, "linear backward", "x");
   check_on_device(grad_b, dev, "linear backward", "grad_b");
   if (!takes_dtype(grad.dtype()) || !aligned16(grad_b)) return false;
-  const int64_t m = grad.size(0), n = grad.size(1), k = x.size(1);
   DeviceGuard guard(dev.index);
-  // dW^T [K, N] = x^T [K, M] . grad [M, N]; the bias gradient sums op(B)
-  // (grad) over the product's inner dim M.
-  LtProduct p{CUBLAS_OP_N,
-              CUBLAS_OP_T,
-              {x.raw_data(), static_cast<uint64_t>(k), static_cast<uint64_t>(m), k},
-              {grad.raw_data(), static_cast<uint64_t>(n), static_cast<uint64_t>(m), n},
-              {grad_w.raw_data(), static_cast<uint64_t>(k), static_cast<uint64_t>(n), k}};
+  // dW^T [K, N] = x^T [K, M] . (grad^T [N, M])^T; the bias gradient sums
+  // op(B) (grad) over the product's inner dim M.
+  LtProduct p{CUBLAS_OP_N, CUBLAS_OP_T, column_major(x), column_major(grad), column_major(grad_w)};
   p.epilogue = CUBLASLT_EPILOGUE_BGRADB;
   p.bias = grad_b.raw_data();
   return run(p, grad.dtype(), dev.index, "linear weight gradient (cuBLASLt)");

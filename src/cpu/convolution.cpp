@@ -9,6 +9,7 @@
 // f32 and f64; halves are declined (the op widens them and composes).
 #include "cpu/kernels.hpp"
 #include "cpu/loops.hpp"
+#include "cpu/matrix_views.hpp"
 #include "loom/core/threads.hpp"
 
 namespace loom::cpu {
@@ -38,11 +39,6 @@ Tensor per_image(const Tensor& m, const ConvShape& s) {
   return make_view(m, {s.n, rows, s.spatial}, {s.spatial, s.positions(), 1}, m.offset());
 }
 
-Tensor as_batch(const Tensor& m) { return make_view(m, {1, m.size(0), m.size(1)}, {0, m.stride(0), m.stride(1)}, m.offset()); }
-
-Tensor transposed(const Tensor& m) {
-  return make_view(m, {1, m.size(1), m.size(0)}, {0, m.stride(1), m.stride(0)}, m.offset());
-}
 
 // The columns of every image side by side: [taps, N * spatial].
 Tensor columns(const Tensor& x, const ConvShape& s, const Window2d& w) {
@@ -90,12 +86,12 @@ void convolution_backward(const Tensor& grad, const Tensor& x, const Tensor& wei
   copy(make_view(grad, {s.n, s.o, s.spatial}, {s.o * s.spatial, s.spatial, 1}, grad.offset()), per_image(g, s));
   if (grad_w.defined()) {
     const Tensor cols = kept.defined() ? kept : columns(x, s, w);
-    gemm(as_batch(g), transposed(cols), as_batch(grad_w.reshape({s.o, s.taps})));
+    gemm(as_batch(g), transposed_as_batch(cols), as_batch(grad_w.reshape({s.o, s.taps})));
   }
   if (grad_b.defined()) reduce(Reduce::sum, g, s.o, s.positions(), 1, grad_b.reshape({s.o, 1}));
   if (grad_x.defined()) {
     Tensor grad_cols = scratch_like(grad, {s.taps, s.positions()});
-    gemm(transposed(weight.reshape({s.o, s.taps})), as_batch(g), as_batch(grad_cols));
+    gemm(transposed_as_batch(weight.reshape({s.o, s.taps})), as_batch(g), as_batch(grad_cols));
     fill(grad_x, 0.0);
     fold2d(per_image(grad_cols, s), grad_x, w);
   }

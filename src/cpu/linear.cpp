@@ -7,18 +7,12 @@
 // M * N values once more (twice with GELU, which also keeps its input).
 #include "cpu/kernels.hpp"
 #include "cpu/loops.hpp"
+#include "cpu/matrix_views.hpp"
 #include "loom/core/threads.hpp"
 
 namespace loom::cpu {
 
 namespace {
-
-// x [M, K] and weight [N, K] as the GEMM's [1, M, K] x [1, K, N] operands.
-Tensor as_lhs(const Tensor& x) { return make_view(x, {1, x.size(0), x.size(1)}, {0, x.size(1), 1}, x.offset()); }
-Tensor as_rhs_transposed(const Tensor& w) {
-  return make_view(w, {1, w.size(1), w.size(0)}, {0, 1, w.size(1)}, w.offset());
-}
-Tensor as_batch(const Tensor& t) { return make_view(t, {1, t.size(0), t.size(1)}, {0, t.size(1), 1}, t.offset()); }
 
 // y[r, :] += bias for every row of the contiguous f32/f64 matrix y.
 void add_bias_rows(const Tensor& y, const Tensor& bias) {
@@ -52,10 +46,10 @@ bool linear(const Tensor& x, const Tensor& weight, const Tensor& bias, LinearEpi
   // in pre (GELU's input) or out itself.
   const Tensor product = is_half(t) ? empty(out.shape(), DType::f32) : (gelu ? pre : out);
   if (is_half(t)) {
-    gemm(as_lhs(widened(x)), as_rhs_transposed(widened(weight)), as_batch(product));
+    gemm(as_batch(widened(x)), transposed_as_batch(widened(weight)), as_batch(product));
     add_bias_rows(product, widened(bias));
   } else {
-    gemm(as_lhs(x), as_rhs_transposed(weight), as_batch(product));
+    gemm(as_batch(x), transposed_as_batch(weight), as_batch(product));
     add_bias_rows(product, bias);
   }
   if (gelu) {
@@ -74,7 +68,7 @@ bool linear(const Tensor& x, const Tensor& weight, const Tensor& bias, LinearEpi
 bool linear_weight_grad(const Tensor& grad, const Tensor& x, const Tensor& grad_w, const Tensor& grad_b) {
   if (grad.dtype() != DType::f32 && grad.dtype() != DType::f64) return false;
   const int64_t m = grad.size(0), n = grad.size(1);
-  gemm(make_view(grad, {1, n, m}, {0, 1, n}, grad.offset()), as_batch(x), as_batch(grad_w));
+  gemm(transposed_as_batch(grad), as_batch(x), as_batch(grad_w));
   reduce(Reduce::sum, grad, 1, m, n, grad_b.reshape({1, n}));
   return true;
 }

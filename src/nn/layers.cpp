@@ -61,14 +61,12 @@ ResidualNorm RMSNorm::residual_forward(const Tensor& x, const Tensor& residual) 
 
 Tensor ResidualStream::resolved() const { return branch.defined() ? add(stream, branch) : stream; }
 
-Tensor ResidualStream::normed_by(NormLayer& norm) const {
-  return branch.defined() ? norm.residual_forward(stream, branch).normed : norm.forward(stream);
-}
-
 ResidualNorm ResidualStream::resolved_and_normed_by(NormLayer& norm) const {
   if (branch.defined()) return norm.residual_forward(stream, branch);
   return {stream, norm.forward(stream)};
 }
+
+Tensor ResidualStream::normed_by(NormLayer& norm) const { return resolved_and_normed_by(norm).normed; }
 
 Tensor Dropout::forward(const Tensor& x) { return dropout(x, p, is_training(), gen_); }
 

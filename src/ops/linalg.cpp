@@ -109,11 +109,13 @@ void check_linear(const Tensor& x, const Tensor& weight, const Tensor& bias, con
 // The parameter gradients of a fused linear: the backend's one-pass entry
 // when it takes them, else a product and a column sum.
 void linear_parameter_grads(const Tensor& g2, const Tensor& x2, Tensor& gw, Tensor& gb) {
-  const TensorOptions on = TensorOptions(g2.dtype()).with_device(g2.device());
   const kernels::Backend& table = ops::kernels_for(g2);
-  gw = empty({g2.size(1), x2.size(1)}, on);
-  gb = empty({g2.size(1)}, on);
-  if (table.linear_weight_grad != nullptr && table.linear_weight_grad(g2, x2, gw, gb)) return;
+  if (table.linear_weight_grad != nullptr) {
+    const TensorOptions on = TensorOptions(g2.dtype()).with_device(g2.device());
+    gw = empty({g2.size(1), x2.size(1)}, on);
+    gb = empty({g2.size(1)}, on);
+    if (table.linear_weight_grad(g2, x2, gw, gb)) return;
+  }
   gw = matmul(g2.t(), x2);
   gb = sum(g2, {0});
 }
