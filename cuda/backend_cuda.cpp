@@ -47,6 +47,10 @@ const Backend* cuda_backend() {
       .convolution_backward = cuda::convolution_backward,
 #endif
       .power_spectrum = cuda::power_spectrum,
+#if LOOM_WITH_CUDNN && LOOM_WITH_CUDNN_FRONTEND
+      .vendor_attention = cuda::vendor_attention,
+      .vendor_attention_backward = cuda::vendor_attention_backward,
+#endif
   };
   static const Backend* registered = [] {
     if (!cuda_available()) return static_cast<const Backend*>(nullptr);

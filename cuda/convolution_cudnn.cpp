@@ -4,7 +4,7 @@
 // cuDNN's convolution API (cudnnConvolutionForward and its two backward
 // calls; still shipped in cuDNN 9 beside the graph API, which needs the
 // frontend header library to be practical) with deterministic algorithms
-// only, picked by cuDNN's heuristics, each run with its own math type; f32
+// only, picked by cuDNN's heuristics once per shape (plan_cache.hpp), each run with its own math type; f32
 // and f64 take only algorithms off the tensor cores (no TF32, as loom's
 // GEMMs), halves may use them. The workspace comes from loom's caching
 // allocator.
@@ -15,25 +15,16 @@
 // accepted forward has its algorithms.
 #if LOOM_WITH_CUDA && LOOM_WITH_CUDNN
 
-#include <cudnn.h>
-
 #include <array>
 #include <climits>
 #include <memory>
-#include <mutex>
 #include <sstream>
 
+#include "cudnn_handle.hpp"
 #include "kernels.hpp"
+#include "plan_cache.hpp"
 #include "loom/ops/creation.hpp"
 #include "runtime.hpp"
-
-#define LOOM_CUDNN_CHECK(call, ...)                                                                       \
-  do {                                                                                                    \
-    const cudnnStatus_t loom_cudnn_st_ = (call);                                                          \
-    if (loom_cudnn_st_ != CUDNN_STATUS_SUCCESS)                                                           \
-      LOOM_FAIL(#call, " at " __FILE__ ":", __LINE__, ": ", cudnnGetErrorString(loom_cudnn_st_), " ",     \
-                ##__VA_ARGS__);                                                                           \
-  } while (0)
 
 namespace loom::cuda {
 
@@ -41,24 +32,6 @@ namespace {
 
 // Workspace beyond this rules an algorithm out (the next one is taken).
 constexpr size_t kMaxWorkspaceBytes = size_t{256} << 20;
-
-// One cuDNN handle per device, bound to the device's stream; never destroyed
-// (as the streams and cuBLAS handles of runtime.cpp).
-cudnnHandle_t cudnn(int device) {
-  struct Slot {
-    std::once_flag once;
-    cudnnHandle_t handle = nullptr;
-  };
-  static auto* slots = new std::array<Slot, 64>();
-  LOOM_CHECK(device >= 0 && device < 64, "cuDNN: device index ", device, " out of range");
-  Slot& s = (*slots)[static_cast<size_t>(device)];
-  std::call_once(s.once, [&] {
-    DeviceGuard guard(device);
-    LOOM_CUDNN_CHECK(cudnnCreate(&s.handle), "device ", device);
-    LOOM_CUDNN_CHECK(cudnnSetStream(s.handle, stream(device)), "device ", device);
-  });
-  return s.handle;
-}
 
 bool data_type(DType t, cudnnDataType_t& out) {
   switch (t) {
@@ -177,6 +150,31 @@ bool find_filter(cudnnHandle_t h, const ConvDescriptors& d, bool tensor_ops,
       tensor_ops, c);
 }
 
+// cuDNN's algorithms for one convolution shape: the forward and both
+// gradients, chosen together (accepting a forward promises its backward).
+struct ConvPlan {
+  Choice<cudnnConvolutionFwdAlgo_t> forward;
+  Choice<cudnnConvolutionBwdDataAlgo_t> data;
+  Choice<cudnnConvolutionBwdFilterAlgo_t> filter;
+};
+
+// The plan for d's convolution, chosen once per shape and dtype (null: cuDNN
+// has no deterministic algorithm for one of the three).
+std::shared_ptr<ConvPlan> plan_for(cudnnHandle_t h, const ConvDescriptors& d, const Tensor& x, const Tensor& w,
+                                   const kernels::Window2d& win, int device) {
+  static auto* plans = new PlanCache<ConvPlan>();
+  const PlanKey key{device,    static_cast<int64_t>(x.dtype()), x.size(0), x.size(1), x.size(2), x.size(3),
+                    w.size(0), w.size(2), w.size(3), win.sh, win.sw, win.ph, win.pw};
+  return plans->get(key, [&]() -> std::shared_ptr<ConvPlan> {
+    const bool tensor_ops = is_half(x.dtype());
+    auto p = std::make_shared<ConvPlan>();
+    if (!find_forward(h, d, tensor_ops, p->forward) || !find_data(h, d, tensor_ops, p->data) ||
+        !find_filter(h, d, tensor_ops, p->filter))
+      return nullptr;
+    return p;
+  });
+}
+
 // A chosen algorithm made ready: its math type set on the descriptor, and
 // its workspace (device scratch from the caching allocator, kept alive by the
 // caller for the call).
@@ -226,14 +224,9 @@ bool convolution(const Tensor& x, const Tensor& weight, const Tensor& bias, cons
   DeviceGuard guard(dev.index);
   cudnnHandle_t h = cudnn(dev.index);
   ConvDescriptors d(x, weight, out, win, type);
-  // Accepting promises the backward: decline unless all three have an algorithm.
-  const bool tensor_ops = is_half(x.dtype());
-  Choice<cudnnConvolutionFwdAlgo_t> fwd;
-  Choice<cudnnConvolutionBwdDataAlgo_t> data;
-  Choice<cudnnConvolutionBwdFilterAlgo_t> filter;
-  if (!find_forward(h, d, tensor_ops, fwd) || !find_data(h, d, tensor_ops, data) ||
-      !find_filter(h, d, tensor_ops, filter))
-    return false;
+  const std::shared_ptr<ConvPlan> plan = plan_for(h, d, x, weight, win, dev.index);
+  if (plan == nullptr) return false;
+  const auto& fwd = plan->forward;
   const Tensor ws = prepare(fwd, d, dev);
   LOOM_CUDNN_CHECK(cudnnConvolutionForward(h, d.one(), d.x, x.raw_data(), d.w, weight.raw_data(), d.conv, fwd.algo,
                                            ws.raw_data(), fwd.bytes, d.zero(), d.y, out.raw_data()),
@@ -255,12 +248,11 @@ void convolution_backward(const Tensor& grad, const Tensor& x, const Tensor& wei
   DeviceGuard guard(dev.index);
   cudnnHandle_t h = cudnn(dev.index);
   ConvDescriptors d(x, weight, grad, win, type);
-  const bool tensor_ops = is_half(x.dtype());
+  const std::shared_ptr<ConvPlan> plan = plan_for(h, d, x, weight, win, dev.index);
+  LOOM_CHECK(plan != nullptr, "conv2d backward: cuDNN has no deterministic algorithms for ", shapes(x, weight));
   if (grad_x.defined()) {
     check_on_device(grad_x, dev, "conv2d backward", "grad_x");
-    Choice<cudnnConvolutionBwdDataAlgo_t> c;
-    LOOM_CHECK(find_data(h, d, tensor_ops, c), "conv2d backward: cuDNN has no deterministic data-gradient algorithm for ",
-               shapes(x, weight));
+    const auto& c = plan->data;
     const Tensor ws = prepare(c, d, dev);
     LOOM_CUDNN_CHECK(cudnnConvolutionBackwardData(h, d.one(), d.w, weight.raw_data(), d.y, grad.raw_data(), d.conv,
                                                   c.algo, ws.raw_data(), c.bytes, d.zero(), d.x, grad_x.raw_data()),
@@ -268,9 +260,7 @@ void convolution_backward(const Tensor& grad, const Tensor& x, const Tensor& wei
   }
   if (grad_w.defined()) {
     check_on_device(grad_w, dev, "conv2d backward", "grad_w");
-    Choice<cudnnConvolutionBwdFilterAlgo_t> c;
-    LOOM_CHECK(find_filter(h, d, tensor_ops, c), "conv2d backward: cuDNN has no deterministic weight-gradient ",
-               "algorithm for ", shapes(x, weight));
+    const auto& c = plan->filter;
     const Tensor ws = prepare(c, d, dev);
     LOOM_CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, d.one(), d.x, x.raw_data(), d.y, grad.raw_data(), d.conv,
                                                     c.algo, ws.raw_data(), c.bytes, d.zero(), d.w, grad_w.raw_data()),

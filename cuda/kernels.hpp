@@ -54,6 +54,12 @@ bool attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& 
 void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_keep, const Tensor& out,
                         const Tensor& grad_out, const Tensor& lse, const Tensor& grad_q, const Tensor& grad_k,
                         const Tensor& grad_v, const AttentionParams& p);
+// attention_cudnn.cpp (builds with cuDNN's frontend headers)
+bool vendor_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_keep, const Tensor& out,
+                      const Tensor& lse, const AttentionParams& p);
+void vendor_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_keep,
+                               const Tensor& out, const Tensor& grad_out, const Tensor& lse, const Tensor& grad_q,
+                               const Tensor& grad_k, const Tensor& grad_v, const AttentionParams& p);
 // multi_tensor.cu
 bool adamw_multi(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
                  const std::vector<Tensor>& exp_avgs, const std::vector<Tensor>& exp_avg_sqs, const AdamWStep& s);

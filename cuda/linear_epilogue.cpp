@@ -8,13 +8,18 @@
 // Floor: 2 M N K FLOPs each; the forward reads M K + N K + N values and
 // writes M N (2 M N with GELU's input), where the composition wrote the
 // product and read it back once per add and activation.
+// cuBLASLt's algorithm is chosen once per shape, dtype, epilogue and operand
+// alignment (plan_cache.hpp); the descriptors are made per call (cheap, and
+// they carry the call's pointers).
 // A call cuBLASLt has no algorithm for (dtype, epilogue, alignment, an f64
 // epilogue) is declined, touching nothing, and the op composes it instead.
 #if LOOM_WITH_CUDA
 
 #include <cstdint>
+#include <memory>
 
 #include "kernels.hpp"
+#include "plan_cache.hpp"
 #include "runtime.hpp"
 
 namespace loom::cuda {
@@ -107,29 +112,40 @@ bool run(const LtProduct& p, DType t, int device, const char* what) {
   LOOM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&la.handle, type, p.a.rows, p.a.cols, p.a.ld), what, " A");
   LOOM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&lb.handle, type, p.b.rows, p.b.cols, p.b.ld), what, " B");
   LOOM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&ld.handle, type, p.d.rows, p.d.cols, p.d.ld), what, " D");
-  Preference pref;
-  LOOM_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref.handle), what);
-  set_preference(pref.handle, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, static_cast<uint64_t>(kCublasLtWorkspaceBytes));
-  set_preference(pref.handle, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, alignment_of(p.a.data));
-  set_preference(pref.handle, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, alignment_of(p.b.data));
-  set_preference(pref.handle, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, alignment_of(p.d.data));
-  set_preference(pref.handle, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, alignment_of(p.d.data));
 
   cublasLtHandle_t lt = cublaslt(device);
-  cublasLtMatmulHeuristicResult_t choice{};
-  int found = 0;
-  const cublasStatus_t st =
-      cublasLtMatmulAlgoGetHeuristic(lt, desc.handle, la.handle, lb.handle, ld.handle, ld.handle, pref.handle, 1,
-                                     &choice, &found);
-  if (st == CUBLAS_STATUS_NOT_SUPPORTED || (st == CUBLAS_STATUS_SUCCESS && found == 0)) return false;
-  LOOM_CUBLAS_CHECK(st, what, " (heuristic)");
-  if (choice.state != CUBLAS_STATUS_SUCCESS) return false;  // the one result offered is not usable
+  // cuBLASLt's first choice for this shape, asked once (null: none usable).
+  static auto* plans = new PlanCache<cublasLtMatmulAlgo_t>();
+  const uint32_t align_a = alignment_of(p.a.data), align_b = alignment_of(p.b.data), align_d = alignment_of(p.d.data);
+  const PlanKey key{device,   static_cast<int64_t>(t), p.trans_a, p.trans_b, static_cast<int64_t>(p.a.rows),
+                    static_cast<int64_t>(p.a.cols), p.a.ld,     static_cast<int64_t>(p.b.rows),
+                    static_cast<int64_t>(p.b.cols), p.b.ld,     static_cast<int64_t>(p.d.rows),
+                    static_cast<int64_t>(p.d.cols), p.d.ld,     p.epilogue, p.aux_ld, align_a, align_b, align_d};
+  const std::shared_ptr<cublasLtMatmulAlgo_t> algo = plans->get(key, [&]() -> std::shared_ptr<cublasLtMatmulAlgo_t> {
+    Preference pref;
+    LOOM_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref.handle), what);
+    set_preference(pref.handle, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                   static_cast<uint64_t>(kCublasLtWorkspaceBytes));
+    set_preference(pref.handle, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, align_a);
+    set_preference(pref.handle, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, align_b);
+    set_preference(pref.handle, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, align_d);
+    set_preference(pref.handle, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, align_d);
+    cublasLtMatmulHeuristicResult_t choice{};
+    int found = 0;
+    const cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(lt, desc.handle, la.handle, lb.handle, ld.handle,
+                                                             ld.handle, pref.handle, 1, &choice, &found);
+    if (st == CUBLAS_STATUS_NOT_SUPPORTED || (st == CUBLAS_STATUS_SUCCESS && found == 0)) return nullptr;
+    LOOM_CUBLAS_CHECK(st, what, " (heuristic)");
+    if (choice.state != CUBLAS_STATUS_SUCCESS) return nullptr;  // the one result offered is not usable
+    return std::make_shared<cublasLtMatmulAlgo_t>(choice.algo);
+  });
+  if (algo == nullptr) return false;
   const double alpha64 = 1.0, beta64 = 0.0;
   const float alpha32 = 1.0f, beta32 = 0.0f;
   const void* alpha = f64 ? static_cast<const void*>(&alpha64) : &alpha32;
   const void* beta = f64 ? static_cast<const void*>(&beta64) : &beta32;
   LOOM_CUBLAS_CHECK(cublasLtMatmul(lt, desc.handle, alpha, p.a.data, la.handle, p.b.data, lb.handle, beta, p.d.data,
-                                   ld.handle, const_cast<void*>(p.d.data), ld.handle, &choice.algo,
+                                   ld.handle, const_cast<void*>(p.d.data), ld.handle, algo.get(),
                                    cublaslt_workspace(device), kCublasLtWorkspaceBytes, stream(device)),
                     what, " ", dtype_name(t), " D ", p.d.rows, "x", p.d.cols, " K ",
                     p.trans_a == CUBLAS_OP_N ? p.a.cols : p.a.rows);

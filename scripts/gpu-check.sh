@@ -10,7 +10,8 @@
 #   scripts/gpu-check.sh --stage-deps  run on a machine that has the build
 #                                      dependencies installed (Debian packages
 #                                      nlohmann-json3-dev, libeigen3-dev, catch2,
-#                                      zlib1g-dev): copies their headers, CMake
+#                                      zlib1g-dev; cuDNN's frontend headers):
+#                                      copies their headers, CMake
 #                                      packages and libz into build-gpu-deps/ for a bare
 #                                      GPU machine (about 12 MiB; git ignores it as
 #                                      a build* folder, so carry it explicitly)
@@ -42,6 +43,11 @@ if [[ "${1:-}" == "--stage-deps" ]]; then
   cp /usr/lib/libCatch2WithMain.a "$D/lib/" 2>/dev/null || true  # named by Catch2's CMake package
   cp -L /usr/lib/x86_64-linux-gnu/libz.so "$D/lib/libz.so"
   cp -L /usr/lib/x86_64-linux-gnu/libz.so.1 "$D/lib/libz.so.1"
+  # cuDNN's C++ frontend headers (scripts/install-deps.sh fetches them), for the cuDNN attention
+  if [[ -f /usr/local/include/cudnn_frontend.h ]]; then
+    cp -r /usr/local/include/cudnn_frontend /usr/local/include/cudnn_frontend*.h \
+      /usr/local/include/cudnn_backend_base.h "$D/include/"
+  fi
   du -sh "$D"
   echo "staged into $D; carry it to the GPU machine with the working tree"
   exit 0

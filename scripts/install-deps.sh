@@ -46,17 +46,54 @@ install_python_refs() {
   fi
 }
 
+# cuDNN's C++ frontend (header-only, NVIDIA's graph-API layer over cuDNN; on
+# PyPI as nvidia-cudnn-frontend): only where the CUDA toolkit and cuDNN are,
+# for the cuDNN fused attention (cuda/attention_cudnn.cpp). The wheel's
+# headers go to /usr/local/include; nothing else of it is installed. Without
+# them the CUDA build leaves that one kernel out and says so.
+CUDNN_FRONTEND_VERSION=1.32.0
+install_cudnn_frontend() {
+  [[ -f /usr/local/cuda/include/cudnn.h ]] || return 0
+  [[ -f /usr/local/include/cudnn_frontend.h ]] && return 0
+  local py tmp
+  py=$(command -v python3 || true)
+  [[ -n "$py" ]] || return 0
+  tmp=$(mktemp -d)
+  echo "install-deps: cuDNN frontend $CUDNN_FRONTEND_VERSION headers (PyPI nvidia-cudnn-frontend) into /usr/local/include"
+  if "$py" -m pip download --quiet --disable-pip-version-check --no-deps -d "$tmp" \
+       "nvidia-cudnn-frontend==$CUDNN_FRONTEND_VERSION" >/dev/null 2>&1 &&
+     $sudo "$py" - "$tmp" <<'PY'
+import pathlib, sys, zipfile
+wheel = next(pathlib.Path(sys.argv[1]).glob("*.whl"))
+with zipfile.ZipFile(wheel) as z:
+    for name in z.namelist():
+        if name.startswith("include/") and not name.endswith("/"):
+            target = pathlib.Path("/usr/local") / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(z.read(name))
+PY
+  then
+    :
+  else
+    echo "install-deps: warning: could not fetch the cuDNN frontend; CUDA builds leave out the cuDNN attention"
+  fi
+  rm -rf "$tmp"
+}
+
+sudo=""
+if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
+
 if [[ ${#missing[@]} -eq 0 ]]; then
   echo "install-deps: all ${#packages[@]} packages present"
   install_python_refs
+  install_cudnn_frontend
   exit 0
 fi
 
 echo "install-deps: installing ${missing[*]}"
-sudo=""
-if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 install_python_refs
+install_cudnn_frontend
 echo "install-deps: done"

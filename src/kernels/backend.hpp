@@ -154,6 +154,15 @@ struct Backend {
   // Power spectra of real frames: power [R, n / 2 + 1] = |rfft(frames)|² for
   // contiguous f32 frames [R, n], n a power of two (the log-mel's spectra).
   bool (*power_spectrum)(const Tensor& frames, const Tensor& power) = nullptr;
+  // A vendor library's fused attention (cuDNN's on CUDA), with the contract
+  // of `attention` above: the peer the backend's own kernel is tested and
+  // timed against, taken only when asked for (AttentionKernelGuard).
+  bool (*vendor_attention)(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_keep,
+                           const Tensor& out, const Tensor& lse, const AttentionParams& p) = nullptr;
+  void (*vendor_attention_backward)(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_keep,
+                                    const Tensor& out, const Tensor& grad_out, const Tensor& lse,
+                                    const Tensor& grad_q, const Tensor& grad_k, const Tensor& grad_v,
+                                    const AttentionParams& p) = nullptr;
 };
 
 const Backend& backend(Device device);

@@ -2,10 +2,12 @@
 // that takes the call (flash attention on CUDA: no [Lq, Lk] scores in
 // memory), otherwise composed from matmul, masking and softmax. Both give the
 // same result up to rounding; the composition is the reference the fused
-// kernels are tested against.
+// kernels are tested against. AttentionKernelGuard picks one explicitly, or
+// the vendor library's fused attention (cuDNN's) instead.
 #include <cmath>
 #include <cstdint>
 #include <optional>
+#include <string>
 
 #include "loom/ops/creation.hpp"
 #include "loom/ops/elementwise.hpp"
@@ -18,6 +20,8 @@ namespace loom {
 
 namespace {
 
+thread_local AttentionKernel current_kernel = AttentionKernel::automatic;
+
 // Contiguous and 16-byte aligned (a contiguous view may start mid-storage),
 // detached: what the fused kernels read.
 Tensor packed(const Tensor& t) {
@@ -26,13 +30,19 @@ Tensor packed(const Tensor& t) {
   return c;
 }
 
-// The fused kernel, when the backend has one and it takes these inputs: one
-// shared set of leading dims, a mask that only varies per key (padding), and
-// one dtype after autocast. nullopt: compose instead.
+using AttentionEntry = decltype(kernels::Backend::attention);
+using AttentionBackwardEntry = decltype(kernels::Backend::attention_backward);
+
+// The fused kernel (the backend's own, or the vendor's), when the backend has
+// one and it takes these inputs: one shared set of leading dims, a mask that
+// only varies per key (padding), and one dtype after autocast. nullopt:
+// compose instead.
 std::optional<Tensor> fused_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, const Tensor& mask,
-                                      bool causal, double scale) {
+                                      bool causal, double scale, bool vendor) {
   const kernels::Backend& table = ops::kernels_for(q_in);
-  if (table.attention == nullptr) return std::nullopt;
+  const AttentionEntry forward = vendor ? table.vendor_attention : table.attention;
+  const AttentionBackwardEntry backward = vendor ? table.vendor_attention_backward : table.attention_backward;
+  if (forward == nullptr || backward == nullptr) return std::nullopt;
   if (k_in.device() != q_in.device() || v_in.device() != q_in.device()) return std::nullopt;
   const Tensor q = ops::autocast_product_operand(q_in);
   const Tensor k = ops::autocast_product_operand(k_in);
@@ -64,26 +74,41 @@ std::optional<Tensor> fused_attention(const Tensor& q_in, const Tensor& k_in, co
   Tensor out = empty({bh, lq, d}, on);
   Tensor lse = empty({bh, lq}, TensorOptions(DType::f32).with_device(q.device()));
   const kernels::AttentionParams params{causal, scale};
-  if (!table.attention(q3, k3, v3, keep, out, lse, params)) return std::nullopt;
+  if (!forward(q3, k3, v3, keep, out, lse, params)) return std::nullopt;
 
   Shape out_shape = lead;
   out_shape.push_back(lq);
   out_shape.push_back(d);
   return ops::record("scaled_dot_product_attention", out.reshape(out_shape), {q, k, v},
                      {q3, k3, v3, out, lse, keep},
-                     [params, qs = q.shape(), ks = k.shape(), vs = v.shape()](const ops::BackwardContext& ctx,
-                                                                               const Tensor& g) {
+                     [params, backward, qs = q.shape(), ks = k.shape(),
+                      vs = v.shape()](const ops::BackwardContext& ctx, const Tensor& g) {
                        const Tensor q3 = ctx.saved(0), k3 = ctx.saved(1), v3 = ctx.saved(2), keep = ctx.saved(5);
                        const Tensor grad_out = packed(g.to(q3.dtype())).reshape(q3.shape());
                        const TensorOptions on = TensorOptions(q3.dtype()).with_device(q3.device());
                        Tensor gq = empty(q3.shape(), on), gk = empty(k3.shape(), on), gv = empty(v3.shape(), on);
-                       ops::kernels_for(q3).attention_backward(q3, k3, v3, keep, ctx.saved(3), grad_out,
-                                                               ctx.saved(4), gq, gk, gv, params);
+                       backward(q3, k3, v3, keep, ctx.saved(3), grad_out, ctx.saved(4), gq, gk, gv, params);
                        return std::vector<Tensor>{gq.reshape(qs), gk.reshape(ks), gv.reshape(vs)};
                      });
 }
 
 }  // namespace
+
+AttentionKernelGuard::AttentionKernelGuard(AttentionKernel kernel) : previous_(current_kernel) {
+  current_kernel = kernel;
+}
+AttentionKernelGuard::~AttentionKernelGuard() { current_kernel = previous_; }
+AttentionKernel attention_kernel() { return current_kernel; }
+
+const char* attention_kernel_name(AttentionKernel kernel) {
+  switch (kernel) {
+    case AttentionKernel::automatic: return "automatic";
+    case AttentionKernel::fused: return "fused";
+    case AttentionKernel::vendor: return "vendor";
+    case AttentionKernel::composed: return "composed";
+  }
+  return "?";
+}
 
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask, bool causal,
                                     double scale) {
@@ -99,7 +124,20 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   if (mask.defined())
     LOOM_CHECK(mask.dtype() == DType::boolean, "attention: mask must be bool (true = attend), got ",
                dtype_name(mask.dtype()));
-  if (std::optional<Tensor> fused = fused_attention(q, k, v, mask, causal, s)) return *fused;
+  const AttentionKernel kernel = current_kernel;
+  if (kernel != AttentionKernel::composed) {
+    const bool vendor = kernel == AttentionKernel::vendor;
+    if (std::optional<Tensor> fused = fused_attention(q, k, v, mask, causal, s, vendor)) return *fused;
+    if (kernel != AttentionKernel::automatic) {
+      const kernels::Backend& table = ops::kernels_for(q);
+      const bool has = vendor ? table.vendor_attention != nullptr : table.attention != nullptr;
+      LOOM_FAIL("attention: the ", attention_kernel_name(kernel), " kernel was asked for (AttentionKernelGuard), but ",
+                has ? "it does not take these inputs" : "the backend of " + q.device().str() + " has none",
+                ": q ", dtype_name(q.dtype()), " ", shape_str(q.shape()), ", k ", dtype_name(k.dtype()), " ",
+                shape_str(k.shape()), ", v ", dtype_name(v.dtype()), " ", shape_str(v.shape()),
+                mask.defined() ? ", mask " + shape_str(mask.shape()) : std::string(), causal ? ", causal" : "");
+    }
+  }
   Tensor scores = mul(matmul(q, k.transpose(-1, -2)), s);
   Tensor allowed;
   if (mask.defined()) {

@@ -51,6 +51,10 @@ const Device kDev = cuda_device(0);
 struct Failure : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+// A check that cannot run in this build (named, counted as skipped, never as passed).
+struct NotBuilt : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
 
 #define CHECK_THAT(cond, ...)                                                                        \
   do {                                                                                               \
@@ -71,6 +75,9 @@ struct Suite {
       std::printf("  PASS %s\n", check.c_str());
     } catch (const Failure& f) {
       fail(check, f.what());
+    } catch (const NotBuilt& e) {
+      ++skipped;
+      std::printf("  SKIP %s: %s\n", check.c_str(), e.what());
     } catch (const Error& e) {
       const std::string what = e.what();
       if (what.find("has no CUDA kernel yet") != std::string::npos) {
@@ -96,8 +103,8 @@ struct Suite {
   }
 
   int finish() const {
-    std::printf("\n%s: %d passed, %d failed, %d skipped (no CUDA kernel yet)\n", name.c_str(), passed, failed,
-                skipped);
+    std::printf("\n%s: %d passed, %d failed, %d skipped (no CUDA kernel yet, or not in this build)\n", name.c_str(),
+                passed, failed, skipped);
     for (const auto& f : failures) std::printf("  failed: %s\n", f.c_str());
     if (passed + failed == 0) {
       std::printf("%s: no check ran\n", name.c_str());
@@ -824,6 +831,38 @@ int run_kernels() {
     const Tensor want = audio::log_mel_spectrogram(clips);
     expect_close(audio::log_mel_spectrogram(dev(clips)), want, Tolerance{1e-3, 2e-3, 1e-6}, "log-mel");
   });
+  s.run("cuDNN fused attention against loom's flash attention: out, lse and gradients (bf16)", [] {
+    if (cuda_k().vendor_attention == nullptr)
+      throw NotBuilt("no vendor attention in this table (a build without cuDNN's frontend headers, or emulated)");
+    Generator gen(33);
+    const int64_t bh = 6, l = 200;  // not a whole number of tiles
+    for (const int64_t d : {int64_t{64}, int64_t{128}}) {
+      for (const bool causal : {false, true}) {
+        const std::string n = "d " + std::to_string(d) + (causal ? " causal" : "");
+        const auto input = [&] { return dev(randn({bh, l, d}, DType::f32, &gen)).to(DType::bf16); };
+        const Tensor q = input(), k = input(), v = input(), grad_out = input();
+        const kernels::AttentionParams p{causal, 1.0 / std::sqrt(static_cast<double>(d))};
+        struct Run {
+          Tensor out, lse, gq, gk, gv;
+        };
+        const auto run = [&](auto forward, auto backward, const char* who) {
+          Run r{empty_dev({bh, l, d}, DType::bf16), empty_dev({bh, l}, DType::f32), empty_dev({bh, l, d}, DType::bf16),
+                empty_dev({bh, l, d}, DType::bf16), empty_dev({bh, l, d}, DType::bf16)};
+          CHECK_THAT(forward(q, k, v, Tensor(), r.out, r.lse, p), who, " declined [6, 200, ", d, "] bf16");
+          backward(q, k, v, Tensor(), r.out, grad_out, r.lse, r.gq, r.gk, r.gv, p);
+          return r;
+        };
+        const Run own = run(cuda_k().attention, cuda_k().attention_backward, "flash attention");
+        const Run vendor = run(cuda_k().vendor_attention, cuda_k().vendor_attention_backward, "cuDNN");
+        const auto f32 = [](const Tensor& t) { return host(t).to(DType::f32); };
+        expect_close(vendor.out.to(DType::f32), f32(own.out), kHalf, n + " out");
+        expect_close(vendor.lse, f32(own.lse), Tolerance{1e-4, 1e-4, 1e-5}, n + " lse");
+        expect_close_l2(vendor.gq.to(DType::f32), f32(own.gq), 2e-2, n + " grad q");
+        expect_close_l2(vendor.gk.to(DType::f32), f32(own.gk), 2e-2, n + " grad k");
+        expect_close_l2(vendor.gv.to(DType::f32), f32(own.gv), 2e-2, n + " grad v");
+      }
+    }
+  });
   s.run("adamw step", [] {
     Generator gen(30);
     kernels::AdamWStep st{1e-3, 0.9, 0.999, 1e-8, 0.1, 1 - std::pow(0.9, 3), 1 - std::pow(0.999, 3)};
@@ -1057,11 +1096,14 @@ void report(const std::string& name, const std::string& shape, double ms, double
 }
 
 // Flash attention (bf16, 2 x 16 heads, sequence 4096) forward, and forward +
-// backward, against the same attention composed from matmul and softmax, and
-// as a fraction of the measured bf16 GEMM rate. FLOPs count the useful work
+// backward, against the same attention composed from matmul and softmax and
+// against cuDNN's fused attention, and as a fraction of the measured bf16
+// GEMM rate. FLOPs count the useful work
 // (forward 4·L²·D per head, backward 2.5x that; halved when causal).
 void bench_attention(double gemm_tflops) {
   const int64_t b = 2, h = 16, l = 4096;
+  const bool has_vendor = cuda_k().vendor_attention != nullptr;
+  if (!has_vendor) std::printf("attention_cudnn: not in this build (no cuDNN frontend headers)\n");
   Generator gen(3);
   for (const int64_t d : {int64_t{64}, int64_t{128}}) {
     for (const bool causal : {false, true}) {
@@ -1090,6 +1132,11 @@ void bench_attention(double gemm_tflops) {
                matmul(softmax(sc, -1).to(DType::bf16), v);
              }, 10),
              fwd);
+        if (has_vendor) {  // cuDNN's fused attention, the vendor peer
+          AttentionKernelGuard vendor(AttentionKernel::vendor);
+          line("attention_cudnn_fwd", median_ms([&] { scaled_dot_product_attention(q, k, v, Tensor(), causal); }, 10),
+               fwd);
+        }
       }
       q.requires_grad_(true);
       k.requires_grad_(true);
@@ -1101,6 +1148,13 @@ void bench_attention(double gemm_tflops) {
              scaled_dot_product_attention(q, k, v, Tensor(), causal).backward(g);
            }, 10),
            3.5 * fwd);
+      if (has_vendor) {
+        AttentionKernelGuard vendor(AttentionKernel::vendor);
+        line("attention_cudnn_fwd_bwd", median_ms([&] {
+               scaled_dot_product_attention(q, k, v, Tensor(), causal).backward(g);
+             }, 10),
+             3.5 * fwd);
+      }
       set_grad_enabled(grad_was);
     }
   }

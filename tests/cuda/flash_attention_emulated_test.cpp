@@ -315,3 +315,51 @@ TEST_CASE("attention op composes where the kernel declines: a mask that varies b
   CHECK(got.node != "scaled_dot_product_attention");  // composed: matmul, mask, softmax (emulated), matmul
   check_op_close(got, want, kF32);
 }
+
+TEST_CASE("AttentionKernelGuard picks the kernel; asking for one the device lacks names it", "[flash][op]") {
+  using loom::AttentionKernel;
+  using loom::AttentionKernelGuard;
+  using Catch::Matchers::Contains;
+  const OpRun want = run_op(loom::kCPU, key_padding_mask(), true, false);
+  loom::cuda::HostEmulation emulation(1, loom::cuda::EmulatedKernels::cpu_and_tiles);
+  OpRun composed, fused;
+  {
+    AttentionKernelGuard guard(AttentionKernel::composed);
+    CHECK(loom::attention_kernel() == AttentionKernel::composed);
+    composed = run_op(loom::cuda_device(0), key_padding_mask(), true, false);
+    {
+      AttentionKernelGuard inner(AttentionKernel::fused);
+      fused = run_op(loom::cuda_device(0), key_padding_mask(), true, false);
+    }
+    CHECK(loom::attention_kernel() == AttentionKernel::composed);  // the inner guard restored the outer choice
+  }
+  CHECK(loom::attention_kernel() == AttentionKernel::automatic);
+  CHECK(composed.node != "scaled_dot_product_attention");
+  CHECK(fused.node == "scaled_dot_product_attention");
+  check_op_close(composed, want, kF32);
+  check_op_close(fused, want, 1e-4);
+
+  // The emulated table has no vendor attention (cuDNN's is CUDA's only).
+  {
+    AttentionKernelGuard guard(AttentionKernel::vendor);
+    CHECK_THROWS_WITH(run_op(loom::cuda_device(0), Tensor(), false, false),
+                      Contains("vendor kernel was asked for") && Contains("backend of cuda:0 has none") &&
+                          Contains("q f32 [2, 3, 70, 32]"));
+  }
+  // The fused kernel declines a mask that varies by query: asked for, that is an error, not a silent composition.
+  std::vector<double> allowed(70 * 70);
+  for (int i = 0; i < 70; ++i)
+    for (int j = 0; j < 70; ++j) allowed[i * 70 + j] = (i + j) % 3 != 0 || j == i;
+  const Tensor mask = loom::from_vector(allowed, {70, 70}).to(loom::DType::boolean);
+  AttentionKernelGuard guard(AttentionKernel::fused);
+  CHECK_THROWS_WITH(run_op(loom::cuda_device(0), mask, false, false),
+                    Contains("fused kernel was asked for") && Contains("does not take these inputs") &&
+                        Contains("mask [70, 70]"));
+}
+
+TEST_CASE("AttentionKernelGuard: a fused kernel asked for on the CPU, which has none, is an error", "[flash][op]") {
+  loom::AttentionKernelGuard guard(loom::AttentionKernel::fused);
+  const Tensor q = loom::randn({1, 4, 8});
+  CHECK_THROWS_WITH(loom::scaled_dot_product_attention(q, q, q),
+                    Catch::Matchers::Contains("backend of cpu has none"));
+}

@@ -65,4 +65,30 @@ Tensor unfold2d(const Tensor& x, std::vector<int64_t> kernel, std::vector<int64_
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                                     const Tensor& mask = Tensor(), bool causal = false, double scale = 0.0);
 
+// The kernel scaled_dot_product_attention runs:
+//   automatic  the device backend's own fused kernel (flash attention on
+//              CUDA) where it takes the call, else the composition;
+//   fused      the backend's own fused kernel, or an error;
+//   vendor     a vendor library's fused attention (cuDNN's on CUDA), or an
+//              error: the peer loom's own kernel is checked and timed against;
+//   composed   matmul, mask, softmax, matmul (the [Lq, Lk] scores in memory).
+enum class AttentionKernel { automatic, fused, vendor, composed };
+
+// Sets this thread's attention kernel for the guard's lifetime (as
+// torch.nn.attention.sdpa_kernel). The backward of an attention runs the
+// kernel its forward ran.
+class AttentionKernelGuard {
+ public:
+  explicit AttentionKernelGuard(AttentionKernel kernel);
+  ~AttentionKernelGuard();
+  AttentionKernelGuard(const AttentionKernelGuard&) = delete;
+  AttentionKernelGuard& operator=(const AttentionKernelGuard&) = delete;
+
+ private:
+  AttentionKernel previous_;
+};
+
+AttentionKernel attention_kernel();  // this thread's choice (automatic unless guarded)
+const char* attention_kernel_name(AttentionKernel kernel);
+
 }  // namespace loom
