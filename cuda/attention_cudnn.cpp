@@ -12,7 +12,10 @@
 // Floor: 4 BH Lq Lk D FLOPs forward (2.5x that backward; halved when causal);
 // reads q, k, v and writes out once.
 // The graph for a shape is built once (plan_cache.hpp): a build costs tens of
-// milliseconds. The backward's algorithm is cuDNN's deterministic one.
+// milliseconds. The backward's algorithm is cuDNN's deterministic one (on
+// Hopper it keeps dP in a workspace of about 2 BH Lq Lk bytes; larger than
+// 4 GiB, the forward declines). cuDNN has no causal mask for Lq > Lk without
+// sequence lengths, nor a backward for Lq = Lk = 1: those decline too.
 #if LOOM_WITH_CUDA && LOOM_WITH_CUDNN && LOOM_WITH_CUDNN_FRONTEND
 
 #include <cudnn_frontend.h>
@@ -35,6 +38,11 @@ namespace loom::cuda {
 namespace {
 
 namespace fe = cudnn_frontend;
+
+// The deterministic backward keeps dP in its workspace (about
+// 2 BH Lq Lk bytes on Hopper: 1 GiB at BH = 32, L = 4096); beyond this the
+// forward declines rather than accept a backward that may not fit.
+constexpr int64_t kMaxBackwardWorkspaceBytes = int64_t{4} << 30;
 
 // The tensors of the graphs, by cuDNN uid.
 enum Uid : int64_t { kQ = 1, kK, kV, kOut, kStats, kGradOut, kGradQ, kGradK, kGradV };
@@ -106,8 +114,15 @@ std::shared_ptr<AttentionGraph> forward_graph(cudnnHandle_t h, DType t, const Sh
   auto g = new_graph(t);
   auto q = packed(*g, "q", kQ, s.bh, s.lq, s.d), k = packed(*g, "k", kK, s.bh, s.lk, s.d),
        v = packed(*g, "v", kV, s.bh, s.lk, s.d);
-  auto a = fe::graph::SDPA_attributes().set_name("attention").set_generate_stats(true).set_attn_scale(
-      static_cast<float>(scale));
+  // The composite graph (matmul, scale, mask, softmax, matmul) for every
+  // mask: the pattern cuDNN's Hopper flash engine matches, and the one its
+  // backward is built from (the frontend would pick the newer unified node
+  // for an unmasked forward on cuDNN >= 9.13).
+  auto a = fe::graph::SDPA_attributes()
+               .set_name("attention")
+               .set_implementation(fe::AttentionImplementation_t::COMPOSITE)
+               .set_generate_stats(true)
+               .set_attn_scale(static_cast<float>(scale));
   set_mask(a, s, causal);
   auto [out, stats] = g->sdpa(q, k, v, a);
   mark_output(out, kOut, s.bh, s.lq, s.d);
@@ -187,8 +202,11 @@ bool vendor_attention(const Tensor& q, const Tensor& k, const Tensor& v, const T
   cudnnHandle_t h = cudnn(dev.index);
   const Shape3 s = shape_of(q, k);
   const std::shared_ptr<AttentionGraph> plan = graph_for(false, h, q.dtype(), s, p, dev.index);
-  // Accepting promises the backward: decline unless cuDNN has both.
-  if (plan == nullptr || graph_for(true, h, q.dtype(), s, p, dev.index) == nullptr) return false;
+  // Accepting promises the backward: decline unless cuDNN has both, and the
+  // deterministic backward's scratch (it grows with Lq x Lk) stays bounded.
+  if (plan == nullptr) return false;
+  const std::shared_ptr<AttentionGraph> backward = graph_for(true, h, q.dtype(), s, p, dev.index);
+  if (backward == nullptr || backward->workspace_bytes > kMaxBackwardWorkspaceBytes) return false;
   std::unordered_map<int64_t, void*> pointers{
       {kQ, ptr(q)}, {kK, ptr(k)}, {kV, ptr(v)}, {kOut, ptr(out)}, {kStats, ptr(lse)}};
   execute(*plan, h, pointers, dev, "attention", s);

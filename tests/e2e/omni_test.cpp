@@ -278,3 +278,38 @@ TEST_CASE("omni pretraining in bf16 follows the fp32 run and evaluates", "[e2e][
     CHECK(std::isfinite(value.get<double>()));
   }
 }
+
+TEST_CASE("speech features computed on the device from the samples follow the loader's host features", "[e2e][device]") {
+  // data.speech_features = device: the loader hands over samples and the task
+  // computes the features on the model's device (an emulated cuda:0 here),
+  // in f32 instead of the host's float64 normalisation: the losses follow the
+  // host-feature run closely but not bit for bit.
+  const auto losses = [&](const std::string& where, const std::string& device) {
+    const std::string run = fresh_dir("speech-" + where);
+    const Json recipe = resolved(
+        {{"model", tiny_model("omni")},
+         {"data", {{"root", tiny_dataset()}, {"video_batch", 4}, {"speech_features", where}, {"speech_cache_mb", 64}}},
+         {"train", {{"steps", 3}, {"batch_size", 8}, {"log_every", 1}, {"num_workers", 1}, {"device", device}}},
+         {"optim", {{"lr", 3e-3}}},
+         {"eval", {{"zero_shot_limit", 20}, {"decode_limit", 2}}}});
+    std::optional<cuda::HostEmulation> emulation;
+    if (device != "cpu") emulation.emplace();
+    const Json eval = train::run_training(recipe, {run, "", true, 0}).eval;
+    CHECK(eval["metrics"].contains("a2t_r1"));
+    const auto l = logged_losses(run);
+    fs::remove_all(run);
+    return l;
+  };
+  const std::vector<double> host = losses("host", "cpu"), device = losses("device", "cuda");
+  REQUIRE(device.size() == 3);
+  for (size_t i = 0; i < host.size(); ++i) {
+    INFO("step " << i + 1 << ": host features " << host[i] << ", device features " << device[i]);
+    CHECK(std::abs(device[i] - host[i]) <= 1e-3 * host[i]);
+  }
+  CHECK(device != host);  // the f32 features did feed the model: not the host's bits
+  const Json bad = resolved({{"model", tiny_model("omni")},
+                             {"data", {{"root", tiny_dataset()}, {"speech_features", "gpu"}}},
+                             {"train", {{"steps", 1}, {"batch_size", 8}}}});
+  CHECK_THROWS_WITH(train::run_training(bad, {fresh_dir("speech-bad"), "", true, 0}),
+                    Catch::Contains("data.speech_features is 'gpu', expected host or device"));
+}

@@ -25,8 +25,12 @@ std::shared_ptr<OmniScenes> open_scenes(const Json& r, const std::string& split,
   const std::string root = r["data"]["root"];
   LOOM_CHECK(fs::exists(fs::path(root) / "manifest.json"), "recipe: data.root '", root,
              "' holds no tri-modal dataset (build it: loom-data trimodal --out ", root, ")");
+  const std::string where = r["data"].value("speech_features", std::string("host"));
+  LOOM_CHECK(where == "host" || where == "device", "recipe: data.speech_features is '", where,
+             "', expected host or device");
   return std::make_shared<OmniScenes>(root, split, r["model"]["mel_frames"].get<int64_t>(), limit,
-                                      r["data"].value("speech_cache_mb", int64_t{0}));
+                                      r["data"].value("speech_cache_mb", int64_t{0}),
+                                      where == "device" ? SpeechInput::samples : SpeechInput::features);
 }
 
 Vocabulary omni_vocabulary(const std::string& run_dir, const OmniScenes& scenes, int64_t vocab_size) {
@@ -222,8 +226,8 @@ LossResult OmniTask::loss(const data::Batch& b) {
   for (int64_t r = 0; r < rows; ++r) pick[r] = zh[r] ? rows + r : r;
   const Tensor picked = from_vector(pick, {rows});
   const Tensor valid_host = index_select(cat({b[2], b[4]}, 0), 0, picked);
-  const Tensor mel = on_device(index_select(cat({b[1], b[3]}, 0), 0, picked));
   const Tensor valid = on_device(valid_host);
+  const Tensor mel = train_->speech_features(index_select(cat({b[1], b[3]}, 0), 0, picked), valid, device_);
 
   Tensor total = zeros({}, TensorOptions().with_device(device_));
   auto add_term = [&](const char* name, auto&& term) {
@@ -408,6 +412,7 @@ Json omni_schema() {
                 {"audio_mask_prob", 0.1},
                 {"class_negatives_per_row", 3},
                 {"speech_cache_mb", 1024},
+                {"speech_features", "host"},
                 {"label_smoothing", 0.1}}},
               {"eval",
                {{"max_batches", 0},

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "loom/audio/mel.hpp"
 #include "loom/omni/features.hpp"
 #include "loom/io/safetensors.hpp"
 #include "loom/ops/ops.hpp"
@@ -21,8 +22,8 @@ int64_t text_key(const std::string& text) {
 }
 
 OmniScenes::OmniScenes(const std::string& root, const std::string& split, int64_t mel_frames, int64_t limit,
-                       int64_t speech_cache_mb)
-    : base_(root, split), mel_frames_(mel_frames) {
+                       int64_t speech_cache_mb, SpeechInput speech_input)
+    : base_(root, split), mel_frames_(mel_frames), speech_input_(speech_input) {
   LOOM_CHECK(speech_cache_mb >= 0, "recipe: data.speech_cache_mb must not be negative, got ", speech_cache_mb);
   speech_cache_ = std::make_unique<data::TensorCache>(speech_cache_mb << 20);
   scenes_ = limit > 0 ? std::min(limit, base_.size()) : base_.size();
@@ -74,24 +75,39 @@ Tensor OmniScenes::video(int64_t index) const {
   return stack(frames, 0);
 }
 
-// The features of a scene's speech, the same bits as computing them afresh:
-// the cache keeps the real frames, the padding is zeros.
+// A scene's speech, the same bits as reading it afresh: the cache keeps the
+// real part (the frames of the features, or the samples), the padding is
+// zeros.
 Tensor OmniScenes::speech(int64_t index, bool zh, Tensor* valid) const {
+  const bool samples = speech_input_ == SpeechInput::samples;
   const int64_t key = 2 * index + (zh ? 1 : 0);
+  const int64_t length = samples ? omni::speech_span(mel_frames_) : mel_frames_;
   const auto hit = speech_cache_->find(key);
   if (!hit) {
     const auto& r = base_.records()[index];
-    const Tensor full = omni::speech_features_from_wav(zh ? r.audio_zh : r.audio_en, mel_frames_, valid);
-    const int64_t keep = std::count(valid->data<bool>(), valid->data<bool>() + valid->numel(), true);
-    speech_cache_->insert(key, full.narrow(0, 0, keep));  // refused when over the budget (or it is 0)
+    const std::string& wav = zh ? r.audio_zh : r.audio_en;
+    const Tensor full = samples ? omni::speech_samples_from_wav(wav, mel_frames_, valid)
+                                : omni::speech_features_from_wav(wav, mel_frames_, valid);
+    const int64_t frames = std::count(valid->data<bool>(), valid->data<bool>() + valid->numel(), true);
+    // the samples' real part: up to the end of the last real frame (the rest is zeros)
+    const int64_t real = samples ? std::min(length, omni::speech_span(frames)) : frames;
+    speech_cache_->insert(key, full.narrow(0, 0, real));  // refused when over the budget (or it is 0)
     return full;
   }
-  const Tensor& frames = *hit;
-  Tensor out = zeros({mel_frames_, frames.size(1)}, DType::f32);
-  std::copy(frames.data<float>(), frames.data<float>() + frames.numel(), out.data<float>());
+  const Tensor& part = *hit;
+  Shape shape = part.shape();
+  shape[0] = length;
+  Tensor out = zeros(shape, DType::f32);
+  std::copy(part.data<float>(), part.data<float>() + part.numel(), out.data<float>());
+  const int64_t frames = samples ? std::min(mel_frames_, audio::mel_frame_count(part.size(0))) : part.size(0);
   *valid = zeros({mel_frames_}, DType::boolean);
-  std::fill(valid->data<bool>(), valid->data<bool>() + frames.size(0), true);
+  std::fill(valid->data<bool>(), valid->data<bool>() + frames, true);
   return out;
+}
+
+Tensor OmniScenes::speech_features(const Tensor& speech, const Tensor& valid, Device device) const {
+  if (speech_input_ == SpeechInput::features) return speech.to(device);
+  return omni::speech_features(speech.to(device), valid);
 }
 
 data::Example OmniScenes::get(int64_t index) const {

@@ -20,33 +20,46 @@ struct VideoRecord {
   bool held_out = false;
 };
 
+// Where the speech features are computed (recipe data.speech_features): in
+// the loader on the host, or from the samples on the model's device.
+enum class SpeechInput { features, samples };
+
 // One split of a built dataset. Example i is
 //   0 image f32 [3, 64, 64] in [0, 1]
 //   1 English speech, log-mel f32 [mel_frames, 80] normalised per utterance
-//     and mel channel over its frames (zero in the padding),
+//     and mel channel over its frames (zero in the padding); with
+//     SpeechInput::samples its samples f32 [speech_span(mel_frames)] instead
+//     (omni::speech_features(samples, valid) turns a batch into features),
 //   2 its valid frames bool [mel_frames],
 //   3, 4 the same for the Chinese speech,
 //   5 the scene index i64 [],
 //   6 video i % V f32 [8, 3, 64, 64], 7 its index i64 [].
 // `limit` > 0 keeps the first `limit` scenes (and videos). The speech
-// features of up to `speech_cache_mb` MiB are kept after their first
-// computation (the real frames only; 0 computes them on every read).
+// (features, or samples) of up to `speech_cache_mb` MiB is kept after its
+// first read (the real frames or samples only; 0 reads it afresh each time).
 class OmniScenes : public data::Dataset {
  public:
   OmniScenes(const std::string& root, const std::string& split, int64_t mel_frames, int64_t limit,
-             int64_t speech_cache_mb = 0);
+             int64_t speech_cache_mb = 0, SpeechInput speech_input = SpeechInput::features);
   int64_t size() const override { return scenes_; }
   data::Example get(int64_t index) const override;
   const data::trimodal::TrimodalDataset& scenes() const { return base_; }
   const std::vector<VideoRecord>& videos() const { return videos_; }
   Tensor video(int64_t index) const;  // f32 [8, 3, 64, 64]
   Tensor image(int64_t index) const;  // f32 [3, 64, 64]
+  // Scene `index`'s speech in English or Chinese (example item 1 or 3) and
+  // its valid frames (item 2 or 4).
+  Tensor speech(int64_t index, bool zh, Tensor* valid) const;
+  // The audio encoder's input features on `device` from a batch of stacked
+  // speech items and their valid frames (already on `device`): the features
+  // moved there, or computed there from the samples.
+  Tensor speech_features(const Tensor& speech, const Tensor& valid, Device device) const;
 
  private:
   data::trimodal::TrimodalDataset base_;
   int64_t mel_frames_, scenes_;
+  SpeechInput speech_input_;
   std::unique_ptr<data::TensorCache> speech_cache_;
-  Tensor speech(int64_t index, bool zh, Tensor* valid) const;
   Tensor video_u8_;  // [V, 8, 64, 64, 3]
   std::vector<VideoRecord> videos_;
 };

@@ -98,13 +98,14 @@ class Evaluator {
   }
 
   omni::Encoded audio(int64_t a, int64_t b, bool zh) {
-    std::vector<Tensor> mels, valid;
+    std::vector<Tensor> speech, valid;
     for (int64_t i = a; i < b; ++i) {
       Tensor v;
-      mels.push_back(omni::speech_features_from_wav(zh ? record(i).audio_zh : record(i).audio_en, m_.config.mel_frames, &v));
+      speech.push_back(c_.eval.speech(i, zh, &v));
       valid.push_back(v);
     }
-    return m_.audio->encode(on_device(stack(mels, 0)), on_device(stack(valid, 0)));
+    const Tensor valid_t = on_device(stack(valid, 0));
+    return m_.audio->encode(c_.eval.speech_features(stack(speech, 0), valid_t, c_.device), valid_t);
   }
 
   void put_recall(const std::string& name, const Tensor& q, const Tensor& g, const std::vector<int64_t>& qk,
