@@ -1,6 +1,7 @@
 // The host-staged device group (loom/dist/device_group.hpp): device tensors
 // copied to host memory, reduced by the host group, copied back when the
 // collective completes.
+#include <cstdlib>
 #include <utility>
 
 #include "loom/core/cuda.hpp"
@@ -80,7 +81,10 @@ class HostStagedProcessGroup : public ProcessGroup {
   std::shared_ptr<ProcessGroup> split(int color, int key) override {
     return std::make_shared<HostStagedProcessGroup>(host_->split(color, key), device_);
   }
-  [[noreturn]] void abort(int code) override { host_->abort(code); }
+  [[noreturn]] void abort(int code) override {
+    host_->abort(code);
+    std::abort();  // not reached: the host group's abort ends the job (the compiler cannot see through the call)
+  }
 
  private:
   void check(const Tensor& t, const char* collective) const {
@@ -115,10 +119,40 @@ ProcessGroupPtr make_host_staged_process_group(ProcessGroupPtr host, Device devi
   return std::make_shared<HostStagedProcessGroup>(std::move(host), device);
 }
 
-ProcessGroupPtr make_device_process_group(const ProcessGroupPtr& host, Device device) {
+DeviceTransport parse_device_transport(const std::string& name) {
+  if (name == "auto") return DeviceTransport::automatic;
+  if (name == "nccl") return DeviceTransport::nccl;
+  if (name == "staged") return DeviceTransport::staged;
+  LOOM_FAIL("device transport '", name, "': expected auto, nccl or staged");
+}
+
+const char* device_transport_name(DeviceTransport t) {
+  switch (t) {
+    case DeviceTransport::automatic: return "auto";
+    case DeviceTransport::nccl: return "nccl";
+    case DeviceTransport::staged: return "staged";
+  }
+  return "?";
+}
+
+void check_device_transport(DeviceTransport t, Device device, int rank) {
+  if (t == DeviceTransport::automatic) return;
+  LOOM_CHECK(device.is_cuda(), "rank ", rank, ": the ", device_transport_name(t), " transport carries CUDA tensors; ",
+             "this rank trains on ", device.str());
+  if (t != DeviceTransport::nccl) return;
+  LOOM_CHECK(nccl_built(), "rank ", rank, ": the nccl transport was asked for, but this build of loom has no NCCL ",
+             "(configure found none; see docs/distributed.md)");
+  LOOM_CHECK(cuda::host_emulated_devices() == 0, "rank ", rank, ": the nccl transport was asked for, but ",
+             device.str(), " is a host emulation (NCCL needs a real GPU)");
+}
+
+ProcessGroupPtr make_device_process_group(const ProcessGroupPtr& host, Device device, DeviceTransport transport) {
   LOOM_CHECK(device.is_cuda(), "rank ", host->rank(), ": make_device_process_group: ", device.str(),
              " is not a CUDA device");
-  if (nccl_built() && cuda::host_emulated_devices() == 0) return make_nccl_process_group(host, device.index);
+  check_device_transport(transport, device, host->rank());
+  const bool nccl = transport == DeviceTransport::nccl ||
+                    (transport == DeviceTransport::automatic && nccl_built() && cuda::host_emulated_devices() == 0);
+  if (nccl) return make_nccl_process_group(host, device.index);
   return make_host_staged_process_group(host, device);
 }
 

@@ -17,9 +17,15 @@ Parallelism::Parallelism(const Json& recipe, dist::ProcessGroupPtr world, Device
   const bool zero = d["zero"];
   LOOM_CHECK(!zero || recipe["optim"]["name"] == "adamw", "rank ", r, ": recipe: dist.zero shards AdamW; optim.name is '",
              recipe["optim"]["name"].get<std::string>(), "'");
-  // On CUDA devices the grid's groups carry device tensors (NCCL, or host
-  // staging without it); the trainer keeps the MPI world for host-side checks.
-  if (device.is_cuda() && n > 1) world = dist::make_device_process_group(world, device);
+  // On CUDA devices the grid's groups carry device tensors (dist.backend:
+  // NCCL, or host staging without it); the trainer keeps the MPI world for
+  // host-side checks. A transport that cannot run fails here, on one rank too.
+  const std::string backend = d["backend"];
+  LOOM_CHECK(backend == "auto" || backend == "nccl" || backend == "staged", "rank ", r, ": recipe: dist.backend is '",
+             backend, "', expected auto, nccl or staged");
+  const dist::DeviceTransport transport = dist::parse_device_transport(backend);
+  dist::check_device_transport(transport, device, r);
+  if (device.is_cuda() && n > 1) world = dist::make_device_process_group(world, device, transport);
   grid_ = dist::make_grid(world, static_cast<int>(tp));
   zero_ = zero && grid_.dp_size() > 1;
 }

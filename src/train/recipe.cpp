@@ -123,7 +123,7 @@ Json common_schema() {
         {"min_lr_ratio", 0.1}}},
       // data_parallel: implied by several ranks; zero: ZeRO-1 AdamW over the
       // data-parallel ranks; tp_size: ranks per tensor-parallel group (gpt).
-      {"dist", {{"data_parallel", false}, {"zero", false}, {"tp_size", 1}}},
+      {"dist", {{"data_parallel", false}, {"zero", false}, {"tp_size", 1}, {"backend", "auto"}}},
       {"eval", {{"max_batches", 0}}},  // 0: the whole evaluation set
   };
   // fine-tuning: init_from, lora, freeze, trainable (loom/train/adapt.hpp)

@@ -111,3 +111,34 @@ TEST_CASE("train.device names what is wrong with it", "[e2e][device]") {
   CHECK_THROWS_WITH(train::resolve(wrong_type, train::task_schema(wrong_type), "r"), Contains("train.device"));
   fs::remove_all(run);
 }
+
+TEST_CASE("dist.backend: a transport that cannot run fails at start-up, naming why", "[e2e][device]") {
+  const std::string run = fresh_dir("bad-backend");
+  const auto with_backend = [](const std::string& backend, const std::string& device) {
+    Json r = kImageRecipe;
+    r["dist"]["backend"] = backend;
+    return resolved(r, device);
+  };
+  CHECK_THROWS_WITH(train::run_training(with_backend("mpi", "cpu"), {run, "", true, 0}),
+                    Contains("dist.backend is 'mpi', expected auto, nccl or staged"));
+  CHECK_THROWS_WITH(train::run_training(with_backend("nccl", "cpu"), {run, "", true, 0}),
+                    Contains("the nccl transport carries CUDA tensors; this rank trains on cpu"));
+  {
+    cuda::HostEmulation emulation(1);
+    CHECK_THROWS_WITH(train::run_training(with_backend("nccl", "cuda"), {run, "", true, 0}),
+                      dist::nccl_built() ? Contains("cuda:0 is a host emulation (NCCL needs a real GPU)")
+                                         : Contains("this build of loom has no NCCL"));
+    // Host staging runs anywhere a device does (one rank: nothing to stage).
+    const std::string staged = fresh_dir("staged");
+    train::run_training(with_backend("staged", "cuda"), {staged, "", true, 0});
+    CHECK(read_metrics(staged).size() == 8);
+    fs::remove_all(staged);
+  }
+  fs::remove_all(run);
+}
+
+TEST_CASE("device transports by name", "[e2e][device]") {
+  for (const char* name : {"auto", "nccl", "staged"})
+    CHECK(std::string(dist::device_transport_name(dist::parse_device_transport(name))) == name);
+  CHECK_THROWS_WITH(dist::parse_device_transport("gloo"), Contains("expected auto, nccl or staged"));
+}

@@ -13,13 +13,28 @@
 // a collective that passes a host tensor fails here as it would on NCCL.
 #pragma once
 
+#include <string>
+
 #include "loom/core/device.hpp"
 #include "loom/dist/process_group.hpp"
 
 namespace loom::dist {
 
+// The transport of a device group: NCCL where it can run, else host staging
+// (automatic); NCCL or an error naming why it cannot run (nccl); host
+// staging even where NCCL could run (staged: a reference, or a way around a
+// broken NCCL install).
+enum class DeviceTransport { automatic, nccl, staged };
+
+DeviceTransport parse_device_transport(const std::string& name);  // "auto", "nccl", "staged"
+const char* device_transport_name(DeviceTransport t);
+// Throws unless `t` can carry tensors on `device` in this build (nccl: a
+// build with NCCL and a real GPU); names the rank.
+void check_device_transport(DeviceTransport t, Device device, int rank);
+
 // Collective over `host` (every rank passes its own device).
-ProcessGroupPtr make_device_process_group(const ProcessGroupPtr& host, Device device);
+ProcessGroupPtr make_device_process_group(const ProcessGroupPtr& host, Device device,
+                                          DeviceTransport transport = DeviceTransport::automatic);
 
 // The staged group over `host` for tensors on `device`.
 ProcessGroupPtr make_host_staged_process_group(ProcessGroupPtr host, Device device);
