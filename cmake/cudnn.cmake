@@ -8,13 +8,19 @@ if(LOOM_HAS_CUDA_SOURCES AND NOT LOOM_WITH_CUDNN)
 endif()
 
 # cuDNN's C++ frontend (header-only; scripts/install-deps.sh puts the headers
-# of PyPI's nvidia-cudnn-frontend in /usr/local/include): the graph API's
-# fused attention, cuda/attention_cudnn.cpp, compiled with
-# LOOM_WITH_CUDNN_FRONTEND=1 when it is found beside cuDNN.
+# of PyPI's nvidia-cudnn-frontend in /usr/local/share/cudnn-frontend-VERSION/
+# include): the graph API's fused attention, cuda/attention_cudnn.cpp,
+# compiled with LOOM_WITH_CUDNN_FRONTEND=1 when it is found beside cuDNN.
 set(LOOM_WITH_CUDNN_FRONTEND OFF)
 if(LOOM_WITH_CUDNN)
+  # A cached location whose headers have gone (moved, or another version) is looked up again.
+  if(LOOM_CUDNN_FRONTEND_INCLUDE_DIR AND NOT EXISTS "${LOOM_CUDNN_FRONTEND_INCLUDE_DIR}/cudnn_frontend.h")
+    unset(LOOM_CUDNN_FRONTEND_INCLUDE_DIR CACHE)
+  endif()
+  file(GLOB _loom_frontend_dirs LIST_DIRECTORIES true /usr/local/share/cudnn-frontend-*/include)
+  list(SORT _loom_frontend_dirs COMPARE NATURAL ORDER DESCENDING)  # the newest first
   find_path(LOOM_CUDNN_FRONTEND_INCLUDE_DIR cudnn_frontend.h
-            HINTS ${LOOM_cuDNN_INCLUDE_DIR} /usr/local/include)
+            HINTS ${LOOM_cuDNN_INCLUDE_DIR} ${_loom_frontend_dirs})
   if(LOOM_CUDNN_FRONTEND_INCLUDE_DIR)
     set(LOOM_WITH_CUDNN_FRONTEND ON)
     # SYSTEM: the vendor headers' own warnings are not loom's.

@@ -44,9 +44,11 @@ if [[ "${1:-}" == "--stage-deps" ]]; then
   cp -L /usr/lib/x86_64-linux-gnu/libz.so "$D/lib/libz.so"
   cp -L /usr/lib/x86_64-linux-gnu/libz.so.1 "$D/lib/libz.so.1"
   # cuDNN's C++ frontend headers (scripts/install-deps.sh fetches them), for the cuDNN attention
-  if [[ -f /usr/local/include/cudnn_frontend.h ]]; then
-    cp -r /usr/local/include/cudnn_frontend /usr/local/include/cudnn_frontend*.h \
-      /usr/local/include/cudnn_backend_base.h "$D/include/"
+  FRONTEND=$(ls -d /usr/local/share/cudnn-frontend-*/include 2>/dev/null | sort -V | tail -n 1)
+  if [[ -n "$FRONTEND" ]]; then
+    cp -r "$FRONTEND/." "$D/include/"
+  else
+    echo "no cuDNN frontend headers (scripts/install-deps.sh fetches them): the GPU build leaves out the cuDNN attention"
   fi
   du -sh "$D"
   echo "staged into $D; carry it to the GPU machine with the working tree"

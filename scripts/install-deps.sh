@@ -2,6 +2,7 @@
 # Installs every Debian package loom builds, tests or trains with (and
 # OpenBLAS, the GEMM peer `loom-bench gemm` loads at run time; loom never links it).
 # Idempotent: when everything is present it changes nothing and says so.
+# Where the CUDA toolkit is, it also fetches cuDNN's C++ frontend headers once (below).
 # Usage: scripts/install-deps.sh [--with-torch]   (torch is only a golden/benchmark reference)
 # chromium (for the `browser` test of loom-serve's web page) is installed too; LOOM_BROWSER_TESTS=0 leaves it out
 # (the test then reports Skipped).
@@ -47,28 +48,31 @@ install_python_refs() {
 }
 
 # cuDNN's C++ frontend (header-only, NVIDIA's graph-API layer over cuDNN; on
-# PyPI as nvidia-cudnn-frontend): only where the CUDA toolkit and cuDNN are,
-# for the cuDNN fused attention (cuda/attention_cudnn.cpp). The wheel's
-# headers go to /usr/local/include; nothing else of it is installed. Without
-# them the CUDA build leaves that one kernel out and says so.
+# PyPI as nvidia-cudnn-frontend), for the cuDNN fused attention
+# (cuda/attention_cudnn.cpp): only where the CUDA toolkit is. The wheel's
+# headers go to /usr/local/share/cudnn-frontend-VERSION/include (extracted
+# beside it, then moved into place: a failed fetch leaves nothing half
+# there); nothing else of it is installed. Without them the CUDA build
+# leaves that one kernel out and says so.
 CUDNN_FRONTEND_VERSION=1.32.0
 install_cudnn_frontend() {
-  [[ -f /usr/local/cuda/include/cudnn.h ]] || return 0
-  [[ -f /usr/local/include/cudnn_frontend.h ]] && return 0
+  [[ -d /usr/local/cuda ]] || return 0
+  local dest=/usr/local/share/cudnn-frontend-$CUDNN_FRONTEND_VERSION
+  [[ -f $dest/include/cudnn_frontend.h ]] && return 0
   local py tmp
   py=$(command -v python3 || true)
   [[ -n "$py" ]] || return 0
   tmp=$(mktemp -d)
-  echo "install-deps: cuDNN frontend $CUDNN_FRONTEND_VERSION headers (PyPI nvidia-cudnn-frontend) into /usr/local/include"
+  echo "install-deps: cuDNN frontend $CUDNN_FRONTEND_VERSION headers (PyPI nvidia-cudnn-frontend) into $dest"
   if "$py" -m pip download --quiet --disable-pip-version-check --no-deps -d "$tmp" \
        "nvidia-cudnn-frontend==$CUDNN_FRONTEND_VERSION" >/dev/null 2>&1 &&
-     $sudo "$py" - "$tmp" <<'PY'
+     $sudo rm -rf "$dest.partial" && $sudo "$py" - "$tmp" "$dest.partial" <<'PY' && $sudo mv "$dest.partial" "$dest"
 import pathlib, sys, zipfile
 wheel = next(pathlib.Path(sys.argv[1]).glob("*.whl"))
 with zipfile.ZipFile(wheel) as z:
     for name in z.namelist():
         if name.startswith("include/") and not name.endswith("/"):
-            target = pathlib.Path("/usr/local") / name
+            target = pathlib.Path(sys.argv[2]) / name
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(z.read(name))
 PY

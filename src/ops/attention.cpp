@@ -130,7 +130,8 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
     if (std::optional<Tensor> fused = fused_attention(q, k, v, mask, causal, s, vendor)) return *fused;
     if (kernel != AttentionKernel::automatic) {
       const kernels::Backend& table = ops::kernels_for(q);
-      const bool has = vendor ? table.vendor_attention != nullptr : table.attention != nullptr;
+      const bool has = vendor ? table.vendor_attention != nullptr && table.vendor_attention_backward != nullptr
+                              : table.attention != nullptr && table.attention_backward != nullptr;
       LOOM_FAIL("attention: the ", attention_kernel_name(kernel), " kernel was asked for (AttentionKernelGuard), but ",
                 has ? "it does not take these inputs" : "the backend of " + q.device().str() + " has none",
                 ": q ", dtype_name(q.dtype()), " ", shape_str(q.shape()), ", k ", dtype_name(k.dtype()), " ",

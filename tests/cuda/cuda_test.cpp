@@ -862,6 +862,27 @@ int run_kernels() {
         expect_close_l2(vendor.gv.to(DType::f32), f32(own.gv), 2e-2, n + " grad v");
       }
     }
+    // Through the op and autograd: AttentionKernelGuard(vendor) runs cuDNN's
+    // forward and then its backward, against the guard's fused kernel.
+    const auto input = [&] { return dev(randn({2, 3, 200, 64}, DType::f32, &gen)).to(DType::bf16); };
+    const Tensor q0 = input(), k0 = input(), v0 = input(), w = dev(randn({2, 3, 200, 64}, DType::f32, &gen));
+    struct OpRun {
+      Tensor out, gq, gk, gv;
+    };
+    const auto through_op = [&](AttentionKernel kernel) {
+      AttentionKernelGuard guard(kernel);
+      Tensor q = q0.clone().requires_grad_(true), k = k0.clone().requires_grad_(true),
+             v = v0.clone().requires_grad_(true);
+      const Tensor out = scaled_dot_product_attention(q, k, v, Tensor(), true);
+      sum(mul(out.to(DType::f32), w)).backward();
+      return OpRun{out.detach().to(DType::f32), q.grad().to(DType::f32), k.grad().to(DType::f32),
+                   v.grad().to(DType::f32)};
+    };
+    const OpRun vendor = through_op(AttentionKernel::vendor), fused = through_op(AttentionKernel::fused);
+    expect_close(vendor.out, host(fused.out), kHalf, "op out");
+    expect_close_l2(vendor.gq, host(fused.gq), 2e-2, "op grad q");
+    expect_close_l2(vendor.gk, host(fused.gk), 2e-2, "op grad k");
+    expect_close_l2(vendor.gv, host(fused.gv), 2e-2, "op grad v");
   });
   s.run("adamw step", [] {
     Generator gen(30);

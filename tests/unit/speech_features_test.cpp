@@ -6,6 +6,9 @@
 #include <cmath>
 #include <filesystem>
 #include <random>
+#include <string>
+
+#include <unistd.h>
 
 #include <loom/loom.hpp>
 
@@ -43,7 +46,9 @@ struct Batch {
 // Clips shorter than one window, shorter than the span, and longer (cropped),
 // written as WAV files and read back both ways.
 Batch batch(int64_t frames) {
-  const auto dir = std::filesystem::temp_directory_path() / "loom-speech-features-test";
+  // One folder per process and frame count: ctest runs the cases in parallel.
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("loom-speech-features-" + std::to_string(::getpid()) + "-" + std::to_string(frames));
   std::filesystem::create_directories(dir);
   std::vector<Tensor> samples, valid, want;
   const std::vector<int64_t> lengths = {250, 5000, omni::speech_span(frames) + 3000, 16000};

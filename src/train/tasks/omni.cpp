@@ -21,16 +21,20 @@ namespace loom::train::omni_task {
 
 namespace tm = data::trimodal;
 
+// Where the recipe computes the speech features (data.speech_features).
+SpeechInput speech_input(const Json& r) {
+  const std::string where = r["data"].value("speech_features", std::string("host"));
+  LOOM_CHECK(where == "host" || where == "device", "recipe: data.speech_features is '", where,
+             "', expected host or device");
+  return where == "device" ? SpeechInput::samples : SpeechInput::features;
+}
+
 std::shared_ptr<OmniScenes> open_scenes(const Json& r, const std::string& split, int64_t limit) {
   const std::string root = r["data"]["root"];
   LOOM_CHECK(fs::exists(fs::path(root) / "manifest.json"), "recipe: data.root '", root,
              "' holds no tri-modal dataset (build it: loom-data trimodal --out ", root, ")");
-  const std::string where = r["data"].value("speech_features", std::string("host"));
-  LOOM_CHECK(where == "host" || where == "device", "recipe: data.speech_features is '", where,
-             "', expected host or device");
   return std::make_shared<OmniScenes>(root, split, r["model"]["mel_frames"].get<int64_t>(), limit,
-                                      r["data"].value("speech_cache_mb", int64_t{0}),
-                                      where == "device" ? SpeechInput::samples : SpeechInput::features);
+                                      r["data"].value("speech_cache_mb", int64_t{0}), speech_input(r));
 }
 
 Vocabulary omni_vocabulary(const std::string& run_dir, const OmniScenes& scenes, int64_t vocab_size) {
@@ -93,7 +97,8 @@ class OmniTask : public Task {
                "' is not supported by model.kind omni (trimodal)");
     const int64_t frames = r["model"]["mel_frames"];
     train_ = open_scenes(r, "train", d["train_limit"]);
-    eval_ = std::make_shared<OmniScenes>(d["root"].get<std::string>(), "eval", frames, d["eval_limit"]);
+    eval_ = std::make_shared<OmniScenes>(d["root"].get<std::string>(), "eval", frames, d["eval_limit"], 0,
+                                         speech_input(r));
     vocab_ = std::make_unique<Vocabulary>(omni_vocabulary(context.run_dir, *train_, r["model"]["vocab_size"]));
     model_ = make_omni_model(r["model"], *vocab_, &gen_);
     weights_ = r["model"]["losses"];
