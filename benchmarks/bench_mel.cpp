@@ -14,6 +14,7 @@
 
 #include "bench.hpp"
 #include "loom/audio/mel.hpp"
+#include "loom/ops/creation.hpp"
 
 namespace loom::bench {
 
@@ -34,6 +35,18 @@ void run_mel(const Options& opt) {
   const double per_frame = 400 + 5 * 256 * 8 + 257 * 10 + 257 * 3 + 257 * 4 + 80;
   add_gflops(r, per_frame * static_cast<double>(frames), opt);
   emit(r);
+
+  // The same features from a tensor (audio::log_mel_spectrogram(Tensor), what
+  // omni::speech_features runs on the model's device): framing, the table's
+  // power_spectrum entry, the mel product and the log as loom ops, in f32.
+  const Tensor as_tensor = from_vector(samples, {static_cast<int64_t>(samples.size())});
+  const double tensor_ms = median_ms(opt, [&] { Tensor m = audio::log_mel_spectrogram(as_tensor, mel); });
+  Record t = record("log_mel_tensor", std::to_string(seconds) + "s@16kHz_" + std::to_string(frames) + "x80",
+                    tensor_ms);
+  t["frames_per_s"] = std::round(static_cast<double>(frames) / (tensor_ms * 1e-3));
+  t["vs_vector"] = std::round(ms / tensor_ms * 100) / 100;  // > 1: the tensor path is faster
+  add_gflops(t, per_frame * static_cast<double>(frames), opt);
+  emit(t);
 }
 
 }  // namespace loom::bench
