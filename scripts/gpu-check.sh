@@ -187,7 +187,7 @@ fi
   grep -hE "^([0-9]+: )?cuda\.(runtime|kernels|ops|models): " "$LOGS/ctest.log" 2>/dev/null | sed -E 's/^([0-9]+: )?/    /'
   grep -hE "^([0-9]+: )?  failed: " "$LOGS/ctest.log" 2>/dev/null | head -n 30 | cut -c1-300 | sed -E 's/^([0-9]+: )?/    /'
   echo "  timings: $BENCH_LINE"
-  grep -hE '"median_ms"|"fraction_of_gemm"' "$LOGS/bench.log" 2>/dev/null | sed 's/^/    /'
+  grep -hE '"median_ms"|"fraction_of_gemm"|"speedup"|"error"' "$LOGS/bench.log" 2>/dev/null | sed 's/^/    /'
   echo "  training steps:"
   grep -hE '"train_step"' "$LOGS/train.log" 2>/dev/null | sed 's/^/    /'
   echo "  phases:"
