@@ -119,11 +119,11 @@ ProcessGroupPtr make_host_staged_process_group(ProcessGroupPtr host, Device devi
   return std::make_shared<HostStagedProcessGroup>(std::move(host), device);
 }
 
-DeviceTransport parse_device_transport(const std::string& name) {
+DeviceTransport parse_device_transport(const std::string& name, const std::string& where) {
   if (name == "auto") return DeviceTransport::automatic;
   if (name == "nccl") return DeviceTransport::nccl;
   if (name == "staged") return DeviceTransport::staged;
-  LOOM_FAIL("device transport '", name, "': expected auto, nccl or staged");
+  LOOM_FAIL(where, " is '", name, "', expected auto, nccl or staged");
 }
 
 const char* device_transport_name(DeviceTransport t) {

@@ -27,11 +27,14 @@ Tensor speech_features(const std::vector<float>& samples, int64_t frames, Tensor
     const double inv = 1.0 / std::sqrt(s2 / static_cast<double>(keep) + 1e-5);
     for (int64_t t = 0; t < keep; ++t) o[t * c + k] = static_cast<float>((m[t * c + k] - mean) * inv);
   }
-  if (valid) {
-    *valid = zeros({frames}, DType::boolean);
-    std::fill(valid->data<bool>(), valid->data<bool>() + keep, true);
-  }
+  if (valid) *valid = speech_valid_frames(frames, keep);
   return out;
+}
+
+Tensor speech_valid_frames(int64_t frames, int64_t real) {
+  Tensor valid = zeros({frames}, DType::boolean);
+  std::fill(valid.data<bool>(), valid.data<bool>() + std::min(frames, real), true);
+  return valid;
 }
 
 namespace {
@@ -60,9 +63,7 @@ Tensor speech_samples_from_wav(const std::string& path, int64_t frames, Tensor* 
   Tensor out = zeros({span}, DType::f32);
   std::copy(samples.begin(), samples.begin() + std::min(n, span), out.data<float>());
   // Frames past the clip's last sample hold only padding, as in speech_features.
-  const int64_t keep = std::min(frames, audio::mel_frame_count(n));
-  *valid = zeros({frames}, DType::boolean);
-  std::fill(valid->data<bool>(), valid->data<bool>() + keep, true);
+  *valid = speech_valid_frames(frames, audio::mel_frame_count(n));
   return out;
 }
 

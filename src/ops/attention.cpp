@@ -30,8 +30,18 @@ Tensor packed(const Tensor& t) {
   return c;
 }
 
-using AttentionEntry = decltype(kernels::Backend::attention);
-using AttentionBackwardEntry = decltype(kernels::Backend::attention_backward);
+// The forward and backward entries of the backend's own fused attention, or
+// of the vendor's; usable only when the table has both.
+struct AttentionEntries {
+  decltype(kernels::Backend::attention) forward;
+  decltype(kernels::Backend::attention_backward) backward;
+  bool present() const { return forward != nullptr && backward != nullptr; }
+};
+
+AttentionEntries attention_entries(const kernels::Backend& table, bool vendor) {
+  return vendor ? AttentionEntries{table.vendor_attention, table.vendor_attention_backward}
+                : AttentionEntries{table.attention, table.attention_backward};
+}
 
 // The fused kernel (the backend's own, or the vendor's), when the backend has
 // one and it takes these inputs: one shared set of leading dims, a mask that
@@ -39,10 +49,8 @@ using AttentionBackwardEntry = decltype(kernels::Backend::attention_backward);
 // compose instead.
 std::optional<Tensor> fused_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, const Tensor& mask,
                                       bool causal, double scale, bool vendor) {
-  const kernels::Backend& table = ops::kernels_for(q_in);
-  const AttentionEntry forward = vendor ? table.vendor_attention : table.attention;
-  const AttentionBackwardEntry backward = vendor ? table.vendor_attention_backward : table.attention_backward;
-  if (forward == nullptr || backward == nullptr) return std::nullopt;
+  const AttentionEntries entries = attention_entries(ops::kernels_for(q_in), vendor);
+  if (!entries.present()) return std::nullopt;
   if (k_in.device() != q_in.device() || v_in.device() != q_in.device()) return std::nullopt;
   const Tensor q = ops::autocast_product_operand(q_in);
   const Tensor k = ops::autocast_product_operand(k_in);
@@ -74,14 +82,14 @@ std::optional<Tensor> fused_attention(const Tensor& q_in, const Tensor& k_in, co
   Tensor out = empty({bh, lq, d}, on);
   Tensor lse = empty({bh, lq}, TensorOptions(DType::f32).with_device(q.device()));
   const kernels::AttentionParams params{causal, scale};
-  if (!forward(q3, k3, v3, keep, out, lse, params)) return std::nullopt;
+  if (!entries.forward(q3, k3, v3, keep, out, lse, params)) return std::nullopt;
 
   Shape out_shape = lead;
   out_shape.push_back(lq);
   out_shape.push_back(d);
   return ops::record("scaled_dot_product_attention", out.reshape(out_shape), {q, k, v},
                      {q3, k3, v3, out, lse, keep},
-                     [params, backward, qs = q.shape(), ks = k.shape(),
+                     [params, backward = entries.backward, qs = q.shape(), ks = k.shape(),
                       vs = v.shape()](const ops::BackwardContext& ctx, const Tensor& g) {
                        const Tensor q3 = ctx.saved(0), k3 = ctx.saved(1), v3 = ctx.saved(2), keep = ctx.saved(5);
                        const Tensor grad_out = packed(g.to(q3.dtype())).reshape(q3.shape());
@@ -129,9 +137,7 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
     const bool vendor = kernel == AttentionKernel::vendor;
     if (std::optional<Tensor> fused = fused_attention(q, k, v, mask, causal, s, vendor)) return *fused;
     if (kernel != AttentionKernel::automatic) {
-      const kernels::Backend& table = ops::kernels_for(q);
-      const bool has = vendor ? table.vendor_attention != nullptr && table.vendor_attention_backward != nullptr
-                              : table.attention != nullptr && table.attention_backward != nullptr;
+      const bool has = attention_entries(ops::kernels_for(q), vendor).present();
       LOOM_FAIL("attention: the ", attention_kernel_name(kernel), " kernel was asked for (AttentionKernelGuard), but ",
                 has ? "it does not take these inputs" : "the backend of " + q.device().str() + " has none",
                 ": q ", dtype_name(q.dtype()), " ", shape_str(q.shape()), ", k ", dtype_name(k.dtype()), " ",

@@ -1,6 +1,8 @@
 // The trainer's data / tensor / ZeRO parallelism (see train/parallel.hpp).
 #include "train/parallel.hpp"
 
+#include <string>
+
 #include "loom/dist/device_group.hpp"
 #include "loom/dist/tp_grad_norm.hpp"
 #include "loom/dist/tp_sharding.hpp"
@@ -20,10 +22,8 @@ Parallelism::Parallelism(const Json& recipe, dist::ProcessGroupPtr world, Device
   // On CUDA devices the grid's groups carry device tensors (dist.backend:
   // NCCL, or host staging without it); the trainer keeps the MPI world for
   // host-side checks. A transport that cannot run fails here, on one rank too.
-  const std::string backend = d["backend"];
-  LOOM_CHECK(backend == "auto" || backend == "nccl" || backend == "staged", "rank ", r, ": recipe: dist.backend is '",
-             backend, "', expected auto, nccl or staged");
-  const dist::DeviceTransport transport = dist::parse_device_transport(backend);
+  const dist::DeviceTransport transport =
+      dist::parse_device_transport(d["backend"], "rank " + std::to_string(r) + ": recipe: dist.backend");
   dist::check_device_transport(transport, device, r);
   if (device.is_cuda() && n > 1) world = dist::make_device_process_group(world, device, transport);
   grid_ = dist::make_grid(world, static_cast<int>(tp));

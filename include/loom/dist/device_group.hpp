@@ -26,7 +26,8 @@ namespace loom::dist {
 // broken NCCL install).
 enum class DeviceTransport { automatic, nccl, staged };
 
-DeviceTransport parse_device_transport(const std::string& name);  // "auto", "nccl", "staged"
+// "auto", "nccl" or "staged"; another name is an error that starts with `where`.
+DeviceTransport parse_device_transport(const std::string& name, const std::string& where = "device transport");
 const char* device_transport_name(DeviceTransport t);
 // Throws unless `t` can carry tensors on `device` in this build (nccl: a
 // build with NCCL and a real GPU); names the rank.

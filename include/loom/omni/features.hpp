@@ -18,6 +18,9 @@ Tensor speech_features(const std::vector<float>& samples_16k, int64_t frames, Te
 // The same from a WAV file, which must be 16 kHz (errors name the file).
 Tensor speech_features_from_wav(const std::string& path, int64_t frames, Tensor* valid = nullptr);
 
+// The real-frame mask of a clip: bool [frames], the first `real` true.
+Tensor speech_valid_frames(int64_t frames, int64_t real);
+
 // The features above computed where the samples are (on a GPU: cuFFT
 // spectra, the mel projection and the normalisation on the device), for a
 // batch: the host then only decodes audio.

@@ -99,9 +99,7 @@ Tensor OmniScenes::speech(int64_t index, bool zh, Tensor* valid) const {
   shape[0] = length;
   Tensor out = zeros(shape, DType::f32);
   std::copy(part.data<float>(), part.data<float>() + part.numel(), out.data<float>());
-  const int64_t frames = samples ? std::min(mel_frames_, audio::mel_frame_count(part.size(0))) : part.size(0);
-  *valid = zeros({mel_frames_}, DType::boolean);
-  std::fill(valid->data<bool>(), valid->data<bool>() + frames, true);
+  *valid = omni::speech_valid_frames(mel_frames_, samples ? audio::mel_frame_count(part.size(0)) : part.size(0));
   return out;
 }
 
