@@ -10,14 +10,17 @@
 //     shared memory is one buffer per block, poisoned with NaN bytes, and
 //     wmma fragments hold whole tiles (the fragment layout is opaque in the
 //     CUDA API, so code that only loads, multiplies and stores them cannot
-//     tell the difference).
+//     tell the difference);
+//     under a serial schedule (simt_schedule.hpp) a block's threads run one
+//     at a time between barriers, in increasing or decreasing order, which
+//     makes a race within a barrier interval change the result.
 // The emulator is how the kernels' indexing, masking, tiling and
 // synchronisation are tested on machines without a GPU
 // (tests/cuda/*_emulated_test.cpp; ctest simt.* and device.tiles.*). It
 // checks what a GPU would fault on: wmma pointers must be 32-byte aligned and
 // leading dimensions 16-byte multiples, dynamic shared memory must fit the
-// launch. What it cannot check is speed, memory coalescing, or a race that
-// lockstep-free threads happen not to expose.
+// launch; the serial schedules name a deadlock instead of hanging. What it
+// cannot check is speed, memory coalescing or bank conflicts.
 #pragma once
 
 #include <cmath>
@@ -134,6 +137,7 @@ cudaError_t launch(Dim3 grid, Dim3 block, size_t shared_bytes, Stream stream, vo
 #include <vector>
 
 #include "loom/core/dtype.hpp"
+#include "simt_schedule.hpp"
 
 #define LOOM_SIMT_GLOBAL inline  // kernels live in headers
 #define LOOM_SIMT_DEVICE inline
@@ -154,11 +158,6 @@ inline constexpr size_t kMaxSharedBytes = 227 * 1024;
 
 namespace detail {
 
-[[noreturn]] inline void fault(const char* what) {
-  std::fprintf(stderr, "simt emulator: %s\n", what);
-  std::abort();
-}
-
 struct Warp {
   std::barrier<> barrier{32};
   uint64_t slots[32] = {};
@@ -167,6 +166,7 @@ struct Warp {
 struct Block {
   std::unique_ptr<std::barrier<>> barrier;
   std::vector<Warp> warps;
+  std::unique_ptr<SerialBlock> serial;  // set under a serial schedule, which then replaces the barriers
   unsigned char* shared = nullptr;
   unsigned threads = 0, grid_x = 0;  // blockDim.x, gridDim.x
 };
@@ -176,6 +176,33 @@ struct ThreadState {
   Block* block = nullptr;
 };
 inline thread_local ThreadState self;
+
+// The barriers of the calling thread's block and warp, under either schedule.
+// Under a serial one every thread of the block is a fiber of one OS thread,
+// which shares `self`: a thread keeps its own across the switch.
+inline void block_barrier() {
+  if (self.block->serial) {
+    const ThreadState me = self;
+    me.block->serial->arrive_block(me.thread);
+    self = me;
+  } else {
+    self.block->barrier->arrive_and_wait();
+  }
+}
+inline void warp_barrier() {
+  if (self.block->serial) {
+    const ThreadState me = self;
+    me.block->serial->arrive_warp(me.thread);
+    self = me;
+  } else {
+    self.block->warps[self.thread / 32].barrier.arrive_and_wait();
+  }
+}
+// wmma's operations wait for every lane of the warp before they act; the
+// serial schedules honour that, the concurrent one has no need to.
+inline void wmma_collective() {
+  if (self.block->serial) warp_barrier();
+}
 
 // The OS threads that play a block's CUDA threads, kept across blocks and
 // launches: creating one per CUDA thread per block cost more than the
@@ -239,8 +266,8 @@ void atomic_add(T* p, T v) {
   std::atomic_ref<T>(*p).fetch_add(v);
 }
 inline uint32_t float_to_bits(float f) { return std::bit_cast<uint32_t>(f); }
-inline void sync_block() { detail::self.block->barrier->arrive_and_wait(); }
-inline void sync_warp() { detail::self.block->warps[detail::self.thread / 32].barrier.arrive_and_wait(); }
+inline void sync_block() { detail::block_barrier(); }
+inline void sync_warp() { detail::warp_barrier(); }
 
 // Every lane of the warp must call it, as with a full __shfl_xor_sync mask.
 template <class T>
@@ -249,10 +276,10 @@ T shfl_xor_lanes(T v, int lane_mask) {
   detail::Warp& w = detail::self.block->warps[detail::self.thread / 32];
   const unsigned lane = detail::self.thread % 32;
   std::memcpy(&w.slots[lane], &v, sizeof v);
-  w.barrier.arrive_and_wait();
+  detail::warp_barrier();
   T out;
   std::memcpy(&out, &w.slots[lane ^ static_cast<unsigned>(lane_mask)], sizeof out);
-  w.barrier.arrive_and_wait();
+  detail::warp_barrier();
   return out;
 }
 inline float shfl_xor(float v, int lane_mask) { return shfl_xor_lanes(v, lane_mask); }
@@ -280,31 +307,44 @@ inline void zero16(void* dst) {
   std::memset(dst, 0, 16);
 }
 
-// Runs the grid block after block; each block's threads run concurrently.
+// Runs the grid block after block (in reverse order under
+// serial_descending); each block's threads run concurrently on the worker
+// pool, or one at a time as fibers of this thread under a serial schedule
+// (simt_schedule.hpp).
 template <class... Params, class... Args>
 int launch(Dim3 grid, Dim3 block, size_t shared_bytes, Stream, void (*kernel)(Params...), Args... args) {
   const unsigned threads = block.x;
   if (threads == 0 || threads % 32 != 0 || block.y != 1 || block.z != 1 || grid.z != 1)
     detail::fault("launch: blocks must be one-dimensional whole warps, grids two-dimensional");
   if (shared_bytes > kMaxSharedBytes) detail::fault("launch: dynamic shared memory above the device limit");
+  const Schedule order = schedule();
+  const bool descending = order == Schedule::serial_descending;
   std::vector<unsigned char> shared_buffer(shared_bytes + 128);
   unsigned char* shared = shared_buffer.data();
   shared += (128 - reinterpret_cast<uintptr_t>(shared) % 128) % 128;
-  for (unsigned by = 0; by < grid.y; ++by) {
-    for (unsigned bx = 0; bx < grid.x; ++bx) {
+  for (unsigned i = 0; i < grid.y; ++i) {
+    for (unsigned j = 0; j < grid.x; ++j) {
+      const unsigned by = descending ? grid.y - 1 - i : i;
+      const unsigned bx = descending ? grid.x - 1 - j : j;
       // Poison: 0xff bytes read as NaN in f32 and bf16, so a read of shared
       // memory nobody wrote shows up in the results.
       std::memset(shared, 0xff, shared_bytes);
       detail::Block b;
       b.barrier = std::make_unique<std::barrier<>>(static_cast<std::ptrdiff_t>(threads));
       b.warps = std::vector<detail::Warp>(threads / 32);
+      if (order != Schedule::concurrent) b.serial = std::make_unique<detail::SerialBlock>(threads, descending);
       b.shared = shared;
       b.threads = threads;
       b.grid_x = grid.x;
-      detail::WorkerPool::get().run(threads, [&](unsigned t) {
+      const std::function<void(unsigned)> body = [&](unsigned t) {
         detail::self = {t, bx, by, &b};
         kernel(static_cast<Params>(args)...);
-      });
+      };
+      if (b.serial) {
+        b.serial->run(body);
+      } else {
+        detail::WorkerPool::get().run(threads, body);
+      }
     }
   }
   return 0;
@@ -346,6 +386,7 @@ void fill_fragment(fragment<Use, M, N, K, T, Layout>& f, T v) {
 
 template <class Use, int M, int N, int K, class T, class Layout>
 void load_matrix_sync(fragment<Use, M, N, K, T, Layout>& f, const T* p, unsigned ldm) {
+  simt::detail::wmma_collective();
   detail::check_tile_pointer(p, ldm);
   using Frag = fragment<Use, M, N, K, T, Layout>;
   for (int r = 0; r < Frag::rows; ++r)
@@ -355,6 +396,7 @@ void load_matrix_sync(fragment<Use, M, N, K, T, Layout>& f, const T* p, unsigned
 
 template <int M, int N, int K>
 void load_matrix_sync(fragment<accumulator, M, N, K, float>& f, const float* p, unsigned ldm, layout_t layout) {
+  simt::detail::wmma_collective();
   detail::check_tile_pointer(p, ldm);
   for (int r = 0; r < M; ++r)
     for (int c = 0; c < N; ++c) f.x[r * N + c] = layout == mem_col_major ? p[c * ldm + r] : p[r * ldm + c];
@@ -362,6 +404,7 @@ void load_matrix_sync(fragment<accumulator, M, N, K, float>& f, const float* p, 
 
 template <int M, int N, int K>
 void store_matrix_sync(float* p, const fragment<accumulator, M, N, K, float>& f, unsigned ldm, layout_t layout) {
+  simt::detail::wmma_collective();
   detail::check_tile_pointer(p, ldm);
   if (simt::detail::self.thread % 32 != 0) return;
   for (int r = 0; r < M; ++r)
@@ -371,6 +414,7 @@ void store_matrix_sync(float* p, const fragment<accumulator, M, N, K, float>& f,
 template <int M, int N, int K, class T, class LayoutA, class LayoutB>
 void mma_sync(fragment<accumulator, M, N, K, float>& d, const fragment<matrix_a, M, N, K, T, LayoutA>& a,
               const fragment<matrix_b, M, N, K, T, LayoutB>& b, const fragment<accumulator, M, N, K, float>& c) {
+  simt::detail::wmma_collective();
   float out[M * N];
   for (int r = 0; r < M; ++r)
     for (int col = 0; col < N; ++col) {

@@ -29,7 +29,7 @@ train() {
 
 refused() {
   np=$1; pattern=$2; shift 2
-  "$here/expect_abort.sh" 60 "$pattern" "$mpiexec" --allow-run-as-root --oversubscribe -np "$np" "$train" "$@" \
+  "$here/../support/expect_abort.sh" 60 "$pattern" "$mpiexec" --allow-run-as-root --oversubscribe -np "$np" "$train" "$@" \
     --quiet --out "$dir/refused" >"$dir/refused.log" 2>&1 || { cat "$dir/refused.log"; exit 1; }
   echo "OK: refused on $np rank(s) with '$pattern'"
 }

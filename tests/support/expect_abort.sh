@@ -1,7 +1,8 @@
 #!/bin/sh
 # expect_abort.sh LIMIT_S PATTERN COMMAND...: runs COMMAND, which must fail
 # (non-zero exit) within LIMIT_S seconds (a hang is killed and reported) and
-# print PATTERN. Used for the dist timeout tests.
+# print PATTERN. Used for the dist timeout tests and the SIMT emulator's
+# deadlock and bad-schedule tests.
 limit=$1; pattern=$2; shift 2
 log=$(mktemp)
 start=$(date +%s)
