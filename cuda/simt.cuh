@@ -177,31 +177,29 @@ struct ThreadState {
 };
 inline thread_local ThreadState self;
 
-// The barriers of the calling thread's block and warp, under either schedule.
-// Under a serial one every thread of the block is a fiber of one OS thread,
-// which shares `self`: a thread keeps its own across the switch.
-inline void block_barrier() {
-  if (self.block->serial) {
+// Waits at the barrier of the calling thread's block (Scope::block) or warp,
+// under either schedule. Under a serial one every thread of the block is a
+// fiber of one OS thread, which shares `self`: a thread keeps its own across
+// the switch.
+enum class Scope { block, warp };
+inline void barrier(Scope scope) {
+  Block& b = *self.block;
+  if (b.serial) {
     const ThreadState me = self;
-    me.block->serial->arrive_block(me.thread);
+    if (scope == Scope::block) {
+      b.serial->arrive_block(me.thread);
+    } else {
+      b.serial->arrive_warp(me.thread);
+    }
     self = me;
   } else {
-    self.block->barrier->arrive_and_wait();
-  }
-}
-inline void warp_barrier() {
-  if (self.block->serial) {
-    const ThreadState me = self;
-    me.block->serial->arrive_warp(me.thread);
-    self = me;
-  } else {
-    self.block->warps[self.thread / 32].barrier.arrive_and_wait();
+    (scope == Scope::block ? *b.barrier : b.warps[self.thread / 32].barrier).arrive_and_wait();
   }
 }
 // wmma's operations wait for every lane of the warp before they act; the
 // serial schedules honour that, the concurrent one has no need to.
 inline void wmma_collective() {
-  if (self.block->serial) warp_barrier();
+  if (self.block->serial) barrier(Scope::warp);
 }
 
 // The OS threads that play a block's CUDA threads, kept across blocks and
@@ -266,8 +264,8 @@ void atomic_add(T* p, T v) {
   std::atomic_ref<T>(*p).fetch_add(v);
 }
 inline uint32_t float_to_bits(float f) { return std::bit_cast<uint32_t>(f); }
-inline void sync_block() { detail::block_barrier(); }
-inline void sync_warp() { detail::warp_barrier(); }
+inline void sync_block() { detail::barrier(detail::Scope::block); }
+inline void sync_warp() { detail::barrier(detail::Scope::warp); }
 
 // Every lane of the warp must call it, as with a full __shfl_xor_sync mask.
 template <class T>
@@ -276,10 +274,10 @@ T shfl_xor_lanes(T v, int lane_mask) {
   detail::Warp& w = detail::self.block->warps[detail::self.thread / 32];
   const unsigned lane = detail::self.thread % 32;
   std::memcpy(&w.slots[lane], &v, sizeof v);
-  detail::warp_barrier();
+  detail::barrier(detail::Scope::warp);
   T out;
   std::memcpy(&out, &w.slots[lane ^ static_cast<unsigned>(lane_mask)], sizeof out);
-  detail::warp_barrier();
+  detail::barrier(detail::Scope::warp);
   return out;
 }
 inline float shfl_xor(float v, int lane_mask) { return shfl_xor_lanes(v, lane_mask); }
@@ -330,9 +328,12 @@ int launch(Dim3 grid, Dim3 block, size_t shared_bytes, Stream, void (*kernel)(Pa
       // memory nobody wrote shows up in the results.
       std::memset(shared, 0xff, shared_bytes);
       detail::Block b;
-      b.barrier = std::make_unique<std::barrier<>>(static_cast<std::ptrdiff_t>(threads));
-      b.warps = std::vector<detail::Warp>(threads / 32);
-      if (order != Schedule::concurrent) b.serial = std::make_unique<detail::SerialBlock>(threads, descending);
+      b.warps = std::vector<detail::Warp>(threads / 32);  // their shuffle slots serve both schedules
+      if (order == Schedule::concurrent) {
+        b.barrier = std::make_unique<std::barrier<>>(static_cast<std::ptrdiff_t>(threads));
+      } else {
+        b.serial = std::make_unique<detail::SerialBlock>(threads, descending);
+      }
       b.shared = shared;
       b.threads = threads;
       b.grid_x = grid.x;
