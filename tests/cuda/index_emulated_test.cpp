@@ -54,7 +54,7 @@ TEST_CASE("emulated index_select and index_add match the CPU along each dim, i32
   }
 }
 
-TEST_CASE("emulated gather and scatter match the CPU; scatter-add sums repeated targets", "[index]") {
+TEST_CASE("emulated gather and scatter match the CPU, scatter-add sums repeated targets", "[index]") {
   const kernels::Backend& cpu = kernels::backend(kCPU);
   Generator gen(92);
   for (DType t : {DType::f32, DType::f64, DType::i32, DType::i64, DType::bf16}) {

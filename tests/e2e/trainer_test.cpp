@@ -168,7 +168,7 @@ TEST_CASE("train.precision bf16 follows the fp32 run within bf16 error", "[e2e][
                     Contains("train.precision must be \"fp32\" or \"bf16\""));
 }
 
-TEST_CASE("train.deterministic switches deterministic algorithms for the run; the CPU gives the same bits", "[e2e]") {
+TEST_CASE("train.deterministic switches deterministic algorithms for the run, the CPU gives the same bits", "[e2e]") {
   Json r = {{"model", {{"kind", "gpt"}, {"vocab_size", 512}, {"d_model", 32}, {"n_layers", 1}, {"n_heads", 2}, {"seq_len", 16}}},
             {"train", {{"steps", 3}, {"batch_size", 4}, {"log_every", 1}, {"num_workers", 0}}},
             {"eval", {{"max_batches", 1}}}};

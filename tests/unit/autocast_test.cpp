@@ -23,7 +23,7 @@ double rel_diff(const Tensor& a, const Tensor& b) {
 
 }  // namespace
 
-TEST_CASE("mixed floating operands compute in the wider dtype; gradients return in each operand's", "[autocast]") {
+TEST_CASE("mixed floating operands compute in the wider dtype, gradients return in each operand's", "[autocast]") {
   Tensor a = from_vector(std::vector<float>{1.5f, -2.25f, 3.0f}, {3}).to(DType::bf16).requires_grad_(true);
   Tensor b = from_vector(std::vector<float>{0.5f, 4.0f, -1.0f}, {3}).requires_grad_(true);
   Tensor y = mul(add(a, b), b);  // (a + b) * b
@@ -70,7 +70,7 @@ TEST_CASE("autocast runs products in bf16 and norms, softmax and losses in f32",
   CHECK_THROWS_WITH(AutocastGuard(DType::f32), Contains("bf16 or f16"));
 }
 
-TEST_CASE("under autocast the master weights keep f32 and get f32 gradients; backward never autocasts",
+TEST_CASE("under autocast the master weights keep f32 and get f32 gradients, backward never autocasts",
           "[autocast]") {
   Generator gen(2);
   nn::Linear layer(8, 4, true, &gen);
