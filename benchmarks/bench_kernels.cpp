@@ -258,13 +258,20 @@ void run_attention(const Options& opt) {
   for (const auto& c : cases) {
     const double fl = 4.0 * static_cast<double>(c.b * c.h) * static_cast<double>(c.t * c.t) * static_cast<double>(c.d);
     const bool causal = c.causal;
-    fwd_bwd(opt, causal ? "attention_causal" : "attention", dims({c.b, c.h, c.t, c.d}),
-            {randn({c.b, c.h, c.t, c.d}).requires_grad_(), randn({c.b, c.h, c.t, c.d}).requires_grad_(),
-             randn({c.b, c.h, c.t, c.d}).requires_grad_()},
-            [causal](const std::vector<Tensor>& t) {
-              return scaled_dot_product_attention(t[0], t[1], t[2], Tensor(), causal);
-            },
-            fl, 2 * fl, true);
+    const std::vector<Tensor> in{randn({c.b, c.h, c.t, c.d}).requires_grad_(),
+                                 randn({c.b, c.h, c.t, c.d}).requires_grad_(),
+                                 randn({c.b, c.h, c.t, c.d}).requires_grad_()};
+    // The fused kernel and the composition (matmul, mask, softmax, matmul) on the same inputs.
+    for (AttentionKernel kernel : {AttentionKernel::fused, AttentionKernel::composed}) {
+      const std::string name = std::string(causal ? "attention_causal" : "attention") +
+                               (kernel == AttentionKernel::composed ? "_composed" : "");
+      fwd_bwd(opt, name, dims({c.b, c.h, c.t, c.d}), in,
+              [causal, kernel](const std::vector<Tensor>& t) {
+                AttentionKernelGuard use(kernel);
+                return scaled_dot_product_attention(t[0], t[1], t[2], Tensor(), causal);
+              },
+              fl, 2 * fl, true);
+    }
   }
 }
 

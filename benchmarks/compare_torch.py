@@ -144,7 +144,7 @@ def torch_case(rec):
         t, d = dims[2], dims[3]
         mask = torch.ones(t, t, dtype=torch.bool).triu(1)
 
-        def attn(q, k, v):  # the same composite loom runs (torch 1.13 has no fused SDPA)
+        def attn(q, k, v):  # loom's `_composed` rows (torch 1.13 has no fused SDPA)
             s = torch.matmul(q, k.transpose(-2, -1)) * (1.0 / math.sqrt(d))
             if causal:
                 s = s.masked_fill(mask, float("-inf"))

@@ -16,6 +16,8 @@ const Backend* cpu_backend() {
     t.linear_weight_grad = cpu::linear_weight_grad;
     t.convolution = cpu::convolution;
     t.convolution_backward = cpu::convolution_backward;
+    t.attention = cpu::attention;
+    t.attention_backward = cpu::attention_backward;
     return t;
   }();
   return &table;

@@ -4,7 +4,7 @@
 // Each (KC, NC) block of B is packed once, each (MC, KC) block of A once per
 // column block; each A panel is swept across every B panel of the block
 // (sizes, and when an operand is read unpacked: gemm_f32.hpp). The first depth
-// block overwrites C, later ones add to it. Blocks are split evenly (1100 deep
+// block overwrites C (or adds to it, when asked), later ones add to it. Blocks are split evenly (1100 deep
 // runs as 550 + 550, not 1024 + 76). Packing buffers are per thread and only
 // grow, so steady-state calls do not allocate.
 #include "cpu/gemm_f32.hpp"
@@ -63,9 +63,9 @@ int64_t even_block(int64_t total, int64_t limit, int64_t unit) {
 
 }  // namespace
 
-void multiply_blocked(const MatrixView& a, const MatrixView& b, float* c, int64_t ldc) {
+void multiply_blocked(const MatrixView& a, const MatrixView& b, float* c, int64_t ldc, bool accumulate) {
   const int64_t m = a.rows, k = a.cols, n = b.cols;
-  if (m == 0 || n == 0) return;
+  if (m == 0 || n == 0 || (k == 0 && accumulate)) return;
   if (k == 0) {
     for (int64_t i = 0; i < m; ++i) std::memset(c + i * ldc, 0, static_cast<size_t>(n) * sizeof(float));
     return;
@@ -84,7 +84,7 @@ void multiply_blocked(const MatrixView& a, const MatrixView& b, float* c, int64_
     const int64_t nc = std::min(column_block, n - j0);
     for (int64_t p0 = 0; p0 < k; p0 += depth_block) {
       const int64_t kc = std::min(depth_block, k - p0);
-      const bool accumulate = p0 > 0;
+      const bool add = accumulate || p0 > 0;
       if (!direct_b) pack_panels(b.at(p0, j0), b.col_stride, b.row_stride, nc, kc, kTileCols, b_block);
       for (int64_t i0 = 0; i0 < m; i0 += row_block) {
         const int64_t mc = std::min(row_block, m - i0);
@@ -107,10 +107,10 @@ void multiply_blocked(const MatrixView& a, const MatrixView& b, float* c, int64_
             const int64_t b_step = direct_b ? b.row_stride : cols > kLanes ? kTileCols : kLanes;
             if (cols > kLanes)
               tile_kernel<2>(kc, a_panel, a_step, b_panel, b_step, c_rows + jp, ldc, rows, first_lanes(cols - kLanes),
-                             accumulate);
+                             add);
             else
               tile_kernel<1>(kc, a_panel, a_step, b_panel, b_step, c_rows + jp, ldc, rows, first_lanes(cols),
-                             accumulate);
+                             add);
           }
         }
       }

@@ -80,8 +80,9 @@ template <int Vectors>
 void tile_kernel(int64_t depth, const float* a_panel, int64_t a_step, const float* b_panel, int64_t b_step, float* c,
                  int64_t ldc, int rows, __mmask16 last_mask, bool accumulate);
 
-// C[a.rows, b.cols] = A B on the calling thread (row stride ldc). a.cols == b.rows; k == 0 gives zeros.
-void multiply_blocked(const MatrixView& a, const MatrixView& b, float* c, int64_t ldc);
+// C[a.rows, b.cols] = A B on the calling thread (row stride ldc), or C += A B
+// when accumulate. a.cols == b.rows; k == 0 gives zeros (leaves C as it is).
+void multiply_blocked(const MatrixView& a, const MatrixView& b, float* c, int64_t ldc, bool accumulate = false);
 
 // C[i] = A[i] B[i] for i < batch, C contiguous [batch, a.rows, b.cols]; product i
 // reads its operands `a_batch_stride` / `b_batch_stride` elements after product 0.

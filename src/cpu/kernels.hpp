@@ -44,5 +44,10 @@ bool convolution(const Tensor& x, const Tensor& weight, const Tensor& bias, cons
                  Tensor* kept);
 void convolution_backward(const Tensor& grad, const Tensor& x, const Tensor& weight, const Tensor& kept,
                           const Tensor& grad_x, const Tensor& grad_w, const Tensor& grad_b, const Window2d& w);
+bool attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_keep, const Tensor& out,
+               const Tensor& lse, const AttentionParams& p);
+void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_keep, const Tensor& out,
+                        const Tensor& grad_out, const Tensor& lse, const Tensor& grad_q, const Tensor& grad_k,
+                        const Tensor& grad_v, const AttentionParams& p);
 
 }  // namespace loom::cpu

@@ -112,6 +112,8 @@ const Backend* guarded_table() {
     LOOM_GUARD_ENTRY(linear_weight_grad);
     LOOM_GUARD_ENTRY(convolution);
     LOOM_GUARD_ENTRY(convolution_backward);
+    LOOM_GUARD_ENTRY(attention);
+    LOOM_GUARD_ENTRY(attention_backward);
 #undef LOOM_GUARD_ENTRY
     g.copy = cross_device_copy;
     return g;

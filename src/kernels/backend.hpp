@@ -49,6 +49,10 @@ enum class LinearEpilogue : uint8_t { bias, bias_gelu_tanh };
 struct AttentionParams {
   bool causal = false;  // key j visible to query i when j <= i + Lk - Lq
   double scale = 1.0;
+  // The kernel was asked for by name (AttentionKernelGuard): take every call
+  // it can. Otherwise an entry may also decline calls where the composition
+  // is known to be faster.
+  bool required = false;
 };
 
 struct Backend {

@@ -48,7 +48,7 @@ AttentionEntries attention_entries(const kernels::Backend& table, bool vendor) {
 // only varies per key (padding), and one dtype after autocast. nullopt:
 // compose instead.
 std::optional<Tensor> fused_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, const Tensor& mask,
-                                      bool causal, double scale, bool vendor) {
+                                      bool causal, double scale, bool vendor, bool required) {
   const AttentionEntries entries = attention_entries(ops::kernels_for(q_in), vendor);
   if (!entries.present()) return std::nullopt;
   if (k_in.device() != q_in.device() || v_in.device() != q_in.device()) return std::nullopt;
@@ -81,7 +81,7 @@ std::optional<Tensor> fused_attention(const Tensor& q_in, const Tensor& k_in, co
   const TensorOptions on = TensorOptions(q.dtype()).with_device(q.device());
   Tensor out = empty({bh, lq, d}, on);
   Tensor lse = empty({bh, lq}, TensorOptions(DType::f32).with_device(q.device()));
-  const kernels::AttentionParams params{causal, scale};
+  const kernels::AttentionParams params{causal, scale, required};
   if (!entries.forward(q3, k3, v3, keep, out, lse, params)) return std::nullopt;
 
   Shape out_shape = lead;
@@ -135,8 +135,9 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   const AttentionKernel kernel = current_kernel;
   if (kernel != AttentionKernel::composed) {
     const bool vendor = kernel == AttentionKernel::vendor;
-    if (std::optional<Tensor> fused = fused_attention(q, k, v, mask, causal, s, vendor)) return *fused;
-    if (kernel != AttentionKernel::automatic) {
+    const bool required = kernel != AttentionKernel::automatic;
+    if (std::optional<Tensor> fused = fused_attention(q, k, v, mask, causal, s, vendor, required)) return *fused;
+    if (required) {
       const bool has = attention_entries(ops::kernels_for(q), vendor).present();
       LOOM_FAIL("attention: the ", attention_kernel_name(kernel), " kernel was asked for (AttentionKernelGuard), but ",
                 has ? "it does not take these inputs" : "the backend of " + q.device().str() + " has none",

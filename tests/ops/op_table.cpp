@@ -112,7 +112,7 @@ std::vector<OpCase> build() {
   c.push_back({"attention_padding_mask", {in({2, 1, 3, 4}), in({2, 1, 5, 4}), in({2, 1, 5, 4}), in({2, 1, 1, 5}, K::mask)},
                [](const V& v) { return scaled_dot_product_attention(v[0], v[1], v[2], v[3]); }});
   // head dims in whole 16-wide tiles and sequences over one 64-row tile: the
-  // shapes a fused flash-attention kernel takes (composed on the CPU)
+  // fused kernels' tiles (CUDA) and query blocks (CPU) cut mid-way
   c.push_back({"attention_tiles_causal_padding",
                {in({1, 2, 70, 16}), nc({1, 2, 70, 16}), in({1, 2, 70, 16}), in({1, 1, 1, 70}, K::mask)},
                [](const V& v) { return scaled_dot_product_attention(v[0], v[1], v[2], v[3], true); }});
