@@ -15,6 +15,9 @@
 // without it. --synthetic (gpt only) feeds uniform random tokens instead of
 // the task's data, so that any shape (GPT-2 124M: vocab 50257, width 768, 12
 // layers, sequence 1024) can be timed without a tokenizer of that size.
+// --attention automatic|fused|composed picks the attention kernel the steps
+// run (AttentionKernelGuard), to time a fused kernel against the composition
+// inside whole steps.
 #include <cmath>
 #include <filesystem>
 
@@ -107,8 +110,19 @@ void run_train_step(const Options& opt) {
     return task->loss(*batch);
   };
 
+  AttentionKernel attention = AttentionKernel::automatic;
+  if (opt.has("attention")) {
+    const std::string name = opt.str("attention");
+    bool known = false;
+    for (AttentionKernel k : {AttentionKernel::automatic, AttentionKernel::fused, AttentionKernel::vendor,
+                              AttentionKernel::composed})
+      if (name == attention_kernel_name(k)) attention = k, known = true;
+    LOOM_CHECK(known, "train-step: --attention must be automatic, fused, vendor or composed, got '", name, "'");
+  }
+
   int64_t units = 0;
   auto step = [&] {
+    AttentionKernelGuard kernel(attention);
     units = 0;
     for (int64_t micro = 0; micro < accum; ++micro) {
       const train::LossResult r = [&] {
@@ -136,6 +150,7 @@ void run_train_step(const Options& opt) {
   r["device"] = device.str();
   r["precision"] = tr["precision"];
   if (synthetic) r["data"] = "synthetic";
+  if (opt.has("attention")) r["attention"] = attention_kernel_name(attention);
   if (bf16) r["dtype"] = "bf16";
   r["params"] = model.num_parameters();
   const double per_s = 1e3 / ms;

@@ -113,6 +113,7 @@ void usage() {
                "  attention [--seq T] [--causal 0|1] scaled-dot-product attention, forward and forward+backward\n"
                "  mel [--seconds S]                  log-mel spectrogram of S seconds of 16 kHz audio (default 10)\n"
                "  train-step --recipe R [--set k=v]... [--steps N] [--warmup W] [--synthetic 1] [--peak-tflops T]\n"
+               "             [--attention automatic|fused|composed]\n"
                "                                     whole steps on train.device in train.precision; --synthetic:\n"
                "                                     random tokens (gpt); --peak-tflops: the device's GEMM rate\n"
                "  kernels                            gemm + memory + conv + linear + attention + mel\n"
