@@ -28,7 +28,8 @@
 // masks and the row without any visible key follow the CUDA kernel: key j is
 // visible to query i when key_keep[j] and (not causal or j <= i + Lk - Lq);
 // a row that sees no key gets a NaN output and lse -inf, and adds nothing to
-// any gradient.
+// dq and dk, nor to dv while its grad_out is finite (its zero probabilities
+// times a NaN gradient give NaN, as on CUDA and in the composition).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -306,13 +307,15 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
                         const Tensor& grad_v, const AttentionParams& p) {
   const char* op = "attention backward";
   check_takes(q, k, v, key_keep, op);
-  LOOM_CHECK(out.shape() == q.shape() && grad_out.shape() == q.shape() && out.is_contiguous() &&
-                 grad_out.is_contiguous() && lse.dtype() == DType::f32 && lse.numel() == q.size(0) * q.size(1),
-             op, ": out and grad_out must be contiguous ", shape_str(q.shape()), " and lse f32 [", q.size(0), ", ",
-             q.size(1), "]");
+  LOOM_CHECK(out.shape() == q.shape() && grad_out.shape() == q.shape() && out.dtype() == q.dtype() &&
+                 grad_out.dtype() == q.dtype() && out.is_contiguous() && grad_out.is_contiguous() &&
+                 lse.dtype() == DType::f32 && lse.numel() == q.size(0) * q.size(1) && lse.is_contiguous(),
+             op, ": out and grad_out must be contiguous ", dtype_name(q.dtype()), " ", shape_str(q.shape()),
+             " and lse a contiguous f32 [", q.size(0), ", ", q.size(1), "]");
   LOOM_CHECK(grad_q.shape() == q.shape() && grad_k.shape() == k.shape() && grad_v.shape() == v.shape() &&
+                 grad_q.dtype() == q.dtype() && grad_k.dtype() == q.dtype() && grad_v.dtype() == q.dtype() &&
                  grad_q.is_contiguous() && grad_k.is_contiguous() && grad_v.is_contiguous(),
-             op, ": gradients must be contiguous and shaped like q, k, v");
+             op, ": gradients must be contiguous and shaped and typed like q, k, v");
   const Problem pr = problem(q, k, v, key_keep, p);
   const Tensor o32 = as_f32(out), dout32 = as_f32(grad_out);
   const Tensor vt = transposed(pr.v), doutt = transposed(dout32);

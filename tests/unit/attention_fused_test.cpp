@@ -103,6 +103,13 @@ TEST_CASE("fused attention (CPU): two query blocks and a partial one, no mask", 
   check_case({{2, 1, 150, 20}, {2, 1, 150, 20}}, DType::f32, kF32);
 }
 
+TEST_CASE("fused attention (CPU): sequences over 256, products cut into pieces (and depth over one GEMM block)",
+          "[attention]") {
+  check_case({{1, 300, 16}, {1, 600, 16}, false, {1, 1, 600}, 5}, DType::f32, kF32);
+  check_case({{1, 290, 8}, {1, 290, 8}, true}, DType::f32, kF32);
+  check_case({{1, 60, 8}, {1, 1100, 8}}, DType::f32, kF32);  // P v and dS k sum over 1100 keys
+}
+
 TEST_CASE("fused attention (CPU): causal across three blocks", "[attention]") {
   check_case({{1, 2, 130, 16}, {1, 2, 130, 16}, true}, DType::f32, kF32);
 }
