@@ -242,30 +242,33 @@ void run_linear(const Options& opt) {
 
 void run_attention(const Options& opt) {
   struct Case {
-    int64_t b, h, t, d;
+    int64_t b, h, lq, t, d;  // t keys; lq queries (the last lq positions when causal, as in decoding)
     bool causal;
   };
   std::vector<Case> cases;
   if (opt.has("seq")) {
-    cases.push_back({opt.integer("batch", 2), opt.integer("heads", 8), opt.integer("seq", 256),
+    const int64_t t = opt.integer("seq", 256);
+    cases.push_back({opt.integer("batch", 2), opt.integer("heads", 8), opt.integer("queries", t), t,
                      opt.integer("head-dim", 64), opt.integer("causal", 0) != 0});
   } else {
     for (int64_t t : {128, 256, 512, 1024, 2048})
-      for (bool c : {false, true}) cases.push_back({2, 8, t, 64, c});
-    cases.push_back({16, 6, 128, 32, true});  // poetry-gpt
-    cases.push_back({128, 4, 49, 16, false});  // fashion-vit
+      for (bool c : {false, true}) cases.push_back({2, 8, t, t, 64, c});
+    cases.push_back({16, 6, 128, 128, 32, true});  // poetry-gpt
+    cases.push_back({128, 4, 49, 49, 16, false});  // fashion-vit
+    cases.push_back({1, 4, 1, 128, 32, true});     // poetry-gpt decoding one token from a full KV cache
   }
   for (const auto& c : cases) {
-    const double fl = 4.0 * static_cast<double>(c.b * c.h) * static_cast<double>(c.t * c.t) * static_cast<double>(c.d);
+    const double fl = 4.0 * static_cast<double>(c.b * c.h) * static_cast<double>(c.lq * c.t) * static_cast<double>(c.d);
     const bool causal = c.causal;
-    const std::vector<Tensor> in{randn({c.b, c.h, c.t, c.d}).requires_grad_(),
+    const std::vector<Tensor> in{randn({c.b, c.h, c.lq, c.d}).requires_grad_(),
                                  randn({c.b, c.h, c.t, c.d}).requires_grad_(),
                                  randn({c.b, c.h, c.t, c.d}).requires_grad_()};
+    const std::string shape = dims({c.b, c.h, c.lq, c.d}) + (c.lq != c.t ? " keys " + std::to_string(c.t) : "");
     // The fused kernel and the composition (matmul, mask, softmax, matmul) on the same inputs.
     for (AttentionKernel kernel : {AttentionKernel::fused, AttentionKernel::composed}) {
       const std::string name = std::string(causal ? "attention_causal" : "attention") +
                                (kernel == AttentionKernel::composed ? "_composed" : "");
-      fwd_bwd(opt, name, dims({c.b, c.h, c.t, c.d}), in,
+      fwd_bwd(opt, name, shape, in,
               [causal, kernel](const std::vector<Tensor>& t) {
                 AttentionKernelGuard use(kernel);
                 return scaled_dot_product_attention(t[0], t[1], t[2], Tensor(), causal);
