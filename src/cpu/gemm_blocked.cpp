@@ -4,9 +4,10 @@
 // Each (KC, NC) block of B is packed once, each (MC, KC) block of A once per
 // column block; each A panel is swept across every B panel of the block
 // (sizes, and when an operand is read unpacked: gemm_f32.hpp). The first depth
-// block overwrites C (or adds to it, when asked), later ones add to it. Blocks are split evenly (1100 deep
-// runs as 550 + 550, not 1024 + 76). Packing buffers are per thread and only
-// grow, so steady-state calls do not allocate.
+// block overwrites C (or adds to it, when asked), later ones add to it.
+// Blocks are split evenly (1100 deep runs as 550 + 550, not 1024 + 76).
+// Packing buffers are per thread and only grow, so steady-state calls do not
+// allocate.
 #include "cpu/gemm_f32.hpp"
 
 #if defined(__AVX512F__)
