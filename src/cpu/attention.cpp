@@ -6,12 +6,12 @@
 // floats, resident in L2 at the sequences this is for), takes each row's
 // exact softmax (the whole row is at hand, so no online rescale is needed)
 // and multiplies by v at once. The products are the backend's own
-// single-thread blocked GEMM (Eigen on machines without AVX-512). Under the
-// causal mask a block stops at the last key its last query sees, which halves
-// the work; the composition computes every score and then masks. Taken
-// automatically for causal calls and for heads of 1024 x 1024 scores or more
-// (kLeastScoresUnmasked); below that, unmasked, the composition's batched
-// products are faster.
+// single-thread blocked GEMM (Eigen on machines with neither AVX-512 nor
+// AVX2). Under the causal mask a block stops at the last key its last query
+// sees, which halves the work; the composition computes every score and then
+// masks. Taken automatically for causal calls and for heads of 1024 x 1024
+// scores or more (kLeastScoresUnmasked); below that, unmasked, the
+// composition's batched products are faster.
 //
 // Floor (BH heads, Lq queries, Lk keys, head dim D; about half under the
 // causal mask): forward 4·BH·Lq·Lk·D FLOPs; backward 10·BH·Lq·Lk·D (S = q kᵀ
@@ -36,9 +36,8 @@
 #include <limits>
 #include <vector>
 
-#if defined(__AVX512F__)
 #include "cpu/gemm_f32.hpp"
-#else
+#if !defined(LOOM_GEMM_F32_PACKED)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <Eigen/Core>
@@ -55,10 +54,14 @@ namespace loom::cpu {
 
 namespace {
 
-// Query rows per block: four of the GEMM's 14-row register tiles, so a
-// block's products have no ragged row panel; 56 rows of scores against 2048
-// keys are 448 KiB, within a 1 MiB L2.
+// Query rows per block: whole register tiles of the GEMM (4 x 14 rows on
+// AVX-512, 9 x 6 on AVX2), so a block's products have no ragged row panel;
+// 56 rows of scores against 2048 keys are 448 KiB, within a 1 MiB L2.
+#if defined(LOOM_GEMM_F32_PACKED)
+constexpr int64_t kBlockRows = 56 / gemm_f32::kTileRows * gemm_f32::kTileRows;
+#else
 constexpr int64_t kBlockRows = 56;
+#endif
 // The products are cut into pieces of at most this many rows and columns:
 // at these sizes the GEMM reads a row-major B in place instead of packing it
 // (gemm_f32.hpp), and a column-major A is always read in place. With q, k, v
@@ -86,7 +89,7 @@ struct View {
   View cols_from(int64_t c, int64_t n) const { return {data + c * col_stride, rows, n, row_stride, col_stride}; }
 };
 
-#if !defined(__AVX512F__)
+#if !defined(LOOM_GEMM_F32_PACKED)
 // f(m) with m an Eigen map of v: row- or column-major with a unit inner
 // stride where v is either (Eigen's GEMM packs those fast), else strided.
 template <class F>
@@ -107,10 +110,10 @@ void with_eigen_map(const View& v, F&& f) {
 #endif
 
 // c[a.rows, b.cols] = a b (c += a b when accumulate) on the calling thread,
-// row stride ldc. The AVX-512 GEMM takes it in pieces of at most kPiece rows
+// row stride ldc. The packed GEMM takes it in pieces of at most kPiece rows
 // and columns.
 void product(const View& a, const View& b, float* c, int64_t ldc, bool accumulate = false) {
-#if defined(__AVX512F__)
+#if defined(LOOM_GEMM_F32_PACKED)
   for (int64_t i = 0; i < a.rows; i += kPiece)
     for (int64_t j = 0; j < b.cols; j += kPiece) {
       const View ap = a.rows_from(i, std::min(kPiece, a.rows - i)), bp = b.cols_from(j, std::min(kPiece, b.cols - j));
@@ -211,7 +214,7 @@ Tensor as_f32(const Tensor& t) {
 Tensor f32_target(const Tensor& out) { return out.dtype() == DType::f32 ? out : empty(out.shape(), DType::f32); }
 
 void finish(const Tensor& f, const Tensor& out) {
-  if (f.dtype() != out.dtype() || f.raw_data() != out.raw_data()) copy(f, out);
+  if (f.raw_data() != out.raw_data()) copy(f, out);  // f is out itself when out is f32
 }
 
 // [bh, len, d] -> a contiguous [bh, d, len] copy.

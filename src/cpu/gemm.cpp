@@ -1,6 +1,6 @@
 // Batched matrix product C[i] = A[i] B[i] of the CPU backend. f32 on an
-// AVX-512 build goes to the packed, blocked GEMM of gemm_f32.hpp; f64, and
-// every type on other machines, goes through Eigen, mapping each operand in
+// AVX-512 or AVX2 + FMA build goes to the packed, blocked GEMM of
+// gemm_f32.hpp; f64, and every type on other machines, goes through Eigen, mapping each operand in
 // place when it is row- or column-major (a transposed view needs no copy).
 // bf16 / f16 operands are widened to f32 and the product rounded once.
 
@@ -30,7 +30,7 @@ StridedMap<T> map(const T* p, int64_t rows, int64_t cols, int64_t rs, int64_t cs
   return StridedMap<T>(p, rows, cols, Eigen::Stride<Eigen::Dynamic, Eigen::Dynamic>(rs, cs));
 }
 
-#if defined(__AVX512F__)
+#if defined(LOOM_GEMM_F32_PACKED)
 void gemm_packed_f32(const Tensor& a, const Tensor& b, const Tensor& out) {
   gemm_f32::BatchedProduct p;
   p.a = {ptr<float>(a), a.size(1), a.size(2), a.stride(1), a.stride(2)};
@@ -64,7 +64,7 @@ void gemm(const Tensor& a, const Tensor& b, const Tensor& out) {
     copy(product, out);
     return;
   }
-#if defined(__AVX512F__)
+#if defined(LOOM_GEMM_F32_PACKED)
   if (a.dtype() == DType::f32) {
     gemm_packed_f32(a, b, out);
     return;

@@ -1,6 +1,6 @@
 // The single-thread blocked product C = A B of the f32 GEMM. Loop order:
 //   column block (NC) > depth block (KC) > row block (MC)
-//     > A row panel (14 rows) > B column panel (32 columns)
+//     > A row panel (kTileRows rows) > B column panel (kTileCols columns)
 // Each (KC, NC) block of B is packed once, each (MC, KC) block of A once per
 // column block; each A panel is swept across every B panel of the block
 // (sizes, and when an operand is read unpacked: gemm_f32.hpp). The first depth
@@ -10,7 +10,7 @@
 // allocate.
 #include "cpu/gemm_f32.hpp"
 
-#if defined(__AVX512F__)
+#if defined(LOOM_GEMM_F32_PACKED)
 
 #include <algorithm>
 #include <cstdlib>
@@ -106,12 +106,10 @@ void multiply_blocked(const MatrixView& a, const MatrixView& b, float* c, int64_
             const int64_t cols = std::min<int64_t>(kTileCols, nc - jp);
             const float* b_panel = direct_b ? b.at(p0, j0 + jp) : b_block + jp * kc;
             const int64_t b_step = direct_b ? b.row_stride : cols > kLanes ? kTileCols : kLanes;
-            if (cols > kLanes)
-              tile_kernel<2>(kc, a_panel, a_step, b_panel, b_step, c_rows + jp, ldc, rows, first_lanes(cols - kLanes),
-                             add);
-            else
-              tile_kernel<1>(kc, a_panel, a_step, b_panel, b_step, c_rows + jp, ldc, rows, first_lanes(cols),
-                             add);
+            const auto kernel = cols > kLanes ? (direct_b ? tile_kernel<2, true> : tile_kernel<2, false>)
+                                              : (direct_b ? tile_kernel<1, true> : tile_kernel<1, false>);
+            kernel(kc, a_panel, a_step, b_panel, b_step, c_rows + jp, ldc, rows,
+                   simd::first_lanes(cols > kLanes ? cols - kLanes : cols), add);
           }
         }
       }
@@ -121,4 +119,4 @@ void multiply_blocked(const MatrixView& a, const MatrixView& b, float* c, int64_
 
 }  // namespace loom::cpu::gemm_f32
 
-#endif  // __AVX512F__
+#endif  // LOOM_GEMM_F32_PACKED

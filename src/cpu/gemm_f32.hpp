@@ -1,9 +1,11 @@
-// The packed, cache-blocked f32 GEMM used by the CPU backend on AVX-512
-// machines: the pieces shared by its files (operand views, tile and block
-// sizes, packing, the register-tile kernel, the single-thread blocked product).
+// The packed, cache-blocked f32 GEMM used by the CPU backend on AVX-512 and
+// AVX2 + FMA machines: the pieces shared by its files (operand views, tile and
+// block sizes, packing, the register-tile kernel, the single-thread blocked
+// product). The vector operations of each ISA are in gemm_simd.hpp.
 //
-// Sizes, chosen for a core with a 32 KiB L1d, a 1 MiB L2, a shared L3 and one
-// 512-bit FMA per cycle at 4 cycles latency (Zen 4; they suit Intel cores too):
+// AVX-512 sizes, chosen for a core with a 32 KiB L1d, a 1 MiB L2, a shared L3
+// and one 512-bit FMA per cycle at 4 cycles latency (Zen 4; they suit Intel
+// cores too):
 //  - register tile kTileRows x 32: 28 accumulators + 2 B vectors + 1 broadcast
 //    of the 32 zmm registers; 28 independent FMA chains cover the latency many
 //    times over, and each depth step does 28 FMAs for 2 loads + 14 broadcasts.
@@ -23,32 +25,34 @@
 //    (+5..45% on the recipes' weight-gradient shapes); a row-major B only
 //    when m and n are both at most kDirectBMaxSide (+3..15% there; on wider
 //    products its strided rows cost more than packing saves, -10..40%).
+// AVX2 sizes, for a core with two 256-bit FMAs per cycle at 4 cycles latency
+// and 16 ymm registers (Zen 3; Intel's Haswell to Alder Lake alike):
+//  - register tile 6 x 16: 12 accumulators + 2 B vectors + 1 broadcast of the
+//    16 registers (the tile BLIS and OpenBLAS use there); 12 chains cover
+//    2 x 4 FMAs in flight. A step does 12 FMAs for 2 loads + 6 broadcasts.
+//  - the kernel reads about 15 bytes per cycle, twice the AVX-512 kernel's
+//    rate. KC = 384 keeps an A panel (9 KiB) and a B panel (24 KiB) near L1;
+//    NC = 1024. Measured on a 2-core Zen 3 over the square sizes 256..2048
+//    and the recipes' layer shapes (loom-bench gemm, best of 3 runs): KC in
+//    256..768 x NC in 512..1024 were all within 5% of each other.
 #pragma once
 
-#if defined(__AVX512F__)
+#include "cpu/gemm_simd.hpp"
 
-// GCC 12 warns inside its own AVX-512 shuffle intrinsics (their undefined pass-through operand).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
+#if defined(LOOM_GEMM_F32_PACKED)
 
 #include <cstdint>
 
 namespace loom::cpu::gemm_f32 {
 
-constexpr int kTileRows = 14;
-constexpr int kLanes = 16;
+using simd::kLanes;
 constexpr int kTileCols = 2 * kLanes;
-constexpr int64_t kDepthBlock = 1024;
+// AVX-512 (16 lanes) : AVX2 (8), as explained above.
+constexpr int kTileRows = kLanes == 16 ? 14 : 6;
+constexpr int64_t kDepthBlock = kLanes == 16 ? 1024 : 384;
 constexpr int64_t kColumnBlock = 1024;
 constexpr int64_t kRowBlock = 32 * kTileRows;
 constexpr int64_t kDirectBMaxSide = 256;
-
-// Mask of the first min(count, 16) lanes of a vector.
-inline __mmask16 first_lanes(int64_t count) {
-  return count >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << count) - 1u);
-}
 
 // A read-only [rows, cols] matrix with element strides; a transposed or sliced
 // view is just other strides.
@@ -66,19 +70,22 @@ struct MatrixView {
 // Packs `width` lines of `depth` values into panels of `panel_width` lines:
 // panel p starts at out + p * panel_width * depth and holds, for each depth
 // step d, its lines' values side by side (padded with zeros to panel_width,
-// the last panel only to a multiple of 16 when that is less). Value (w, d) of
-// the source is at src[w * width_stride + d * depth_stride]. panel_width <= 32.
+// the last panel only to a multiple of kLanes when that is less). Value (w, d)
+// of the source is at src[w * width_stride + d * depth_stride].
+// panel_width <= kTileCols.
 // A row block is (lines = rows, depth = k, panel_width = kTileRows); a B
 // column block is (lines = columns, depth = k, panel_width = kTileCols).
 void pack_panels(const float* src, int64_t width_stride, int64_t depth_stride, int64_t width, int64_t depth,
                  int64_t panel_width, float* out);
 
 // c[r, 0:cols] (+)= sum_d a[d * a_step + r] * b[d * b_step + 0:cols] for r < rows, where
-// cols = 16 * (Vectors - 1) + popcount(last_mask). All kTileRows values of a
-// step of A are read. Overwrites C unless accumulate.
-template <int Vectors>
+// cols = kLanes * (Vectors - 1) + the lanes of last_mask. All kTileRows values
+// of a step of A are read; so are all kLanes * Vectors values of a step of B
+// unless MaskedB (then only cols of them: B read in place, with no padding).
+// Overwrites C unless accumulate.
+template <int Vectors, bool MaskedB>
 void tile_kernel(int64_t depth, const float* a_panel, int64_t a_step, const float* b_panel, int64_t b_step, float* c,
-                 int64_t ldc, int rows, __mmask16 last_mask, bool accumulate);
+                 int64_t ldc, int rows, simd::Mask last_mask, bool accumulate);
 
 // C[a.rows, b.cols] = A B on the calling thread (row stride ldc), or C += A B
 // when accumulate. a.cols == b.rows; k == 0 gives zeros (leaves C as it is).
@@ -97,4 +104,4 @@ void multiply_batched(const BatchedProduct& p);
 
 }  // namespace loom::cpu::gemm_f32
 
-#endif  // __AVX512F__
+#endif  // LOOM_GEMM_F32_PACKED

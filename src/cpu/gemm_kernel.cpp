@@ -1,68 +1,78 @@
-// The register-tile kernel of the f32 GEMM: a kTileRows x (16 * Vectors)
-// block of C held in zmm accumulators while it walks the depth of an A panel
-// (kTileRows consecutive floats per step, broadcast one at a time) and a B
-// panel (16 * Vectors consecutive floats per step). Both are usually packed,
-// but the steps are parameters so that a column-major A or a row-major B can
-// also be read where it lies. Ragged edges: rows beyond `rows` are computed
-// (from packed zero padding) and dropped; the last column vector is loaded and
-// stored through a mask.
+// The register-tile kernel of the f32 GEMM: a kTileRows x (kLanes * Vectors)
+// block of C held in vector accumulators while it walks the depth of an A
+// panel (kTileRows consecutive floats per step, broadcast one at a time) and a
+// B panel (kLanes * Vectors consecutive floats per step). Both are usually
+// packed, but the steps are parameters so that a column-major A or a row-major
+// B can also be read where it lies. Ragged edges: rows beyond `rows` are
+// computed (from packed zero padding) and dropped; the last column vector is
+// stored through a mask, and loaded through it only when B has no padding to
+// read (a masked load costs extra on AVX2).
 #include "cpu/gemm_f32.hpp"
 
-#if defined(__AVX512F__)
+#if defined(LOOM_GEMM_F32_PACKED)
 
 namespace loom::cpu::gemm_f32 {
 
-template <int Vectors>
+template <int Vectors, bool MaskedB>
 void tile_kernel(int64_t depth, const float* a_panel, int64_t a_step, const float* b_panel, int64_t b_step, float* c,
-                 int64_t ldc, int rows, __mmask16 last_mask, bool accumulate) {
+                 int64_t ldc, int rows, simd::Mask last_mask, bool accumulate) {
+  using simd::Vec;
   // The C tile is needed only after the depth loop: start fetching it now.
   for (int r = 0; r < rows; ++r) {
     _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + 16 * Vectors - 1), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + kLanes * Vectors - 1), _MM_HINT_T0);
   }
-  __m512 acc[kTileRows][Vectors];
+  Vec acc[kTileRows][Vectors];
 #pragma GCC unroll 14
   for (int r = 0; r < kTileRows; ++r)
 #pragma GCC unroll 2
-    for (int v = 0; v < Vectors; ++v) acc[r][v] = _mm512_setzero_ps();
+    for (int v = 0; v < Vectors; ++v) acc[r][v] = simd::zero();
 
   const float* a = a_panel;
   const float* b = b_panel;
 #pragma GCC unroll 2
   for (int64_t d = 0; d < depth; ++d) {
-    __m512 bv[Vectors];
+    Vec bv[Vectors];
 #pragma GCC unroll 2
     for (int v = 0; v < Vectors; ++v)
-      bv[v] = v == Vectors - 1 ? _mm512_maskz_loadu_ps(last_mask, b + 16 * v) : _mm512_loadu_ps(b + 16 * v);
+      bv[v] = MaskedB && v == Vectors - 1 ? simd::load(b + kLanes * v, last_mask) : simd::load(b + kLanes * v);
 #pragma GCC unroll 14
     for (int r = 0; r < kTileRows; ++r) {
-      const __m512 av = _mm512_set1_ps(a[r]);
+      const Vec av = simd::broadcast(a[r]);
 #pragma GCC unroll 2
-      for (int v = 0; v < Vectors; ++v) acc[r][v] = _mm512_fmadd_ps(av, bv[v], acc[r][v]);
+      for (int v = 0; v < Vectors; ++v) acc[r][v] = simd::fmadd(av, bv[v], acc[r][v]);
     }
     a += a_step;
     b += b_step;
   }
 
+  // Full vectors go through plain loads and stores (AVX2's masked ones are slower).
+  const bool last_full = simd::all_lanes(last_mask);
 #pragma GCC unroll 14
   for (int r = 0; r < kTileRows; ++r) {
     if (r >= rows) break;
     float* row = c + r * ldc;
 #pragma GCC unroll 2
     for (int v = 0; v < Vectors; ++v) {
-      const __mmask16 mask = v == Vectors - 1 ? last_mask : static_cast<__mmask16>(0xFFFF);
-      __m512 x = acc[r][v];
-      if (accumulate) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(mask, row + 16 * v));
-      _mm512_mask_storeu_ps(row + 16 * v, mask, x);
+      float* out = row + kLanes * v;
+      if (v < Vectors - 1 || last_full) {
+        simd::store(out, accumulate ? simd::add(acc[r][v], simd::load(out)) : acc[r][v]);
+      } else {
+        simd::store(out, last_mask, accumulate ? simd::add(acc[r][v], simd::load(out, last_mask)) : acc[r][v]);
+      }
     }
   }
 }
 
-template void tile_kernel<1>(int64_t, const float*, int64_t, const float*, int64_t, float*, int64_t, int, __mmask16,
-                             bool);
-template void tile_kernel<2>(int64_t, const float*, int64_t, const float*, int64_t, float*, int64_t, int, __mmask16,
-                             bool);
+#define LOOM_TILE_KERNEL(VECTORS, MASKED)                                                                         \
+  template void tile_kernel<VECTORS, MASKED>(int64_t, const float*, int64_t, const float*, int64_t, float*, int64_t, \
+                                             int, simd::Mask, bool);
+LOOM_TILE_KERNEL(1, false)
+LOOM_TILE_KERNEL(1, true)
+LOOM_TILE_KERNEL(2, false)
+LOOM_TILE_KERNEL(2, true)
+#undef LOOM_TILE_KERNEL
 
 }  // namespace loom::cpu::gemm_f32
 
-#endif  // __AVX512F__
+#endif  // LOOM_GEMM_F32_PACKED

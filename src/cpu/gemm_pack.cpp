@@ -3,14 +3,14 @@
 // panel side by side). Any strides work, so a transposed or sliced view is
 // packed straight from where it lies, in the order its memory runs:
 //  - contiguous along the width (row-major B, column-major A): depth step by
-//    depth step, one masked vector copy per 16 values, so the source is read
+//    depth step, one masked vector copy per kLanes values, so the source is read
 //    as long sequential runs (a panel at a time would touch one page per step);
 //  - contiguous along the depth (row-major A, column-major B): panel by panel,
-//    16 x 16 blocks loaded line by line and transposed in registers;
+//    kLanes x kLanes blocks loaded line by line and transposed in registers;
 //  - anything else: element by element.
 #include "cpu/gemm_f32.hpp"
 
-#if defined(__AVX512F__)
+#if defined(LOOM_GEMM_F32_PACKED)
 
 #include <algorithm>
 
@@ -20,40 +20,22 @@ namespace {
 
 constexpr int64_t kPrefetchSteps = 4;
 
-// In place: afterwards v[j] holds element j of every input vector v[0..15].
-void transpose_16x16(__m512 v[16]) {
-  __m512 t[16];
-  for (int i = 0; i < 8; ++i) {  // per 128-bit lane: pairs of rows interleaved
-    t[2 * i] = _mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]);
-  }
-  for (int i = 0; i < 4; ++i) {  // per lane: groups of four rows, one element each
-    v[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
-    v[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
-    v[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
-    v[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
-  }
-  // Now lane L of v[4g + j] holds element 4L + j of rows 4g..4g+3: gather the lanes.
-  for (int j = 0; j < 4; ++j) {
-    const __m512 lo01 = _mm512_shuffle_f32x4(v[j], v[4 + j], 0x44);
-    const __m512 hi01 = _mm512_shuffle_f32x4(v[j], v[4 + j], 0xEE);
-    const __m512 lo23 = _mm512_shuffle_f32x4(v[8 + j], v[12 + j], 0x44);
-    const __m512 hi23 = _mm512_shuffle_f32x4(v[8 + j], v[12 + j], 0xEE);
-    t[j] = _mm512_shuffle_f32x4(lo01, lo23, 0x88);
-    t[4 + j] = _mm512_shuffle_f32x4(lo01, lo23, 0xDD);
-    t[8 + j] = _mm512_shuffle_f32x4(hi01, hi23, 0x88);
-    t[12 + j] = _mm512_shuffle_f32x4(hi01, hi23, 0xDD);
-  }
-  for (int i = 0; i < 16; ++i) v[i] = t[i];
+// The first min(count, kLanes) lanes of x to p: a panel narrower than a vector
+// (an A panel of kTileRows lines) must not spill into the next depth step.
+void store_lanes(float* p, int64_t count, simd::Vec x) {
+  if (count >= kLanes)
+    simd::store(p, x);
+  else
+    simd::store(p, simd::first_lanes(count), x);
 }
 
-// Panels of `panel_width` lines; the last one is padded only to a multiple of 16 (at most panel_width).
+// Panels of `panel_width` lines; the last one is padded only to a multiple of kLanes (at most panel_width).
 struct PanelLayout {
   int64_t width, depth, panel_width;
   int64_t panels() const { return (width + panel_width - 1) / panel_width; }
   int64_t first_line(int64_t p) const { return p * panel_width; }
   int64_t lines(int64_t p) const { return std::min(panel_width, width - first_line(p)); }
-  int64_t padded(int64_t p) const { return std::min(panel_width, (lines(p) + 15) / 16 * 16); }
+  int64_t padded(int64_t p) const { return std::min<int64_t>(panel_width, (lines(p) + kLanes - 1) / kLanes * kLanes); }
   float* panel(float* out, int64_t p) const { return out + first_line(p) * depth; }
 };
 
@@ -63,36 +45,39 @@ void pack_width_contiguous(const float* src, int64_t depth_stride, const PanelLa
     const float* line = src + d * depth_stride;
     // Runs start a new page each step, where hardware prefetch loses the stream: fetch ahead.
     if (d + kPrefetchSteps < l.depth)
-      for (int64_t w = 0; w < l.width; w += 16)
+      for (int64_t w = 0; w < l.width; w += kLanes)
         _mm_prefetch(reinterpret_cast<const char*>(line + kPrefetchSteps * depth_stride + w), _MM_HINT_T0);
     for (int64_t p = 0; p < l.panels(); ++p) {
       const int64_t w0 = l.first_line(p), lines = l.lines(p), padded = l.padded(p);
       float* dst = l.panel(out, p) + d * padded;
-      for (int64_t w = 0; w < padded; w += 16) {
-        const __m512 x = _mm512_maskz_loadu_ps(first_lanes(std::max<int64_t>(lines - w, 0)), line + w0 + w);
-        _mm512_mask_storeu_ps(dst + w, first_lanes(padded - w), x);
+      for (int64_t w = 0; w < padded; w += kLanes) {
+        const float* from = line + w0 + w;
+        const simd::Vec x = lines - w >= kLanes ? simd::load(from) : simd::load(from, simd::first_lanes(lines - w));
+        store_lanes(dst + w, padded - w, x);
       }
     }
   }
 }
 
-// Panel by panel, 16 depth steps of 16 lines at a time, transposed in registers.
+// Panel by panel, kLanes depth steps of kLanes lines at a time, transposed in registers.
 void pack_depth_contiguous(const float* src, int64_t width_stride, const PanelLayout& l, float* out) {
-  __m512 v[16];
+  simd::Vec v[kLanes];
   for (int64_t p = 0; p < l.panels(); ++p) {
     const float* lines_src = src + l.first_line(p) * width_stride;
     const int64_t lines = l.lines(p), padded = l.padded(p);
     float* dst = l.panel(out, p);
-    for (int64_t d = 0; d < l.depth; d += 16) {
-      const int64_t steps = std::min<int64_t>(16, l.depth - d);
-      const __mmask16 depth_mask = first_lanes(steps);
-      for (int64_t w = 0; w < padded; w += 16) {
-        for (int64_t i = 0; i < 16; ++i)
-          v[i] = w + i < lines ? _mm512_maskz_loadu_ps(depth_mask, lines_src + (w + i) * width_stride + d)
-                               : _mm512_setzero_ps();
-        transpose_16x16(v);
-        const __mmask16 width_mask = first_lanes(padded - w);
-        for (int64_t s = 0; s < steps; ++s) _mm512_mask_storeu_ps(dst + (d + s) * padded + w, width_mask, v[s]);
+    for (int64_t d = 0; d < l.depth; d += kLanes) {
+      const int64_t steps = std::min<int64_t>(kLanes, l.depth - d);
+      const simd::Mask depth_mask = simd::first_lanes(steps);
+      for (int64_t w = 0; w < padded; w += kLanes) {
+        for (int64_t i = 0; i < kLanes; ++i) {
+          const float* from = lines_src + (w + i) * width_stride + d;
+          v[i] = w + i >= lines          ? simd::zero()
+                 : steps == kLanes ? simd::load(from)
+                                   : simd::load(from, depth_mask);
+        }
+        simd::transpose(v);
+        for (int64_t s = 0; s < steps; ++s) store_lanes(dst + (d + s) * padded + w, padded - w, v[s]);
       }
     }
   }
@@ -125,4 +110,4 @@ void pack_panels(const float* src, int64_t width_stride, int64_t depth_stride, i
 
 }  // namespace loom::cpu::gemm_f32
 
-#endif  // __AVX512F__
+#endif  // LOOM_GEMM_F32_PACKED

@@ -7,13 +7,14 @@
 //    thread busy when the output is small and the depth long (a weight
 //    gradient such as 64 x 16 x 6272): the first depth part writes C, the
 //    others write partial products that are added to C afterwards.
-// The model counts one 16-lane FMA per cycle, the padding of ragged tiles,
+// The model counts 16 multiply-adds per cycle (one 16-lane FMA on AVX-512, two
+// 8-lane ones on AVX2), the padding of ragged tiles,
 // the packing each part repeats (B once per part, A once per column block),
 // the C passes per depth block, the partial-sum reduction, and a fixed cost
 // per parallel region.
 #include "cpu/gemm_f32.hpp"
 
-#if defined(__AVX512F__)
+#if defined(LOOM_GEMM_F32_PACKED)
 
 #include <algorithm>
 #include <vector>
@@ -24,6 +25,7 @@ namespace loom::cpu::gemm_f32 {
 
 namespace {
 
+constexpr double kFmaLanesPerCycle = 16;
 constexpr double kPackCyclesPerFloat = 1.0;     // 1.3-1.9 measured from DRAM, less from cache
 constexpr double kOutputCyclesPerFloat = 0.25;  // one load + store of C per depth block
 constexpr double kReduceCyclesPerFloat = 0.5;
@@ -63,7 +65,7 @@ double part_cycles(int64_t m, int64_t n, int64_t k, const Split& s) {
   const double cols = static_cast<double>(ceil_div(ceil_div(n, kLanes), s.cols) * kLanes);
   const int64_t depth = std::max<int64_t>(ceil_div(k, s.depth), 1);
   const double d = static_cast<double>(depth);
-  const double fma = rows * cols * d / kLanes;
+  const double fma = rows * cols * d / kFmaLanesPerCycle;
   const double pack_a = rows * d * static_cast<double>(ceil_div(static_cast<int64_t>(cols), kColumnBlock));
   const double pack_b = cols * d;
   const double output = rows * cols * static_cast<double>(ceil_div(depth, kDepthBlock));
@@ -185,4 +187,4 @@ void multiply_batched(const BatchedProduct& p) {
 
 }  // namespace loom::cpu::gemm_f32
 
-#endif  // __AVX512F__
+#endif  // LOOM_GEMM_F32_PACKED

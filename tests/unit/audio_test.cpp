@@ -245,7 +245,10 @@ TEST_CASE("log-mel of a tensor equals the std::vector definition, one clip or a 
     CHECK(max_abs_diff(one, want_a) < 2e-3);
     const loom::Tensor both = log_mel_spectrogram(loom::stack({as_tensor(a), as_tensor(b)}, 0), o);
     REQUIRE(both.shape() == loom::Shape{2, want_a.size(0), o.n_mels});
-    CHECK(max_abs_diff(both.select(0, 0), one) == 0.0);  // rows of a batch are independent
+    // Rows of a batch are independent: clip 0 alone, up to the last bits (a
+    // product twice as tall may be cut differently between threads, which
+    // changes the order of a row's sums, not what it sums).
+    CHECK(max_abs_diff(both.select(0, 0), one) < 1e-5);
     CHECK(max_abs_diff(both.select(0, 1), want_b) < 2e-3);
   }
   // Autocast does not lower the features' precision.

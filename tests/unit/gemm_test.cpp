@@ -1,5 +1,6 @@
 // matmul on the CPU against a float64 reference computed here element by
-// element: ragged sizes around the 14 x 32 register tile and the cache blocks,
+// element: ragged sizes around the register tiles (14 x 32 on AVX-512, 6 x 16
+// with 8 lanes on AVX2) and the cache blocks,
 // k = 0, batches (broadcast ones too), all four transpose combinations,
 // sliced and step-2 views, several pool sizes (which change how products are
 // split between threads, depth splits included), and f64.
@@ -76,7 +77,7 @@ void check_all_transposes(int64_t batch, int64_t m, int64_t n, int64_t k, Genera
 
 TEST_CASE("f32 matmul matches float64 on ragged small shapes", "[gemm]") {
   Generator gen(11);
-  const std::vector<int64_t> sizes = {1, 2, 3, 13, 15, 16, 17, 31, 33};
+  const std::vector<int64_t> sizes = {1, 2, 3, 5, 6, 7, 8, 9, 13, 15, 16, 17, 31, 33};
   for (const int64_t m : sizes)
     for (const int64_t n : sizes)
       for (const int64_t k : sizes) check_all_transposes(1, m, n, k, gen);
@@ -87,11 +88,13 @@ TEST_CASE("f32 matmul matches float64 across cache blocks and thread splits", "[
   struct Case {
     int64_t m, n, k;
   };
-  // Beyond one depth block (256) and one column block (512); primes; long-depth
-  // small outputs that are split over depth; wide, short ones split over columns.
+  // Beyond one depth block (384 or 1024) and one column block (1024); primes;
+  // long-depth small outputs that are split over depth; wide, short ones split
+  // over columns; whole and ragged row blocks of both tiles (192 = 32 x 6, 448 = 32 x 14).
   const std::vector<Case> cases = {{100, 257, 67},  {257, 100, 300}, {13, 545, 263}, {127, 33, 1031},
                                    {29, 1100, 64},  {64, 16, 2053},  {3, 5, 4099},   {1, 1, 1000},
-                                   {521, 48, 16},   {14, 32, 512},   {28, 64, 257},  {2, 700, 3}};
+                                   {521, 48, 16},   {14, 32, 512},   {28, 64, 257},  {2, 700, 3},
+                                   {193, 40, 513},  {449, 24, 130},  {12, 1030, 40}, {6, 8, 1025}};
   for (const int threads : {1, 2, 3}) {
     PoolSize pool(threads);
     INFO("threads " << threads);
