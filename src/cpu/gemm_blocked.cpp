@@ -2,8 +2,9 @@
 //   column block (NC) > depth block (KC) > row block (MC)
 //     > A row panel (kTileRows rows) > B column panel (kTileCols columns)
 // Each (KC, NC) block of B is packed once, each (MC, KC) block of A once per
-// column block; each A panel is swept across every B panel of the block
-// (sizes, and when an operand is read unpacked: gemm_f32.hpp). The first depth
+// column block, unless the kernel reads them where they lie; each A panel is
+// swept across every B panel of the block (sizes, and when an operand is read
+// unpacked: gemm_f32.hpp). The first depth
 // block overwrites C (or adds to it, when asked), later ones add to it.
 // Blocks are split evenly (1100 deep runs as 550 + 550, not 1024 + 76).
 // Packing buffers are per thread and only grow, so steady-state calls do not
@@ -62,6 +63,19 @@ int64_t even_block(int64_t total, int64_t limit, int64_t unit) {
   return std::min(limit, (size + unit - 1) / unit * unit);
 }
 
+using TileKernel = void (*)(int64_t, const float*, int64_t, int64_t, const float*, int64_t, float*, int64_t, int,
+                           simd::Mask, bool);
+
+TileKernel kernel_for(bool two_vectors, bool masked_b, bool strided_rows) {
+  static constexpr TileKernel kernels[2][2][2] = {
+      {{tile_kernel<1, false, false>, tile_kernel<1, false, true>},
+       {tile_kernel<1, true, false>, tile_kernel<1, true, true>}},
+      {{tile_kernel<2, false, false>, tile_kernel<2, false, true>},
+       {tile_kernel<2, true, false>, tile_kernel<2, true, true>}},
+  };
+  return kernels[two_vectors][masked_b][strided_rows];
+}
+
 }  // namespace
 
 void multiply_blocked(const MatrixView& a, const MatrixView& b, float* c, int64_t ldc, bool accumulate) {
@@ -73,6 +87,7 @@ void multiply_blocked(const MatrixView& a, const MatrixView& b, float* c, int64_
   }
   // Operands the kernel reads where they lie (when that beats packing: gemm_f32.hpp).
   const bool direct_a = a.row_stride == 1;
+  const bool direct_a_rows = kRowMajorAInPlace && !direct_a && a.col_stride == 1;
   const bool direct_b = b.col_stride == 1 && m <= kDirectBMaxSide && n <= kDirectBMaxSide;
   const int64_t row_block = even_block(m, kRowBlock, kTileRows);
   const int64_t column_block = even_block(n, kColumnBlock, kTileCols);
@@ -89,15 +104,19 @@ void multiply_blocked(const MatrixView& a, const MatrixView& b, float* c, int64_
       if (!direct_b) pack_panels(b.at(p0, j0), b.col_stride, b.row_stride, nc, kc, kTileCols, b_block);
       for (int64_t i0 = 0; i0 < m; i0 += row_block) {
         const int64_t mc = std::min(row_block, m - i0);
-        if (!direct_a) pack_panels(a.at(i0, p0), a.row_stride, a.col_stride, mc, kc, kTileRows, a_block);
+        if (!direct_a && !direct_a_rows)
+          pack_panels(a.at(i0, p0), a.row_stride, a.col_stride, mc, kc, kTileRows, a_block);
         for (int64_t ip = 0; ip < mc; ip += kTileRows) {
           const int rows = static_cast<int>(std::min<int64_t>(kTileRows, mc - ip));
           const float* a_panel = a_block + ip * kc;
-          int64_t a_step = kTileRows;
-          if (direct_a && rows == kTileRows) {
+          int64_t a_step = kTileRows, a_row = 1;
+          bool strided_rows = false;
+          if ((direct_a || direct_a_rows) && rows == kTileRows) {
             a_panel = a.at(i0 + ip, p0);
             a_step = a.col_stride;
-          } else if (direct_a) {  // a ragged last panel is packed, zero padded
+            a_row = a.row_stride;
+            strided_rows = direct_a_rows;
+          } else if (direct_a || direct_a_rows) {  // a ragged last panel is packed, zero padded
             a_panel = a_block;
             pack_panels(a.at(i0 + ip, p0), a.row_stride, a.col_stride, rows, kc, kTileRows, a_block);
           }
@@ -106,10 +125,11 @@ void multiply_blocked(const MatrixView& a, const MatrixView& b, float* c, int64_
             const int64_t cols = std::min<int64_t>(kTileCols, nc - jp);
             const float* b_panel = direct_b ? b.at(p0, j0 + jp) : b_block + jp * kc;
             const int64_t b_step = direct_b ? b.row_stride : cols > kLanes ? kTileCols : kLanes;
-            const auto kernel = cols > kLanes ? (direct_b ? tile_kernel<2, true> : tile_kernel<2, false>)
-                                              : (direct_b ? tile_kernel<1, true> : tile_kernel<1, false>);
-            kernel(kc, a_panel, a_step, b_panel, b_step, c_rows + jp, ldc, rows,
-                   simd::first_lanes(cols > kLanes ? cols - kLanes : cols), add);
+            // Only B read in place has no padding past its last column to load.
+            const bool masked_b = direct_b && cols % kLanes != 0;
+            kernel_for(cols > kLanes, masked_b, strided_rows)(kc, a_panel, a_step, a_row, b_panel, b_step, c_rows + jp,
+                                                              ldc, rows, simd::first_lanes((cols - 1) % kLanes + 1),
+                                                              add);
           }
         }
       }

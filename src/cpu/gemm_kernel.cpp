@@ -3,7 +3,8 @@
 // panel (kTileRows consecutive floats per step, broadcast one at a time) and a
 // B panel (kLanes * Vectors consecutive floats per step). Both are usually
 // packed, but the steps are parameters so that a column-major A or a row-major
-// B can also be read where it lies. Ragged edges: rows beyond `rows` are
+// B can also be read where it lies, and so can a row-major A (one stream per
+// row, StridedRows). Ragged edges: rows beyond `rows` are
 // computed (from packed zero padding) and dropped; the last column vector is
 // stored through a mask, and loaded through it only when B has no padding to
 // read (a masked load costs extra on AVX2).
@@ -13,9 +14,9 @@
 
 namespace loom::cpu::gemm_f32 {
 
-template <int Vectors, bool MaskedB>
-void tile_kernel(int64_t depth, const float* a_panel, int64_t a_step, const float* b_panel, int64_t b_step, float* c,
-                 int64_t ldc, int rows, simd::Mask last_mask, bool accumulate) {
+template <int Vectors, bool MaskedB, bool StridedRows>
+void tile_kernel(int64_t depth, const float* a_panel, int64_t a_step, int64_t a_row, const float* b_panel,
+                 int64_t b_step, float* c, int64_t ldc, int rows, simd::Mask last_mask, bool accumulate) {
   using simd::Vec;
   // The C tile is needed only after the depth loop: start fetching it now.
   for (int r = 0; r < rows; ++r) {
@@ -38,7 +39,7 @@ void tile_kernel(int64_t depth, const float* a_panel, int64_t a_step, const floa
       bv[v] = MaskedB && v == Vectors - 1 ? simd::load(b + kLanes * v, last_mask) : simd::load(b + kLanes * v);
 #pragma GCC unroll 14
     for (int r = 0; r < kTileRows; ++r) {
-      const Vec av = simd::broadcast(a[r]);
+      const Vec av = simd::broadcast(StridedRows ? a[r * a_row] : a[r]);
 #pragma GCC unroll 2
       for (int v = 0; v < Vectors; ++v) acc[r][v] = simd::fmadd(av, bv[v], acc[r][v]);
     }
@@ -64,13 +65,17 @@ void tile_kernel(int64_t depth, const float* a_panel, int64_t a_step, const floa
   }
 }
 
-#define LOOM_TILE_KERNEL(VECTORS, MASKED)                                                                         \
-  template void tile_kernel<VECTORS, MASKED>(int64_t, const float*, int64_t, const float*, int64_t, float*, int64_t, \
-                                             int, simd::Mask, bool);
-LOOM_TILE_KERNEL(1, false)
-LOOM_TILE_KERNEL(1, true)
-LOOM_TILE_KERNEL(2, false)
-LOOM_TILE_KERNEL(2, true)
+#define LOOM_TILE_KERNEL(VECTORS, MASKED, STRIDED)                                                           \
+  template void tile_kernel<VECTORS, MASKED, STRIDED>(int64_t, const float*, int64_t, int64_t, const float*, int64_t, \
+                                                      float*, int64_t, int, simd::Mask, bool);
+LOOM_TILE_KERNEL(1, false, false)
+LOOM_TILE_KERNEL(1, true, false)
+LOOM_TILE_KERNEL(2, false, false)
+LOOM_TILE_KERNEL(2, true, false)
+LOOM_TILE_KERNEL(1, false, true)
+LOOM_TILE_KERNEL(1, true, true)
+LOOM_TILE_KERNEL(2, false, true)
+LOOM_TILE_KERNEL(2, true, true)
 #undef LOOM_TILE_KERNEL
 
 }  // namespace loom::cpu::gemm_f32
