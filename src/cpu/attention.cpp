@@ -9,8 +9,8 @@
 // single-thread blocked GEMM (Eigen on machines with neither AVX-512 nor
 // AVX2). Under the causal mask a block stops at the last key its last query
 // sees, which halves the work; the composition computes every score and then
-// masks. Taken automatically for causal calls and for heads of 1024 x 1024
-// scores or more (kLeastScoresUnmasked); below that, unmasked, the
+// masks. Taken automatically for causal calls, and without the mask only
+// for calls of 2^28 scores or more (kLeastScoresUnmasked): below that the
 // composition's batched products are faster.
 //
 // Floor (BH heads, Lq queries, Lk keys, head dim D; about half under the
@@ -70,13 +70,14 @@ constexpr int64_t kBlockRows = 56;
 constexpr int64_t kPiece = 256;
 
 // Unless asked for by name, the kernel takes a call without the causal mask
-// only when a head has at least this many scores: below it the composition's
-// batched products are faster. At 1024 x 1024 the fused forward is ahead and
-// forward + backward within 5%, holding none of the [Lq, Lk] tensors the
-// composition keeps for its backward; at 2048 x 2048 it is 1.27x faster
-// (docs/benchmarks.md). With the causal mask it skips half the products and
-// is faster at every size measured.
-constexpr int64_t kLeastScoresUnmasked = 1024 * 1024;
+// only when the whole call has at least this many scores (1 GiB of f32, of
+// which the composition holds several score-sized tensors for its backward):
+// on time alone the composition's batched products are faster at every size
+// measured (forward + backward 0.65-0.78x fused from 128 to 2048 keys,
+// docs/benchmarks.md), so below it the kernel's gain, memory, is not worth
+// its time. With the causal mask it skips half the products and is faster
+// at every size measured.
+constexpr int64_t kLeastScoresUnmasked = int64_t{1} << 28;
 
 // A masked score, and the lse of a row that sees no key.
 constexpr float kMinusInf = -std::numeric_limits<float>::infinity();
@@ -260,7 +261,7 @@ void check_takes(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor
 bool attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_keep, const Tensor& out,
                const Tensor& lse, const AttentionParams& p) {
   if (q.dtype() == DType::f64 || q.numel() == 0 || k.numel() == 0) return false;  // composed instead
-  if (!p.required && !p.causal && q.size(1) * k.size(1) < kLeastScoresUnmasked) return false;
+  if (!p.required && !p.causal && q.size(0) * q.size(1) * k.size(1) < kLeastScoresUnmasked) return false;
   check_takes(q, k, v, key_keep, "attention");
   LOOM_CHECK(out.shape() == q.shape() && out.dtype() == q.dtype() && out.is_contiguous() &&
                  lse.dtype() == DType::f32 && lse.numel() == q.size(0) * q.size(1) && lse.is_contiguous(),
