@@ -11,8 +11,13 @@
 //    split over loom's thread pool (Eigen alone runs single-threaded);
 //  - OpenBLAS: cblas_sgemm from libopenblas.so.0, loaded with dlopen (it is not
 //    a dependency) with OPENBLAS_CORETYPE unset, so it picks its own kernels,
-//    and openblas_set_num_threads(loom's thread count). When it cannot be
-//    loaded the record says so in "openblas" instead.
+//    and openblas_set_num_threads(loom's thread count). Its idle threads
+//    sleep at once (OPENBLAS_THREAD_TIMEOUT=4 unless set): by default they
+//    spin for a while after each call, and the product timed next (loom's,
+//    in the next round) ran on one core: 2048x192x192 measured 110-145
+//    GFLOP/s after OpenBLAS's spinning threads, 147-172 without, and
+//    OpenBLAS's own figure did not change. When it cannot be loaded the
+//    record says so in "openblas" instead.
 // Peer fields: <peer>_ms, <peer>_gflops and loom_over_<peer> (loom GFLOP/s
 // over the peer's; > 1: loom is faster).
 #include <dlfcn.h>
@@ -68,6 +73,7 @@ class OpenBlas {
 
   OpenBlas() {
     unsetenv("OPENBLAS_CORETYPE");
+    setenv("OPENBLAS_THREAD_TIMEOUT", "4", /*overwrite=*/0);
     void* handle = nullptr;
     for (const char* path : {"/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0", "libopenblas.so.0"})
       if ((handle = dlopen(path, RTLD_NOW | RTLD_LOCAL)) != nullptr) break;
