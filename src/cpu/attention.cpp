@@ -156,9 +156,10 @@ float* sized(std::vector<float>& v, int64_t n) {
   return v.data();
 }
 
-// The inputs as f32 (halves widened once), q and k also transposed, and the shapes.
+// The inputs as f32 (halves widened once), q and k also transposed when a
+// head has several query blocks, and the shapes.
 struct Problem {
-  Tensor q, k, v, qt, kt;  // qt [bh, d, lq], kt [bh, d, lk]
+  Tensor q, k, v, qt, kt;  // qt [bh, d, lq], kt [bh, d, lk]; undefined with one block per head
   const uint8_t* keep = nullptr;  // [bh, lk] or null
   int64_t bh = 0, lq = 0, lk = 0, d = 0;
   bool causal = false;
@@ -197,9 +198,17 @@ struct Problem {
     return lane_max(s, n);
   }
 
-  // s [rows, n] = q_block kᵀ over the block's first n keys (before scale and masks).
+  // s [rows, n] = q_block kᵀ over the block's first n keys (before scale and
+  // masks). Without the transposed copies (one block per head: a decoding
+  // step, a short sequence) k is read in place as a column-major kᵀ, which
+  // the GEMM packs once, as the copy would have cost.
   void scores(int64_t h, int64_t b, float* s, int64_t n) const {
-    product(block_of(qt, h, b), by_dims(kt, h, lk).cols_from(0, n), s, n);
+    if (qt.defined()) {
+      product(block_of(qt, h, b), by_dims(kt, h, lk).cols_from(0, n), s, n);
+    } else {
+      const View k_t{ptr<float>(k) + h * lk * d, d, n, 1, d};
+      product(by_rows(q, h, lq).rows_from(first_row(b), rows(b)), k_t, s, n);
+    }
   }
 };
 
@@ -230,8 +239,6 @@ Problem problem(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor&
   pr.q = as_f32(q);
   pr.k = as_f32(k);
   pr.v = as_f32(v);
-  pr.qt = transposed(pr.q);
-  pr.kt = transposed(pr.k);
   pr.keep = key_keep.defined() ? ptr<uint8_t>(key_keep) : nullptr;
   pr.bh = q.size(0);
   pr.lq = q.size(1);
@@ -239,6 +246,10 @@ Problem problem(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor&
   pr.d = q.size(2);
   pr.causal = p.causal;
   pr.scale = static_cast<float>(p.scale);
+  if (pr.blocks() > 1) {  // each block reads q and k transposed in place, not packing k again
+    pr.qt = transposed(pr.q);
+    pr.kt = transposed(pr.k);
+  }
   return pr;
 }
 

@@ -85,6 +85,10 @@ void multiply_blocked(const MatrixView& a, const MatrixView& b, float* c, int64_
     for (int64_t i = 0; i < m; ++i) std::memset(c + i * ldc, 0, static_cast<size_t>(n) * sizeof(float));
     return;
   }
+  if (m == 1) {
+    multiply_row(a, b, c, accumulate);
+    return;
+  }
   // Operands the kernel reads where they lie (when that beats packing: gemm_f32.hpp).
   const bool direct_a = a.row_stride == 1;
   const bool direct_a_rows = kRowMajorAInPlace && !direct_a && a.col_stride == 1;

@@ -97,6 +97,11 @@ template <int Vectors, bool MaskedB, bool StridedRows>
 void tile_kernel(int64_t depth, const float* a_panel, int64_t a_step, int64_t a_row, const float* b_panel,
                  int64_t b_step, float* c, int64_t ldc, int rows, simd::Mask last_mask, bool accumulate);
 
+// c[0:b.cols] = a B (+= when accumulate) for a single row a (a.rows == 1,
+// a.cols == b.rows >= 1), without the register tile's padding rows
+// (gemm_row.cpp).
+void multiply_row(const MatrixView& a, const MatrixView& b, float* c, bool accumulate);
+
 // C[a.rows, b.cols] = A B on the calling thread (row stride ldc), or C += A B
 // when accumulate. a.cols == b.rows; k == 0 gives zeros (leaves C as it is).
 void multiply_blocked(const MatrixView& a, const MatrixView& b, float* c, int64_t ldc, bool accumulate = false);

@@ -122,6 +122,13 @@ TEST_CASE("fused attention (CPU): causal aligned at the end (KV cache) with padd
   check_case({{2, 1, 40, 32}, {2, 1, 100, 32}, true, {2, 1, 1, 100}, 3}, DType::f32, kF32);
 }
 
+TEST_CASE("fused attention (CPU): one query against a KV cache (a decoding step), and a last block of one row",
+          "[attention]") {
+  check_case({{2, 1, 1, 32}, {2, 1, 300, 32}, true}, DType::f32, kF32);
+  check_case({{1, 2, 1, 16}, {1, 2, 45, 16}, false, {1, 1, 1, 45}, 4}, DType::f32, kF32);
+  check_case({{1, 55, 8}, {1, 55, 8}, true}, DType::f32, kF32);  // 54 + 1 rows on AVX2, 56 in one on AVX-512
+}
+
 TEST_CASE("fused attention (CPU): causal with Lq > Lk, the first queries see no key", "[attention]") {
   check_case({{2, 100, 24}, {2, 30, 24}, true}, DType::f32, kF32, true);
   // Every query of the first block sees nothing: NaN outputs there.

@@ -140,6 +140,9 @@ TEST_CASE("f32 matmul reads sliced and step-2 views in place", "[gemm]") {
     check_product<float>(wide.slice(1, 0, 70, 2).slice(2, 1, 90, 2), tall.slice(1, 0, 89, 2).slice(2, 0, 60, 2));
     // Transposed step-2 view times a transposed column slice.
     check_product<float>(tall.slice(1, 1, 120, 2).transpose(1, 2), wide.narrow(1, 0, 60).narrow(2, 5, 33));
+    // One row (its own loops): strided row times step-2 B, and times a column-major B.
+    check_product<float>(wide.narrow(1, 3, 1).slice(2, 1, 90, 2), tall.slice(1, 0, 89, 2).slice(2, 0, 60, 2));
+    check_product<float>(tall.narrow(2, 7, 1).transpose(1, 2), randn({1, 37, 120}, {}, &gen).transpose(1, 2));
   }
 }
 

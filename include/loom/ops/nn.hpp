@@ -67,9 +67,9 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
 
 // The kernel scaled_dot_product_attention runs:
 //   automatic  the device backend's own fused kernel (flash attention on
-//              CUDA; query blocks on the CPU, for causal calls and heads of
-//              1024 x 1024 scores or more) where it takes the call, else the
-//              composition;
+//              CUDA; query blocks on the CPU, for causal calls, and for
+//              unmasked ones of 2^28 scores or more) where it takes the
+//              call, else the composition;
 //   fused      the backend's own fused kernel, or an error;
 //   vendor     a vendor library's fused attention (cuDNN's on CUDA), or an
 //              error: the peer loom's own kernel is checked and timed against;
