@@ -72,10 +72,10 @@ constexpr int64_t kPiece = 256;
 // Unless asked for by name, the kernel takes a call without the causal mask
 // only when the whole call has at least this many scores (1 GiB of f32, of
 // which the composition holds several score-sized tensors for its backward):
-// on time alone the composition's batched products are faster at every size
-// measured (forward + backward 0.65-0.78x fused from 128 to 2048 keys,
-// docs/benchmarks.md), so below it the kernel's gain, memory, is not worth
-// its time. With the causal mask it skips half the products and is faster
+// on time alone the composition's batched products are as fast or faster at
+// every size measured (forward + backward 0.74-1.03x fused from 128 to 2048
+// keys, docs/benchmarks.md), so below it the kernel's gain, memory, is not
+// worth its time. With the causal mask it skips half the products and is faster
 // at every size measured.
 constexpr int64_t kLeastScoresUnmasked = int64_t{1} << 28;
 
