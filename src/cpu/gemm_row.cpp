@@ -106,7 +106,7 @@ void multiply_row(const MatrixView& a, const MatrixView& b, float* c, bool accum
       for (int64_t d = 0; d < k; ++d) buffer[d] = *a.at(0, d);
       row = buffer.data();
     }
-    for (int64_t j = 0; j < n; ++j) c[j] = dot(row, b.at(0, j), k) + (accumulate ? c[j] : 0.0f);
+    for (int64_t j = 0; j < n; ++j) c[j] = accumulate ? c[j] + dot(row, b.at(0, j), k) : dot(row, b.at(0, j), k);
     return;
   }
   for (int64_t j = 0; j < n; ++j) {
