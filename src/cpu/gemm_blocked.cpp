@@ -132,8 +132,7 @@ void multiply_blocked(const MatrixView& a, const MatrixView& b, float* c, int64_
             // Only B read in place has no padding past its last column to load.
             const bool masked_b = direct_b && cols % kLanes != 0;
             kernel_for(cols > kLanes, masked_b, strided_rows)(kc, a_panel, a_step, a_row, b_panel, b_step, c_rows + jp,
-                                                              ldc, rows, simd::first_lanes((cols - 1) % kLanes + 1),
-                                                              add);
+                                                              ldc, rows, simd::tail_lanes(cols), add);
           }
         }
       }

@@ -55,12 +55,10 @@ void tile_kernel(int64_t depth, const float* a_panel, int64_t a_step, int64_t a_
     float* row = c + r * ldc;
 #pragma GCC unroll 2
     for (int v = 0; v < Vectors; ++v) {
-      float* out = row + kLanes * v;
-      if (v < Vectors - 1 || last_full) {
-        simd::store(out, accumulate ? simd::add(acc[r][v], simd::load(out)) : acc[r][v]);
-      } else {
-        simd::store(out, last_mask, accumulate ? simd::add(acc[r][v], simd::load(out, last_mask)) : acc[r][v]);
-      }
+      if (v < Vectors - 1 || last_full)
+        simd::put(row + kLanes * v, acc[r][v], accumulate);
+      else
+        simd::put(row + kLanes * v, last_mask, acc[r][v], accumulate);
     }
   }
 }

@@ -40,11 +40,10 @@ void row_times_rows(const MatrixView& a, const float* b, int64_t b_step, simd::M
     }
   }
   for (int v = 0; v < Vectors; ++v) {
-    float* out = c + v * kLanes;
     if (Masked && v == Vectors - 1)
-      simd::store(out, last, accumulate ? simd::add(acc[v], simd::load(out, last)) : acc[v]);
+      simd::put(c + v * kLanes, last, acc[v], accumulate);
     else
-      simd::store(out, accumulate ? simd::add(acc[v], simd::load(out)) : acc[v]);
+      simd::put(c + v * kLanes, acc[v], accumulate);
   }
 }
 
@@ -93,8 +92,7 @@ void multiply_row(const MatrixView& a, const MatrixView& b, float* c, bool accum
     for (int64_t j = 0; j < n; j += kChunk * kLanes) {
       const int64_t cols = std::min<int64_t>(kChunk * kLanes, n - j);
       const int vectors = static_cast<int>((cols + kLanes - 1) / kLanes);
-      row_kernel(vectors, cols % kLanes != 0)(a, b.at(0, j), b.row_stride, simd::first_lanes((cols - 1) % kLanes + 1),
-                                               c + j, accumulate);
+      row_kernel(vectors, cols % kLanes != 0)(a, b.at(0, j), b.row_stride, simd::tail_lanes(cols), c + j, accumulate);
     }
     return;
   }
@@ -106,7 +104,10 @@ void multiply_row(const MatrixView& a, const MatrixView& b, float* c, bool accum
       for (int64_t d = 0; d < k; ++d) buffer[d] = *a.at(0, d);
       row = buffer.data();
     }
-    for (int64_t j = 0; j < n; ++j) c[j] = accumulate ? c[j] + dot(row, b.at(0, j), k) : dot(row, b.at(0, j), k);
+    for (int64_t j = 0; j < n; ++j) {
+      const float sum = dot(row, b.at(0, j), k);
+      c[j] = accumulate ? c[j] + sum : sum;
+    }
     return;
   }
   for (int64_t j = 0; j < n; ++j) {

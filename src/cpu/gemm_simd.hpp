@@ -114,6 +114,16 @@ inline void transpose(Vec v[kLanes]) {
 
 #endif
 
+// Built on the above, for both ISAs.
+
+// The lanes of the last vector of `count` (>= 1) values, split into vectors.
+inline Mask tail_lanes(int64_t count) { return first_lanes((count - 1) % kLanes + 1); }
+
+// A product's sums x written to out, or added to what is there when accumulate.
+inline void put(float* out, Vec x, bool accumulate) { store(out, accumulate ? add(x, load(out)) : x); }
+// The same through mask m: lanes outside it are neither read nor written.
+inline void put(float* out, Mask m, Vec x, bool accumulate) { store(out, m, accumulate ? add(x, load(out, m)) : x); }
+
 }  // namespace loom::cpu::gemm_f32::simd
 
 #endif  // AVX-512 or AVX2 + FMA
