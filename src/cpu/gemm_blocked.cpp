@@ -92,6 +92,7 @@ void multiply_blocked(const MatrixView& a, const MatrixView& b, float* c, int64_
   // Operands the kernel reads where they lie (when that beats packing: gemm_f32.hpp).
   const bool direct_a = a.row_stride == 1;
   const bool direct_a_rows = kRowMajorAInPlace && !direct_a && a.col_stride == 1;
+  const bool a_in_place = direct_a || direct_a_rows;
   const bool direct_b = b.col_stride == 1 && m <= kDirectBMaxSide && n <= kDirectBMaxSide;
   const int64_t row_block = even_block(m, kRowBlock, kTileRows);
   const int64_t column_block = even_block(n, kColumnBlock, kTileCols);
@@ -108,19 +109,18 @@ void multiply_blocked(const MatrixView& a, const MatrixView& b, float* c, int64_
       if (!direct_b) pack_panels(b.at(p0, j0), b.col_stride, b.row_stride, nc, kc, kTileCols, b_block);
       for (int64_t i0 = 0; i0 < m; i0 += row_block) {
         const int64_t mc = std::min(row_block, m - i0);
-        if (!direct_a && !direct_a_rows)
-          pack_panels(a.at(i0, p0), a.row_stride, a.col_stride, mc, kc, kTileRows, a_block);
+        if (!a_in_place) pack_panels(a.at(i0, p0), a.row_stride, a.col_stride, mc, kc, kTileRows, a_block);
         for (int64_t ip = 0; ip < mc; ip += kTileRows) {
           const int rows = static_cast<int>(std::min<int64_t>(kTileRows, mc - ip));
           const float* a_panel = a_block + ip * kc;
           int64_t a_step = kTileRows, a_row = 1;
           bool strided_rows = false;
-          if ((direct_a || direct_a_rows) && rows == kTileRows) {
+          if (a_in_place && rows == kTileRows) {
             a_panel = a.at(i0 + ip, p0);
             a_step = a.col_stride;
             a_row = a.row_stride;
             strided_rows = direct_a_rows;
-          } else if (direct_a || direct_a_rows) {  // a ragged last panel is packed, zero padded
+          } else if (a_in_place) {  // a ragged last panel is packed, zero padded
             a_panel = a_block;
             pack_panels(a.at(i0 + ip, p0), a.row_stride, a.col_stride, rows, kc, kTileRows, a_block);
           }
