@@ -33,6 +33,7 @@ const Backend* cuda_backend() {
       .scatter = cuda::scatter,
       .uniform = cuda::uniform,
       .normal = cuda::normal,
+      .dropout_mask = cuda::dropout_mask,
       .unfold2d = cuda::unfold2d,
       .fold2d = cuda::fold2d,
       .adamw = cuda::adamw,

@@ -43,6 +43,7 @@ void scatter(const Tensor& out, int64_t dim, const Tensor& index, const Tensor& 
 // random.cu
 void uniform(const Tensor& out, uint64_t seed, uint64_t block);
 void normal(const Tensor& out, uint64_t seed, uint64_t block);
+void dropout_mask(const Tensor& out, double p, double scale, uint64_t seed, uint64_t block);
 // conv.cu
 void unfold2d(const Tensor& x, const Tensor& cols, const Window2d& w);
 void fold2d(const Tensor& cols, const Tensor& x_grad, const Window2d& w);

@@ -1,6 +1,8 @@
 // Philox-4x32-10 draws, the same stream as the CPU (src/core/random.cpp):
 // element i of a draw uses block (start + i / 4), lane i % 4; normals use
 // Box-Muller (in double, as on the CPU) on the lane pairs (0,1) and (2,3).
+// Dropout's scaled keep-mask is drawn the same way and compared with p in
+// the output's dtype, as where(rand(dtype) >= p, scale, 0) would.
 // Floor: 10 Philox rounds per 4 elements (~60 integer ops), writes numel *
 // itemsize bytes; compute-bound on integer multiplies for f32 output.
 // One thread per 4 elements, grid-stride. Written on simt.cuh, so the
@@ -13,6 +15,7 @@
 
 #include "loom/core/error.hpp"
 #include "loom/core/tensor.hpp"
+#include "elements.cuh"
 #include "simt.cuh"
 
 namespace loom::philox_kernels {
@@ -77,6 +80,60 @@ LOOM_SIMT_GLOBAL void normal_kernel(Draw<T> a) {
   }
 }
 
+template <class T>
+struct Mask {
+  T* out;
+  int64_t n;
+  uint64_t seed, block;
+  unsigned blocks;  // the grid
+  strided::compute_t<T> threshold;  // p, rounded to T
+  T kept, dropped;                  // scale and 0 as T
+};
+
+template <class T>
+LOOM_SIMT_GLOBAL void dropout_mask_kernel(Mask<T> a) {
+  for (int64_t q = static_cast<int64_t>(block_x()) * kThreads + thread_x(); q < (a.n + 3) / 4;
+       q += static_cast<int64_t>(a.blocks) * kThreads) {
+    float u[4];
+    uniform4(a.seed, a.block + static_cast<uint64_t>(q), u);
+    for (int l = 0; l < 4; ++l) {
+      if (4 * q + l >= a.n) break;
+      const auto drawn = strided::to_compute(strided::from_compute<T>(static_cast<strided::compute_t<T>>(u[l])));
+      a.out[4 * q + l] = drawn >= a.threshold ? a.kept : a.dropped;
+    }
+  }
+}
+
+// The grid of a draw of n elements: one thread per 4, at most 65536 blocks.
+inline unsigned draw_blocks(int64_t n) {
+  const int64_t groups = (n + 3) / 4, wanted = (groups + kThreads - 1) / kThreads;
+  return static_cast<unsigned>(wanted < 65536 ? wanted : 65536);
+}
+
+// The Backend::dropout_mask entry after its device checks.
+template <class Check>
+void run_dropout_mask(const Tensor& out, double p, double scale, uint64_t seed, uint64_t block, Stream stream,
+                      Check&& check) {
+  LOOM_CHECK(out.is_contiguous(), "dropout: the mask must be contiguous");
+  const int64_t n = out.numel();
+  if (n == 0) return;
+  const unsigned blocks = draw_blocks(n);
+  auto go = [&]<class T>() {
+    using C = strided::compute_t<T>;
+    const Mask<T> a{static_cast<T*>(out.raw_data()), n, seed, block, blocks,
+                    strided::to_compute(strided::from_compute<T>(static_cast<C>(p))),
+                    strided::from_compute<T>(static_cast<C>(scale)), strided::from_compute<T>(C(0))};
+    check(launch(Dim3(blocks), Dim3(kThreads), 0, stream, dropout_mask_kernel<T>, a), "dropout");
+  };
+  switch (out.dtype()) {
+    case DType::f32: return go.template operator()<float>();
+    case DType::f64: return go.template operator()<double>();
+    case DType::bf16: return go.template operator()<strided::Bf16>();
+    case DType::f16: return go.template operator()<strided::Half>();
+    default: LOOM_FAIL("dropout: expected a floating tensor, got ", dtype_name(out.dtype()));
+  }
+}
+
 // The Backend::uniform / normal entries after their device checks.
 template <class Check>
 void run(const Tensor& out, uint64_t seed, uint64_t block, bool normal, Stream stream, Check&& check) {
@@ -86,8 +143,7 @@ void run(const Tensor& out, uint64_t seed, uint64_t block, bool normal, Stream s
              dtype_name(out.dtype()));
   const int64_t n = out.numel();
   if (n == 0) return;
-  const int64_t groups = (n + 3) / 4, wanted = (groups + kThreads - 1) / kThreads;
-  const unsigned blocks = static_cast<unsigned>(wanted < 65536 ? wanted : 65536);
+  const unsigned blocks = draw_blocks(n);
   auto go = [&](auto* typed) {
     using T = std::remove_pointer_t<decltype(typed)>;
     const Draw<T> a{typed, n, seed, block, blocks};

@@ -16,4 +16,9 @@ void draw(const Tensor& out, uint64_t seed, uint64_t block, bool normal) {
 void uniform(const Tensor& out, uint64_t seed, uint64_t block) { draw(out, seed, block, false); }
 void normal(const Tensor& out, uint64_t seed, uint64_t block) { draw(out, seed, block, true); }
 
+void dropout_mask(const Tensor& out, double p, double scale, uint64_t seed, uint64_t block) {
+  OnDevice on(out, "dropout");
+  philox_kernels::run_dropout_mask(out, p, scale, seed, block, on.stream, check_launch);
+}
+
 }  // namespace loom::cuda

@@ -10,7 +10,8 @@ const Backend* cpu_backend() {
       cpu::gemm,          cpu::softmax,       cpu::softmax_backward, cpu::norm,
       cpu::norm_backward, cpu::cross_entropy, cpu::cross_entropy_backward, cpu::index_select,
       cpu::index_add,     cpu::gather,        cpu::scatter,       cpu::uniform,
-      cpu::normal,        cpu::unfold2d,      cpu::fold2d,       cpu::adamw,
+      cpu::normal,        cpu::dropout_mask,  cpu::unfold2d,      cpu::fold2d,
+      cpu::adamw,
     };
     t.linear = cpu::linear;
     t.linear_weight_grad = cpu::linear_weight_grad;

@@ -33,6 +33,7 @@ void gather(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& out
 void scatter(const Tensor& out, int64_t dim, const Tensor& index, const Tensor& src, bool add);
 void uniform(const Tensor& out, uint64_t seed, uint64_t block);
 void normal(const Tensor& out, uint64_t seed, uint64_t block);
+void dropout_mask(const Tensor& out, double p, double scale, uint64_t seed, uint64_t block);
 void unfold2d(const Tensor& x, const Tensor& cols, const Window2d& w);
 void fold2d(const Tensor& cols, const Tensor& x_grad, const Window2d& w);
 void adamw(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq, const AdamWStep& s);

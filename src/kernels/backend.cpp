@@ -105,6 +105,7 @@ const Backend* guarded_table() {
     LOOM_GUARD_ENTRY(scatter);
     LOOM_GUARD_ENTRY(uniform);
     LOOM_GUARD_ENTRY(normal);
+    LOOM_GUARD_ENTRY(dropout_mask);
     LOOM_GUARD_ENTRY(unfold2d);
     LOOM_GUARD_ENTRY(fold2d);
     LOOM_GUARD_ENTRY(adamw);

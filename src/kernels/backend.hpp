@@ -103,6 +103,10 @@ struct Backend {
   // Philox draws into contiguous out starting at block `block`.
   void (*uniform)(const Tensor& out, uint64_t seed, uint64_t block);
   void (*normal)(const Tensor& out, uint64_t seed, uint64_t block);
+  // Dropout's scaled keep-mask, drawn as `uniform` into contiguous floating
+  // out: out[i] = scale where u_i >= p (both rounded to out's dtype), else 0.
+  // Element for element where(rand(shape, dtype) >= p, scale, 0), in one pass.
+  void (*dropout_mask)(const Tensor& out, double p, double scale, uint64_t seed, uint64_t block);
   // x [N, C, H, W] <-> cols [N, C*KH*KW, OH*OW]
   void (*unfold2d)(const Tensor& x, const Tensor& cols, const Window2d& w);
   void (*fold2d)(const Tensor& cols, const Tensor& x_grad, const Window2d& w);

@@ -69,11 +69,13 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator* gen) {
   LOOM_CHECK(p >= 0 && p <= 1, "dropout: p must be in [0, 1], got ", p);
   if (!training || p == 0) return x;
   if (p == 1) return mul(x, 0.0);
-  // keep-mask scaled by 1/(1-p), drawn from the Philox stream
-  Tensor keep = ge(rand(x.shape(), TensorOptions(x.dtype()).with_device(x.device()), gen),
-                   full({}, p, TensorOptions(x.dtype()).with_device(x.device())));
-  const TensorOptions like = TensorOptions(x.dtype()).with_device(x.device());
-  Tensor scale = where(keep, full({}, 1.0 / (1.0 - p), like), zeros({}, like));
+  LOOM_CHECK(is_floating(x.dtype()), "dropout: x must be floating, got ", dtype_name(x.dtype()));
+  // The keep-mask scaled by 1/(1-p), drawn from the Philox stream as rand()
+  // would draw it; the product's backward multiplies by the same mask.
+  Tensor scale = empty(x.shape(), TensorOptions(x.dtype()).with_device(x.device()));
+  Generator& g = gen ? *gen : default_generator();
+  const uint64_t block = g.advance(static_cast<uint64_t>((scale.numel() + 3) / 4));
+  kernels::backend(x.device()).dropout_mask(scale, p, 1.0 / (1.0 - p), g.seed(), block);
   return mul(x, scale);
 }
 

@@ -34,3 +34,20 @@ TEST_CASE("emulated Philox draws are the CPU's stream, element for element", "[p
     }
   }
 }
+
+TEST_CASE("emulated dropout masks are the CPU's, bit for bit, in every floating dtype", "[philox]") {
+  using namespace loom;
+  const kernels::Backend& cpu = kernels::backend(kCPU);
+  for (DType t : {DType::f32, DType::f64, DType::bf16, DType::f16}) {
+    for (int64_t n : {int64_t{1}, int64_t{7}, int64_t{70001}}) {
+      for (double p : {0.1, 0.5, 0.9}) {
+        const uint64_t seed = 0xd209ULL + static_cast<uint64_t>(n), start = 977;
+        INFO(dtype_name(t) << " n=" << n << " p=" << p);
+        Tensor want = empty({n}, t), got = empty({n}, t);
+        cpu.dropout_mask(want, p, 1.0 / (1.0 - p), seed, start);
+        philox_kernels::run_dropout_mask(got, p, 1.0 / (1.0 - p), seed, start, {}, no_status);
+        CHECK(got.to(DType::f64).to_vector<double>() == want.to(DType::f64).to_vector<double>());
+      }
+    }
+  }
+}

@@ -128,6 +128,57 @@ TEST_CASE("Philox streams are counter-based and reproducible", "[rng]") {
   CHECK(amax(u).item<double>() < 1.0);
 }
 
+TEST_CASE("bulk draws are the scalar Philox stream, across threads and counter carries", "[rng]") {
+  // Starts just below a carry of the counter's low word into its high word,
+  // and sizes that end mid-block and span several threads' shares.
+  for (uint64_t start : {uint64_t{0}, uint64_t{3}, (uint64_t{1} << 32) - 40, (uint64_t{5} << 32) - 7}) {
+    for (int64_t n : {int64_t{1}, int64_t{6}, int64_t{131}, int64_t{70001}}) {
+      INFO("start block " << start << ", n " << n);
+      Generator g(0xabcdef12345ULL);
+      g.set_state(g.seed(), start);
+      const std::vector<double> u = rand({n}, DType::f64, &g).to_vector<double>();
+      g.set_state(g.seed(), start);
+      const std::vector<double> z = randn({n}, DType::f64, &g).to_vector<double>();
+      CHECK(g.offset() == start + static_cast<uint64_t>((n + 3) / 4));
+      int64_t wrong_u = 0, wrong_z = 0;
+      for (int64_t i = 0; i < n; i += 4) {
+        const auto want = philox_uniform4(g.seed(), start + static_cast<uint64_t>(i / 4));
+        for (int64_t l = 0; l < 4 && i + l < n; ++l) {
+          wrong_u += u[static_cast<size_t>(i + l)] != static_cast<double>(want[static_cast<size_t>(l)]);
+          // Box-Muller on the lane pairs (0,1) and (2,3)
+          const size_t first = static_cast<size_t>(l & ~int64_t{1});
+          const double radius = std::sqrt(-2.0 * std::log(1.0 - static_cast<double>(want[first])));
+          const double angle = 6.28318530717958647692 * static_cast<double>(want[first + 1]);
+          const double expected = radius * (l % 2 == 0 ? std::cos(angle) : std::sin(angle));
+          wrong_z += z[static_cast<size_t>(i + l)] != expected;
+        }
+      }
+      CHECK(wrong_u == 0);
+      CHECK(wrong_z == 0);
+    }
+  }
+}
+
+TEST_CASE("dropout draws the mask rand() would draw, in every floating dtype", "[rng]") {
+  for (DType t : {DType::f32, DType::f64, DType::bf16, DType::f16}) {
+    for (double p : {0.1, 0.3, 0.5}) {
+      INFO(dtype_name(t) << " p=" << p);
+      const Tensor x = add(rand({37, 129}, t), 0.5);
+      Generator a(21), b(21);
+      a.advance(5);
+      b.advance(5);
+      const Tensor got = dropout(x, p, true, &a);
+      // The composition it replaces: keep where u >= p, both in x's dtype.
+      const Tensor keep = ge(rand(x.shape(), t, &b), full({}, p, t));
+      const Tensor want = mul(x, where(keep, full({}, 1.0 / (1.0 - p), t), zeros({}, t)));
+      CHECK(a.offset() == b.offset());
+      CHECK(got.dtype() == t);
+      CHECK(allclose(got, want, 0, 0));
+    }
+  }
+  CHECK_THROWS_WITH(dropout(ones({4}, DType::i32), 0.5), Catch::Contains("dropout: x must be floating"));
+}
+
 TEST_CASE("dropout keeps 1-p of the elements, scaled", "[rng]") {
   Generator g(3);
   Tensor x = ones({100000});
