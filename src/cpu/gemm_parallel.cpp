@@ -8,8 +8,10 @@
 //    gradient such as 64 x 16 x 6272): the first depth part writes C, the
 //    others write partial products that are added to C afterwards.
 // The model counts 16 multiply-adds per cycle (one 16-lane FMA on AVX-512, two
-// 8-lane ones on AVX2), the padding of ragged tiles,
-// the packing each part repeats (B once per part, A once per column block),
+// 8-lane ones on AVX2), the padding of ragged tiles (a part narrower than a
+// tile costs a tile), a slower kernel when B's packed block overflows L2,
+// the packing each part repeats (B once per part, A once per column block;
+// half that, the reads alone, for an operand multiply_blocked reads in place),
 // the C passes per depth block, the partial-sum reduction, and a fixed cost
 // per parallel region.
 #include "cpu/gemm_f32.hpp"
@@ -17,6 +19,7 @@
 #if defined(LOOM_GEMM_F32_PACKED)
 
 #include <algorithm>
+#include <limits>
 #include <vector>
 
 #include "loom/core/threads.hpp"
@@ -27,8 +30,15 @@ namespace {
 
 constexpr double kFmaLanesPerCycle = 16;
 constexpr double kPackCyclesPerFloat = 1.0;     // 1.3-1.9 measured from DRAM, less from cache
+constexpr double kInPlaceCyclesPerFloat = 0.5;  // an operand read where it lies: the reads without the writes
 constexpr double kOutputCyclesPerFloat = 0.25;  // one load + store of C per depth block
 constexpr double kReduceCyclesPerFloat = 0.5;
+// A packed B block past half of a 512 KiB L2 (Zen 3) slows the kernel: the
+// weight gradient 4096x192x2048 split by columns (147 KiB of B per thread)
+// ran at 136 GFLOP/s, split by rows (295 KiB) at 117, about 1.15x. Measured
+// on AVX2 only; the AVX-512 model has no such term.
+constexpr double kBBlockL2Bytes = kLanes == 8 ? 256.0 * 1024 : std::numeric_limits<double>::infinity();
+constexpr double kBBlockOutOfL2 = 1.15;
 constexpr double kParallelRegionCycles = 30000;  // wake the pool and wait for the last part
 constexpr int64_t kReduceGrain = 1 << 14;         // outputs per thread of the reduction (serial up to one grain)
 
@@ -59,17 +69,39 @@ Region region(int64_t m, int64_t n, int64_t k, const Split& s, int64_t index) {
   return r;
 }
 
+// Which operands multiply_blocked packs, by their layout (its own rules).
+struct Operands {
+  bool a_packed;       // neither column-major nor, where read in place, row-major
+  bool b_rows_dense;   // row-major B: read in place when the part is small enough
+};
+
+Operands operands_of(const MatrixView& a, const MatrixView& b) {
+  const bool a_in_place = a.row_stride == 1 || (kRowMajorAInPlace && a.col_stride == 1);
+  return {!a_in_place, b.col_stride == 1};
+}
+
 // Estimated cycles for the largest part of one product cut by `split`.
-double part_cycles(int64_t m, int64_t n, int64_t k, const Split& s) {
-  const double rows = static_cast<double>(ceil_div(ceil_div(m, kTileRows), s.rows) * kTileRows);
-  const double cols = static_cast<double>(ceil_div(ceil_div(n, kLanes), s.cols) * kLanes);
+double part_cycles(int64_t m, int64_t n, int64_t k, const Split& s, const Operands& o) {
+  const int64_t part_rows = ceil_div(ceil_div(m, kTileRows), s.rows) * kTileRows;
+  const int64_t part_cols = ceil_div(ceil_div(n, kLanes), s.cols) * kLanes;
+  const double rows = static_cast<double>(part_rows), cols = static_cast<double>(part_cols);
   const int64_t depth = std::max<int64_t>(ceil_div(k, s.depth), 1);
   const double d = static_cast<double>(depth);
-  const double fma = rows * cols * d / kFmaLanesPerCycle;
-  const double pack_a = rows * d * static_cast<double>(ceil_div(static_cast<int64_t>(cols), kColumnBlock));
-  const double pack_b = cols * d;
+  // A part narrower than a tile runs the one-vector kernel, no faster per
+  // row and step than the full tile: its multiply-adds count as a tile's.
+  const double tile_cols = static_cast<double>(ceil_div(part_cols, kTileCols) * kTileCols);
+  double fma = rows * tile_cols * d / kFmaLanesPerCycle;
+  // Every A panel streams the whole packed B block; past half of L2 it
+  // starts coming from L3.
+  const double b_block_bytes = cols * static_cast<double>(std::min(depth, kDepthBlock)) * sizeof(float);
+  if (b_block_bytes > kBBlockL2Bytes) fma *= kBBlockOutOfL2;
+  const bool b_packed = !(o.b_rows_dense && std::min(part_rows, m) <= kDirectBMaxSide &&
+                          std::min(part_cols, n) <= kDirectBMaxSide);
+  const double a_reads = rows * d * static_cast<double>(ceil_div(part_cols, kColumnBlock));
+  const double pack_a = a_reads * (o.a_packed ? kPackCyclesPerFloat : kInPlaceCyclesPerFloat);
+  const double pack_b = cols * d * (b_packed ? kPackCyclesPerFloat : kInPlaceCyclesPerFloat);
   const double output = rows * cols * static_cast<double>(ceil_div(depth, kDepthBlock));
-  return fma + (pack_a + pack_b) * kPackCyclesPerFloat + output * kOutputCyclesPerFloat;
+  return fma + pack_a + pack_b + output * kOutputCyclesPerFloat;
 }
 
 // Estimated cycles of add_partials.
@@ -83,13 +115,13 @@ struct Plan {
   Split split;
 };
 
-Plan choose_plan(int64_t batch, int64_t m, int64_t n, int64_t k, int64_t threads) {
+Plan choose_plan(int64_t batch, int64_t m, int64_t n, int64_t k, const Operands& o, int64_t threads) {
   const Split whole;
   Plan best;
-  double best_cycles = static_cast<double>(batch) * part_cycles(m, n, k, whole);
+  double best_cycles = static_cast<double>(batch) * part_cycles(m, n, k, whole, o);
   if (threads <= 1) return best;
   if (batch > 1) {
-    const double cycles = static_cast<double>(ceil_div(batch, threads)) * part_cycles(m, n, k, whole) +
+    const double cycles = static_cast<double>(ceil_div(batch, threads)) * part_cycles(m, n, k, whole, o) +
                           kParallelRegionCycles;
     if (cycles < best_cycles) {
       best_cycles = cycles;
@@ -103,7 +135,7 @@ Plan choose_plan(int64_t batch, int64_t m, int64_t n, int64_t k, int64_t threads
       if ((threads / rows) % cols != 0 || cols > col_units) continue;
       const Split s{rows, cols, threads / rows / cols};
       if (s.depth > std::max<int64_t>(k, 1)) continue;
-      double cycles = static_cast<double>(batch) * part_cycles(m, n, k, s) + kParallelRegionCycles;
+      double cycles = static_cast<double>(batch) * part_cycles(m, n, k, s, o) + kParallelRegionCycles;
       if (s.depth > 1) cycles += reduce_cycles(batch * m * n, s.depth, threads);
       if (cycles < best_cycles) {
         best_cycles = cycles;
@@ -151,7 +183,7 @@ void multiply_batched(const BatchedProduct& p) {
     multiply_blocked(product_operand(p.a, p.a_batch_stride, i), product_operand(p.b, p.b_batch_stride, i),
                      p.c + i * size, n);
   };
-  const Plan plan = choose_plan(p.batch, m, n, k, num_threads());
+  const Plan plan = choose_plan(p.batch, m, n, k, operands_of(p.a, p.b), num_threads());
   switch (plan.mode) {
     case Plan::Mode::serial:
       for (int64_t i = 0; i < p.batch; ++i) whole_product(i);
