@@ -13,6 +13,7 @@ const Backend* cpu_backend() {
       cpu::normal,        cpu::dropout_mask,  cpu::unfold2d,      cpu::fold2d,
       cpu::adamw,
     };
+    t.sum_squares = cpu::sum_squares;
     t.linear = cpu::linear;
     t.linear_weight_grad = cpu::linear_weight_grad;
     t.convolution = cpu::convolution;

@@ -37,6 +37,7 @@ void dropout_mask(const Tensor& out, double p, double scale, uint64_t seed, uint
 void unfold2d(const Tensor& x, const Tensor& cols, const Window2d& w);
 void fold2d(const Tensor& cols, const Tensor& x_grad, const Window2d& w);
 void adamw(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq, const AdamWStep& s);
+bool sum_squares(const std::vector<Tensor>& tensors, double* out);
 
 bool linear(const Tensor& x, const Tensor& weight, const Tensor& bias, LinearEpilogue e, const Tensor& out,
             const Tensor& pre);

@@ -1,11 +1,14 @@
-// Fused optimizer updates: one pass over param, grad and the moments, split
+// Fused optimizer updates, and the gradient norm's sum of squares.
+// The updates: one pass over param, grad and the moments, split
 // across the kernel thread pool in whole blocks of 16 elements (so which
 // elements take the vector body does not depend on the thread count).
 // f32 on AVX-512 runs 16 lanes with intrinsics; elsewhere GCC vectorises the
 // scalar loop, since this file is compiled with -fno-math-errno (std::sqrt
 // setting errno would keep it scalar).
+#include <algorithm>
 #include <cmath>
 #include <type_traits>
+#include <vector>
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -88,6 +91,59 @@ void adamw(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const
     });
     adamw_scalar(p, g, m, v, blocks * kBlock, n, c);
   });
+}
+
+namespace {
+
+// Squares summed in double over 8 interleaved lanes (a form GCC vectorises
+// without reassociating anything), then the lanes in order.
+template <class T>
+double squares(const T* x, int64_t n) {
+  constexpr int kLanes = 8;
+  double lane[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) {
+      const double v = x[i + l];
+      lane[l] += v * v;
+    }
+  double sum = 0;
+  for (int l = 0; l < kLanes; ++l) sum += lane[l];
+  for (; i < n; ++i) sum += static_cast<double>(x[i]) * static_cast<double>(x[i]);
+  return sum;
+}
+
+}  // namespace
+
+bool sum_squares(const std::vector<Tensor>& tensors, double* out) {
+  // Fixed chunks of every tensor, each summed alone, the chunks' sums added
+  // in order: the same bits for any thread count.
+  constexpr int64_t kChunk = 1 << 14;
+  struct Chunk {
+    const void* data;
+    int64_t n;
+    bool f64;
+  };
+  std::vector<Chunk> chunks;
+  for (const Tensor& t : tensors) {
+    if (!t.is_contiguous() || (t.dtype() != DType::f32 && t.dtype() != DType::f64)) return false;
+    const bool f64 = t.dtype() == DType::f64;
+    const auto* base = static_cast<const char*>(t.raw_data());
+    for (int64_t i = 0; i < t.numel(); i += kChunk)
+      chunks.push_back({base + i * static_cast<int64_t>(itemsize(t.dtype())), std::min(kChunk, t.numel() - i), f64});
+  }
+  std::vector<double> partial(chunks.size());
+  parallel_for(0, static_cast<int64_t>(chunks.size()), 4, [&](int64_t lo, int64_t hi) {
+    for (int64_t c = lo; c < hi; ++c) {
+      const Chunk& k = chunks[static_cast<size_t>(c)];
+      partial[static_cast<size_t>(c)] = k.f64 ? squares(static_cast<const double*>(k.data), k.n)
+                                              : squares(static_cast<const float*>(k.data), k.n);
+    }
+  });
+  double total = 0;
+  for (double p : partial) total += p;
+  *out = total;
+  return true;
 }
 
 }  // namespace loom::cpu

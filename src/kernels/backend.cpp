@@ -53,6 +53,9 @@ struct OneDevice {
     LOOM_CHECK(t.device() == first->device(), entry, ": tensors on different devices (", first->device().str(),
                " and ", t.device().str(), "; move them with loom::to_device)");
   }
+  void operator()(const std::vector<Tensor>& list) {
+    for (const Tensor& t : list) (*this)(t);
+  }
   template <class T>
   void operator()(const T&) {}
 };
@@ -109,6 +112,7 @@ const Backend* guarded_table() {
     LOOM_GUARD_ENTRY(unfold2d);
     LOOM_GUARD_ENTRY(fold2d);
     LOOM_GUARD_ENTRY(adamw);
+    LOOM_GUARD_ENTRY(sum_squares);
     LOOM_GUARD_ENTRY(linear);
     LOOM_GUARD_ENTRY(linear_weight_grad);
     LOOM_GUARD_ENTRY(convolution);

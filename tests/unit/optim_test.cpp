@@ -19,6 +19,38 @@ TEST_CASE("clip_grad_norm scales gradients to the global norm", "[optim]") {
   CHECK(std::isnan(optim::clip_grad_norm({a, b}, 1.0)));
 }
 
+TEST_CASE("the gradient norm is one deterministic pass over every gradient", "[optim]") {
+  // Sizes around the 8-lane body and the 16384-element chunks, f32 and f64.
+  std::vector<Tensor> params;
+  int64_t seed = 0;
+  for (int64_t n : {int64_t{1}, int64_t{7}, int64_t{8}, int64_t{16385}, int64_t{100003}}) {
+    for (DType t : {DType::f32, DType::f64}) {
+      Generator g(static_cast<uint64_t>(++seed));
+      Tensor p = zeros({n}, TensorOptions(t).with_requires_grad());
+      p.set_grad(mul(randn({n}, t, &g), static_cast<double>(n % 5 + 1)));
+      params.push_back(p);
+    }
+  }
+  long double want = 0;
+  for (const Tensor& p : params)
+    for (double v : p.grad().to(DType::f64).to_vector<double>()) want += static_cast<long double>(v) * v;
+  const double norm = optim::grad_norm(params);
+  CHECK(std::abs(norm - std::sqrt(static_cast<double>(want))) <= 1e-13 * norm);
+  // the same bits whatever the thread count
+  const int threads = num_threads();
+  set_num_threads(1);
+  const double serial = optim::grad_norm(params);
+  set_num_threads(threads > 1 ? threads : 2);
+  const double parallel = optim::grad_norm(params);
+  set_num_threads(0);
+  CHECK(serial == norm);
+  CHECK(parallel == norm);
+  // halves take the per-tensor composition
+  Tensor h = zeros({3}, TensorOptions(DType::bf16).with_requires_grad());
+  h.set_grad(from_vector<float>({1, 2, 2}, {3}).to(DType::bf16));
+  CHECK(optim::grad_norm({h}) == 3.0);
+}
+
 TEST_CASE("schedules: warm-up then cosine, linear or constant", "[optim]") {
   optim::Schedule s;
   s.kind = optim::Schedule::Kind::cosine;
