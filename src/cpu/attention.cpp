@@ -212,13 +212,6 @@ struct Problem {
   }
 };
 
-Tensor as_f32(const Tensor& t) {
-  if (t.dtype() == DType::f32) return t;
-  Tensor f = empty(t.shape(), DType::f32);
-  copy(t, f);
-  return f;
-}
-
 // f32 storage for a result: the output itself when it is f32, else a
 // scratch tensor copied into it by finish().
 Tensor f32_target(const Tensor& out) { return out.dtype() == DType::f32 ? out : empty(out.shape(), DType::f32); }

@@ -108,6 +108,13 @@ C normal_cdf(C v, C& gauss) {
 
 }  // namespace
 
+Tensor as_f32(const Tensor& t) {
+  if (t.dtype() == DType::f32) return t;
+  Tensor f = empty(t.shape(), DType::f32);
+  copy(t, f);
+  return f;
+}
+
 void copy(const Tensor& src, const Tensor& dst) {
   LOOM_CHECK(src.shape() == dst.shape(), "copy: source shape ", shape_str(src.shape()), " != destination shape ",
              shape_str(dst.shape()));

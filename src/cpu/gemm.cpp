@@ -55,8 +55,7 @@ void gemm(const Tensor& a, const Tensor& b, const Tensor& out) {
     const auto f32 = [](const Tensor& t) {
       const bool broadcast = t.size(0) > 1 && t.stride(0) == 0;
       const Tensor src = broadcast ? t.narrow(0, 0, 1) : t;
-      Tensor c = empty(src.shape(), DType::f32);
-      copy(src, c);
+      const Tensor c = as_f32(src);
       return broadcast ? make_view(c, t.shape(), {0, c.stride(1), c.stride(2)}, 0) : c;
     };
     Tensor product = empty(out.shape(), DType::f32);

@@ -39,6 +39,10 @@ void fold2d(const Tensor& cols, const Tensor& x_grad, const Window2d& w);
 void adamw(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq, const AdamWStep& s);
 bool sum_squares(const std::vector<Tensor>& tensors, double* out);
 
+// t as f32: t itself when it is f32, else a widened contiguous copy (the fused
+// kernels compute halves in f32).
+Tensor as_f32(const Tensor& t);
+
 bool linear(const Tensor& x, const Tensor& weight, const Tensor& bias, LinearEpilogue e, const Tensor& out,
             const Tensor& pre);
 bool linear_weight_grad(const Tensor& grad, const Tensor& x, const Tensor& grad_w, const Tensor& grad_b);

@@ -29,12 +29,6 @@ void add_bias_rows(const Tensor& y, const Tensor& bias) {
   });
 }
 
-Tensor widened(const Tensor& t) {
-  Tensor f = empty(t.shape(), DType::f32);
-  copy(t, f);
-  return f;
-}
-
 }  // namespace
 
 bool linear(const Tensor& x, const Tensor& weight, const Tensor& bias, LinearEpilogue e, const Tensor& out,
@@ -46,8 +40,8 @@ bool linear(const Tensor& x, const Tensor& weight, const Tensor& bias, LinearEpi
   // in pre (GELU's input) or out itself.
   const Tensor product = is_half(t) ? empty(out.shape(), DType::f32) : (gelu ? pre : out);
   if (is_half(t)) {
-    gemm(as_batch(widened(x)), transposed_as_batch(widened(weight)), as_batch(product));
-    add_bias_rows(product, widened(bias));
+    gemm(as_batch(as_f32(x)), transposed_as_batch(as_f32(weight)), as_batch(product));
+    add_bias_rows(product, as_f32(bias));
   } else {
     gemm(as_batch(x), transposed_as_batch(weight), as_batch(product));
     add_bias_rows(product, bias);
