@@ -1,5 +1,6 @@
 // Memory-bound kernels (softmax, layer_norm, rms_norm, the residual add fused
-// with layer_norm against the two ops, gelu, fused cross-entropy, AdamW),
+// with layer_norm against the two ops, gelu, fused cross-entropy, AdamW,
+// dropout's one-pass mask against rand + ge + where + mul),
 // convolutions and linear + GELU (fused entries beside the compositions they
 // replace) and attention, each timed through
 // loom's public ops: "fwd" under NoGradGuard, "fwd+bwd" as forward with grad
@@ -142,6 +143,23 @@ void adamw_case(const Options& opt, int64_t params) {
   emit(r);
 }
 
+// dropout(x, p) against the composition it replaces, on the same Philox
+// stream. Both count the one-pass form's traffic (fwd: x read, mask and y
+// written; bwd: dy and mask read, dx written), so their GB/s compare as speeds.
+void dropout_case(const Options& opt, int64_t rows, int64_t cols) {
+  const double n = static_cast<double>(rows * cols), p = 0.1;
+  Generator gen(1);
+  for (bool fused : {true, false}) {
+    fwd_bwd(opt, fused ? "dropout" : "rand+ge+where+mul", dims({rows, cols}), {randn({rows, cols}).requires_grad_()},
+            [fused, p, &gen](const std::vector<Tensor>& t) {
+              if (fused) return dropout(t[0], p, true, &gen);
+              const Tensor keep = ge(rand(t[0].shape(), {}, &gen), full({}, p));
+              return mul(t[0], where(keep, full({}, 1.0 / (1.0 - p)), zeros({})));
+            },
+            3 * n * F, 3 * n * F, false);
+  }
+}
+
 double conv_flops(int64_t n, int64_t cin, int64_t cout, int64_t ho, int64_t wo, int64_t kh, int64_t kw) {
   return 2.0 * static_cast<double>(n * cout * ho * wo) * static_cast<double>(cin * kh * kw);
 }
@@ -174,6 +192,10 @@ void run_memory(const std::string& which, const Options& opt) {
   }
   if (all || which == "cross_entropy") cross_entropy_case(opt, 2048, 4096);  // poetry-gpt logits
   if (all || which == "adamw") adamw_case(opt, opt.integer("params", 4 << 20));
+  if (all || which == "dropout") {
+    dropout_case(opt, 8192, 1024);
+    dropout_case(opt, 2048, 128);  // poetry-gpt activations
+  }
 }
 
 namespace {
