@@ -48,13 +48,11 @@ struct Draw {
   T* out;
   int64_t n;
   uint64_t seed, block;
-  unsigned blocks;  // the grid
 };
 
 template <class T>
 LOOM_SIMT_GLOBAL void uniform_kernel(Draw<T> a) {
-  for (int64_t q = static_cast<int64_t>(block_x()) * kThreads + thread_x(); q < (a.n + 3) / 4;
-       q += static_cast<int64_t>(a.blocks) * kThreads) {
+  LOOM_SIMT_GRID_LOOP(q, (a.n + 3) / 4) {  // q: a group of 4 elements, one Philox block
     float u[4];
     uniform4(a.seed, a.block + static_cast<uint64_t>(q), u);
     for (int l = 0; l < 4; ++l)
@@ -65,8 +63,7 @@ LOOM_SIMT_GLOBAL void uniform_kernel(Draw<T> a) {
 template <class T>
 LOOM_SIMT_GLOBAL void normal_kernel(Draw<T> a) {
   constexpr double kTwoPi = 6.28318530717958647692;
-  for (int64_t q = static_cast<int64_t>(block_x()) * kThreads + thread_x(); q < (a.n + 3) / 4;
-       q += static_cast<int64_t>(a.blocks) * kThreads) {
+  LOOM_SIMT_GRID_LOOP(q, (a.n + 3) / 4) {  // q: a group of 4 elements, one Philox block
     float u[4];
     uniform4(a.seed, a.block + static_cast<uint64_t>(q), u);
     for (int pair = 0; pair < 2; ++pair) {
@@ -85,15 +82,13 @@ struct Mask {
   T* out;
   int64_t n;
   uint64_t seed, block;
-  unsigned blocks;  // the grid
   strided::compute_t<T> threshold;  // p, rounded to T
   T kept, dropped;                  // scale and 0 as T
 };
 
 template <class T>
 LOOM_SIMT_GLOBAL void dropout_mask_kernel(Mask<T> a) {
-  for (int64_t q = static_cast<int64_t>(block_x()) * kThreads + thread_x(); q < (a.n + 3) / 4;
-       q += static_cast<int64_t>(a.blocks) * kThreads) {
+  LOOM_SIMT_GRID_LOOP(q, (a.n + 3) / 4) {  // q: a group of 4 elements, one Philox block
     float u[4];
     uniform4(a.seed, a.block + static_cast<uint64_t>(q), u);
     for (int l = 0; l < 4; ++l) {
@@ -120,7 +115,7 @@ void run_dropout_mask(const Tensor& out, double p, double scale, uint64_t seed, 
   const unsigned blocks = draw_blocks(n);
   auto go = [&]<class T>() {
     using C = strided::compute_t<T>;
-    const Mask<T> a{static_cast<T*>(out.raw_data()), n, seed, block, blocks,
+    const Mask<T> a{static_cast<T*>(out.raw_data()), n, seed, block,
                     strided::to_compute(strided::from_compute<T>(static_cast<C>(p))),
                     strided::from_compute<T>(static_cast<C>(scale)), strided::from_compute<T>(C(0))};
     check(launch(Dim3(blocks), Dim3(kThreads), 0, stream, dropout_mask_kernel<T>, a), "dropout");
@@ -146,7 +141,7 @@ void run(const Tensor& out, uint64_t seed, uint64_t block, bool normal, Stream s
   const unsigned blocks = draw_blocks(n);
   auto go = [&](auto* typed) {
     using T = std::remove_pointer_t<decltype(typed)>;
-    const Draw<T> a{typed, n, seed, block, blocks};
+    const Draw<T> a{typed, n, seed, block};
     check(launch(Dim3(blocks), Dim3(kThreads), 0, stream, normal ? normal_kernel<T> : uniform_kernel<T>, a), op);
   };
   if (out.dtype() == DType::f32)
