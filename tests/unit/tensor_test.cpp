@@ -176,6 +176,13 @@ TEST_CASE("dropout draws the mask rand() would draw, in every floating dtype", "
       CHECK(allclose(got, want, 0, 0));
     }
   }
+  // a strided x and an empty one
+  Generator a(8), b(8);
+  const Tensor xt = add(rand({33, 17}), 1.0).t();
+  const Tensor keep = ge(rand(xt.shape(), DType::f32, &b), full({}, 0.25));
+  CHECK(allclose(dropout(xt, 0.25, true, &a), mul(xt, where(keep, full({}, 1.0 / 0.75), zeros({}))), 0, 0));
+  CHECK(dropout(empty({0, 3}), 0.5, true, &a).shape() == Shape{0, 3});
+  CHECK(a.offset() == b.offset());
   CHECK_THROWS_WITH(dropout(ones({4}, DType::i32), 0.5), Catch::Contains("dropout: x must be floating"));
 }
 
