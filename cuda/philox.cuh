@@ -113,18 +113,24 @@ void run_dropout_mask(const Tensor& out, double p, double scale, uint64_t seed, 
   const int64_t n = out.numel();
   if (n == 0) return;
   const unsigned blocks = draw_blocks(n);
-  auto go = [&]<class T>() {
+  // T is the device's storage type, Host loom's own type of the dtype: the
+  // constants are rounded here, on the host, by loom::bf16 / loom::f16 (bit
+  // for bit the device conversions, elements.cuh).
+  auto go = [&]<class T, class Host>() {
     using C = strided::compute_t<T>;
-    const Mask<T> a{static_cast<T*>(out.raw_data()), n, seed, block,
-                    strided::to_compute(strided::from_compute<T>(static_cast<C>(p))),
-                    strided::from_compute<T>(static_cast<C>(scale)), strided::from_compute<T>(C(0))};
+    auto stored = [](double x) {
+      if constexpr (std::is_same_v<T, Host>) return static_cast<T>(x);
+      else return T{Host(static_cast<float>(x)).bits};
+    };
+    const C threshold = static_cast<C>(Host(static_cast<C>(p)));  // p as T, compared in T's compute type
+    const Mask<T> a{static_cast<T*>(out.raw_data()), n, seed, block, threshold, stored(scale), stored(0.0)};
     check(launch(Dim3(blocks), Dim3(kThreads), 0, stream, dropout_mask_kernel<T>, a), "dropout");
   };
   switch (out.dtype()) {
-    case DType::f32: return go.template operator()<float>();
-    case DType::f64: return go.template operator()<double>();
-    case DType::bf16: return go.template operator()<strided::Bf16>();
-    case DType::f16: return go.template operator()<strided::Half>();
+    case DType::f32: return go.template operator()<float, float>();
+    case DType::f64: return go.template operator()<double, double>();
+    case DType::bf16: return go.template operator()<strided::Bf16, loom::bf16>();
+    case DType::f16: return go.template operator()<strided::Half, loom::f16>();
     default: LOOM_FAIL("dropout: expected a floating tensor, got ", dtype_name(out.dtype()));
   }
 }

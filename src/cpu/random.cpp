@@ -2,6 +2,7 @@
 // every backend that implements Philox gets the same numbers, and a draw can
 // be cut between threads anywhere. Normals use Box-Muller on the lane pairs
 // (0,1) and (2,3) of a block.
+#include <algorithm>
 #include <cmath>
 
 #include "cpu/kernels.hpp"

@@ -53,9 +53,6 @@ struct OneDevice {
     LOOM_CHECK(t.device() == first->device(), entry, ": tensors on different devices (", first->device().str(),
                " and ", t.device().str(), "; move them with loom::to_device)");
   }
-  void operator()(const std::vector<Tensor>& list) {
-    for (const Tensor& t : list) (*this)(t);
-  }
   template <class T>
   void operator()(const T&) {}
 };
@@ -112,7 +109,6 @@ const Backend* guarded_table() {
     LOOM_GUARD_ENTRY(unfold2d);
     LOOM_GUARD_ENTRY(fold2d);
     LOOM_GUARD_ENTRY(adamw);
-    LOOM_GUARD_ENTRY(sum_squares);
     LOOM_GUARD_ENTRY(linear);
     LOOM_GUARD_ENTRY(linear_weight_grad);
     LOOM_GUARD_ENTRY(convolution);
@@ -120,6 +116,13 @@ const Backend* guarded_table() {
     LOOM_GUARD_ENTRY(attention);
     LOOM_GUARD_ENTRY(attention_backward);
 #undef LOOM_GUARD_ENTRY
+    // A list spread over devices is declined: grad_norm then sums each
+    // tensor where it lives.
+    g.sum_squares = [](const std::vector<Tensor>& list, double* out) {
+      for (const Tensor& t : list)
+        if (!t.defined() || t.device().type != kType || t.device() != list.front().device()) return false;
+      return cpu_backend()->sum_squares(list, out);
+    };
     g.copy = cross_device_copy;
     return g;
   }();

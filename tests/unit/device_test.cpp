@@ -3,6 +3,8 @@
 // The CUDA kernels themselves are tested under the label `cuda`.
 #include <catch2/catch.hpp>
 
+#include <cmath>
+
 #include <loom/core/cuda.hpp>
 #include <loom/loom.hpp>
 
@@ -133,4 +135,16 @@ TEST_CASE("a host-staged device group carries device tensors and refuses host on
   // Without NCCL in the build (or on emulated devices) the device group is staged.
   CHECK(dist::make_device_process_group(std::make_shared<dist::LocalProcessGroup>(), dev)->backend() ==
         "local (host-staged cuda:0)");
+}
+
+TEST_CASE("the gradient norm sums gradients that live on different devices", "[device]") {
+  cuda::HostEmulation emulation(2);
+  Tensor a = zeros({2}, TensorOptions().with_requires_grad());
+  Tensor b = zeros({1}, TensorOptions().with_device(cuda_device(0)).with_requires_grad());
+  Tensor c = zeros({1}, TensorOptions().with_device(cuda_device(1)).with_requires_grad());
+  a.set_grad(from_vector<float>({2, 4}, {2}));
+  b.set_grad(from_vector<float>({4}, {1}).to(cuda_device(0)));
+  c.set_grad(from_vector<float>({5}, {1}).to(cuda_device(1)));
+  CHECK(optim::grad_norm({a, b, c}) == Approx(std::sqrt(61.0)));
+  CHECK(optim::grad_norm({b, a}) == Approx(std::sqrt(36.0)));
 }

@@ -42,7 +42,7 @@ TEST_CASE("the gradient norm is one deterministic pass over every gradient", "[o
   const double serial = optim::grad_norm(params);
   set_num_threads(threads > 1 ? threads : 2);
   const double parallel = optim::grad_norm(params);
-  set_num_threads(0);
+  set_num_threads(threads);
   CHECK(serial == norm);
   CHECK(parallel == norm);
   // halves take the per-tensor composition
