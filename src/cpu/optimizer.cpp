@@ -16,6 +16,7 @@
 
 #include "cpu/kernels.hpp"
 #include "cpu/loops.hpp"
+#include "cpu/vec_row.hpp"
 #include "loom/core/threads.hpp"
 
 namespace loom::cpu {
@@ -95,22 +96,13 @@ void adamw(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const
 
 namespace {
 
-// Squares summed in double over 8 interleaved lanes (a form GCC vectorises
-// without reassociating anything), then the lanes in order.
+// The sum of x² over x[0, n), in lanes of double partial sums (vec_row.hpp).
 template <class T>
 double squares(const T* x, int64_t n) {
-  constexpr int kLanes = 8;
-  double lane[kLanes] = {};
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int l = 0; l < kLanes; ++l) {
-      const double v = x[i + l];
-      lane[l] += v * v;
-    }
-  double sum = 0;
-  for (int l = 0; l < kLanes; ++l) sum += lane[l];
-  for (; i < n; ++i) sum += static_cast<double>(x[i]) * static_cast<double>(x[i]);
-  return sum;
+  return lane_sum<double>(n, [x](int64_t i) {
+    const double v = x[i];
+    return v * v;
+  });
 }
 
 }  // namespace

@@ -3,7 +3,7 @@
 // The pool shares out (outer row, column block) units; each output element is
 // reduced by one thread in a fixed order, so the bits do not depend on the
 // thread count. Columns (inner > 1) are summed in order along r, side by
-// side; a row sum (inner == 1) over 8 interleaved lanes, then the lanes in
+// side; a row sum (inner == 1) over interleaved lanes, then the lanes in
 // order: one chain of dependent double adds would wait 4 cycles per element
 // (a convolution's bias gradient sums 100k elements per channel).
 #include <algorithm>
@@ -12,6 +12,7 @@
 
 #include "cpu/kernels.hpp"
 #include "cpu/loops.hpp"
+#include "cpu/vec_row.hpp"
 #include "loom/core/threads.hpp"
 
 namespace loom::cpu {
@@ -22,22 +23,9 @@ constexpr int64_t kColumnBlock = 256;         // output columns per unit of work
 constexpr int64_t kGrainElements = 1 << 15;  // inputs a thread's share reads at least
 
 template <class T>
-double sum_row(const T* x, int64_t r) {
-  constexpr int kLanes = 8;
-  double lane[kLanes] = {};
-  int64_t k = 0;
-  for (; k + kLanes <= r; k += kLanes)
-    for (int l = 0; l < kLanes; ++l) lane[l] += x[k + l];
-  double sum = 0;
-  for (int l = 0; l < kLanes; ++l) sum += lane[l];
-  for (; k < r; ++k) sum += x[k];
-  return sum;
-}
-
-template <class T>
 void sum_columns(const T* x, int64_t r, int64_t inner, int64_t c0, int64_t c1, T* out) {
-  if (inner == 1) {
-    out[0] = static_cast<T>(sum_row(x, r));
+  if (inner == 1) {  // a row: lanes of double partial sums (vec_row.hpp)
+    out[0] = static_cast<T>(lane_sum<double>(r, [x](int64_t k) { return static_cast<double>(x[k]); }));
     return;
   }
   const int64_t width = c1 - c0;
