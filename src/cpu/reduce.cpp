@@ -30,7 +30,7 @@ void sum_columns(const T* x, int64_t r, int64_t inner, int64_t c0, int64_t c1, T
   }
   const int64_t width = c1 - c0;
   double acc[kColumnBlock];
-  std::fill_n(acc, width, 0.0);  // only the columns used: a row sum (width 1) clears one
+  std::fill_n(acc, width, 0.0);  // only the columns used
   for (int64_t k = 0; k < r; ++k) {
     const T* row = x + k * inner + c0;
     for (int64_t c = 0; c < width; ++c) acc[c] += row[c];
