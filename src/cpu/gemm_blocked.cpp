@@ -90,10 +90,9 @@ void multiply_blocked(const MatrixView& a, const MatrixView& b, float* c, int64_
     return;
   }
   // Operands the kernel reads where they lie (when that beats packing: gemm_f32.hpp).
-  const bool direct_a = a.row_stride == 1;
-  const bool direct_a_rows = kRowMajorAInPlace && !direct_a && a.col_stride == 1;
-  const bool a_in_place = direct_a || direct_a_rows;
-  const bool direct_b = b.col_stride == 1 && m <= kDirectBMaxSide && n <= kDirectBMaxSide;
+  const bool a_in_place = a_read_in_place(a);
+  const bool direct_a_rows = a_in_place && a.row_stride != 1;  // row-major: one stream per row
+  const bool direct_b = b_read_in_place(b, m, n);
   const int64_t row_block = even_block(m, kRowBlock, kTileRows);
   const int64_t column_block = even_block(n, kColumnBlock, kTileCols);
   const int64_t depth_block = even_block(k, kDepthBlock, 1);

@@ -76,6 +76,16 @@ struct MatrixView {
   }
 };
 
+// Which operands of an m x n product multiply_blocked reads where they lie
+// instead of packing them (the rules above); the thread split's cost model
+// asks the same questions.
+inline bool a_read_in_place(const MatrixView& a) {
+  return a.row_stride == 1 || (kRowMajorAInPlace && a.col_stride == 1);
+}
+inline bool b_read_in_place(const MatrixView& b, int64_t m, int64_t n) {
+  return b.col_stride == 1 && m <= kDirectBMaxSide && n <= kDirectBMaxSide;
+}
+
 // Packs `width` lines of `depth` values into panels of `panel_width` lines:
 // panel p starts at out + p * panel_width * depth and holds, for each depth
 // step d, its lines' values side by side (padded with zeros to panel_width,

@@ -69,19 +69,9 @@ Region region(int64_t m, int64_t n, int64_t k, const Split& s, int64_t index) {
   return r;
 }
 
-// Which operands multiply_blocked packs, by their layout (its own rules).
-struct Operands {
-  bool a_packed;       // neither column-major nor, where read in place, row-major
-  bool b_rows_dense;   // row-major B: read in place when the part is small enough
-};
-
-Operands operands_of(const MatrixView& a, const MatrixView& b) {
-  const bool a_in_place = a.row_stride == 1 || (kRowMajorAInPlace && a.col_stride == 1);
-  return {!a_in_place, b.col_stride == 1};
-}
-
-// Estimated cycles for the largest part of one product cut by `split`.
-double part_cycles(int64_t m, int64_t n, int64_t k, const Split& s, const Operands& o) {
+// Estimated cycles for the largest part of one product of a and b cut by `split`.
+double part_cycles(const MatrixView& a, const MatrixView& b, const Split& s) {
+  const int64_t m = a.rows, k = a.cols, n = b.cols;
   const int64_t part_rows = ceil_div(ceil_div(m, kTileRows), s.rows) * kTileRows;
   const int64_t part_cols = ceil_div(ceil_div(n, kLanes), s.cols) * kLanes;
   const double rows = static_cast<double>(part_rows), cols = static_cast<double>(part_cols);
@@ -95,10 +85,9 @@ double part_cycles(int64_t m, int64_t n, int64_t k, const Split& s, const Operan
   // starts coming from L3.
   const double b_block_bytes = cols * static_cast<double>(std::min(depth, kDepthBlock)) * sizeof(float);
   if (b_block_bytes > kBBlockL2Bytes) fma *= kBBlockOutOfL2;
-  const bool b_packed = !(o.b_rows_dense && std::min(part_rows, m) <= kDirectBMaxSide &&
-                          std::min(part_cols, n) <= kDirectBMaxSide);
+  const bool b_packed = !b_read_in_place(b, std::min(part_rows, m), std::min(part_cols, n));
   const double a_reads = rows * d * static_cast<double>(ceil_div(part_cols, kColumnBlock));
-  const double pack_a = a_reads * (o.a_packed ? kPackCyclesPerFloat : kInPlaceCyclesPerFloat);
+  const double pack_a = a_reads * (a_read_in_place(a) ? kInPlaceCyclesPerFloat : kPackCyclesPerFloat);
   const double pack_b = cols * d * (b_packed ? kPackCyclesPerFloat : kInPlaceCyclesPerFloat);
   const double output = rows * cols * static_cast<double>(ceil_div(depth, kDepthBlock));
   return fma + pack_a + pack_b + output * kOutputCyclesPerFloat;
@@ -115,13 +104,14 @@ struct Plan {
   Split split;
 };
 
-Plan choose_plan(int64_t batch, int64_t m, int64_t n, int64_t k, const Operands& o, int64_t threads) {
+Plan choose_plan(int64_t batch, const MatrixView& a, const MatrixView& b, int64_t threads) {
+  const int64_t m = a.rows, k = a.cols, n = b.cols;
   const Split whole;
   Plan best;
-  double best_cycles = static_cast<double>(batch) * part_cycles(m, n, k, whole, o);
+  double best_cycles = static_cast<double>(batch) * part_cycles(a, b, whole);
   if (threads <= 1) return best;
   if (batch > 1) {
-    const double cycles = static_cast<double>(ceil_div(batch, threads)) * part_cycles(m, n, k, whole, o) +
+    const double cycles = static_cast<double>(ceil_div(batch, threads)) * part_cycles(a, b, whole) +
                           kParallelRegionCycles;
     if (cycles < best_cycles) {
       best_cycles = cycles;
@@ -135,7 +125,7 @@ Plan choose_plan(int64_t batch, int64_t m, int64_t n, int64_t k, const Operands&
       if ((threads / rows) % cols != 0 || cols > col_units) continue;
       const Split s{rows, cols, threads / rows / cols};
       if (s.depth > std::max<int64_t>(k, 1)) continue;
-      double cycles = static_cast<double>(batch) * part_cycles(m, n, k, s, o) + kParallelRegionCycles;
+      double cycles = static_cast<double>(batch) * part_cycles(a, b, s) + kParallelRegionCycles;
       if (s.depth > 1) cycles += reduce_cycles(batch * m * n, s.depth, threads);
       if (cycles < best_cycles) {
         best_cycles = cycles;
@@ -183,7 +173,7 @@ void multiply_batched(const BatchedProduct& p) {
     multiply_blocked(product_operand(p.a, p.a_batch_stride, i), product_operand(p.b, p.b_batch_stride, i),
                      p.c + i * size, n);
   };
-  const Plan plan = choose_plan(p.batch, m, n, k, operands_of(p.a, p.b), num_threads());
+  const Plan plan = choose_plan(p.batch, p.a, p.b, num_threads());
   switch (plan.mode) {
     case Plan::Mode::serial:
       for (int64_t i = 0; i < p.batch; ++i) whole_product(i);
