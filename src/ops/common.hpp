@@ -7,6 +7,7 @@
 #include "kernels/backend.hpp"
 #include "loom/autograd/grad_mode.hpp"
 #include "loom/autograd/node.hpp"
+#include "loom/core/random.hpp"
 #include "loom/core/tensor.hpp"
 
 namespace loom::ops {
@@ -39,6 +40,17 @@ Tensor autocast_to_f32(const Tensor& t);
 // t contiguous and detached: what a fused kernel entry reads and a backward
 // saves (no second reference into the graph).
 inline Tensor dense(const Tensor& t) { return t.contiguous().detach(); }
+
+// Where a Philox draw of n elements starts: the generator's seed (gen, else
+// the default generator) and the first of the (n + 3) / 4 blocks it reserves.
+struct DrawStart {
+  uint64_t seed, block;
+};
+inline DrawStart reserve_draw(Generator* gen, int64_t n) {
+  Generator& g = gen ? *gen : default_generator();
+  const uint64_t block = g.advance(static_cast<uint64_t>((n + 3) / 4));
+  return {g.seed(), block};
+}
 
 // The contiguous [outer, r, inner] decomposition of a tensor around `dim`.
 struct AxisSplit {

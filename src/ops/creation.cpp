@@ -45,15 +45,14 @@ namespace {
 Tensor random_tensor(const Shape& shape, TensorOptions options, Generator* gen, bool normal) {
   LOOM_CHECK(is_floating(options.dtype), normal ? "randn" : "rand", ": dtype must be floating, got ",
              dtype_name(options.dtype));
-  Generator& g = gen ? *gen : default_generator();
   const DType wanted = options.dtype;
   const bool rg = options.requires_grad;
   // Draw in f32 (or f64) and round halves afterwards, so a bf16 draw equals
   // the f32 draw rounded.
   Tensor t = empty(shape, TensorOptions(wanted == DType::f64 ? DType::f64 : DType::f32).with_device(options.device));
-  const uint64_t block = g.advance(static_cast<uint64_t>((t.numel() + 3) / 4));
+  const ops::DrawStart at = ops::reserve_draw(gen, t.numel());
   auto& k = kernels::backend(t.device());
-  normal ? k.normal(t, g.seed(), block) : k.uniform(t, g.seed(), block);
+  normal ? k.normal(t, at.seed, at.block) : k.uniform(t, at.seed, at.block);
   if (t.dtype() != wanted) t = t.to(wanted);
   if (rg) t.requires_grad_(true);
   return t;

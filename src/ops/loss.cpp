@@ -73,9 +73,8 @@ Tensor dropout(const Tensor& x, double p, bool training, Generator* gen) {
   // The keep-mask scaled by 1/(1-p), drawn from the Philox stream as rand()
   // would draw it; the product's backward multiplies by the same mask.
   Tensor scale = empty(x.shape(), TensorOptions(x.dtype()).with_device(x.device()));
-  Generator& g = gen ? *gen : default_generator();
-  const uint64_t block = g.advance(static_cast<uint64_t>((scale.numel() + 3) / 4));
-  kernels::backend(x.device()).dropout_mask(scale, p, 1.0 / (1.0 - p), g.seed(), block);
+  const ops::DrawStart at = ops::reserve_draw(gen, scale.numel());
+  ops::kernels_for(x).dropout_mask(scale, p, 1.0 / (1.0 - p), at.seed, at.block);
   return mul(x, scale);
 }
 
