@@ -154,7 +154,9 @@ void add_error_bodies_and_counts(httplib::Server& http, Metrics& metrics, size_t
     return httplib::Server::HandlerResponse::Handled;
   };
   http.set_error_handler(fill);
-  http.set_logger([&metrics](const httplib::Request& req, const httplib::Response& res) {
+  // Counted before the response is written (httplib's logger runs after), so
+  // a client that has its answer already finds it on /metrics.
+  http.set_post_routing_handler([&metrics](const httplib::Request& req, httplib::Response& res) {
     metrics.count_response(endpoint_label(req.path), res.status);
   });
   http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
