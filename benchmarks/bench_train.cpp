@@ -17,13 +17,18 @@
 // layers, sequence 1024) can be timed without a tokenizer of that size.
 // --attention automatic|fused|composed picks the attention kernel the steps
 // run (AttentionKernelGuard), to time a fused kernel against the composition
-// inside whole steps.
+// inside whole steps. --profile N runs N more steps after the timed ones
+// under the kernel profile (loom/core/kernel_profile.hpp) and prints its
+// table on stderr: where the step's time goes, kernel by kernel.
+#include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 
 #include "bench.hpp"
 #include "loom/autograd/grad_mode.hpp"
 #include "loom/core/cuda.hpp"
+#include "loom/core/kernel_profile.hpp"
 #include "loom/models/gpt.hpp"
 #include "loom/ops/ops.hpp"
 #include "loom/optim/optimizer.hpp"
@@ -64,6 +69,23 @@ std::unique_ptr<optim::Optimizer> make_optimizer(const train::Json& op, nn::Modu
 }
 
 }  // namespace
+
+// Runs `steps` more of `step` under the kernel profile and prints its table.
+template <class Step>
+void print_kernel_profile(Step& step, int64_t steps) {
+  start_kernel_profile();
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    for (int64_t i = 0; i < steps; ++i) step();
+  } catch (...) {
+    stop_kernel_profile();
+    throw;
+  }
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const std::vector<KernelTime> rows = stop_kernel_profile();
+  std::fprintf(stderr, "kernel profile of %lld steps (%.1f ms per step):\n%s", static_cast<long long>(steps),
+               1e3 * wall / static_cast<double>(steps), format_kernel_profile(rows, wall).c_str());
+}
 
 void run_train_step(const Options& opt) {
   LOOM_CHECK(opt.has("recipe"), "train-step: --recipe R is required");
@@ -141,6 +163,7 @@ void run_train_step(const Options& opt) {
   o.values["warmup"] = std::to_string(opt.integer("warmup", 3));
   o.values["reps"] = std::to_string(opt.integer("steps", 10));
   const double ms = median_ms(o, step);
+  if (const int64_t profiled = opt.integer("profile", 0); profiled > 0) print_kernel_profile(step, profiled);
 
   const int64_t batch = tr["batch_size"].get<int64_t>() * accum;
   std::string shape = kind + " batch " + std::to_string(batch);

@@ -115,9 +115,10 @@ void usage() {
                "                                     forward+backward (--queries: the last L of T positions)\n"
                "  mel [--seconds S]                  log-mel spectrogram of S seconds of 16 kHz audio (default 10)\n"
                "  train-step --recipe R [--set k=v]... [--steps N] [--warmup W] [--synthetic 1] [--peak-tflops T]\n"
-               "             [--attention automatic|fused|composed]\n"
+               "             [--attention automatic|fused|composed] [--profile N]\n"
                "                                     whole steps on train.device in train.precision; --synthetic:\n"
-               "                                     random tokens (gpt); --peak-tflops: the device's GEMM rate\n"
+               "                                     random tokens (gpt); --peak-tflops: the device's GEMM rate;\n"
+               "                                     --profile: N more steps timed kernel by kernel (stderr)\n"
                "  kernels                            gemm + memory + conv + linear + attention + mel\n"
                "  allreduce [--min B] [--max B] [--iters N]   MPI all-reduce bandwidth (mpirun -np N loom-bench allreduce)\n"
                "options: --threads N  --reps N  --warmup N  --fma-gflops X --copy-gbps Y (skip measuring limits)\n");

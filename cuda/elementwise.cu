@@ -10,7 +10,7 @@
 namespace loom::cuda {
 
 void unary(Unary op, const Tensor& x, const Tensor& out, const UnaryParams& p) {
-  const char* name = pointwise::unary_name(op);
+  const char* name = kernels::op_name(op);
   OnDevice on(out, name);
   on.check(x, name, "x");
   pointwise::run_unary(op, x, out, p, on.stream, check_launch);
@@ -18,7 +18,7 @@ void unary(Unary op, const Tensor& x, const Tensor& out, const UnaryParams& p) {
 
 void unary_backward(Unary op, const Tensor& grad, const Tensor& x, const Tensor& y, const Tensor& grad_in,
                     const UnaryParams& p) {
-  const char* name = pointwise::unary_name(op);
+  const char* name = kernels::op_name(op);
   OnDevice on(grad_in, name);
   on.check(grad, name, "grad");
   on.check(x, name, "x");
@@ -27,7 +27,7 @@ void unary_backward(Unary op, const Tensor& grad, const Tensor& x, const Tensor&
 }
 
 void binary(Binary op, const Tensor& a, const Tensor& b, const Tensor& out) {
-  const char* name = pointwise::binary_name(op);
+  const char* name = kernels::op_name(op);
   OnDevice on(out, name);
   on.check(a, name, "a");
   on.check(b, name, "b");

@@ -14,16 +14,7 @@
 namespace loom::pointwise {
 inline namespace LOOM_SIMT_ABI {
 
-inline const char* unary_name(Unary op) {
-  static const char* names[] = {"neg", "exp", "log", "sqrt", "rsqrt", "abs", "tanh", "sigmoid", "relu",
-                                "gelu", "gelu", "silu", "clamp", "pow"};
-  return names[static_cast<int>(op)];
-}
-
-inline const char* binary_name(Binary op) {
-  static const char* names[] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum"};
-  return names[static_cast<int>(op)];
-}
+using kernels::op_name;
 
 inline bool integer_unary_ok(Unary op) {
   return op == Unary::neg || op == Unary::abs || op == Unary::relu || op == Unary::clamp;
@@ -59,7 +50,7 @@ void with_storage_type(DType t, const char* op, const char* what, F&& f) {
 template <class Check>
 void run_unary(Unary op, const Tensor& x, const Tensor& out, const kernels::UnaryParams& p, Stream stream,
                Check&& check) {
-  const char* name = unary_name(op);
+  const char* name = op_name(op);
   LOOM_CHECK(x.dtype() == out.dtype(), name, ": dtype ", dtype_name(x.dtype()), " -> ", dtype_name(out.dtype()));
   const DType t = x.dtype();
   if (!is_floating(t)) {
@@ -79,7 +70,7 @@ void run_unary(Unary op, const Tensor& x, const Tensor& out, const kernels::Unar
 template <class Check>
 void run_unary_backward(Unary op, const Tensor& grad, const Tensor& x, const Tensor& y, const Tensor& grad_in,
                         const kernels::UnaryParams& p, Stream stream, Check&& check) {
-  const char* name = unary_name(op);
+  const char* name = op_name(op);
   const DType t = x.dtype();
   LOOM_CHECK(is_floating(t), name, " backward: expected a floating tensor, got ", dtype_name(t));
   LOOM_CHECK(grad.dtype() == t && y.dtype() == t && grad_in.dtype() == t, name, " backward: dtypes differ (grad ",
@@ -98,7 +89,7 @@ void run_unary_backward(Unary op, const Tensor& grad, const Tensor& x, const Ten
 // a and b already broadcast (expanded) to out's shape.
 template <class Check>
 void run_binary(Binary op, const Tensor& a, const Tensor& b, const Tensor& out, Stream stream, Check&& check) {
-  const char* name = binary_name(op);
+  const char* name = op_name(op);
   const DType t = a.dtype();
   LOOM_CHECK(b.dtype() == t && out.dtype() == t, name, ": dtypes ", dtype_name(t), ", ", dtype_name(b.dtype()),
              " -> ", dtype_name(out.dtype()));

@@ -10,6 +10,7 @@
 
 #include "loom/autograd/grad_mode.hpp"
 #include "loom/autograd/node.hpp"
+#include "loom/core/kernel_profile.hpp"
 #include "loom/ops/autocast.hpp"
 #include "loom/ops/creation.hpp"
 #include "loom/ops/elementwise.hpp"
@@ -102,9 +103,14 @@ void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads
       if (auto out = slot.retained.lock()) out->grad = grads[i];
     }
     std::vector<Tensor> input_grads;
-    if (any_grad) input_grads = node->apply_outputs(grads);
+    if (any_grad) {
+      loom::detail::KernelContextScope scope("backward of ", node->name());
+      input_grads = node->apply_outputs(grads);
+    }
     if (!retain_graph) node->release_saved();
 
+    static const std::string kAccumulation = "gradient accumulation";
+    loom::detail::KernelContextScope scope("", kAccumulation);
     auto& edges = node->next_edges();
     for (size_t i = 0; i < edges.size(); ++i) {
       if (!edges[i].valid()) continue;

@@ -77,12 +77,6 @@ void map_binary(const Tensor& a, const Tensor& b, const Tensor& out, F f) {
   });
 }
 
-const char* unary_name(Unary op) {
-  static const char* names[] = {"neg", "exp", "log", "sqrt", "rsqrt", "abs", "tanh", "sigmoid", "relu",
-                                "gelu", "gelu", "silu", "clamp", "pow"};
-  return names[static_cast<int>(op)];
-}
-
 constexpr double kInvSqrt2 = 0.70710678118654752440;
 constexpr double kSqrt2OverPi = 0.79788456080286535588;
 constexpr double kInvSqrt2Pi = 0.39894228040143267794;
@@ -151,10 +145,10 @@ void unary(Unary op, const Tensor& x, const Tensor& out, const UnaryParams& p) {
   dispatch_all(x.dtype(), [&]<class T>() {
     using C = compute_t<T>;
     if constexpr (std::is_same_v<T, bool> || std::is_same_v<T, uint8_t>) {
-      LOOM_FAIL(unary_name(op), ": not defined for dtype ", dtype_name(x.dtype()));
+      LOOM_FAIL(kernels::op_name(op), ": not defined for dtype ", dtype_name(x.dtype()));
     } else {
       if constexpr (!is_float_v<T>) {
-        LOOM_CHECK(op == Unary::neg || op == Unary::abs || op == Unary::relu || op == Unary::clamp, unary_name(op),
+        LOOM_CHECK(op == Unary::neg || op == Unary::abs || op == Unary::relu || op == Unary::clamp, kernels::op_name(op),
                    ": expected a floating tensor, got ", dtype_name(x.dtype()));
       }
       switch (op) {
@@ -202,7 +196,7 @@ void unary_backward(Unary op, const Tensor& grad, const Tensor& x, const Tensor&
                     const UnaryParams& p) {
   dispatch_all(x.dtype(), [&]<class T>() {
     if constexpr (!is_float_v<T>) {
-      LOOM_FAIL(unary_name(op), " backward: expected a floating tensor, got ", dtype_name(x.dtype()));
+      LOOM_FAIL(kernels::op_name(op), " backward: expected a floating tensor, got ", dtype_name(x.dtype()));
     } else {
       using C = compute_t<T>;
       // The derivative as a function of (x, y); y may be x itself when unused.

@@ -1,4 +1,5 @@
 #include "kernels/backend.hpp"
+#include "kernels/profile.hpp"
 
 #include <array>
 #include <atomic>
@@ -79,42 +80,15 @@ template <DeviceType kType>
 const Backend* guarded_table() {
   static const Backend table = [] {
     Backend g{};
-#define LOOM_GUARD_ENTRY(entry)                   \
-  g.entry = [](auto... a) {                       \
-    OneDevice check{#entry, kType};               \
-    (check(a), ...);                              \
-    return cpu_backend()->entry(a...);            \
-  }
-    LOOM_GUARD_ENTRY(fill);
-    LOOM_GUARD_ENTRY(unary);
-    LOOM_GUARD_ENTRY(unary_backward);
-    LOOM_GUARD_ENTRY(binary);
-    LOOM_GUARD_ENTRY(compare);
-    LOOM_GUARD_ENTRY(where);
-    LOOM_GUARD_ENTRY(reduce);
-    LOOM_GUARD_ENTRY(gemm);
-    LOOM_GUARD_ENTRY(softmax);
-    LOOM_GUARD_ENTRY(softmax_backward);
-    LOOM_GUARD_ENTRY(norm);
-    LOOM_GUARD_ENTRY(norm_backward);
-    LOOM_GUARD_ENTRY(cross_entropy);
-    LOOM_GUARD_ENTRY(cross_entropy_backward);
-    LOOM_GUARD_ENTRY(index_select);
-    LOOM_GUARD_ENTRY(index_add);
-    LOOM_GUARD_ENTRY(gather);
-    LOOM_GUARD_ENTRY(scatter);
-    LOOM_GUARD_ENTRY(uniform);
-    LOOM_GUARD_ENTRY(normal);
-    LOOM_GUARD_ENTRY(dropout_mask);
-    LOOM_GUARD_ENTRY(unfold2d);
-    LOOM_GUARD_ENTRY(fold2d);
-    LOOM_GUARD_ENTRY(adamw);
-    LOOM_GUARD_ENTRY(linear);
-    LOOM_GUARD_ENTRY(linear_weight_grad);
-    LOOM_GUARD_ENTRY(convolution);
-    LOOM_GUARD_ENTRY(convolution_backward);
-    LOOM_GUARD_ENTRY(attention);
-    LOOM_GUARD_ENTRY(attention_backward);
+    // Every entry the CPU has, checked; copy and sum_squares are set below.
+#define LOOM_GUARD_ENTRY(entry)                 \
+  if (cpu_backend()->entry != nullptr)          \
+    g.entry = [](auto... a) {                   \
+      OneDevice check{#entry, kType};           \
+      (check(a), ...);                          \
+      return cpu_backend()->entry(a...);        \
+    };
+    LOOM_BACKEND_ENTRIES(LOOM_GUARD_ENTRY)
 #undef LOOM_GUARD_ENTRY
     // A list spread over devices is declined: grad_norm then sums each
     // tensor where it lives.
@@ -144,7 +118,9 @@ const Backend* tile_table() {
 
 void register_backend(DeviceType type, const Backend* table) { tables()[static_cast<size_t>(type)].store(table); }
 
-const Backend& backend(Device device) {
+namespace {
+
+const Backend& table_for(Device device) {
   const bool emulated = cuda::host_emulated_devices() > 0;
   if (device.is_cpu()) return (kCudaBuild || emulated) ? *guarded_table<DeviceType::CPU>() : *cpu_backend();
   if (device.is_cuda() && emulated)
@@ -155,6 +131,13 @@ const Backend& backend(Device device) {
 #endif
   LOOM_CHECK(t != nullptr, "no kernels for device ", device.str(), ": ", cuda_unavailable_reason());
   return *t;
+}
+
+}  // namespace
+
+const Backend& backend(Device device) {
+  const Backend& table = table_for(device);
+  return kernel_profile_on() ? profiled(table) : table;
 }
 
 }  // namespace loom::kernels

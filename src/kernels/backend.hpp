@@ -173,6 +173,34 @@ struct Backend {
                                     const AttentionParams& p) = nullptr;
 };
 
+// Every entry of Backend, for code that wraps a whole table (the device
+// guards and the kernel profile in src/kernels/).
+#define LOOM_BACKEND_ENTRIES(X)                                                                          \
+  X(copy) X(fill) X(unary) X(unary_backward) X(binary) X(compare) X(where) X(reduce) X(gemm) X(softmax)    \
+  X(softmax_backward) X(norm) X(norm_backward) X(cross_entropy) X(cross_entropy_backward) X(index_select)  \
+  X(index_add) X(gather) X(scatter) X(uniform) X(normal) X(dropout_mask) X(unfold2d) X(fold2d) X(adamw)     \
+  X(attention) X(attention_backward) X(adamw_multi) X(sum_squares) X(linear) X(linear_weight_grad)        \
+  X(convolution) X(convolution_backward) X(power_spectrum) X(vendor_attention) X(vendor_attention_backward)
+
+// The operations' names, as error messages and the kernel profile print them.
+inline const char* op_name(Unary op) {
+  static const char* names[] = {"neg",     "exp",  "log",      "sqrt",      "rsqrt", "abs",   "tanh",
+                                "sigmoid", "relu", "gelu",     "gelu_tanh", "silu",  "clamp", "pow"};
+  return names[static_cast<int>(op)];
+}
+inline const char* op_name(Binary op) {
+  static const char* names[] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum"};
+  return names[static_cast<int>(op)];
+}
+inline const char* op_name(Compare op) {
+  static const char* names[] = {"eq", "ne", "lt", "le", "gt", "ge"};
+  return names[static_cast<int>(op)];
+}
+inline const char* op_name(Reduce op) {
+  static const char* names[] = {"sum", "max", "argmax"};
+  return names[static_cast<int>(op)];
+}
+
 const Backend& backend(Device device);
 void register_backend(DeviceType type, const Backend* table);
 

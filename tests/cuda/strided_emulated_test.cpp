@@ -72,7 +72,7 @@ TEST_CASE("emulated strided unary kernels and derivatives match the CPU in every
       if (op == Unary::clamp) p.lo = -0.5, p.hi = 0.7, p.has_lo = p.has_hi = true;
       if (op == Unary::pow_scalar) p.exponent = 2.5;
       const bool positive = op == Unary::log || op == Unary::sqrt || op == Unary::rsqrt || op == Unary::pow_scalar;
-      const std::string name = "unary " + std::string(pointwise::unary_name(op)) + " " + dtype_name(t);
+      const std::string name = "unary " + std::string(kernels::op_name(op)) + " " + dtype_name(t);
       Tensor x = transposed(t, gen, positive);
       Tensor want = empty({4, 6}, t), got = empty({6, 4}, t).t();  // a strided output too
       cpu.unary(op, x, want, p);
@@ -102,7 +102,7 @@ TEST_CASE("emulated strided binary kernels and comparisons match the CPU, broadc
         Tensor want = empty({4, 6}, t), got = empty({4, 6}, t);
         cpu.binary(op, x, b, want);
         pointwise::run_binary(op, x, b, got, {}, no_status);
-        check_close(got, want, "binary " + std::string(pointwise::binary_name(op)) + " " + dtype_name(t));
+        check_close(got, want, "binary " + std::string(kernels::op_name(op)) + " " + dtype_name(t));
       }
     }
     for (Compare op : {Compare::eq, Compare::ne, Compare::lt, Compare::le, Compare::gt, Compare::ge}) {

@@ -4,6 +4,7 @@
 #include "loom/core/device.hpp"
 #include "loom/core/dtype.hpp"
 #include "loom/core/error.hpp"
+#include "loom/core/kernel_profile.hpp"
 #include "loom/core/random.hpp"
 #include "loom/core/shape.hpp"
 #include "loom/core/storage.hpp"
