@@ -69,14 +69,17 @@ constexpr int64_t kBlockRows = 56;
 // more than a [56, D] or [56, Lk] operand.
 constexpr int64_t kPiece = 256;
 
-// Unless asked for by name, the kernel takes a call without the causal mask
-// only when the whole call has at least this many scores (1 GiB of f32, of
-// which the composition holds several score-sized tensors for its backward):
+// Unless asked for by name, the kernel takes a call with neither the causal
+// mask nor a key mask only when the whole call has at least this many scores
+// (1 GiB of f32, of which the composition holds several score-sized tensors
+// for its backward):
 // on time alone the composition's batched products are as fast or faster at
 // every size measured (forward + backward 0.74-1.03x fused from 128 to 2048
 // keys, docs/benchmarks.md), so below it the kernel's gain, memory, is not
 // worth its time. With the causal mask it skips half the products and is faster
-// at every size measured.
+// at every size measured; with a key mask the composition pays a select over
+// the scores each way (masked_fill), and the omni pretraining step (masked
+// text and fusion attention, head dim 16) is 3-6% faster with those fused.
 constexpr int64_t kLeastScoresUnmasked = int64_t{1} << 28;
 
 // A masked score, and the lse of a row that sees no key.
@@ -265,7 +268,8 @@ void check_takes(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor
 bool attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_keep, const Tensor& out,
                const Tensor& lse, const AttentionParams& p) {
   if (q.dtype() == DType::f64 || q.numel() == 0 || k.numel() == 0) return false;  // composed instead
-  if (!p.required && !p.causal && q.size(0) * q.size(1) * k.size(1) < kLeastScoresUnmasked) return false;
+  if (!p.required && !p.causal && !key_keep.defined() && q.size(0) * q.size(1) * k.size(1) < kLeastScoresUnmasked)
+    return false;
   check_takes(q, k, v, key_keep, "attention");
   LOOM_CHECK(out.shape() == q.shape() && out.dtype() == q.dtype() && out.is_contiguous() &&
                  lse.dtype() == DType::f32 && lse.numel() == q.size(0) * q.size(1) && lse.is_contiguous(),

@@ -86,8 +86,10 @@ Tensor add(const Tensor& a, const Tensor& b) {
   if (auto p = ops::promoted_pair(a, b)) return add(p->first, p->second);
   Tensor out = binary_forward(Binary::add, "add", a, b);
   return ops::record("add", out, {a, b}, {},
-                     [sa = a.shape(), sb = b.shape()](const BackwardContext&, const Tensor& g) {
-                       return std::vector<Tensor>{sum_to(g, sa), sum_to(g, sb)};
+                     [sa = a.shape(), sb = b.shape()](const BackwardContext& ctx, const Tensor& g) {
+                       // A broadcast operand's sum is a pass over g: skipped for a constant (a mask's bias).
+                       return std::vector<Tensor>{ctx.needs_grad(0) ? sum_to(g, sa) : Tensor(),
+                                                  ctx.needs_grad(1) ? sum_to(g, sb) : Tensor()};
                      });
 }
 
