@@ -109,8 +109,8 @@ void backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads
     }
     if (!retain_graph) node->release_saved();
 
-    static const std::string kAccumulation = "gradient accumulation";
-    loom::detail::KernelContextScope scope("", kAccumulation);
+    static const std::string kGradientSum = "gradient sum";  // of a tensor used more than once
+    loom::detail::KernelContextScope scope("", kGradientSum);
     auto& edges = node->next_edges();
     for (size_t i = 0; i < edges.size(); ++i) {
       if (!edges[i].valid()) continue;

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "loom/autograd/grad_mode.hpp"
+#include "loom/core/kernel_profile.hpp"
 #include "loom/core/random.hpp"
 
 namespace loom::data {
@@ -119,6 +120,8 @@ std::vector<int64_t> DataLoader::batch_indices(int64_t epoch, int64_t batch) con
 
 Batch DataLoader::build(int64_t epoch, int64_t batch) const {
   NoGradGuard no_grad;
+  static const std::string kLoading = "data loading";
+  loom::detail::KernelContextScope profile_as("", kLoading);  // on a worker, beside the step, not in it
   const auto indices = batch_indices(epoch, batch);
   std::vector<Example> examples;
   examples.reserve(indices.size());

@@ -4,6 +4,7 @@
 // tensors (outputs are passed in, already shaped).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -181,6 +182,12 @@ struct Backend {
   X(index_add) X(gather) X(scatter) X(uniform) X(normal) X(dropout_mask) X(unfold2d) X(fold2d) X(adamw)     \
   X(attention) X(attention_backward) X(adamw_multi) X(sum_squares) X(linear) X(linear_weight_grad)        \
   X(convolution) X(convolution_backward) X(power_spectrum) X(vendor_attention) X(vendor_attention_backward)
+
+#define LOOM_COUNT_ENTRY(entry) +1
+inline constexpr size_t kBackendEntries = 0 LOOM_BACKEND_ENTRIES(LOOM_COUNT_ENTRY);
+#undef LOOM_COUNT_ENTRY
+static_assert(sizeof(Backend) == kBackendEntries * sizeof(void (*)()),
+              "LOOM_BACKEND_ENTRIES must list every entry of Backend");
 
 // The operations' names, as error messages and the kernel profile print them.
 inline const char* op_name(Unary op) {

@@ -76,14 +76,12 @@ const char* variant_of(const First& first, const Rest&...) {
     return nullptr;
 }
 
-// The device of the first defined tensor among a call's arguments.
-struct FirstDevice {
-  bool found = false;
+// The device a call runs on: that of its first tensor off the CPU (a copy
+// from the host to a device is the device's), else the CPU.
+struct CallDevice {
   Device device;
   void operator()(const Tensor& t) {
-    if (found || !t.defined()) return;
-    found = true;
-    device = t.device();
+    if (device.is_cpu() && t.defined()) device = t.device();
   }
   void operator()(const std::vector<Tensor>& list) {
     if (!list.empty()) (*this)(list.front());
@@ -96,18 +94,24 @@ struct FirstDevice {
 bool asynchronous(Device d) { return d.is_cuda() && cuda::host_emulated_devices() == 0; }
 
 // Times one table call; a call made inside another is the outer call's time.
+// A timed entry called after the profile stopped (a graph keeps the attention
+// entries it was built with) times nothing.
 class TimedCall {
  public:
   template <class... Args>
   TimedCall(const char* entry, const Args&... args) : entry_(entry) {
-    if (t_depth++ > 0) return;
-    outermost_ = true;
+    if (t_depth > 0 || !kernel_profile_on()) {
+      ++t_depth;
+      return;
+    }
     variant_ = variant_of(args...);
-    FirstDevice first;
-    (first(args), ...);
-    device_ = first.device;  // the CPU for a call without tensors
+    CallDevice call;
+    (call(args), ...);
+    device_ = call.device;
     wait_ = asynchronous(device_);
-    if (wait_) cuda::synchronize(device_.index);
+    if (wait_) cuda::synchronize(device_.index);  // a throw here leaves no state behind
+    ++t_depth;
+    outermost_ = true;
     start_ = std::chrono::steady_clock::now();
   }
   ~TimedCall() {

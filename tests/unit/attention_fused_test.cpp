@@ -175,10 +175,13 @@ TEST_CASE("fused attention (CPU): taken by default where it is faster, f64 compo
   Generator gen(3);
   const auto node = [](const Tensor& t) { return t.grad_fn() ? t.grad_fn()->name() : std::string("(leaf)"); };
   const Tensor q = randn({2, 4, 70, 16}, DType::f32, &gen).requires_grad_();
-  // Causal: always. Without the mask: from 2^28 scores in the call (the
+  // Causal: always. Without any mask: from 2^28 scores in the call (the
   // composition is faster; beyond that its score tensors take gigabytes).
   CHECK(node(scaled_dot_product_attention(q, q, q, Tensor(), true)) == "scaled_dot_product_attention");
   CHECK(node(scaled_dot_product_attention(q, q, q)) != "scaled_dot_product_attention");
+  // With a key mask: always (the composition's masked_fill costs a pass each way).
+  const Tensor keep = ones({2, 1, 1, 70}, DType::boolean);
+  CHECK(node(scaled_dot_product_attention(q, q, q, keep)) == "scaled_dot_product_attention");
   const Tensor long_q = randn({1, 16384, 8}, DType::f32, &gen).requires_grad_();  // 2^28
   CHECK(node(scaled_dot_product_attention(long_q, long_q, long_q)) == "scaled_dot_product_attention");
   {

@@ -3,8 +3,10 @@
 // While a profile runs, every call through the kernel table is timed, on
 // every device and thread: the table's entry with its operation for the
 // elementwise and reduction entries ("binary.mul", "reduce.sum", "gemm"),
-// and the part of the step that made it (the graph node whose backward ran
-// it, or gradient accumulation). A kernel that calls the table itself is
+// and the part of the work that made it (the graph node whose backward ran
+// it, the engine's sum of the gradients of a tensor used more than once, or
+// the data loader, whose workers run beside the step: their time overlaps
+// it). Adding into a leaf's .grad is the backward of its AccumulateGrad node. A kernel that calls the table itself is
 // counted once, in the outermost entry. On a CUDA device each timed call
 // waits for the device before and after, so the figures are the kernels'
 // own time at the cost of the overlap a real step has: read the profile for
@@ -26,7 +28,8 @@ namespace loom {
 
 struct KernelTime {
   std::string kernel;   // "gemm", "binary.mul", "unary_backward.gelu", ...
-  std::string context;  // "backward of NODE", "gradient accumulation", or "" (forward, optimizer, anything else)
+  std::string context;  // "backward of NODE", "gradient sum", "data loading" (the loader's workers,
+                        // beside the step), or "" (forward, optimizer, anything else)
   std::string device;   // "cpu", "cuda:0", ...
   int64_t calls = 0;
   double seconds = 0;  // summed over calls (and threads)
