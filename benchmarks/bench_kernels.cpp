@@ -223,18 +223,30 @@ void conv_pair(const Options& opt, const std::string& shape, std::vector<Tensor>
 }  // namespace
 
 void run_conv(const Options& opt) {
-  {  // fashion-vit patch stem: 1 -> 64 channels, 4x4 stride 4, batch 128 (images need no gradient)
-    const double fl = conv_flops(128, 1, 64, 7, 7, 4, 4);
-    conv_pair(opt, "x128x1x28x28_w64x1x4x4_s4",
-              {randn({128, 1, 28, 28}), randn({64, 1, 4, 4}).requires_grad_(), zeros({64}).requires_grad_()}, {4, 4},
-              {0, 0}, fl, fl);
-  }
-  {  // a 3x3 stride-2 convolution of the CNN recipe arch: 32 -> 64 channels, 28x28 -> 14x14
-    const double fl = conv_flops(128, 32, 64, 14, 14, 3, 3);
-    conv_pair(opt, "x128x32x28x28_w64x32x3x3_s2p1",
-              {randn({128, 32, 28, 28}).requires_grad_(), randn({64, 32, 3, 3}).requires_grad_(),
-               zeros({64}).requires_grad_()},
-              {2, 2}, {1, 1}, fl, 2 * fl);
+  struct Case {
+    const char* name;
+    int64_t n, c, h, w, o, kh, kw, sh, sw, ph, pw;
+    bool input_grad;  // images need none: their backward is dW and db only
+  };
+  const Case cases[] = {
+      // fashion-vit's patch stem: 1 -> 64 channels, 4x4 stride 4
+      {"x128x1x28x28_w64x1x4x4_s4", 128, 1, 28, 28, 64, 4, 4, 4, 4, 0, 0, false},
+      // a 3x3 stride-2 convolution of the CNN recipe arch: 32 -> 64 channels, 28x28 -> 14x14
+      {"x128x32x28x28_w64x32x3x3_s2p1", 128, 32, 28, 28, 64, 3, 3, 2, 2, 1, 1, true},
+      // omni-tiny, batch 32: the image stem (64x64 RGB -> 32 channels -> 64,
+      // both 3x3 stride 2) and the audio encoder's first conv1d over 512
+      // log-mel frames of 80 bins, as conv2d sees it ([N, C, 1, L])
+      {"x32x3x64x64_w32x3x3x3_s2p1", 32, 3, 64, 64, 32, 3, 3, 2, 2, 1, 1, false},
+      {"x32x32x32x32_w64x32x3x3_s2p1", 32, 32, 32, 32, 64, 3, 3, 2, 2, 1, 1, true},
+      {"x32x80x1x512_w64x80x1x3_s1x2p0x1", 32, 80, 1, 512, 64, 1, 3, 1, 2, 0, 1, true},
+  };
+  for (const Case& c : cases) {
+    const int64_t oh = (c.h + 2 * c.ph - c.kh) / c.sh + 1, ow = (c.w + 2 * c.pw - c.kw) / c.sw + 1;
+    const double fl = conv_flops(c.n, c.c, c.o, oh, ow, c.kh, c.kw);
+    Tensor x = randn({c.n, c.c, c.h, c.w});
+    if (c.input_grad) x.requires_grad_();
+    conv_pair(opt, c.name, {x, randn({c.o, c.c, c.kh, c.kw}).requires_grad_(), zeros({c.o}).requires_grad_()},
+              {c.sh, c.sw}, {c.ph, c.pw}, fl, c.input_grad ? 2 * fl : fl);
   }
 }
 
