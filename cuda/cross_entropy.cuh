@@ -2,7 +2,8 @@
 //   loss = -(1 - eps) * logp[t] - (eps / C) * sum_c logp[c]
 //   dloss/dx_c = scale * (softmax_c - (1 - eps) * [c == t] - eps / C)
 // Floor: forward reads N * C logits once (two passes, the second from cache),
-// ~N * C exps; backward reads them and writes N * C gradients.
+// ~N * C exps, and keeps each row's log-sum-exp; backward reads the logits
+// once and writes N * C gradients, softmax_c = exp(x_c - lse).
 // One block per row; sums in double, as on the CPU, reduced in a fixed order
 // (block_reduce.cuh). A target outside [0, C) (other than ignore_index)
 // gives a NaN loss and NaN gradients: the kernel cannot raise, and checking
@@ -28,6 +29,7 @@ struct Rows {
   const T* scale;  // backward: the loss gradient per row, stride scale_stride
   int64_t scale_stride;
   T* out;  // forward: losses [n]; backward: gradients [n, c]
+  T* lse;  // [n]: written by the forward, read by the backward
   int64_t c, ignore_index;
   double smoothing;
   unsigned threads;
@@ -50,7 +52,7 @@ LOOM_SIMT_GLOBAL void cross_entropy_kernel(Rows<T> a) {
   const int64_t i = block_x();
   const int64_t t = target_at(a.targets, a.targets_64, i * a.target_stride);
   if (t == a.ignore_index) {  // uniform across the block
-    if (thread_x() == 0) a.out[i] = T(0);
+    if (thread_x() == 0) a.out[i] = a.lse[i] = T(0);
     return;
   }
   const T* row = a.logits + i * a.c;
@@ -63,10 +65,11 @@ LOOM_SIMT_GLOBAL void cross_entropy_kernel(Rows<T> a) {
   total = block_sum(total, a.threads);
   sum_x = block_sum(sum_x, a.threads);
   if (thread_x() == 0) {
+    const double lse = static_cast<double>(mx) + ::log(total);
+    a.lse[i] = static_cast<T>(lse);
     if (t < 0 || t >= a.c) {
       a.out[i] = static_cast<T>(NAN);
     } else {
-      const double lse = static_cast<double>(mx) + ::log(total);
       const double nll = lse - static_cast<double>(row[t]);
       const double smooth = lse - sum_x / static_cast<double>(a.c);
       a.out[i] = static_cast<T>((1.0 - a.smoothing) * nll + a.smoothing * smooth);
@@ -85,15 +88,12 @@ LOOM_SIMT_GLOBAL void cross_entropy_backward_kernel(Rows<T> a) {
     return;
   }
   const T* row = a.logits + i * a.c;
-  const T mx = row_max(row, a.c, a.threads);
-  double total = 0;
-  for (int64_t j = thread_x(); j < a.c; j += a.threads) total += ::exp(static_cast<double>(row[j] - mx));
-  total = block_sum(total, a.threads);
+  const double lse = static_cast<double>(a.lse[i]);
   const double sc = static_cast<double>(a.scale[i * a.scale_stride]);
   const double uniform = a.smoothing / static_cast<double>(a.c);
   const bool bad = t < 0 || t >= a.c;
   for (int64_t j = thread_x(); j < a.c; j += a.threads) {
-    double d = ::exp(static_cast<double>(row[j] - mx)) / total - uniform;
+    double d = ::exp(static_cast<double>(row[j]) - lse) - uniform;
     if (j == t) d -= 1.0 - a.smoothing;
     g[j] = bad ? static_cast<T>(NAN) : static_cast<T>(sc * d);
   }

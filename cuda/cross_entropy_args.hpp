@@ -25,8 +25,8 @@ inline void check_args(const Tensor& logits, const Tensor& targets, const char* 
 }
 
 template <class T, class Check>
-void launch_rows(const Tensor& logits, const Tensor& targets, const Tensor& scale, const Tensor& out,
-                 const kernels::CrossEntropyParams& p, bool backward, Stream stream, Check& check) {
+void launch_rows(const Tensor& logits, const Tensor& targets, const Tensor& lse, const Tensor& scale,
+                 const Tensor& out, const kernels::CrossEntropyParams& p, bool backward, Stream stream, Check& check) {
   const int64_t n = logits.size(0), c = logits.size(1);
   const Rows<T> a{static_cast<const T*>(logits.raw_data()),
                   targets.raw_data(),
@@ -35,6 +35,7 @@ void launch_rows(const Tensor& logits, const Tensor& targets, const Tensor& scal
                   scale.defined() ? static_cast<const T*>(scale.raw_data()) : nullptr,
                   scale.defined() ? scale.stride(0) : 0,
                   static_cast<T*>(out.raw_data()),
+                  static_cast<T*>(lse.raw_data()),
                   c,
                   p.ignore_index,
                   p.label_smoothing,
@@ -44,26 +45,33 @@ void launch_rows(const Tensor& logits, const Tensor& targets, const Tensor& scal
         backward ? "cross_entropy backward" : "cross_entropy");
 }
 
-// logits [N, C], targets [N] -> losses [N] (0 where ignored).
+inline void check_rows(const Tensor& rows, const Tensor& logits, const char* op, const char* what) {
+  LOOM_CHECK(rows.is_contiguous() && rows.numel() == logits.size(0) && rows.dtype() == logits.dtype(), op, ": ",
+             what, " must be a contiguous [N] of the logits' dtype");
+}
+
+// logits [N, C], targets [N] -> losses [N] (0 where ignored), and each row's
+// log-sum-exp [N] for the backward.
 template <class Check>
-void run_forward(const Tensor& logits, const Tensor& targets, const Tensor& losses,
+void run_forward(const Tensor& logits, const Tensor& targets, const Tensor& losses, const Tensor& lse,
                  const kernels::CrossEntropyParams& p, Stream stream, Check&& check) {
   check_args(logits, targets, "cross_entropy");
-  LOOM_CHECK(losses.is_contiguous() && losses.numel() == logits.size(0) && losses.dtype() == logits.dtype(),
-             "cross_entropy: losses must be a contiguous [N] of the logits' dtype");
+  check_rows(losses, logits, "cross_entropy", "losses");
+  check_rows(lse, logits, "cross_entropy", "lse");
   if (logits.size(0) == 0) return;
   LOOM_CHECK(logits.size(1) > 0, "cross_entropy: no classes");
   if (logits.dtype() == DType::f32)
-    launch_rows<float>(logits, targets, Tensor(), losses, p, false, stream, check);
+    launch_rows<float>(logits, targets, lse, Tensor(), losses, p, false, stream, check);
   else
-    launch_rows<double>(logits, targets, Tensor(), losses, p, false, stream, check);
+    launch_rows<double>(logits, targets, lse, Tensor(), losses, p, false, stream, check);
 }
 
 // grad_logits = row_scale[i] * d loss_i / d logits.
 template <class Check>
-void run_backward(const Tensor& logits, const Tensor& targets, const Tensor& row_scale, const Tensor& grad_logits,
-                  const kernels::CrossEntropyParams& p, Stream stream, Check&& check) {
+void run_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse, const Tensor& row_scale,
+                  const Tensor& grad_logits, const kernels::CrossEntropyParams& p, Stream stream, Check&& check) {
   check_args(logits, targets, "cross_entropy backward");
+  check_rows(lse, logits, "cross_entropy backward", "lse");
   LOOM_CHECK(grad_logits.is_contiguous() && grad_logits.shape() == logits.shape() &&
                  grad_logits.dtype() == logits.dtype(),
              "cross_entropy backward: grad_logits must be contiguous like the logits");
@@ -72,9 +80,9 @@ void run_backward(const Tensor& logits, const Tensor& targets, const Tensor& row
              shape_str(row_scale.shape()));
   if (logits.size(0) == 0 || logits.size(1) == 0) return;
   if (logits.dtype() == DType::f32)
-    launch_rows<float>(logits, targets, row_scale, grad_logits, p, true, stream, check);
+    launch_rows<float>(logits, targets, lse, row_scale, grad_logits, p, true, stream, check);
   else
-    launch_rows<double>(logits, targets, row_scale, grad_logits, p, true, stream, check);
+    launch_rows<double>(logits, targets, lse, row_scale, grad_logits, p, true, stream, check);
 }
 
 }  // namespace LOOM_SIMT_ABI

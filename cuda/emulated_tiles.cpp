@@ -72,16 +72,17 @@ void emulated_softmax_backward(const Tensor& grad, const Tensor& y, const Tensor
   softmax_kernels::run_backward(grad, y, grad_in, outer, r, inner, log, {}, emulator_launch_status);
 }
 
-void emulated_cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& losses,
+void emulated_cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& losses, const Tensor& lse,
                             const kernels::CrossEntropyParams& p) {
-  check_one_device({&logits, &targets, &losses}, "cross_entropy");
-  cross_entropy_kernels::run_forward(logits, targets, losses, p, {}, emulator_launch_status);
+  check_one_device({&logits, &targets, &losses, &lse}, "cross_entropy");
+  cross_entropy_kernels::run_forward(logits, targets, losses, lse, p, {}, emulator_launch_status);
 }
 
-void emulated_cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& row_scale,
-                                     const Tensor& grad_logits, const kernels::CrossEntropyParams& p) {
-  check_one_device({&logits, &targets, &row_scale, &grad_logits}, "cross_entropy backward");
-  cross_entropy_kernels::run_backward(logits, targets, row_scale, grad_logits, p, {}, emulator_launch_status);
+void emulated_cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse,
+                                     const Tensor& row_scale, const Tensor& grad_logits,
+                                     const kernels::CrossEntropyParams& p) {
+  check_one_device({&logits, &targets, &lse, &row_scale, &grad_logits}, "cross_entropy backward");
+  cross_entropy_kernels::run_backward(logits, targets, lse, row_scale, grad_logits, p, {}, emulator_launch_status);
 }
 
 bool emulated_adamw_multi(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,

@@ -32,8 +32,9 @@ void norm_backward(const Tensor& grad, const Tensor& grad_sum, const Tensor& x, 
                    const Tensor& mean, const Tensor& rstd, const Tensor& grad_x, const Tensor& grad_w,
                    const Tensor& grad_b, const NormShape& s);
 // loss.cu
-void cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& losses, const CrossEntropyParams& p);
-void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& row_scale,
+void cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& losses, const Tensor& lse,
+                   const CrossEntropyParams& p);
+void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse, const Tensor& row_scale,
                             const Tensor& grad_logits, const CrossEntropyParams& p);
 // index.cu
 void index_select(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& out);

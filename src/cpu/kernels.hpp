@@ -24,8 +24,9 @@ void norm(const Tensor& x, const Tensor& residual, const Tensor& weight, const T
 void norm_backward(const Tensor& grad, const Tensor& grad_sum, const Tensor& x, const Tensor& weight,
                    const Tensor& mean, const Tensor& rstd, const Tensor& grad_x, const Tensor& grad_w,
                    const Tensor& grad_b, const NormShape& s);
-void cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& losses, const CrossEntropyParams& p);
-void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& row_scale,
+void cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& losses, const Tensor& lse,
+                   const CrossEntropyParams& p);
+void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse, const Tensor& row_scale,
                             const Tensor& grad_logits, const CrossEntropyParams& p);
 void index_select(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& out);
 void index_add(const Tensor& grad_out, int64_t dim, const Tensor& index, const Tensor& grad_x);

@@ -4,8 +4,8 @@
 // The full log-probabilities are never stored. Rows run in parallel; each is
 // read from memory once (max), then revisited from L1/L2 for the sums of
 // exp(x - max) and x in lanes with a vectorised exp (vec_row.hpp,
-// vec_math.hpp); the backward stores the exponentials in the gradient row
-// and scales them in place.
+// vec_math.hpp). The forward keeps each row's log-sum-exp, so the backward
+// is one pass: softmax_c = exp(x_c - lse).
 #include <cmath>
 #include <limits>
 
@@ -36,16 +36,19 @@ int64_t row_grain(int64_t c) { return std::max<int64_t>(1, 4096 / std::max<int64
 
 }  // namespace
 
-void cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& losses, const CrossEntropyParams& p) {
+void cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& losses, const Tensor& lse,
+                   const CrossEntropyParams& p) {
   const int64_t n = logits.size(0), c = logits.size(1);
   dispatch_float(logits.dtype(), "cross_entropy", [&]<class T>() {
     const T* xp = ptr<T>(logits);
     T* lp = ptr<T>(losses);
+    T* sp = ptr<T>(lse);
     parallel_for(0, n, row_grain(c), [&](int64_t i0, int64_t i1) {
       for (int64_t i = i0; i < i1; ++i) {
         const int64_t t = read_target(targets, i, c, p.ignore_index);
         if (t == p.ignore_index) {
           lp[i] = 0;
+          sp[i] = 0;
           continue;
         }
         const T* row = xp + i * c;
@@ -53,6 +56,7 @@ void cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& lo
         const auto [total, sum_x] = lane_sum2<T>(
             c, [&](int64_t j) { return math<T>::exp(row[j] - mx); }, [&](int64_t j) { return row[j]; });
         const double lse = mx + std::log(total);
+        sp[i] = static_cast<T>(lse);
         const double nll = lse - row[t];
         const double smooth = lse - sum_x / static_cast<double>(c);  // -mean_c logp[c]
         lp[i] = static_cast<T>((1.0 - p.label_smoothing) * nll + p.label_smoothing * smooth);
@@ -61,11 +65,12 @@ void cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& lo
   });
 }
 
-void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& row_scale,
+void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse, const Tensor& row_scale,
                             const Tensor& grad_logits, const CrossEntropyParams& p) {
   const int64_t n = logits.size(0), c = logits.size(1);
   dispatch_float(logits.dtype(), "cross_entropy backward", [&]<class T>() {
     const T* xp = ptr<T>(logits);
+    const T* lse_p = ptr<T>(lse);
     const T* sp = ptr<T>(row_scale);
     T* gp = ptr<T>(grad_logits);
     parallel_for(0, n, row_grain(c), [&](int64_t i0, int64_t i1) {
@@ -77,12 +82,11 @@ void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const T
           continue;
         }
         const T* row = xp + i * c;
-        const T mx = lane_max(row, c);
-        const double total = lane_sum<T>(c, [&](int64_t j) { return g[j] = math<T>::exp(row[j] - mx); });
+        const T lse_i = lse_p[i];
         const double scale = sp[i * row_scale.stride(0)];
-        const T k = static_cast<T>(scale / total);
+        const T k = static_cast<T>(scale);
         const T shift = static_cast<T>(scale * p.label_smoothing / static_cast<double>(c));
-        for (int64_t j = 0; j < c; ++j) g[j] = k * g[j] - shift;
+        for (int64_t j = 0; j < c; ++j) g[j] = k * math<T>::exp(row[j] - lse_i) - shift;
         g[t] -= static_cast<T>(scale * (1.0 - p.label_smoothing));
       }
     });

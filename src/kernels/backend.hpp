@@ -89,12 +89,13 @@ struct Backend {
   void (*norm_backward)(const Tensor& grad, const Tensor& grad_sum, const Tensor& x, const Tensor& weight,
                         const Tensor& mean, const Tensor& rstd, const Tensor& grad_x, const Tensor& grad_w,
                         const Tensor& grad_b, const NormShape& s);
-  // logits contiguous [N, C], integer targets [N] -> per-row losses [N] (0 where ignored).
-  void (*cross_entropy)(const Tensor& logits, const Tensor& targets, const Tensor& losses,
+  // logits contiguous [N, C], integer targets [N] -> per-row losses [N] (0 where ignored) and
+  // each row's log-sum-exp [N] in the logits' dtype (any value where ignored), kept for the backward.
+  void (*cross_entropy)(const Tensor& logits, const Tensor& targets, const Tensor& losses, const Tensor& lse,
                         const CrossEntropyParams& p);
-  // grad_logits = d(sum_i row_scale[i] * loss_i)/dlogits
-  void (*cross_entropy_backward)(const Tensor& logits, const Tensor& targets, const Tensor& row_scale,
-                                 const Tensor& grad_logits, const CrossEntropyParams& p);
+  // grad_logits = d(sum_i row_scale[i] * loss_i)/dlogits, from the forward's lse.
+  void (*cross_entropy_backward)(const Tensor& logits, const Tensor& targets, const Tensor& lse,
+                                 const Tensor& row_scale, const Tensor& grad_logits, const CrossEntropyParams& p);
   // Indexing along dim; index is i32/i64 (checked by the op before the call).
   void (*index_select)(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& out);
   void (*index_add)(const Tensor& grad_out, int64_t dim, const Tensor& index, const Tensor& grad_x);

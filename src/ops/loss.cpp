@@ -23,17 +23,21 @@ Tensor embedding(const Tensor& weight, const Tensor& ids) {
 
 namespace {
 
-// Per-row losses [N] of logits [N, C]; its node turns d(loss_i) into d(logits).
+// Per-row losses [N] of logits [N, C]; its node turns d(loss_i) into d(logits)
+// from the rows' log-sum-exp, saved by the forward.
 Tensor cross_entropy_rows(const Tensor& logits, const Tensor& targets, const kernels::CrossEntropyParams& p) {
   Tensor x = logits.contiguous().detach();
-  Tensor losses = empty({x.size(0)}, TensorOptions(x.dtype()).with_device(x.device()));
-  ops::kernels_for(x).cross_entropy(x, targets, losses, p);
-  return ops::record("cross_entropy", losses, {logits}, {x, targets}, [p](const BackwardContext& ctx, const Tensor& g) {
-    Tensor x = ctx.saved(0), t = ctx.saved(1);
-    Tensor grad = empty(x.shape(), TensorOptions(x.dtype()).with_device(x.device()));
-    ops::kernels_for(x).cross_entropy_backward(x, t, g.contiguous(), grad, p);
-    return std::vector<Tensor>{grad};
-  });
+  const TensorOptions like = TensorOptions(x.dtype()).with_device(x.device());
+  Tensor losses = empty({x.size(0)}, like), lse = empty({x.size(0)}, like);
+  ops::kernels_for(x).cross_entropy(x, targets, losses, lse, p);
+  return ops::record("cross_entropy", losses, {logits}, {x, targets, lse},
+                     [p](const BackwardContext& ctx, const Tensor& g) {
+                       Tensor x = ctx.saved(0);
+                       Tensor grad = empty(x.shape(), TensorOptions(x.dtype()).with_device(x.device()));
+                       ops::kernels_for(x).cross_entropy_backward(x, ctx.saved(1), ctx.saved(2), g.contiguous(), grad,
+                                                                  p);
+                       return std::vector<Tensor>{grad};
+                     });
 }
 
 }  // namespace

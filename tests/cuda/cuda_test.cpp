@@ -631,12 +631,14 @@ int run_kernels() {
         kernels::CrossEntropyParams p{7, smoothing};
         const std::string n = std::string("targets ") + dtype_name(tt) + " smoothing " + std::to_string(smoothing);
         Tensor want = empty({64}, DType::f32), got = empty_dev({64}, DType::f32);
-        cpu_k().cross_entropy(logits, targets, want, p);
-        cuda_k().cross_entropy(dev(logits), dev(targets), got, p);
+        Tensor want_lse = empty({64}, DType::f32), got_lse = empty_dev({64}, DType::f32);
+        cpu_k().cross_entropy(logits, targets, want, want_lse, p);
+        cuda_k().cross_entropy(dev(logits), dev(targets), got, got_lse, p);
         expect_close(got, want, kF32, n + " loss");
+        expect_close(got_lse, want_lse, kF32, n + " log-sum-exp");
         Tensor gw = empty(logits.shape(), DType::f32), gg = empty_dev(logits.shape(), DType::f32);
-        cpu_k().cross_entropy_backward(logits, targets, scale, gw, p);
-        cuda_k().cross_entropy_backward(dev(logits), dev(targets), dev(scale), gg, p);
+        cpu_k().cross_entropy_backward(logits, targets, want_lse, scale, gw, p);
+        cuda_k().cross_entropy_backward(dev(logits), dev(targets), got_lse, dev(scale), gg, p);
         expect_close(gg, gw, kF32, n + " grad");
       }
     }

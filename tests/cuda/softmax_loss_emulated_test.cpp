@@ -94,15 +94,16 @@ TEST_CASE("emulated cross-entropy kernels match the CPU: smoothing, ignored rows
             targets.narrow(0, 2, 1).fill_(-100);  // ignored
           }
           targets = targets.to(target_type);
-          Tensor want = empty({n}, t), got = empty({n}, t);
-          cpu.cross_entropy(logits, targets, want, p);
-          cross_entropy_kernels::run_forward(logits, targets, got, p, {}, no_status);
+          Tensor want = empty({n}, t), got = empty({n}, t), want_lse = empty({n}, t), got_lse = empty({n}, t);
+          cpu.cross_entropy(logits, targets, want, want_lse, p);
+          cross_entropy_kernels::run_forward(logits, targets, got, got_lse, p, {}, no_status);
           check_close(got, want, tolerance(t), name);
+          check_close(got_lse, want_lse, tolerance(t), name + " log-sum-exp");
 
           Tensor scale = rand({n}, DType::f64, &gen).to(t);
           Tensor want_g = empty({n, classes}, t), got_g = empty({n, classes}, t);
-          cpu.cross_entropy_backward(logits, targets, scale, want_g, p);
-          cross_entropy_kernels::run_backward(logits, targets, scale, got_g, p, {}, no_status);
+          cpu.cross_entropy_backward(logits, targets, want_lse, scale, want_g, p);
+          cross_entropy_kernels::run_backward(logits, targets, got_lse, scale, got_g, p, {}, no_status);
           check_close(got_g, want_g, tolerance(t), name + " backward");
         }
       }
@@ -113,9 +114,13 @@ TEST_CASE("emulated cross-entropy kernels match the CPU: smoothing, ignored rows
 TEST_CASE("an emulated cross-entropy target outside the classes gives NaN, as on a GPU", "[cross_entropy]") {
   Tensor logits = randn({2, 4});
   Tensor targets = from_vector<int64_t>({1, 9}, {2});
-  Tensor losses = empty({2});
-  cross_entropy_kernels::run_forward(logits, targets, losses, {}, {}, no_status);
+  Tensor losses = empty({2}), lse = empty({2});
+  cross_entropy_kernels::run_forward(logits, targets, losses, lse, {}, {}, no_status);
   const std::vector<float> l = losses.to_vector<float>();
   CHECK(std::isfinite(l[0]));
   CHECK(std::isnan(l[1]));
+  Tensor grad = empty({2, 4});
+  cross_entropy_kernels::run_backward(logits, targets, lse, ones({2}), grad, {}, {}, no_status);
+  for (float g : grad.narrow(0, 0, 1).to_vector<float>()) CHECK(std::isfinite(g));
+  for (float g : grad.narrow(0, 1, 1).to_vector<float>()) CHECK(std::isnan(g));
 }
