@@ -121,7 +121,7 @@ std::vector<int64_t> DataLoader::batch_indices(int64_t epoch, int64_t batch) con
 Batch DataLoader::build(int64_t epoch, int64_t batch) const {
   NoGradGuard no_grad;
   static const std::string kLoading = "data loading";
-  loom::detail::KernelContextScope profile_as("", kLoading);  // on a worker, beside the step, not in it
+  loom::detail::KernelContextScope profile_as("", kLoading);  // with workers, beside the step rather than in it
   const auto indices = batch_indices(epoch, batch);
   std::vector<Example> examples;
   examples.reserve(indices.size());

@@ -54,6 +54,9 @@ struct OneDevice {
     LOOM_CHECK(t.device() == first->device(), entry, ": tensors on different devices (", first->device().str(),
                " and ", t.device().str(), "; move them with loom::to_device)");
   }
+  void operator()(const std::vector<Tensor>& list) {  // an entry taking tensor lists checks each
+    for (const Tensor& t : list) (*this)(t);
+  }
   template <class T>
   void operator()(const T&) {}
 };

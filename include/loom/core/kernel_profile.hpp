@@ -28,8 +28,8 @@ namespace loom {
 
 struct KernelTime {
   std::string kernel;   // "gemm", "binary.mul", "unary_backward.gelu", ...
-  std::string context;  // "backward of NODE", "gradient sum", "data loading" (the loader's workers,
-                        // beside the step), or "" (forward, optimizer, anything else)
+  std::string context;  // "backward of NODE", "gradient sum", "data loading" (the loader's work;
+                        // with workers, beside the step), or "" (forward, optimizer, anything else)
   std::string device;   // "cpu", "cuda:0", ...
   int64_t calls = 0;
   double seconds = 0;  // summed over calls (and threads)
