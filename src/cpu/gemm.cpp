@@ -31,7 +31,7 @@ StridedMap<T> map(const T* p, int64_t rows, int64_t cols, int64_t rs, int64_t cs
 }
 
 #if defined(LOOM_GEMM_F32_PACKED)
-void gemm_packed_f32(const Tensor& a, const Tensor& b, const Tensor& out) {
+gemm_f32::BatchedProduct packed_product(const Tensor& a, const Tensor& b, const Tensor& out) {
   gemm_f32::BatchedProduct p;
   p.a = {ptr<float>(a), a.size(1), a.size(2), a.stride(1), a.stride(2)};
   p.b = {ptr<float>(b), b.size(1), b.size(2), b.stride(1), b.stride(2)};
@@ -39,7 +39,7 @@ void gemm_packed_f32(const Tensor& a, const Tensor& b, const Tensor& out) {
   p.b_batch_stride = b.stride(0);
   p.batch = a.size(0);
   p.c = ptr<float>(out);
-  gemm_f32::multiply_batched(p);
+  return p;
 }
 #endif
 
@@ -65,7 +65,7 @@ void gemm(const Tensor& a, const Tensor& b, const Tensor& out) {
   }
 #if defined(LOOM_GEMM_F32_PACKED)
   if (a.dtype() == DType::f32) {
-    gemm_packed_f32(a, b, out);
+    gemm_f32::multiply_batched(packed_product(a, b, out));
     return;
   }
 #endif
@@ -97,6 +97,32 @@ void gemm(const Tensor& a, const Tensor& b, const Tensor& out) {
         parallel_for(0, m, std::max<int64_t>(16, (1 << 20) / flops_per_row),
                      [&](int64_t lo, int64_t hi) { product(i, lo, hi); });
     }
+  });
+}
+
+void gemm_batch_sum(const Tensor& a, const Tensor& b, const Tensor& out) {
+  LOOM_CHECK(a.dtype() == out.dtype() && b.dtype() == out.dtype() && !is_half(out.dtype()),
+             "gemm_batch_sum: operands ", dtype_name(a.dtype()), " and ", dtype_name(b.dtype()), " for a ",
+             dtype_name(out.dtype()), " sum (f32 or f64 throughout)");
+#if defined(LOOM_GEMM_F32_PACKED)
+  if (a.dtype() == DType::f32) {
+    gemm_f32::multiply_summed(packed_product(a, b, out));
+    return;
+  }
+#endif
+  const int64_t batch = a.size(0), m = a.size(1), k = a.size(2), n = b.size(2);
+  dispatch_float(a.dtype(), "matmul", [&]<class T>() {
+    const T* ap = ptr<T>(a);
+    const T* bp = ptr<T>(b);
+    // Rows [r0, r1) of the sum, each thread through the whole batch.
+    parallel_for(0, m, std::max<int64_t>(16, (1 << 20) / std::max<int64_t>(1, 2 * n * k * batch)),
+                 [&](int64_t r0, int64_t r1) {
+                   Eigen::Map<Mat<T>> c(ptr<T>(out) + r0 * n, r1 - r0, n);
+                   c.setZero();
+                   for (int64_t i = 0; i < batch && k > 0; ++i)
+                     c.noalias() += map(ap + i * a.stride(0) + r0 * a.stride(1), r1 - r0, k, a.stride(1), a.stride(2)) *
+                                    map(bp + i * b.stride(0), k, n, b.stride(1), b.stride(2));
+                 });
   });
 }
 

@@ -127,6 +127,12 @@ struct BatchedProduct {
 };
 void multiply_batched(const BatchedProduct& p);
 
+// C[a.rows, b.cols] = sum over i < batch of A[i] B[i]: one product whose
+// depth runs through the batch (a convolution's weight gradient, summed over
+// the images), with no buffer per product. The kernel threads each own a
+// tile-aligned block of C's columns (or rows, where that packs less).
+void multiply_summed(const BatchedProduct& p);
+
 }  // namespace loom::cpu::gemm_f32
 
 #endif  // LOOM_GEMM_F32_PACKED

@@ -207,6 +207,33 @@ void multiply_batched(const BatchedProduct& p) {
   if (s.depth > 1) add_partials(p, s.depth, partials);
 }
 
+void multiply_summed(const BatchedProduct& p) {
+  const int64_t m = p.a.rows, n = p.b.cols;
+  if (m == 0 || n == 0) return;
+  if (p.batch == 0) {
+    std::fill(p.c, p.c + m * n, 0.0f);
+    return;
+  }
+  // Each thread packs, for every product, its part of the operand it owns
+  // and all of the other one: split C's columns unless that repeats packing
+  // A while B would not need any, or leaves threads without a column block.
+  const int64_t k = p.a.cols, row_units = (m + kTileRows - 1) / kTileRows, col_units = (n + kTileCols - 1) / kTileCols;
+  const int64_t repeat_if_rows = b_read_in_place(p.b, m, n) ? 0 : k * n, repeat_if_cols = a_read_in_place(p.a) ? 0 : m * k;
+  const bool by_rows = col_units < num_threads() ? row_units > col_units : repeat_if_rows < repeat_if_cols;
+  const int64_t unit = by_rows ? kTileRows : kTileCols, side = by_rows ? m : n;
+  parallel_for(0, (side + unit - 1) / unit, 1, [&](int64_t lo, int64_t hi) {
+    const int64_t first = lo * unit, count = std::min(side, hi * unit) - first;
+    for (int64_t i = 0; i < p.batch; ++i) {
+      const MatrixView a = product_operand(p.a, p.a_batch_stride, i), b = product_operand(p.b, p.b_batch_stride, i);
+      if (by_rows) {
+        multiply_blocked(a.block(first, 0, count, a.cols), b, p.c + first * n, n, i > 0);
+      } else {
+        multiply_blocked(a, b.block(0, first, b.rows, count), p.c + first, n, i > 0);
+      }
+    }
+  });
+}
+
 }  // namespace loom::cpu::gemm_f32
 
 #endif  // LOOM_GEMM_F32_PACKED

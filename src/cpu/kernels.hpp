@@ -16,6 +16,10 @@ void compare(Compare op, const Tensor& a, const Tensor& b, const Tensor& out);
 void where(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out);
 void reduce(Reduce op, const Tensor& x, int64_t outer, int64_t r, int64_t inner, const Tensor& out);
 void gemm(const Tensor& a, const Tensor& b, const Tensor& out);
+// out [M, N] = sum over i of a[i] b[i], for a [B, M, K] and b [B, K, N] (any
+// strides; out contiguous); f32 and f64. Not a table entry: the CPU's
+// convolution takes its weight gradient with it.
+void gemm_batch_sum(const Tensor& a, const Tensor& b, const Tensor& out);
 void softmax(const Tensor& x, const Tensor& out, int64_t outer, int64_t r, int64_t inner, bool log);
 void softmax_backward(const Tensor& grad, const Tensor& y, const Tensor& grad_in, int64_t outer, int64_t r,
                       int64_t inner, bool log);

@@ -58,6 +58,10 @@ TEST_CASE("conv2d takes the fused entry and matches unfold2d + matmul + add", "[
       {{2, 3, 9, 8}, {5, 3, 3, 3}, 1, 1, true},   // same-size 3x3
       {{2, 3, 8, 8}, {6, 3, 4, 4}, 4, 0, true},   // a patch stem
       {{1, 2, 7, 5}, {4, 2, 3, 2}, 2, 1, false},  // uneven window, no bias
+      // over a register tile both ways, ragged: the weight gradient's
+      // threads split its 45 taps (columns), then its 20 channels (rows)
+      {{3, 5, 11, 10}, {13, 5, 3, 3}, 1, 1, true},
+      {{4, 1, 12, 12}, {20, 1, 3, 3}, 1, 1, true},
   };
   for (DType t : {DType::f64, DType::f32}) {
     for (const Case& c : cases) {
