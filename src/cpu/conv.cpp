@@ -32,8 +32,9 @@ void window_loop(const Tensor& x, const Tensor& cols, const Window2d& w) {
   const int64_t oh = (h + 2 * w.ph - w.kh) / w.sh + 1, ow = (wd + 2 * w.pw - w.kw) / w.sw + 1;
   T* xp = ptr<T>(x);
   T* cp = ptr<T>(cols);
-  // cols may be any view whose positions are contiguous (the conv entry
-  // lays its columns out as [C*KH*KW, N*OH*OW] for one GEMM over the batch).
+  // cols may be any [N, C*KH*KW, OH*OW] view whose positions are contiguous
+  // (the conv entry's are contiguous throughout; a caller may interleave the
+  // images' rows).
   LOOM_CHECK(cols.stride(2) == 1 || oh * ow <= 1, "unfold2d: columns must be contiguous along the positions");
   const int64_t batch_stride = cols.stride(0), row_stride = cols.stride(1);
   // Images are independent (fold writes only its own image), so they run in parallel.
