@@ -1,8 +1,8 @@
 // The CPU backend's convolution entries: im2col (unfold2d) into each image's
 // own [C*KH*KW, OH*OW] column matrix, then one batched GEMM whose products
 // share the weight and write straight into out's [O, OH*OW] planes (no
-// product buffer, no copy back; a single [taps, N*OH*OW] GEMM with a copy to
-// NCHW measured 10-25% slower on omni-tiny's stems). The columns are kept
+// product buffer, no copy back; a single [taps, N*OH*OW] GEMM with copies
+// to and from NCHW measured 4-20% slower on omni-tiny's convolutions). The columns are kept
 // for the backward (recomputing them instead made a CNN training step 16%
 // slower for 13% less peak memory), which reads grad's planes in place:
 // dW = sum over images of grad[n] . cols[n]^T, accumulated by one GEMM

@@ -104,6 +104,10 @@ void gemm_batch_sum(const Tensor& a, const Tensor& b, const Tensor& out) {
   LOOM_CHECK(a.dtype() == out.dtype() && b.dtype() == out.dtype() && !is_half(out.dtype()),
              "gemm_batch_sum: operands ", dtype_name(a.dtype()), " and ", dtype_name(b.dtype()), " for a ",
              dtype_name(out.dtype()), " sum (f32 or f64 throughout)");
+  LOOM_CHECK(a.dim() == 3 && b.dim() == 3 && out.dim() == 2 && a.size(0) == b.size(0) && a.size(2) == b.size(1) &&
+                 out.size(0) == a.size(1) && out.size(1) == b.size(2) && out.is_contiguous(),
+             "gemm_batch_sum: ", shape_str(a.shape()), " . ", shape_str(b.shape()), " summed over the batch into ",
+             shape_str(out.shape()), " (needs [B, M, K] . [B, K, N] into a contiguous [M, N])");
 #if defined(LOOM_GEMM_F32_PACKED)
   if (a.dtype() == DType::f32) {
     gemm_f32::multiply_summed(packed_product(a, b, out));

@@ -130,7 +130,9 @@ void multiply_batched(const BatchedProduct& p);
 // C[a.rows, b.cols] = sum over i < batch of A[i] B[i]: one product whose
 // depth runs through the batch (a convolution's weight gradient, summed over
 // the images), with no buffer per product. The kernel threads each own a
-// tile-aligned block of C's columns (or rows, where that packs less).
+// tile-aligned block of C's columns (or rows, where that packs less); with
+// fewer blocks than threads, each sums a share of the batch into its own
+// copy of C instead, and the copies are added.
 void multiply_summed(const BatchedProduct& p);
 
 }  // namespace loom::cpu::gemm_f32

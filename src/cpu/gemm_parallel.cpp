@@ -1,5 +1,6 @@
 // Threading of the f32 GEMM. The pool's threads share a batch of products in
-// one of three ways, whichever a cost model (in cycles, below) finds fastest:
+// one of three ways, whichever a cost model (in cycles, below) finds fastest
+// (a batch summed into one product, multiply_summed, has its own rule there):
 //  - serial: tiny products, where waking the pool costs more than it saves;
 //  - whole products per thread, when the batch divides well;
 //  - each product cut into a grid of one part per thread: tile-aligned row
@@ -20,6 +21,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "loom/core/threads.hpp"
@@ -208,30 +210,57 @@ void multiply_batched(const BatchedProduct& p) {
 }
 
 void multiply_summed(const BatchedProduct& p) {
-  const int64_t m = p.a.rows, n = p.b.cols;
-  if (m == 0 || n == 0) return;
+  const int64_t m = p.a.rows, n = p.b.cols, size = m * n;
+  if (size == 0) return;
   if (p.batch == 0) {
-    std::fill(p.c, p.c + m * n, 0.0f);
+    std::fill(p.c, p.c + size, 0.0f);
     return;
   }
+  const auto product = [&](int64_t i) {
+    return std::pair{product_operand(p.a, p.a_batch_stride, i), product_operand(p.b, p.b_batch_stride, i)};
+  };
   // Each thread packs, for every product, its part of the operand it owns
   // and all of the other one: split C's columns unless that repeats packing
   // A while B would not need any, or leaves threads without a column block.
-  const int64_t k = p.a.cols, row_units = (m + kTileRows - 1) / kTileRows, col_units = (n + kTileCols - 1) / kTileCols;
+  const int64_t threads = num_threads(), k = p.a.cols;
+  const int64_t row_units = (m + kTileRows - 1) / kTileRows, col_units = (n + kTileCols - 1) / kTileCols;
   const int64_t repeat_if_rows = b_read_in_place(p.b, m, n) ? 0 : k * n, repeat_if_cols = a_read_in_place(p.a) ? 0 : m * k;
-  const bool by_rows = col_units < num_threads() ? row_units > col_units : repeat_if_rows < repeat_if_cols;
-  const int64_t unit = by_rows ? kTileRows : kTileCols, side = by_rows ? m : n;
-  parallel_for(0, (side + unit - 1) / unit, 1, [&](int64_t lo, int64_t hi) {
-    const int64_t first = lo * unit, count = std::min(side, hi * unit) - first;
-    for (int64_t i = 0; i < p.batch; ++i) {
-      const MatrixView a = product_operand(p.a, p.a_batch_stride, i), b = product_operand(p.b, p.b_batch_stride, i);
-      if (by_rows) {
-        multiply_blocked(a.block(first, 0, count, a.cols), b, p.c + first * n, n, i > 0);
-      } else {
-        multiply_blocked(a, b.block(0, first, b.rows, count), p.c + first, n, i > 0);
+  const bool by_rows = col_units < threads ? row_units > col_units : repeat_if_rows < repeat_if_cols;
+  const int64_t unit = by_rows ? kTileRows : kTileCols, side = by_rows ? m : n, units = (side + unit - 1) / unit;
+  if (units >= threads || p.batch == 1) {
+    parallel_for(0, units, 1, [&](int64_t lo, int64_t hi) {
+      const int64_t first = lo * unit, count = std::min(side, hi * unit) - first;
+      for (int64_t i = 0; i < p.batch; ++i) {
+        const auto [a, b] = product(i);
+        if (by_rows) {
+          multiply_blocked(a.block(first, 0, count, a.cols), b, p.c + first * n, n, i > 0);
+        } else {
+          multiply_blocked(a, b.block(0, first, b.rows, count), p.c + first, n, i > 0);
+        }
+      }
+    });
+    return;
+  }
+  // Fewer tile blocks than threads: each thread sums a share of the batch
+  // into its own copy of C (the first into C itself), and the copies are
+  // added at the end.
+  const int64_t groups = std::min(threads, p.batch);
+  std::vector<float>& partials = partial_buffer();
+  partials.resize(static_cast<size_t>((groups - 1) * size));
+  parallel_for(0, groups, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t g = lo; g < hi; ++g) {
+      float* out = g == 0 ? p.c : partials.data() + (g - 1) * size;
+      const int64_t first = g * p.batch / groups, last = (g + 1) * p.batch / groups;
+      for (int64_t i = first; i < last; ++i) {
+        const auto [a, b] = product(i);
+        multiply_blocked(a, b, out, n, i > first);
       }
     }
   });
+  for (int64_t g = 1; g < groups; ++g) {
+    const float* part = partials.data() + (g - 1) * size;
+    for (int64_t e = 0; e < size; ++e) p.c[e] += part[e];
+  }
 }
 
 }  // namespace loom::cpu::gemm_f32

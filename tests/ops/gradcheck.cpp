@@ -32,10 +32,11 @@ std::vector<int64_t> element_offsets(const Tensor& t) {
 
 // Elements probed per input: all of them up to kAllElements; above that every
 // k-th element in row-major order, k the smallest stride at or above
-// numel / kAllElements that shares no factor with the last dimension. Such a
-// stride walks through every column, and while it is shorter than a row it
-// lands in every row too, so an error confined to one row or one column of a
-// tile (the usual way a blocked kernel goes wrong) is still probed.
+// numel / kAllElements that shares no factor with the last dimension. While
+// that stride is shorter than a row it lands in every row, and while the
+// probes number at least a row's length they reach every column (both hold
+// for the op table's large inputs), so an error confined to one row or one
+// column of a tile (the usual way a blocked kernel goes wrong) is probed.
 constexpr int64_t kAllElements = 512;
 
 int64_t probe_stride(const Tensor& x) {

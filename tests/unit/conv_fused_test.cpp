@@ -1,5 +1,5 @@
-// conv2d through the backend's convolution entry (one node; the backward
-// recomputes the im2col columns) against the composition it replaces,
+// conv2d through the backend's convolution entry (one node, keeping its
+// im2col columns for the backward) against the composition it replaces,
 // unfold2d + matmul + add: values and every gradient, with and without bias,
 // strides and padding, and the calls that must compose.
 #include <catch2/catch.hpp>
@@ -62,6 +62,10 @@ TEST_CASE("conv2d takes the fused entry and matches unfold2d + matmul + add", "[
       // threads split its 45 taps (columns), then its 20 channels (rows)
       {{3, 5, 11, 10}, {13, 5, 3, 3}, 1, 1, true},
       {{4, 1, 12, 12}, {20, 1, 3, 3}, 1, 1, true},
+      // under one tile: the threads sum shares of the images instead
+      {{5, 1, 9, 9}, {4, 1, 3, 3}, 1, 1, true},
+      // f64's rows of the weight gradient split across threads
+      {{2, 4, 20, 20}, {40, 4, 3, 3}, 1, 1, true},
   };
   for (DType t : {DType::f64, DType::f32}) {
     for (const Case& c : cases) {
