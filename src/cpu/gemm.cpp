@@ -30,6 +30,12 @@ StridedMap<T> map(const T* p, int64_t rows, int64_t cols, int64_t rs, int64_t cs
   return StridedMap<T>(p, rows, cols, Eigen::Stride<Eigen::Dynamic, Eigen::Dynamic>(rs, cs));
 }
 
+// Rows [r0, r0 + rows) of matrix i of a [B, R, C] operand, mapped in place.
+template <class T>
+StridedMap<T> matrix_rows(const Tensor& t, int64_t i, int64_t r0, int64_t rows) {
+  return map(ptr<T>(t) + i * t.stride(0) + r0 * t.stride(1), rows, t.size(2), t.stride(1), t.stride(2));
+}
+
 #if defined(LOOM_GEMM_F32_PACKED)
 gemm_f32::BatchedProduct packed_product(const Tensor& a, const Tensor& b, const Tensor& out) {
   gemm_f32::BatchedProduct p;
@@ -71,19 +77,14 @@ void gemm(const Tensor& a, const Tensor& b, const Tensor& out) {
 #endif
   const int64_t batch = a.size(0), m = a.size(1), k = a.size(2), n = b.size(2);
   dispatch_float(a.dtype(), "matmul", [&]<class T>() {
-    const T* ap = ptr<T>(a);
-    const T* bp = ptr<T>(b);
-    T* op = ptr<T>(out);
     // Rows [r0, r1) of product i; Eigen itself runs single-threaded.
     auto product = [&](int64_t i, int64_t r0, int64_t r1) {
-      Eigen::Map<Mat<T>> c(op + i * m * n + r0 * n, r1 - r0, n);
+      Eigen::Map<Mat<T>> c(ptr<T>(out) + i * m * n + r0 * n, r1 - r0, n);
       if (k == 0) {
         c.setZero();
         return;
       }
-      auto lhs = map(ap + i * a.stride(0) + r0 * a.stride(1), r1 - r0, k, a.stride(1), a.stride(2));
-      auto rhs = map(bp + i * b.stride(0), k, n, b.stride(1), b.stride(2));
-      c.noalias() = lhs * rhs;
+      c.noalias() = matrix_rows<T>(a, i, r0, r1 - r0) * matrix_rows<T>(b, i, 0, k);
     };
     // Many products: whole products per thread. Few: split each by rows.
     const int64_t flops_per_row = 2 * n * std::max<int64_t>(k, 1);
@@ -116,16 +117,13 @@ void gemm_batch_sum(const Tensor& a, const Tensor& b, const Tensor& out) {
 #endif
   const int64_t batch = a.size(0), m = a.size(1), k = a.size(2), n = b.size(2);
   dispatch_float(a.dtype(), "matmul", [&]<class T>() {
-    const T* ap = ptr<T>(a);
-    const T* bp = ptr<T>(b);
     // Rows [r0, r1) of the sum, each thread through the whole batch.
     parallel_for(0, m, std::max<int64_t>(16, (1 << 20) / std::max<int64_t>(1, 2 * n * k * batch)),
                  [&](int64_t r0, int64_t r1) {
                    Eigen::Map<Mat<T>> c(ptr<T>(out) + r0 * n, r1 - r0, n);
                    c.setZero();
                    for (int64_t i = 0; i < batch && k > 0; ++i)
-                     c.noalias() += map(ap + i * a.stride(0) + r0 * a.stride(1), r1 - r0, k, a.stride(1), a.stride(2)) *
-                                    map(bp + i * b.stride(0), k, n, b.stride(1), b.stride(2));
+                     c.noalias() += matrix_rows<T>(a, i, r0, r1 - r0) * matrix_rows<T>(b, i, 0, k);
                  });
   });
 }
