@@ -66,6 +66,8 @@ void window_loop(const Tensor& x, const Tensor& cols, const Window2d& w) {
                 std::fill(out, out + in.lo, T(0));
                 if (w.sw == 1) {
                   if (in.hi > in.lo) std::copy(img + base + in.lo, img + base + in.hi, out + in.lo);
+                } else if (w.sw == 2) {  // a constant stride: even lanes of two loads, not a gather
+                  for (int64_t xq = in.lo; xq < in.hi; ++xq) out[xq] = img[base + xq * 2];
                 } else {
                   for (int64_t xq = in.lo; xq < in.hi; ++xq) out[xq] = img[base + xq * w.sw];
                 }
