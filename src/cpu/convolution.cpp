@@ -2,9 +2,10 @@
 // own [C*KH*KW, OH*OW] column matrix, then one batched GEMM whose products
 // share the weight and write straight into out's [O, OH*OW] planes (no
 // product buffer, no copy back; a single [taps, N*OH*OW] GEMM with copies
-// to and from NCHW measured 4-20% slower on omni-tiny's convolutions). The columns are kept
-// for the backward (recomputing them instead made a CNN training step 16%
-// slower for 13% less peak memory), which reads grad's planes in place:
+// to and from NCHW measured 4-20% slower on omni-tiny's convolutions). The
+// columns are kept for the backward (recomputing them instead made a CNN
+// training step 16% slower for 13% less peak memory), which reads grad's
+// planes in place:
 // dW = sum over images of grad[n] . cols[n]^T, accumulated by one GEMM
 // through the batch (gemm_batch_sum); dX = fold(W^T . grad[n]); db = grad
 // summed over N, OH and OW.

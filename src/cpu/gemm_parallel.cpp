@@ -1,6 +1,7 @@
 // Threading of the f32 GEMM. The pool's threads share a batch of products in
 // one of three ways, whichever a cost model (in cycles, below) finds fastest
-// (a batch summed into one product, multiply_summed, has its own rule there):
+// (multiply_summed, a batch summed into one product, splits by its own
+// simpler rule, at its definition):
 //  - serial: tiny products, where waking the pool costs more than it saves;
 //  - whole products per thread, when the batch divides well;
 //  - each product cut into a grid of one part per thread: tile-aligned row
