@@ -32,9 +32,8 @@ void window_loop(const Tensor& x, const Tensor& cols, const Window2d& w) {
   const int64_t oh = (h + 2 * w.ph - w.kh) / w.sh + 1, ow = (wd + 2 * w.pw - w.kw) / w.sw + 1;
   T* xp = ptr<T>(x);
   T* cp = ptr<T>(cols);
-  // cols may be any [N, C*KH*KW, OH*OW] view whose positions are contiguous
-  // (the conv entry's are contiguous throughout; a caller may interleave the
-  // images' rows).
+  // cols: [N, C*KH*KW, OH*OW], contiguous along the positions (the conv
+  // entry's and the unfold2d op's are contiguous throughout).
   LOOM_CHECK(cols.stride(2) == 1 || oh * ow <= 1, "unfold2d: columns must be contiguous along the positions");
   const int64_t batch_stride = cols.stride(0), row_stride = cols.stride(1);
   // Images are independent (fold writes only its own image), so they run in parallel.
