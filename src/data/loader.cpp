@@ -8,6 +8,7 @@
 #include <array>
 #include <numeric>
 #include <string>
+#include <unordered_map>
 #include <utility>
 
 #include "loom/autograd/grad_mode.hpp"
@@ -54,6 +55,50 @@ std::vector<int64_t> epoch_permutation(int64_t n, uint64_t seed, int64_t epoch) 
   return perm;
 }
 
+std::vector<int64_t> grouped_order(const std::vector<int64_t>& order, const std::vector<int64_t>& keys,
+                                   int64_t group_size) {
+  LOOM_CHECK(group_size >= 1, "grouped_order: group_size must be >= 1, got ", group_size);
+  const auto n = static_cast<int64_t>(order.size());
+  LOOM_CHECK(static_cast<int64_t>(keys.size()) == n, "grouped_order: ", keys.size(), " keys for ", n, " examples");
+  if (group_size == 1) return order;
+  // Each key's examples in the order they are visited, with a read cursor.
+  struct Queue {
+    std::vector<int64_t> examples;
+    size_t next = 0;
+  };
+  std::unordered_map<int64_t, Queue> queues;
+  std::vector<char> placed(static_cast<size_t>(n), 0);
+  for (const int64_t i : order) {
+    LOOM_CHECK(i >= 0 && i < n && !placed[static_cast<size_t>(i)], "grouped_order: the order is not a permutation of [0, ",
+               n, ") (example ", i, ")");
+    placed[static_cast<size_t>(i)] = 1;
+    queues[keys[static_cast<size_t>(i)]].examples.push_back(i);
+  }
+  std::fill(placed.begin(), placed.end(), 0);
+  std::vector<int64_t> out;
+  out.reserve(order.size());
+  auto place = [&](int64_t i) {
+    placed[static_cast<size_t>(i)] = 1;
+    out.push_back(i);
+  };
+  size_t filler = 0;  // the next position of `order` that may hold an unplaced example
+  for (const int64_t opener : order) {
+    if (placed[static_cast<size_t>(opener)]) continue;
+    const size_t end = std::min(out.size() + static_cast<size_t>(group_size), order.size());
+    place(opener);
+    Queue& same = queues[keys[static_cast<size_t>(opener)]];
+    while (out.size() < end && same.next < same.examples.size()) {
+      const int64_t i = same.examples[same.next++];
+      if (!placed[static_cast<size_t>(i)]) place(i);
+    }
+    while (out.size() < end) {  // the key ran out: top up from the rest of the order
+      while (placed[static_cast<size_t>(order[filler])]) ++filler;
+      place(order[filler]);
+    }
+  }
+  return out;
+}
+
 // --- construction ----------------------------------------------------------
 
 DataLoader::DataLoader(std::shared_ptr<Dataset> dataset, LoaderOptions options)
@@ -68,6 +113,13 @@ DataLoader::DataLoader(std::shared_ptr<Dataset> dataset, LoaderOptions options)
              o.world_size);
   const int64_t n = dataset_->size();
   LOOM_CHECK(n >= 0, "DataLoader: the dataset reports a negative size ", n);
+  LOOM_CHECK(o.group_size >= 1, "DataLoader: group_size must be >= 1, got ", o.group_size);
+  if (o.group_size > 1) {
+    LOOM_CHECK(static_cast<int64_t>(o.group_keys.size()) == n, "DataLoader: group_keys has ", o.group_keys.size(),
+               " keys for a dataset of ", n, " examples");
+    LOOM_CHECK(o.batch_size % o.group_size == 0, "DataLoader: batch_size ", o.batch_size,
+               " is not a multiple of group_size ", o.group_size, ", so a group would straddle two batches or ranks");
+  }
   const int64_t global = o.batch_size * o.world_size;
   batches_per_epoch_ = o.drop_last ? n / global : (n + global - 1) / global;
   const int64_t last = n % global;
@@ -96,6 +148,7 @@ std::shared_ptr<const std::vector<int64_t>> DataLoader::permutation(int64_t epoc
     perm.resize(static_cast<size_t>(n));
     std::iota(perm.begin(), perm.end(), int64_t{0});
   }
+  if (options_.group_size > 1) perm = grouped_order(perm, options_.group_keys, options_.group_size);
   auto shared = std::make_shared<const std::vector<int64_t>>(std::move(perm));
   std::lock_guard<std::mutex> lock(mutex_);
   auto [it, inserted] = permutations_.emplace(epoch, shared);

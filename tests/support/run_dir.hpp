@@ -4,19 +4,42 @@
 
 #include <unistd.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <system_error>
 #include <vector>
 
 #include <loom/train/recipe.hpp>
 
 namespace loom::test {
 
-// <temp>/loom-e2e-NAME-PID, removed if it exists.
+// This process's folder <temp>/loom-e2e-PID. It is created on first use and
+// removed, with everything the tests wrote in it, when the process exits;
+// LOOM_KEEP_TEST_DIRS=1 keeps it for a post-mortem.
+inline const std::filesystem::path& process_dir() {
+  struct Owned {
+    std::filesystem::path path =
+        std::filesystem::temp_directory_path() / ("loom-e2e-" + std::to_string(::getpid()));
+    Owned() {
+      std::filesystem::remove_all(path);
+      std::filesystem::create_directories(path);
+    }
+    ~Owned() {
+      const char* keep = std::getenv("LOOM_KEEP_TEST_DIRS");
+      if (keep && std::string(keep) == "1") return;
+      std::error_code ec;
+      std::filesystem::remove_all(path, ec);
+    }
+  };
+  static const Owned owned;
+  return owned.path;
+}
+
+// <temp>/loom-e2e-PID/NAME, removed if it exists (not created).
 inline std::string fresh_dir(const std::string& name) {
-  const std::filesystem::path p =
-      std::filesystem::temp_directory_path() / ("loom-e2e-" + name + "-" + std::to_string(::getpid()));
+  const std::filesystem::path p = process_dir() / name;
   std::filesystem::remove_all(p);
   return p.string();
 }

@@ -320,6 +320,98 @@ TEST_CASE("shards over world_size ranks union to the single-process batch", "[da
   CHECK_THROWS_WITH(DataLoader(counting(50), o), Contains("2 examples") && Contains("world_size 3"));
 }
 
+TEST_CASE("grouped_order puts g examples of one key in each group while the key lasts", "[data][loader]") {
+  const int64_t n = 103, g = 4;
+  std::vector<int64_t> keys(n);
+  for (int64_t i = 0; i < n; ++i) keys[i] = (i * 7) % 9;  // 9 keys of 11 or 12 examples: none a multiple of 4
+  const auto order = epoch_permutation(n, 3, 0);
+  const auto out = grouped_order(order, keys, g);
+
+  std::vector<int64_t> sorted = out;
+  std::sort(sorted.begin(), sorted.end());
+  std::vector<int64_t> all(n);
+  std::iota(all.begin(), all.end(), int64_t{0});
+  REQUIRE(sorted == all);
+
+  std::vector<int64_t> rank_in_order(n);  // where each example stands in `order`
+  for (int64_t p = 0; p < n; ++p) rank_in_order[order[p]] = p;
+  std::map<int64_t, int64_t> left;  // examples of each key not yet placed
+  for (int64_t k : keys) ++left[k];
+  int64_t mixed = 0;
+  for (int64_t start = 0; start < n; start += g) {
+    const int64_t end = std::min(n, start + g);
+    const int64_t key = keys[out[start]];
+    // the opener is the first example of `order` not placed before it
+    for (int64_t p = 0; p < rank_in_order[out[start]]; ++p)
+      CHECK(std::find(out.begin(), out.begin() + start, order[p]) != out.begin() + start);
+    int64_t same = 0;
+    while (start + same < end && keys[out[start + same]] == key) ++same;
+    // the opener's key fills the group, or gives all it had left
+    CHECK((same == end - start || same == left[key]));
+    if (same < end - start) ++mixed;
+    for (int64_t p = start; p < end; ++p) --left[keys[out[p]]];
+    // members of one key keep their order
+    for (int64_t p = start + 1; p < start + same; ++p)
+      CHECK(rank_in_order[out[p - 1]] < rank_in_order[out[p]]);
+  }
+  CHECK(mixed > 0);  // the case of a key running out was reached
+  CHECK(mixed <= 9);  // at most once per key, when it runs out
+
+  // keys whose counts are multiples of g: every group is pure
+  std::vector<int64_t> even(96);
+  for (int64_t i = 0; i < 96; ++i) even[i] = i % 6;  // 16 of each
+  const auto pure = grouped_order(epoch_permutation(96, 5, 1), even, g);
+  for (int64_t start = 0; start < 96; start += g)
+    for (int64_t p = start; p < start + g; ++p) CHECK(even[pure[p]] == even[pure[start]]);
+
+  CHECK(grouped_order(order, keys, 1) == order);
+  CHECK_THROWS_WITH(grouped_order(order, std::vector<int64_t>(5), g), Contains("5 keys") && Contains("103 examples"));
+  std::vector<int64_t> twice = order;
+  twice[1] = twice[0];
+  CHECK_THROWS_WITH(grouped_order(twice, keys, g), Contains("not a permutation"));
+}
+
+TEST_CASE("a grouped loader hands every rank whole groups, in the same order as one process", "[data][loader]") {
+  const int64_t n = 96, g = 4;
+  std::vector<int64_t> keys(n);
+  for (int64_t i = 0; i < n; ++i) keys[i] = i % 8;  // 12 of each: all groups pure
+  LoaderOptions single_opts = opts(16, 0);
+  single_opts.group_size = g;
+  single_opts.group_keys = keys;
+  DataLoader single(counting(n), single_opts);
+  const Rows expected = take_epochs(single, 2);
+  for (const auto& batch : expected)
+    for (size_t start = 0; start < batch.size(); start += g)
+      for (size_t p = start; p < start + g; ++p) CHECK(keys[batch[p]] == keys[batch[start]]);
+  // two epochs group differently
+  CHECK(expected[0] != expected[expected.size() / 2]);
+
+  Rows joined(expected.size());
+  for (int rank = 0; rank < 2; ++rank) {
+    LoaderOptions o = opts(8, 1);
+    o.group_size = g;
+    o.group_keys = keys;
+    o.rank = rank;
+    o.world_size = 2;
+    DataLoader loader(counting(n), o);
+    const Rows shard = take_epochs(loader, 2);
+    REQUIRE(shard.size() == expected.size());
+    for (size_t k = 0; k < shard.size(); ++k) joined[k].insert(joined[k].end(), shard[k].begin(), shard[k].end());
+  }
+  CHECK(joined == expected);
+
+  LoaderOptions o = opts(6, 0);
+  o.group_size = g;
+  o.group_keys = keys;
+  CHECK_THROWS_WITH(DataLoader(counting(n), o), Contains("batch_size 6") && Contains("group_size 4"));
+  o = opts(8, 0);
+  o.group_size = g;
+  o.group_keys = {1, 2, 3};
+  CHECK_THROWS_WITH(DataLoader(counting(n), o), Contains("group_keys has 3 keys") && Contains("96 examples"));
+  o.group_size = 0;
+  CHECK_THROWS_WITH(DataLoader(counting(n), o), Contains("group_size must be >= 1"));
+}
+
 TEST_CASE("a failing get reaches next() as a loom::Error at its batch, then loading goes on", "[data][loader]") {
   const int64_t n = 40, b = 4, bad = 17;
   const auto perm = epoch_permutation(n, 7, 0);

@@ -34,6 +34,14 @@
 // examples is split as evenly as possible (rank r takes [r*m/W, (r+1)*m/W));
 // the constructor refuses the case 0 < m < W, which would leave a rank empty.
 // Every rank sees the same batches_per_epoch().
+//
+// Groups (hard negatives for contrastive learning). With group_size g > 1
+// and one key per example in group_keys, the epoch's order is grouped_order
+// (permutation, keys, g): consecutive runs of g examples share a key wherever
+// that key has enough examples left. batch_size must be a multiple of g, so a
+// group never straddles two batches or two ranks. A contrastive loss then
+// meets, for every example, g - 1 negatives that agree with it on whatever
+// the key encodes and differ in the rest.
 #pragma once
 
 #include <condition_variable>
@@ -61,11 +69,21 @@ struct LoaderOptions {
   int prefetch = 4;         // batches built or in flight ahead of the consumer (>= 1 with workers)
   int rank = 0;             // sharding: this process's rank in [0, world_size)
   int world_size = 1;
+  int64_t group_size = 1;              // > 1: examples come in groups of this many sharing a key
+  std::vector<int64_t> group_keys;     // one key per example (used when group_size > 1)
 };
 
 // The visiting order of n examples in `epoch`: a permutation of [0, n) that
 // depends only on (n, seed, epoch).
 std::vector<int64_t> epoch_permutation(int64_t n, uint64_t seed, int64_t epoch);
+
+// `order` regrouped: walking it, each example not yet placed opens a group and
+// pulls the next group_size - 1 unplaced examples of its key (in `order`'s
+// order); a key with too few left is topped up with the next unplaced
+// examples of any key, so group k always fills positions [k*g, (k+1)*g).
+// Every example appears once; the result depends only on the arguments.
+std::vector<int64_t> grouped_order(const std::vector<int64_t>& order, const std::vector<int64_t>& keys,
+                                   int64_t group_size);
 
 class DataLoader {
  public:

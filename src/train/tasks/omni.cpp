@@ -89,6 +89,27 @@ std::string caption_text(const std::vector<tm::Item>& items, bool zh, int64_t fo
   return paras[static_cast<size_t>(form)];
 }
 
+// A scene's layout: its items' colours and positions, in order, class aside.
+int64_t layout_key(const std::vector<tm::Item>& items) {
+  constexpr int64_t kPerItem = int64_t{tm::kNumColours} * tm::kNumPositions + 1;  // + 1: no item
+  int64_t key = 0;
+  for (const tm::Item& it : items) key = key * kPerItem + 1 + int64_t{it.colour} * tm::kNumPositions + it.position;
+  return key;
+}
+
+// The training loader; with data.layout_group g > 1 it draws the scenes in
+// groups of g sharing a layout, so each scene meets g - 1 in-batch negatives
+// that only its items' classes tell apart.
+data::LoaderOptions scene_loader_options(const Json& r, const TaskContext& context, const OmniScenes& scenes) {
+  data::LoaderOptions lo = training_loader_options(r, context);
+  lo.group_size = r["data"]["layout_group"];
+  LOOM_CHECK(lo.group_size >= 1 && lo.batch_size % lo.group_size == 0, "recipe: data.layout_group ", lo.group_size,
+             " must be >= 1 and divide train.batch_size ", lo.batch_size);
+  if (lo.group_size > 1)
+    for (int64_t i = 0; i < scenes.size(); ++i) lo.group_keys.push_back(layout_key(scenes.scenes().records()[i].items));
+  return lo;
+}
+
 class OmniTask : public Task {
  public:
   OmniTask(const Json& r, const TaskContext& context) : recipe_(r), device_(context.device) {
@@ -106,7 +127,7 @@ class OmniTask : public Task {
       for (const auto& item : rec.items) trained_pairs_.insert({item.colour, item.cls});
     freeze_unused();
     if (context.world_size > 1) group_ = dist::init_distributed();
-    loader_ = std::make_unique<data::DataLoader>(train_, training_loader_options(r, context));
+    loader_ = std::make_unique<data::DataLoader>(train_, scene_loader_options(r, context, *train_));
   }
 
   nn::Module& model() override { return *model_; }
@@ -412,6 +433,7 @@ Json omni_schema() {
                 {"eval_limit", 0},
                 {"zh_prob", 0.5},
                 {"paraphrase_prob", 0.3},
+                {"layout_group", 1},
                 {"video_batch", 8},
                 {"mlm_prob", 0.15},
                 {"audio_mask_prob", 0.1},
