@@ -198,6 +198,19 @@ TEST_CASE("class negatives alone train the image and text towers and lower their
   CHECK(mean(120, 150) < 0.9 * mean(0, 20));
 }
 
+TEST_CASE("omni draws scenes in layout groups when asked, and names a group size that does not divide the batch",
+          "[e2e]") {
+  const auto recipe = [&](int64_t group) {
+    return resolved({{"model", tiny_model("omni")},
+                     {"data", {{"root", tiny_dataset()}, {"video_batch", 4}, {"layout_group", group}}},
+                     {"train", {{"steps", 2}, {"batch_size", 8}, {"num_workers", 0}}},
+                     {"eval", {{"zero_shot_limit", 8}, {"decode_limit", 2}}}});
+  };
+  CHECK(train::run_training(recipe(4), {fresh_dir("layout-group"), "", true, 0}).steps == 2);
+  CHECK_THROWS_WITH(train::run_training(recipe(3), {fresh_dir("layout-group-bad"), "", true, 0}),
+                    Contains("data.layout_group 3") && Contains("train.batch_size 8"));
+}
+
 TEST_CASE("the speech cache changes no bit of training", "[e2e]") {
   // Two epochs of the 48 scenes: the second reads every scene's speech from
   // the cache, and each step's loss must equal the uncached run's exactly;
