@@ -198,8 +198,8 @@ TEST_CASE("class negatives alone train the image and text towers and lower their
   CHECK(mean(120, 150) < 0.9 * mean(0, 20));
 }
 
-TEST_CASE("omni draws scenes in layout groups when asked, and names a group size that does not divide the batch",
-          "[e2e]") {
+TEST_CASE("omni trains with data.layout_group, and names a group size that does not divide the batch", "[e2e]") {
+  // (the grouping itself is the loader's, tested in data_loader_test.cpp)
   const auto recipe = [&](int64_t group) {
     return resolved({{"model", tiny_model("omni")},
                      {"data", {{"root", tiny_dataset()}, {"video_batch", 4}, {"layout_group", group}}},

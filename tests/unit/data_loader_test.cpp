@@ -323,7 +323,7 @@ TEST_CASE("shards over world_size ranks union to the single-process batch", "[da
 TEST_CASE("grouped_order puts g examples of one key in each group while the key lasts", "[data][loader]") {
   const int64_t n = 103, g = 4;
   std::vector<int64_t> keys(n);
-  for (int64_t i = 0; i < n; ++i) keys[i] = (i * 7) % 9;  // 9 keys of 11 or 12 examples: none a multiple of 4
+  for (int64_t i = 0; i < n; ++i) keys[i] = (i * 7) % 9;  // 9 keys: five of 11 examples, four of 12
   const auto order = epoch_permutation(n, 3, 0);
   const auto out = grouped_order(order, keys, g);
 
@@ -349,6 +349,10 @@ TEST_CASE("grouped_order puts g examples of one key in each group while the key 
     // the opener's key fills the group, or gives all it had left
     CHECK((same == end - start || same == left[key]));
     if (same < end - start) ++mixed;
+    // a top-up is the first example of `order` not placed before it
+    for (int64_t p = start + same; p < end; ++p)
+      for (int64_t r = 0; r < rank_in_order[out[p]]; ++r)
+        CHECK(std::find(out.begin(), out.begin() + p, order[r]) != out.begin() + p);
     for (int64_t p = start; p < end; ++p) --left[keys[out[p]]];
     // members of one key keep their order
     for (int64_t p = start + 1; p < start + same; ++p)

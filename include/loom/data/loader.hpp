@@ -39,7 +39,9 @@
 // and one key per example in group_keys, the epoch's order is grouped_order
 // (permutation, keys, g): consecutive runs of g examples share a key wherever
 // that key has enough examples left. batch_size must be a multiple of g, so a
-// group never straddles two batches or two ranks. A contrastive loss then
+// group never straddles two batches or two ranks of a full global batch (the
+// last, partial one that drop_last = false keeps may split a group between
+// ranks). A contrastive loss then
 // meets, for every example, g - 1 negatives that agree with it on whatever
 // the key encodes and differ in the rest.
 #pragma once
