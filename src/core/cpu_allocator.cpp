@@ -2,6 +2,9 @@
 #include "core/cpu_allocator.hpp"
 
 #include <sys/mman.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include <cstdlib>
 #include <mutex>
@@ -42,11 +45,38 @@ LargeBlockCache& cache() {
   return *c;
 }
 
+// LOOM_HOST_HEAP: "tuned" (default) or "system".
+bool heap_tuning_wanted() {
+  const char* env = std::getenv("LOOM_HOST_HEAP");
+  if (env == nullptr || *env == '\0') return true;
+  const std::string v = env;
+  LOOM_CHECK(v == "tuned" || v == "system", "LOOM_HOST_HEAP must be 'tuned' or 'system', got '", v, "'");
+  return v == "tuned";
+}
+
+bool tune_heap() {
+#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+  if (!heap_tuning_wanted()) return false;
+  // mallopt returns 1 on success; setting either value also stops glibc's
+  // adaptation of the other, so both are set.
+  return mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1 && mallopt(M_TRIM_THRESHOLD, 512 << 20) == 1;
+#else
+  heap_tuning_wanted();  // a bad value is still an error
+  return false;
+#endif
+}
+
 size_t large_size(size_t nbytes) { return (nbytes + kHugePage - 1) / kHugePage * kHugePage; }
 
 }  // namespace
 
+bool host_heap_tuned() {
+  static const bool tuned = tune_heap();
+  return tuned;
+}
+
 void* cpu_allocate(size_t nbytes) {
+  host_heap_tuned();
   if (nbytes < kLargeBlock) {
     const size_t rounded = nbytes == 0 ? kAlignment : (nbytes + kAlignment - 1) / kAlignment * kAlignment;
     void* p = std::aligned_alloc(kAlignment, rounded);

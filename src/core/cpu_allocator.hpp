@@ -13,6 +13,20 @@
 // 0 turns the cache off). A training step asks for the same sizes every
 // step, so after the first step it faults nothing in. Smaller blocks go to
 // aligned_alloc and free unchanged.
+//
+// The heap under them (glibc). glibc serves a block from a fresh mmap when
+// it is above a threshold that adapts as such blocks are freed, and trims
+// the heap's top whenever a few MiB of it are free. A training step frees
+// most of what its forward pass made, so step after step memory went back
+// to the kernel and was faulted in again: on the omni pretraining step
+// 3,500 faults a step and 5% of its time, in blocks under 1 MiB that the
+// cache above does not hold (caching those too, by 64 KiB grains, was as
+// fast but held 7% more memory at the peak, where glibc's heap reuses freed
+// memory across sizes). So on the first host allocation loom fixes glibc's
+// mmap threshold at 32 MiB (the ceiling glibc's own adaptation stops at) and
+// its trim threshold at 512 MiB, process-wide, as MPI libraries also do for
+// their own reasons. LOOM_HOST_HEAP=system leaves glibc's defaults;
+// LOOM_HOST_HEAP=tuned (the default) asks for the above.
 #pragma once
 
 #include <cstddef>
@@ -25,5 +39,8 @@ void* cpu_allocate(size_t nbytes);                 // 64-byte aligned at least; 
 void cpu_release(void* ptr, size_t nbytes) noexcept;  // nbytes as given to cpu_allocate
 size_t cpu_cached_bytes();                         // held by the cache now, for tests and reports
 void cpu_empty_cache();                            // frees every cached block
+// Whether the heap thresholds above were set (false with LOOM_HOST_HEAP=system,
+// without glibc, or under a sanitizer's allocator); applies them on first call.
+bool host_heap_tuned();
 
 }  // namespace loom::detail

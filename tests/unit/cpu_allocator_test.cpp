@@ -2,7 +2,13 @@
 #include <catch2/catch.hpp>
 
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <string>
 #include <loom/loom.hpp>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include "../../src/core/cpu_allocator.hpp"
 
@@ -42,3 +48,20 @@ TEST_CASE("small blocks bypass the cache and stay 64-byte aligned", "[allocator]
   }
   CHECK(detail::cpu_cached_bytes() == 0);
 }
+
+#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+// (glibc's own heap: a sanitizer's allocator replaces it and ignores mallopt)
+TEST_CASE("once tuned, glibc serves an 8 MiB block from its heap instead of a fresh mmap", "[allocator]") {
+  Tensor first = empty({16});  // the first host allocation applies the tuning
+  const char* env = std::getenv("LOOM_HOST_HEAP");
+  const bool wanted = env == nullptr || std::string(env) != "system";
+  REQUIRE(detail::host_heap_tuned() == wanted);
+  if (!wanted) return;
+  const size_t mapped = mallinfo2().hblks;  // blocks glibc has mmapped and not yet unmapped
+  void* block = std::malloc(size_t{8} << 20);
+  REQUIRE(block != nullptr);
+  std::memset(block, 1, size_t{8} << 20);
+  CHECK(mallinfo2().hblks == mapped);
+  std::free(block);
+}
+#endif
