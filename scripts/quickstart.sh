@@ -3,7 +3,7 @@
 #   1. installs dependencies and builds loom (Release) into build/;
 #   2. builds the tri-modal dataset (data/trimodal: scenes, English and Chinese
 #      captions, speech, videos; about a minute);
-#   3. pretrains recipes/omni-tiny.json on 2 MPI ranks (about 13 minutes on 2
+#   3. pretrains recipes/omni-tiny.json on 2 MPI ranks (about 10 minutes on 2
 #      idle cores) into runs/omni-tiny, and evaluates it (eval.json);
 #   4. fine-tunes Fashion-MNIST classification with 1% of the labels from the
 #      pretrained weights and from scratch (a minute each);
