@@ -45,13 +45,16 @@ LargeBlockCache& cache() {
   return *c;
 }
 
-// LOOM_HOST_HEAP: "tuned" (default) or "system".
+// LOOM_HOST_HEAP: "tuned" (default) or "system". A process that sets glibc's
+// own malloc variables has chosen its heap: those are left to rule.
 bool heap_tuning_wanted() {
   const char* env = std::getenv("LOOM_HOST_HEAP");
-  if (env == nullptr || *env == '\0') return true;
-  const std::string v = env;
-  LOOM_CHECK(v == "tuned" || v == "system", "LOOM_HOST_HEAP must be 'tuned' or 'system', got '", v, "'");
-  return v == "tuned";
+  const std::string v = env == nullptr ? "" : env;
+  LOOM_CHECK(v.empty() || v == "tuned" || v == "system", "LOOM_HOST_HEAP must be 'tuned' or 'system', got '", v, "'");
+  if (v == "system") return false;
+  const char* tunables = std::getenv("GLIBC_TUNABLES");
+  return std::getenv("MALLOC_MMAP_THRESHOLD_") == nullptr && std::getenv("MALLOC_TRIM_THRESHOLD_") == nullptr &&
+         (tunables == nullptr || std::string(tunables).find("glibc.malloc.") == std::string::npos);
 }
 
 bool tune_heap() {

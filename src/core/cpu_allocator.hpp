@@ -24,9 +24,12 @@
 // fast but held 7% more memory at the peak, where glibc's heap reuses freed
 // memory across sizes). So on the first host allocation loom fixes glibc's
 // mmap threshold at 32 MiB (the ceiling glibc's own adaptation stops at) and
-// its trim threshold at 512 MiB, process-wide, as MPI libraries also do for
-// their own reasons. LOOM_HOST_HEAP=system leaves glibc's defaults;
-// LOOM_HOST_HEAP=tuned (the default) asks for the above.
+// its trim threshold at 512 MiB, process-wide: what HPC centres have long
+// advised for MPI programs through glibc's MALLOC_* variables, for the same
+// reason. LOOM_HOST_HEAP=system leaves glibc's defaults, and so does a
+// process started with glibc's own malloc settings (MALLOC_MMAP_THRESHOLD_,
+// MALLOC_TRIM_THRESHOLD_ or glibc.malloc.* in GLIBC_TUNABLES);
+// LOOM_HOST_HEAP=tuned (the default) asks for the above otherwise.
 #pragma once
 
 #include <cstddef>
