@@ -45,9 +45,11 @@ LargeBlockCache& cache() {
   return *c;
 }
 
+}  // namespace
+
 // LOOM_HOST_HEAP: "tuned" (default) or "system". A process that sets glibc's
 // own malloc variables has chosen its heap: those are left to rule.
-bool heap_tuning_wanted() {
+bool host_heap_tuning_wanted() {
   const char* env = std::getenv("LOOM_HOST_HEAP");
   const std::string v = env == nullptr ? "" : env;
   LOOM_CHECK(v.empty() || v == "tuned" || v == "system", "LOOM_HOST_HEAP must be 'tuned' or 'system', got '", v, "'");
@@ -57,14 +59,16 @@ bool heap_tuning_wanted() {
          (tunables == nullptr || std::string(tunables).find("glibc.malloc.") == std::string::npos);
 }
 
+namespace {
+
 bool tune_heap() {
 #if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
-  if (!heap_tuning_wanted()) return false;
+  if (!host_heap_tuning_wanted()) return false;
   // mallopt returns 1 on success; setting either value also stops glibc's
   // adaptation of the other, so both are set.
   return mallopt(M_MMAP_THRESHOLD, 32 << 20) == 1 && mallopt(M_TRIM_THRESHOLD, 512 << 20) == 1;
 #else
-  heap_tuning_wanted();  // a bad value is still an error
+  host_heap_tuning_wanted();  // a bad value is still an error
   return false;
 #endif
 }

@@ -42,8 +42,11 @@ void* cpu_allocate(size_t nbytes);                 // 64-byte aligned at least; 
 void cpu_release(void* ptr, size_t nbytes) noexcept;  // nbytes as given to cpu_allocate
 size_t cpu_cached_bytes();                         // held by the cache now, for tests and reports
 void cpu_empty_cache();                            // frees every cached block
-// Whether the heap thresholds above were set (false with LOOM_HOST_HEAP=system,
-// without glibc, or under a sanitizer's allocator); applies them on first call.
+// Whether the environment asks for the heap thresholds above (LOOM_HOST_HEAP
+// and glibc's own malloc variables; a bad LOOM_HOST_HEAP is a loom::Error).
+bool host_heap_tuning_wanted();
+// Whether the heap thresholds above were set (false when not wanted, without
+// glibc, or under a sanitizer's allocator); applies them on first call.
 bool host_heap_tuned();
 
 }  // namespace loom::detail

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <loom/loom.hpp>
 #if defined(__GLIBC__)
@@ -53,13 +54,8 @@ TEST_CASE("small blocks bypass the cache and stay 64-byte aligned", "[allocator]
 // (glibc's own heap: a sanitizer's allocator replaces it and ignores mallopt)
 TEST_CASE("once tuned, glibc serves an 8 MiB block from its heap instead of a fresh mmap", "[allocator]") {
   Tensor first = empty({16});  // the first host allocation applies the tuning
-  const auto set = [](const char* name) { return std::getenv(name) != nullptr; };
-  const char* env = std::getenv("LOOM_HOST_HEAP");
-  const char* tunables = std::getenv("GLIBC_TUNABLES");
-  const bool wanted = (env == nullptr || std::string(env) != "system") && !set("MALLOC_MMAP_THRESHOLD_") &&
-                      !set("MALLOC_TRIM_THRESHOLD_") &&
-                      (tunables == nullptr || std::string(tunables).find("glibc.malloc.") == std::string::npos);
-  REQUIRE(detail::host_heap_tuned() == wanted);
+  const bool wanted = detail::host_heap_tuning_wanted();  // true unless the environment opts out
+  REQUIRE(detail::host_heap_tuned() == wanted);           // and then mallopt must have taken both values
   if (!wanted) return;
   const size_t mapped = mallinfo2().hblks;  // blocks glibc has mmapped and not yet unmapped
   void* block = std::malloc(size_t{8} << 20);
@@ -69,3 +65,48 @@ TEST_CASE("once tuned, glibc serves an 8 MiB block from its heap instead of a fr
   std::free(block);
 }
 #endif
+
+// Sets an environment variable for one scope, then puts back what was there.
+struct ScopedEnv {
+  std::string name;
+  std::optional<std::string> old;
+  ScopedEnv(const char* n, const char* value) : name(n) {
+    if (const char* v = std::getenv(n)) old = v;
+    if (value) setenv(n, value, 1);
+    else unsetenv(n);
+  }
+  ~ScopedEnv() {
+    if (old) setenv(name.c_str(), old->c_str(), 1);
+    else unsetenv(name.c_str());
+  }
+};
+
+TEST_CASE("LOOM_HOST_HEAP and glibc's own malloc variables decide whether the heap is tuned", "[allocator]") {
+  ScopedEnv heap("LOOM_HOST_HEAP", nullptr), mmap("MALLOC_MMAP_THRESHOLD_", nullptr),
+      trim("MALLOC_TRIM_THRESHOLD_", nullptr), tunables("GLIBC_TUNABLES", nullptr);
+  CHECK(detail::host_heap_tuning_wanted());
+  {
+    ScopedEnv tuned("LOOM_HOST_HEAP", "tuned");
+    CHECK(detail::host_heap_tuning_wanted());
+  }
+  {
+    ScopedEnv system("LOOM_HOST_HEAP", "system");
+    CHECK_FALSE(detail::host_heap_tuning_wanted());
+  }
+  {
+    ScopedEnv bad("LOOM_HOST_HEAP", "fast");
+    CHECK_THROWS_WITH(detail::host_heap_tuning_wanted(), Catch::Contains("LOOM_HOST_HEAP") && Catch::Contains("'fast'"));
+  }
+  {
+    ScopedEnv own("MALLOC_TRIM_THRESHOLD_", "1048576");
+    CHECK_FALSE(detail::host_heap_tuning_wanted());
+  }
+  {
+    ScopedEnv own("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=65536");
+    CHECK_FALSE(detail::host_heap_tuning_wanted());
+  }
+  {
+    ScopedEnv other("GLIBC_TUNABLES", "glibc.pthread.rseq=0");  // not a malloc setting
+    CHECK(detail::host_heap_tuning_wanted());
+  }
+}
