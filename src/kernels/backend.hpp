@@ -151,11 +151,11 @@ struct Backend {
   bool (*linear_weight_grad)(const Tensor& grad, const Tensor& x, const Tensor& grad_w, const Tensor& grad_b) = nullptr;
   // A 2-D convolution (cross-correlation, as conv2d) of contiguous x
   // [N, C, H, W] with weight [O, C, KH, KW], plus the optional bias [O]:
-  // out [N, O, OH, OW]. out, grad and the gradients are contiguous. The forward may set *kept to a tensor its backward
-  // wants back (the CPU's im2col columns); it is handed to the backward as
-  // `kept`. Accepting a forward promises the backward for the same tensors:
-  // grad_x, grad_w and grad_b of sum(out * grad), each undefined when it is
-  // not wanted.
+  // out [N, O, OH, OW]; out, grad and the gradients are contiguous. The
+  // forward may set *kept to a tensor its backward wants back (the CPU's
+  // im2col columns); it is handed to the backward as `kept`. Accepting a
+  // forward promises the backward for the same tensors: grad_x, grad_w and
+  // grad_b of sum(out * grad), each undefined when it is not wanted.
   bool (*convolution)(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& out,
                       const Window2d& w, Tensor* kept) = nullptr;
   void (*convolution_backward)(const Tensor& grad, const Tensor& x, const Tensor& weight, const Tensor& kept,

@@ -41,9 +41,8 @@
 // that key has enough examples left. batch_size must be a multiple of g, so a
 // group never straddles two batches or two ranks of a full global batch (the
 // last, partial one that drop_last = false keeps may split a group between
-// ranks). A contrastive loss then
-// meets, for every example, g - 1 negatives that agree with it on whatever
-// the key encodes and differ in the rest.
+// ranks). A contrastive loss then meets, for every example, g - 1 negatives
+// that agree with it on whatever the key encodes and differ in the rest.
 #pragma once
 
 #include <condition_variable>
