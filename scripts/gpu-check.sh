@@ -7,6 +7,11 @@
 # keeps to a time budget (default 540 s, all phases together).
 #
 #   scripts/gpu-check.sh               configure, build, test, time, summarise
+#   scripts/gpu-check.sh --prebuilt DIR  skip the build: take loom_cuda_tests and
+#                                      loom-bench from DIR (made by --stage-prebuilt);
+#                                      builds after all when they cannot load
+#   scripts/gpu-check.sh --stage-prebuilt  build those two here (CUDA compiles
+#                                      without a GPU) into build-gpu-bin/, to carry
 #   scripts/gpu-check.sh --stage-deps  run on a machine that has the build
 #                                      dependencies installed (Debian packages
 #                                      nlohmann-json3-dev, libeigen3-dev, catch2,
@@ -16,6 +21,10 @@
 #                                      GPU machine (about 12 MiB; git ignores it as
 #                                      a build* folder, so carry it explicitly)
 #
+# Building costs minutes of a short GPU lease; the binaries built on a machine
+# with the same toolkit and an older or equal glibc load there, the vendor
+# libraries (cuBLAS, cuDNN, NCCL, cuFFT) found on the GPU machine's library path
+# or in its Python's nvidia-* wheels.
 # When build-gpu-deps/ exists the build looks there first (CMAKE_PREFIX_PATH).
 # Environment:
 #   OUT                      logs and summary.txt go there (else <build>/gpu-check-logs)
@@ -59,9 +68,50 @@ BUILD=${LOOM_GPU_BUILD_DIR:-build-gpu}
 JOBS=${LOOM_JOBS:-16}
 ARCH=${LOOM_CUDA_ARCH:-90}
 BUDGET=${LOOM_GPU_CHECK_BUDGET:-540}
+TARGETS=(loom_cuda_tests loom-bench)
+
+# The configure line, here and on the GPU machine alike.
+cmake_args() {
+  CMAKE_ARGS=(-S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DLOOM_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=$ARCH"
+              -DLOOM_MPI=OFF -DLOOM_BUILD_EXAMPLES=OFF -DLOOM_BUILD_BENCHMARKS=ON)
+  command -v ninja >/dev/null && [[ ! -f "$BUILD/Makefile" ]] && CMAKE_ARGS+=(-G Ninja)
+  if [[ -d "$ROOT/build-gpu-deps" ]]; then
+    CMAKE_ARGS+=("-DCMAKE_PREFIX_PATH=$ROOT/build-gpu-deps" "-DZLIB_INCLUDE_DIR=$ROOT/build-gpu-deps/include"
+                 "-DZLIB_LIBRARY=$ROOT/build-gpu-deps/lib/libz.so")
+  fi
+  [[ -z "${CUDACXX:-}" && -x /usr/local/cuda/bin/nvcc ]] && export CUDACXX=/usr/local/cuda/bin/nvcc
+  # cuDNN and NCCL may come as pip wheels (nvidia-cudnn-*, nvidia-nccl-*) rather
+  # than with the toolkit: offer their folders to cmake/cuda_library.cmake.
+  local pip_nvidia
+  pip_nvidia=$(python3 -c "import nvidia; print(';'.join(p + '/' + d for p in nvidia.__path__ for d in ('cudnn', 'nccl')))" \
+                 2>/dev/null || true)
+  [[ -n "$pip_nvidia" ]] && CMAKE_ARGS+=("-DLOOM_CUDA_LIBRARY_HINTS=$pip_nvidia")
+  return 0
+}
+
+if [[ "${1:-}" == "--stage-prebuilt" ]]; then
+  set -e
+  cmake_args
+  cmake "${CMAKE_ARGS[@]}"
+  cmake --build "$BUILD" -j "${LOOM_JOBS:-2}" --target "${TARGETS[@]}"
+  rm -rf "$ROOT/build-gpu-bin"
+  mkdir -p "$ROOT/build-gpu-bin"
+  cp "$BUILD/bin/loom_cuda_tests" "$BUILD/bin/loom-bench" "$ROOT/build-gpu-bin/"
+  git -C "$ROOT" rev-parse HEAD >"$ROOT/build-gpu-bin/commit"
+  du -sh "$ROOT/build-gpu-bin"
+  echo "staged into build-gpu-bin/; carry it and run scripts/gpu-check.sh --prebuilt build-gpu-bin"
+  exit 0
+fi
+PREBUILT=""
+if [[ "${1:-}" == "--prebuilt" ]]; then
+  [[ -n "${2:-}" && -x "${2}/loom_cuda_tests" && -x "${2}/loom-bench" ]] ||
+    { echo "gpu-check: --prebuilt '${2:-}' holds no loom_cuda_tests and loom-bench (scripts/gpu-check.sh --stage-prebuilt makes them)" >&2; exit 2; }
+  PREBUILT=$(cd "$2" && pwd)
+fi
+
 LOGS=${OUT:-$ROOT/$BUILD/gpu-check-logs}
 mkdir -p "$LOGS"
-rm -f "$LOGS"/{env,configure,build,ctest,bench,train}.log "$LOGS/summary.txt"  # this run's logs only
+rm -f "$LOGS"/{env,configure,build,suites,sanitizer,bench,train}.log "$LOGS/summary.txt"  # this run's logs only
 START=$(date +%s)
 SUMMARY=()
 STATUS=0
@@ -82,6 +132,7 @@ run_phase() {
   echo "==> $name (limit ${limit}s, log $log)"
   local t0 rc
   t0=$(date +%s)
+  echo "==> $name" >>"$log"
   timeout --kill-after=10 "$limit" "$@" >>"$log" 2>&1
   rc=$?
   local dt=$(( $(date +%s) - t0 ))
@@ -92,7 +143,7 @@ run_phase() {
   else
     SUMMARY+=("$(printf '  %-8s %5ss  %s' "FAIL($rc)" "$dt" "$name")")
   fi
-  tail -n 25 "$log"
+  tail -n 12 "$log"
   return $rc
 }
 
@@ -111,56 +162,74 @@ run_phase() {
   c++ --version 2>&1 | head -n 1 || echo "c++: not found"
   cmake --version | head -n 1
   command -v ninja >/dev/null && echo "ninja $(ninja --version)" || echo "ninja: not found (make)"
+  ldd --version 2>&1 | head -n 1
   echo "nproc: $(nproc)"
 } >"$LOGS/env.log" 2>&1
 cat "$LOGS/env.log"
 
 GPU_NAME=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1)
 
-# --- configure + build --------------------------------------------------------
-CMAKE_ARGS=(-S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DLOOM_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=$ARCH"
-            -DLOOM_MPI=OFF -DLOOM_BUILD_EXAMPLES=OFF)
-command -v ninja >/dev/null && [[ ! -f "$BUILD/Makefile" ]] && CMAKE_ARGS+=(-G Ninja)
-if [[ -d "$ROOT/build-gpu-deps" ]]; then
-  CMAKE_ARGS+=("-DCMAKE_PREFIX_PATH=$ROOT/build-gpu-deps" "-DZLIB_INCLUDE_DIR=$ROOT/build-gpu-deps/include"
-               "-DZLIB_LIBRARY=$ROOT/build-gpu-deps/lib/libz.so")
-fi
-[[ -z "${CUDACXX:-}" && -x /usr/local/cuda/bin/nvcc ]] && export CUDACXX=/usr/local/cuda/bin/nvcc
-# cuDNN and NCCL may come as pip wheels (nvidia-cudnn-*, nvidia-nccl-*) rather
-# than with the toolkit: offer their folders to cmake/cuda_library.cmake.
-PIP_NVIDIA=$(python3 -c "import nvidia; print(';'.join(p + '/' + d for p in nvidia.__path__ for d in ('cudnn', 'nccl')))" \
-               2>/dev/null || true)
-[[ -n "$PIP_NVIDIA" ]] && CMAKE_ARGS+=("-DLOOM_CUDA_LIBRARY_HINTS=$PIP_NVIDIA")
+# loads BIN: true when the dynamic loader finds every library it needs.
+loads() { ! ldd "$1" 2>&1 | grep -q "not found"; }
+# The vendor libraries' folders on a machine where they came as pip wheels
+# (nvidia/cublas/lib, nvidia/cudnn/lib, ...) or with the toolkit.
+vendor_library_path() {
+  local dirs
+  dirs=$(python3 -c "import nvidia, glob, os; print(':'.join(sorted({os.path.dirname(f) for p in nvidia.__path__ for f in glob.glob(p + '/*/lib/lib*.so*')})))" \
+           2>/dev/null || true)
+  echo "${dirs:+$dirs:}/usr/local/cuda/lib64:/usr/local/cuda/targets/x86_64-linux/lib"
+}
 
-# loom-bench times whole training steps on the device (train-step).
-CMAKE_ARGS+=("-DLOOM_BUILD_BENCHMARKS=ON")
-
-BUILT=0
-if run_phase "configure (CUDA archs $ARCH)" "$LOGS/configure.log" 120 cmake "${CMAKE_ARGS[@]}"; then
-  TARGETS=(loom_cuda_tests loom-bench)
-  run_phase "build ${TARGETS[*]} (-j$JOBS)" "$LOGS/build.log" 420 \
-    cmake --build "$BUILD" -j "$JOBS" --target "${TARGETS[@]}" && BUILT=1
-fi
-(( BUILT == 1 )) || STATUS=1
-
-# --- tests ------------------------------------------------------------------------
-TEST_LINE="not run"
-if (( BUILT == 1 )); then
-  run_phase "ctest -L cuda" "$LOGS/ctest.log" 300 \
-    ctest --test-dir "$BUILD" -L cuda -V --output-on-failure --timeout 280 || STATUS=1
-  TEST_LINE=$(grep -E "tests passed|tests failed" "$LOGS/ctest.log" | tail -n 1)
-  [[ -n "$TEST_LINE" ]] || TEST_LINE="(no ctest summary: see ctest.log)"
-  SKIPPED=$(grep -cE "^ *[0-9]+/[0-9]+ Test +#[0-9]+: cuda\..*\*\*\*Skipped" "$LOGS/ctest.log")
-  if (( SKIPPED > 0 )); then
-    STATUS=1  # a skip means no device was found: not a pass
-    TEST_LINE="SKIPPED ($SKIPPED cuda tests): $(grep -m1 -o 'skipped: no GPU.*' "$LOGS/ctest.log")"
+# --- binaries: carried, or built here -------------------------------------------
+BIN=""
+if [[ -n "$PREBUILT" ]]; then
+  if ! loads "$PREBUILT/loom_cuda_tests"; then
+    export LD_LIBRARY_PATH="$(vendor_library_path)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   fi
+  {
+    echo "prebuilt: $PREBUILT (commit $(cat "$PREBUILT/commit" 2>/dev/null || echo '?'))"
+    echo "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"
+    ldd "$PREBUILT/loom_cuda_tests"
+  } >>"$LOGS/env.log" 2>&1
+  if loads "$PREBUILT/loom_cuda_tests" && loads "$PREBUILT/loom-bench"; then
+    BIN=$PREBUILT
+    SUMMARY+=("$(printf '  %-8s %6s  %s' ok - "prebuilt binaries load ($PREBUILT)")")
+  else
+    echo "prebuilt binaries miss libraries (see env.log): building here"
+    SUMMARY+=("$(printf '  %-8s %6s  %s' FAIL - "prebuilt binaries miss libraries; built here instead")")
+  fi
+fi
+if [[ -z "$BIN" ]]; then
+  cmake_args
+  if run_phase "configure (CUDA archs $ARCH)" "$LOGS/configure.log" 120 cmake "${CMAKE_ARGS[@]}" &&
+     run_phase "build ${TARGETS[*]} (-j$JOBS)" "$LOGS/build.log" 420 \
+       cmake --build "$BUILD" -j "$JOBS" --target "${TARGETS[@]}"; then
+    BIN=$ROOT/$BUILD/bin
+  fi
+fi
+[[ -n "$BIN" ]] || STATUS=1
+
+# --- tests: the cuda suites (what ctest -L cuda runs, one suite each) --------------
+TEST_LINE="not run"
+if [[ -n "$BIN" ]]; then
+  for suite_limit in runtime:60 kernels:150 ops:150 models:180; do
+    suite=${suite_limit%:*}
+    run_phase "cuda.$suite" "$LOGS/suites.log" "${suite_limit#*:}" "$BIN/loom_cuda_tests" "$suite"
+    rc=$?
+    if (( rc == 77 )); then
+      STATUS=1  # a skip means no device was found: not a pass
+      TEST_LINE="SKIPPED: $(grep -m1 -o 'skipped: no GPU.*' "$LOGS/suites.log")"
+      break
+    fi
+    (( rc == 0 )) || STATUS=1
+  done
+  [[ "$TEST_LINE" == "not run" ]] && TEST_LINE="$(grep -cE '^cuda\.[a-z]+: ' "$LOGS/suites.log") suites reported"
 fi
 
 # --- timings -----------------------------------------------------------------------
 BENCH_LINE="not run"
-if (( BUILT == 1 )); then
-  if run_phase "CUDA timings (loom_cuda_tests bench)" "$LOGS/bench.log" 180 "$BUILD/bin/loom_cuda_tests" bench; then
+if [[ -n "$BIN" ]]; then
+  if run_phase "CUDA timings (loom_cuda_tests bench)" "$LOGS/bench.log" 180 "$BIN/loom_cuda_tests" bench; then
     BENCH_LINE="$(grep -c '"median_ms"' "$LOGS/bench.log") timings in bench.log"
   else
     BENCH_LINE="failed: see bench.log"
@@ -170,10 +239,28 @@ if (( BUILT == 1 )); then
   PEAK=$(grep -h '"shape": "8192^3 bf16"' "$LOGS/bench.log" | grep -o '"tflops": [0-9.]*' | awk '{print $2}' | head -n 1)
   for precision in fp32 bf16; do
     run_phase "train-step GPT-2 124M $precision" "$LOGS/train.log" 150 \
-      "$BUILD/bin/loom-bench" train-step --recipe "$ROOT/benchmarks/gpt2-124m.json" --synthetic 1 \
+      "$BIN/loom-bench" train-step --recipe "$ROOT/benchmarks/gpt2-124m.json" --synthetic 1 \
       --set train.device=cuda --set "train.precision=$precision" --steps 5 --warmup 2 \
       ${PEAK:+--peak-tflops "$PEAK"} || true
   done
+fi
+
+# --- memory checker: the runtime and kernel suites under compute-sanitizer -----------
+SANITIZER=$(command -v compute-sanitizer ||
+            ls /usr/local/cuda/bin/compute-sanitizer /usr/local/cuda/compute-sanitizer/compute-sanitizer 2>/dev/null |
+            head -n 1)
+SANITIZER_LINE="not run"
+if [[ -n "$BIN" && -n "$SANITIZER" ]]; then
+  SANITIZER_LINE="clean"
+  for suite in runtime kernels; do
+    run_phase "compute-sanitizer memcheck cuda.$suite" "$LOGS/sanitizer.log" 120 \
+      "$SANITIZER" --tool memcheck --error-exitcode 3 "$BIN/loom_cuda_tests" "$suite"
+    rc=$?
+    if (( rc == 3 )); then SANITIZER_LINE="errors: see sanitizer.log"; STATUS=1;
+    elif (( rc != 0 )) && [[ "$SANITIZER_LINE" == clean ]]; then SANITIZER_LINE="incomplete (rc $rc): see sanitizer.log"; fi
+  done
+elif [[ -n "$BIN" ]]; then
+  SANITIZER_LINE="compute-sanitizer not found"
 fi
 
 # --- summary -------------------------------------------------------------------------
@@ -182,12 +269,14 @@ fi
   echo "==================== loom gpu-check ===================="
   echo "  gpu:     ${GPU_NAME:-none found}"
   echo "  commit:  $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (+ local changes)')"
-  echo "  build:   $BUILD, Release, CUDA archs $ARCH"
+  echo "  build:   ${BIN:-none}$([[ -n "$PREBUILT" && "$BIN" == "$PREBUILT" ]] && echo " (prebuilt, commit $(cat "$PREBUILT/commit" 2>/dev/null))"), Release, CUDA archs $ARCH"
   echo "  tests:   $TEST_LINE"
-  grep -hE "^([0-9]+: )?cuda\.(runtime|kernels|ops|models): " "$LOGS/ctest.log" 2>/dev/null | sed -E 's/^([0-9]+: )?/    /'
-  grep -hE "^([0-9]+: )?  failed: " "$LOGS/ctest.log" 2>/dev/null | head -n 30 | cut -c1-300 | sed -E 's/^([0-9]+: )?/    /'
+  grep -hE "^cuda\.(runtime|kernels|ops|models): " "$LOGS/suites.log" 2>/dev/null | sed 's/^/    /'
+  grep -hE "^  failed: " "$LOGS/suites.log" 2>/dev/null | head -n 30 | cut -c1-300 | sed 's/^/  /'
+  echo "  memcheck: $SANITIZER_LINE"
+  grep -hE "ERROR SUMMARY" "$LOGS/sanitizer.log" 2>/dev/null | sed 's/^/    /'
   echo "  timings: $BENCH_LINE"
-  grep -hE '"median_ms"|"fraction_of_gemm"|"speedup"|"error"' "$LOGS/bench.log" 2>/dev/null | sed 's/^/    /'
+  grep -hE '"median_ms"|"fraction_of_gemm"|"speedup"|"error"|"allocator"' "$LOGS/bench.log" 2>/dev/null | sed 's/^/    /'
   echo "  training steps:"
   grep -hE '"train_step"' "$LOGS/train.log" 2>/dev/null | sed 's/^/    /'
   echo "  phases:"
