@@ -163,6 +163,14 @@ void run_train_step(const Options& opt) {
   o.values["warmup"] = std::to_string(opt.integer("warmup", 3));
   o.values["reps"] = std::to_string(opt.integer("steps", 10));
   const double ms = median_ms(o, step);
+  // One more step, counting the device allocations it makes: a warm caching
+  // allocator serves a steady-state step without cudaMalloc.
+  int64_t step_mallocs = -1;
+  if (device.is_cuda()) {
+    const auto before = cuda::memory_stats(device.index).device_mallocs;
+    step();
+    step_mallocs = static_cast<int64_t>(cuda::memory_stats(device.index).device_mallocs - before);
+  }
   if (const int64_t profiled = opt.integer("profile", 0); profiled > 0) print_kernel_profile(step, profiled);
 
   const int64_t batch = tr["batch_size"].get<int64_t>() * accum;
@@ -184,6 +192,7 @@ void run_train_step(const Options& opt) {
     const auto mem = cuda::memory_stats(device.index);
     r["peak_device_mb"] = std::round(static_cast<double>(mem.peak_allocated_bytes) / 1048576.0 * 10) / 10;
     r["device_mallocs"] = mem.device_mallocs;
+    r["device_mallocs_last_step"] = step_mallocs;
   }
   if (const double fl = train_flops(recipe); fl > 0) {
     const double gflops = fl / (ms * 1e-3) / 1e9;

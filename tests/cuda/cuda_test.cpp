@@ -1159,8 +1159,12 @@ void bench_attention(double gemm_tflops) {
       };
       {
         NoGradGuard no_grad;
+        // loom's own flash attention (automatic would take cuDNN's first).
         const auto forward = [&] { scaled_dot_product_attention(q, k, v, Tensor(), causal); };
-        const double fused_ms = line("attention_fused_fwd", median_ms(forward, 10), fwd);
+        const double fused_ms = [&] {
+          AttentionKernelGuard own(AttentionKernel::fused);
+          return line("attention_fused_fwd", median_ms(forward, 10), fwd);
+        }();
         // The composition the fused kernel replaces: a [L, L] score matrix per head.
         const double scale = 1.0 / std::sqrt(static_cast<double>(d));
         Tensor keep;
@@ -1181,7 +1185,10 @@ void bench_attention(double gemm_tflops) {
       const bool grad_was = grad_enabled();  // run_bench times under NoGradGuard
       set_grad_enabled(true);
       const auto forward_backward = [&] { scaled_dot_product_attention(q, k, v, Tensor(), causal).backward(g); };
-      const double fused_ms = line("attention_fused_fwd_bwd", median_ms(forward_backward, 10), 3.5 * fwd);
+      const double fused_ms = [&] {
+        AttentionKernelGuard own(AttentionKernel::fused);
+        return line("attention_fused_fwd_bwd", median_ms(forward_backward, 10), 3.5 * fwd);
+      }();
       against_cudnn("attention_cudnn_fwd_bwd", forward_backward, 3.5 * fwd, fused_ms);
       set_grad_enabled(grad_was);
     }
@@ -1216,6 +1223,16 @@ int run_bench() {
   {  // host to device through the pinned staging blocks (the caller does not wait; the median includes the sync)
     Tensor host = randn({n}, DType::f32, &gen);
     report("upload", "[64M] f32 host->cuda:0", median_ms([&] { c.copy_(host); }), 4.0 * n, 0);
+  }
+  {  // the copies a transformer step makes: heads split out of [B, T, H, Dh] (bf16), and autocast's casts
+    Tensor heads = randn({8, 1024, 12, 64}, opts, &gen).to(DType::bf16);
+    report("permute_copy", "[8, 1024, 12, 64] -> [8, 12, 1024, 64] bf16",
+           median_ms([&] { heads.transpose(1, 2).contiguous(); }), 4.0 * heads.numel(), 0);
+    Tensor acts = randn({8192, 768}, opts, &gen);
+    report("cast", "[8192, 768] f32 -> bf16", median_ms([&] { acts.to(DType::bf16); }), 6.0 * acts.numel(), 0);
+    Tensor logits16 = randn({8192, 50304}, opts, &gen).to(DType::bf16);
+    report("cast", "[8192, 50304] bf16 -> f32", median_ms([&] { logits16.to(DType::f32); }),
+           6.0 * logits16.numel(), 0);
   }
   for (int64_t m : {1024, 4096}) {
     Tensor p = randn({m, m}, opts, &gen), q = randn({m, m}, opts, &gen);
