@@ -1,13 +1,16 @@
-// Scaled dot-product attention: the backend's fused kernel where it has one
-// that takes the call (flash attention on CUDA: no [Lq, Lk] scores in
-// memory), otherwise composed from matmul, masking and softmax. Both give the
-// same result up to rounding; the composition is the reference the fused
-// kernels are tested against. AttentionKernelGuard picks one explicitly, or
-// the vendor library's fused attention (cuDNN's) instead.
+// Scaled dot-product attention: a fused kernel where the backend has one
+// that takes the call (cuDNN's, then loom's flash attention on CUDA: no
+// [Lq, Lk] scores in memory), otherwise composed from matmul, masking and
+// softmax. All give the same result up to rounding; the composition is the
+// reference the fused kernels are tested against. AttentionKernelGuard picks
+// one explicitly.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "loom/ops/creation.hpp"
 #include "loom/ops/elementwise.hpp"
@@ -43,14 +46,17 @@ AttentionEntries attention_entries(const kernels::Backend& table, bool vendor) {
                 : AttentionEntries{table.attention, table.attention_backward};
 }
 
-// The fused kernel (the backend's own, or the vendor's), when the backend has
-// one and it takes these inputs: one shared set of leading dims, a mask that
-// only varies per key (padding), and one dtype after autocast. nullopt:
-// compose instead.
+// The first of `candidates` (the vendor's fused kernel, the backend's own)
+// that the backend has and that takes these inputs: one shared set of leading
+// dims, a mask that only varies per key (padding), and one dtype after
+// autocast. nullopt: compose instead.
 std::optional<Tensor> fused_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in, const Tensor& mask,
-                                      bool causal, double scale, bool vendor, bool required) {
-  const AttentionEntries entries = attention_entries(ops::kernels_for(q_in), vendor);
-  if (!entries.present()) return std::nullopt;
+                                      bool causal, double scale, std::initializer_list<bool> candidates,
+                                      bool required) {
+  std::vector<AttentionEntries> tried;
+  for (const bool vendor : candidates)
+    if (AttentionEntries e = attention_entries(ops::kernels_for(q_in), vendor); e.present()) tried.push_back(e);
+  if (tried.empty()) return std::nullopt;
   if (k_in.device() != q_in.device() || v_in.device() != q_in.device()) return std::nullopt;
   const Tensor q = ops::autocast_product_operand(q_in);
   const Tensor k = ops::autocast_product_operand(k_in);
@@ -82,14 +88,17 @@ std::optional<Tensor> fused_attention(const Tensor& q_in, const Tensor& k_in, co
   Tensor out = empty({bh, lq, d}, on);
   Tensor lse = empty({bh, lq}, TensorOptions(DType::f32).with_device(q.device()));
   const kernels::AttentionParams params{causal, scale, required};
-  if (!entries.forward(q3, k3, v3, keep, out, lse, params)) return std::nullopt;
+  const auto taker = std::find_if(tried.begin(), tried.end(), [&](const AttentionEntries& e) {
+    return e.forward(q3, k3, v3, keep, out, lse, params);
+  });
+  if (taker == tried.end()) return std::nullopt;
 
   Shape out_shape = lead;
   out_shape.push_back(lq);
   out_shape.push_back(d);
   return ops::record("scaled_dot_product_attention", out.reshape(out_shape), {q, k, v},
                      {q3, k3, v3, out, lse, keep},
-                     [params, backward = entries.backward, qs = q.shape(), ks = k.shape(),
+                     [params, backward = taker->backward, qs = q.shape(), ks = k.shape(),
                       vs = v.shape()](const ops::BackwardContext& ctx, const Tensor& g) {
                        const Tensor q3 = ctx.saved(0), k3 = ctx.saved(1), v3 = ctx.saved(2), keep = ctx.saved(5);
                        const Tensor grad_out = packed(g.to(q3.dtype())).reshape(q3.shape());
@@ -133,18 +142,20 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
     LOOM_CHECK(mask.dtype() == DType::boolean, "attention: mask must be bool (true = attend), got ",
                dtype_name(mask.dtype()));
   const AttentionKernel kernel = current_kernel;
-  if (kernel != AttentionKernel::composed) {
+  if (kernel == AttentionKernel::automatic) {
+    // The vendor's kernel first where the backend has one (cuDNN's on CUDA ran
+    // 10 to 18 times faster than loom's flash attention on an H200,
+    // docs/benchmarks.md), then loom's own; either may decline the call.
+    if (std::optional<Tensor> fused = fused_attention(q, k, v, mask, causal, s, {true, false}, false)) return *fused;
+  } else if (kernel != AttentionKernel::composed) {
     const bool vendor = kernel == AttentionKernel::vendor;
-    const bool required = kernel != AttentionKernel::automatic;
-    if (std::optional<Tensor> fused = fused_attention(q, k, v, mask, causal, s, vendor, required)) return *fused;
-    if (required) {
-      const bool has = attention_entries(ops::kernels_for(q), vendor).present();
-      LOOM_FAIL("attention: the ", attention_kernel_name(kernel), " kernel was asked for (AttentionKernelGuard), but ",
-                has ? "it does not take these inputs" : "the backend of " + q.device().str() + " has none",
-                ": q ", dtype_name(q.dtype()), " ", shape_str(q.shape()), ", k ", dtype_name(k.dtype()), " ",
-                shape_str(k.shape()), ", v ", dtype_name(v.dtype()), " ", shape_str(v.shape()),
-                mask.defined() ? ", mask " + shape_str(mask.shape()) : std::string(), causal ? ", causal" : "");
-    }
+    if (std::optional<Tensor> fused = fused_attention(q, k, v, mask, causal, s, {vendor}, true)) return *fused;
+    const bool has = attention_entries(ops::kernels_for(q), vendor).present();
+    LOOM_FAIL("attention: the ", attention_kernel_name(kernel), " kernel was asked for (AttentionKernelGuard), but ",
+              has ? "it does not take these inputs" : "the backend of " + q.device().str() + " has none",
+              ": q ", dtype_name(q.dtype()), " ", shape_str(q.shape()), ", k ", dtype_name(k.dtype()), " ",
+              shape_str(k.shape()), ", v ", dtype_name(v.dtype()), " ", shape_str(v.shape()),
+              mask.defined() ? ", mask " + shape_str(mask.shape()) : std::string(), causal ? ", causal" : "");
   }
   Tensor scores = mul(matmul(q, k.transpose(-1, -2)), s);
   Tensor allowed;
