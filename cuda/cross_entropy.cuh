@@ -4,8 +4,9 @@
 // Floor: forward reads N * C logits once (two passes, the second from cache),
 // ~N * C exps, and keeps each row's log-sum-exp; backward reads the logits
 // once and writes N * C gradients, softmax_c = exp(x_c - lse).
-// One block per row; sums in double, as on the CPU, reduced in a fixed order
-// (block_reduce.cuh). A target outside [0, C) (other than ignore_index)
+// One block per row; exponentials in the logits' dtype (a double exp per
+// logit made the f32 kernels compute-bound at a quarter of the copy rate),
+// sums in double, as on the CPU, reduced in a fixed order (block_reduce.cuh). A target outside [0, C) (other than ignore_index)
 // gives a NaN loss and NaN gradients: the kernel cannot raise, and checking
 // on the host would cost a device sync. Written on simt.cuh, so the emulator
 // runs it (tests/cuda/softmax_loss_emulated_test.cpp).
@@ -14,11 +15,13 @@
 #include <cmath>
 
 #include "block_reduce.cuh"
+#include "pointwise_math.cuh"
 
 namespace loom::cross_entropy_kernels {
 inline namespace LOOM_SIMT_ABI {
 
 using namespace loom::simt;
+using pointwise::m_exp;
 
 template <class T>
 struct Rows {
@@ -42,7 +45,7 @@ LOOM_SIMT_DEVICE int64_t target_at(const void* t, bool is64, int64_t i) {
 template <class T>
 LOOM_SIMT_DEVICE T row_max(const T* row, int64_t c, unsigned threads) {
   T mx = -static_cast<T>(INFINITY);
-  for (int64_t j = thread_x(); j < c; j += threads) mx = max_nan(mx, row[j]);
+  for_each_in_row(row, c, threads, [&](T v, int64_t) { mx = max_nan(mx, v); });
   return block_max(mx, threads);
 }
 
@@ -58,10 +61,10 @@ LOOM_SIMT_GLOBAL void cross_entropy_kernel(Rows<T> a) {
   const T* row = a.logits + i * a.c;
   const T mx = row_max(row, a.c, a.threads);
   double total = 0, sum_x = 0;
-  for (int64_t j = thread_x(); j < a.c; j += a.threads) {
-    total += ::exp(static_cast<double>(row[j] - mx));
-    sum_x += static_cast<double>(row[j]);
-  }
+  for_each_in_row(row, a.c, a.threads, [&](T v, int64_t) {
+    total += static_cast<double>(m_exp(v - mx));
+    sum_x += static_cast<double>(v);
+  });
   total = block_sum(total, a.threads);
   sum_x = block_sum(sum_x, a.threads);
   if (thread_x() == 0) {
@@ -88,15 +91,15 @@ LOOM_SIMT_GLOBAL void cross_entropy_backward_kernel(Rows<T> a) {
     return;
   }
   const T* row = a.logits + i * a.c;
-  const double lse = static_cast<double>(a.lse[i]);
+  const T lse = a.lse[i];
   const double sc = static_cast<double>(a.scale[i * a.scale_stride]);
   const double uniform = a.smoothing / static_cast<double>(a.c);
   const bool bad = t < 0 || t >= a.c;
-  for (int64_t j = thread_x(); j < a.c; j += a.threads) {
-    double d = ::exp(static_cast<double>(row[j]) - lse) - uniform;
+  for_each_in_row(row, a.c, a.threads, [&](T v, int64_t j) {
+    double d = static_cast<double>(m_exp(v - lse)) - uniform;
     if (j == t) d -= 1.0 - a.smoothing;
     g[j] = bad ? static_cast<T>(NAN) : static_cast<T>(sc * d);
-  }
+  });
 }
 
 }  // namespace LOOM_SIMT_ABI

@@ -108,13 +108,28 @@ LOOM_SIMT_GLOBAL void adamw_kernel(Batch<4> b, AdamWConsts c) {
   const float* g = static_cast<const float*>(b.ptr[1][r.slot]);
   float* m = static_cast<float*>(b.ptr[2][r.slot]);
   float* v = static_cast<float*>(b.ptr[3][r.slot]);
-  for (int64_t i = r.begin + thread_x(); i < r.end; i += kThreads) {
-    const float gi = g[i];
-    const float mi = c.b1 * m[i] + (1.0f - c.b1) * gi;
-    const float vi = c.b2 * v[i] + (1.0f - c.b2) * gi * gi;
-    m[i] = mi;
-    v[i] = vi;
-    p[i] = p[i] * c.decay - c.step * mi / (sqrtf(vi) * c.inv_bc2 + c.eps);
+  // Four elements per pass, their sixteen loads issued before any update:
+  // one element at a time left an H200 at under half its copy rate.
+  for (int64_t i0 = r.begin + thread_x(); i0 < r.end; i0 += 4 * kThreads) {
+    float gs[4], ms[4], vs[4], ps[4];
+    for (int u = 0; u < 4; ++u) {
+      const int64_t i = i0 + u * kThreads;
+      const bool in = i < r.end;
+      gs[u] = in ? g[i] : 0.0f;
+      ms[u] = in ? m[i] : 0.0f;
+      vs[u] = in ? v[i] : 0.0f;
+      ps[u] = in ? p[i] : 0.0f;
+    }
+    for (int u = 0; u < 4; ++u) {
+      const int64_t i = i0 + u * kThreads;
+      if (i >= r.end) continue;
+      const float gi = gs[u];
+      const float mi = c.b1 * ms[u] + (1.0f - c.b1) * gi;
+      const float vi = c.b2 * vs[u] + (1.0f - c.b2) * gi * gi;
+      m[i] = mi;
+      v[i] = vi;
+      p[i] = ps[u] * c.decay - c.step * mi / (sqrtf(vi) * c.inv_bc2 + c.eps);
+    }
   }
 }
 

@@ -7,6 +7,7 @@
 #include <climits>
 
 #include "kernels/backend.hpp"
+#include "loom/ops/creation.hpp"
 #include "loom/core/error.hpp"
 #include "norm.cuh"
 
@@ -67,12 +68,20 @@ void launch_backward(const Tensor& grad, const Tensor& grad_sum, const Tensor& x
           op_name(s, true));
   }
   if (grad_w.defined() || grad_b.defined()) {  // over no rows too: the sums are then 0
+    const int64_t chunk_rows = weight_grad_chunk_rows(s.rows);
+    const int64_t chunks = s.rows > 0 ? (s.rows + chunk_rows - 1) / chunk_rows : 1;
+    Tensor partial = empty({chunks, 2, s.cols}, TensorOptions(DType::f64).with_device(x.device()));
     const WeightGrad<T> a{data_or_null<T>(grad),      data_or_null<T>(x),         data_or_null<T>(mean),
                           data_or_null<T>(rstd),      mutable_or_null<T>(grad_w), mutable_or_null<T>(grad_b),
-                          s.rows,                     s.cols};
+                          s.rows,                     s.cols,                     chunk_rows,
+                          chunks,                     static_cast<double*>(partial.raw_data())};
     const int64_t tiles = (s.cols + kColTile - 1) / kColTile;
-    check(launch(Dim3(static_cast<unsigned>(tiles)), Dim3(kWeightGradThreads), kWeightGradSharedBytes, stream,
-                 norm_weight_grad_kernel<T>, a),
+    check(launch(Dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(chunks)), Dim3(kWeightGradThreads),
+                 kWeightGradSharedBytes, stream, norm_weight_grad_kernel<T>, a),
+          op_name(s, true));
+    constexpr unsigned kSumThreads = 256;
+    check(launch(Dim3(static_cast<unsigned>((s.cols + kSumThreads - 1) / kSumThreads)), Dim3(kSumThreads), 0, stream,
+                 norm_weight_grad_sum_kernel<T>, a),
           op_name(s, true));
   }
 }

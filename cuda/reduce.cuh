@@ -6,9 +6,9 @@
 // columns and a span of r: its threads split the span (the block's "rows")
 // and combine through shared memory in a fixed tree. When there are few
 // tiles and r is long (a whole-tensor sum: one tile), r is cut into spans
-// for many blocks, each writing a partial, and a second kernel combines each
-// output's partials in span order: every SM works, and the result is still
-// deterministic. Sums accumulate in double, as on the CPU. max/argmax keep
+// for many blocks, each writing a partial, and a second kernel (a block per
+// output) combines each output's partials in a fixed order: every SM works,
+// and the result is still deterministic. Sums accumulate in double, as on the CPU. max/argmax keep
 // the first maximal index; NaN counts as the maximum (the first NaN wins),
 // as on the CPU. Written on simt.cuh, so the emulator runs it
 // (tests/cuda/reduce_emulated_test.cpp).
@@ -75,10 +75,16 @@ LOOM_SIMT_GLOBAL void reduce_kernel(Reduction<T> a) {
     const int64_t begin = piece * a.span, end = begin + a.span < a.r ? begin + a.span : a.r;
     const T* p = a.x + outer * a.r * a.inner + c;
     if (Kind == kSum) {
-      double acc = 0;
-      if (active)
-        for (int64_t k = begin + ty; k < end; k += rows) acc += static_cast<double>(p[k * a.inner]);
-      sums[slot] = acc;
+      // Four independent loads in flight per thread (one at a time left the
+      // memory system mostly idle); their sums combine in a fixed order.
+      double acc[4] = {0, 0, 0, 0};
+      if (active) {
+        int64_t k = begin + ty;
+        for (; k + 3 * rows < end; k += 4 * rows)
+          for (int u = 0; u < 4; ++u) acc[u] += static_cast<double>(p[(k + u * rows) * a.inner]);
+        for (; k < end; k += rows) acc[0] += static_cast<double>(p[k * a.inner]);
+      }
+      sums[slot] = (acc[0] + acc[1]) + (acc[2] + acc[3]);
     } else {
       Best<T> best{T(0), -1};
       if (active)
@@ -124,26 +130,50 @@ LOOM_SIMT_GLOBAL void reduce_kernel(Reduction<T> a) {
   }
 }
 
-// One thread per output: its spans' partials, in span order.
+// A block per output: thread t takes the output's partials t, t + 256, ...
+// in span order, then the block combines them in reduce_kernel's fixed tree.
+// (A thread per output walked a whole-tensor sum's 2048 partials one
+// dependent load after another, as long as the pass over the data.)
 template <class T, int Kind>
 LOOM_SIMT_GLOBAL void combine_spans_kernel(Reduction<T> a) {
+  double* sums = dynamic_shared<double>();
+  T* vals = reinterpret_cast<T*>(sums + kThreads);
+  int64_t* idxs = reinterpret_cast<int64_t*>(reinterpret_cast<double*>(vals) + kThreads);
+  const int t = static_cast<int>(thread_x());
   const int64_t outputs = a.outer * a.inner;
-  for (int64_t o = static_cast<int64_t>(block_x()) * kThreads + thread_x(); o < outputs;
-       o += static_cast<int64_t>(a.blocks) * kThreads) {
+  for (int64_t o = block_x(); o < outputs; o += a.blocks) {
     if (Kind == kSum) {
       double acc = 0;
-      for (int64_t s = 0; s < a.spans; ++s) acc += a.partial_sum[o * a.spans + s];
-      a.out[o] = static_cast<T>(acc);
+      for (int64_t s = t; s < a.spans; s += kThreads) acc += a.partial_sum[o * a.spans + s];
+      sums[t] = acc;
     } else {
       Best<T> best{T(0), -1};
-      for (int64_t s = 0; s < a.spans; ++s) {
+      for (int64_t s = t; s < a.spans; s += kThreads) {
         const int64_t at = o * a.spans + s;
         if (better(a.partial_value[at], a.partial_index[at], best))
           best = Best<T>{a.partial_value[at], a.partial_index[at]};
       }
-      if (Kind == kMax) a.out[o] = best.v;
-      else a.out_index[o] = best.k;
+      vals[t] = best.v;
+      idxs[t] = best.k;
     }
+    sync_block();
+    for (int half = static_cast<int>(kThreads) / 2; half > 0; half /= 2) {
+      if (t < half) {
+        if (Kind == kSum) {
+          sums[t] += sums[t + half];
+        } else if (better(vals[t + half], idxs[t + half], Best<T>{vals[t], idxs[t]})) {
+          vals[t] = vals[t + half];
+          idxs[t] = idxs[t + half];
+        }
+      }
+      sync_block();
+    }
+    if (t == 0) {
+      if (Kind == kSum) a.out[o] = static_cast<T>(sums[0]);
+      else if (Kind == kMax) a.out[o] = vals[0];
+      else a.out_index[o] = idxs[0];
+    }
+    sync_block();  // the shared arrays are reused by the next output
   }
 }
 

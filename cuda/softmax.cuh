@@ -43,22 +43,21 @@ struct Rows {
 template <class T>
 LOOM_SIMT_GLOBAL void softmax_rows_kernel(Rows<T> a) {
   const int64_t row = block_x();
-  const unsigned t = thread_x();
   const T* in = a.x + row * a.r;
   T* o = a.out + row * a.r;
   T mx = neg_inf<T>();
-  for (int64_t k = t; k < a.r; k += a.threads) mx = max_nan(mx, in[k]);
+  for_each_in_row(in, a.r, a.threads, [&](T v, int64_t) { mx = max_nan(mx, v); });
   mx = block_max(mx, a.threads);
   if (mx == neg_inf<T>()) mx = 0;  // a fully masked row: exp(-inf - 0) = 0, not NaN
   double total = 0;
-  for (int64_t k = t; k < a.r; k += a.threads) total += static_cast<double>(m_exp(in[k] - mx));
+  for_each_in_row(in, a.r, a.threads, [&](T v, int64_t) { total += static_cast<double>(m_exp(v - mx)); });
   total = block_sum(total, a.threads);
   if (a.log) {
     const T lse = mx + static_cast<T>(::log(total));
-    for (int64_t k = t; k < a.r; k += a.threads) o[k] = in[k] - lse;
+    for_each_in_row(in, a.r, a.threads, [&](T v, int64_t k) { o[k] = v - lse; });
   } else {
     const T inv = static_cast<T>(1.0 / total);
-    for (int64_t k = t; k < a.r; k += a.threads) o[k] = m_exp(in[k] - mx) * inv;
+    for_each_in_row(in, a.r, a.threads, [&](T v, int64_t k) { o[k] = m_exp(v - mx) * inv; });
   }
 }
 
@@ -100,11 +99,11 @@ LOOM_SIMT_DEVICE double grad_term(bool log, T g, T y) {
 template <class T>
 LOOM_SIMT_GLOBAL void softmax_backward_rows_kernel(Rows<T> a) {
   const int64_t base = static_cast<int64_t>(block_x()) * a.r;
-  const unsigned t = thread_x();
   double s = 0;
-  for (int64_t k = t; k < a.r; k += a.threads) s += grad_term(a.log, a.x[base + k], a.y[base + k]);
+  for_each_in_rows(a.x + base, a.y + base, a.r, a.threads, [&](T g, T y, int64_t) { s += grad_term(a.log, g, y); });
   const T st = static_cast<T>(block_sum(s, a.threads));
-  for (int64_t k = t; k < a.r; k += a.threads) a.out[base + k] = softmax_grad(a.log, a.x[base + k], a.y[base + k], st);
+  for_each_in_rows(a.x + base, a.y + base, a.r, a.threads,
+                   [&](T g, T y, int64_t k) { a.out[base + k] = softmax_grad(a.log, g, y, st); });
 }
 
 template <class T>

@@ -1,9 +1,11 @@
 // The norm kernels of cuda/norm.cuh (plain and fused with the residual add)
 // on the SIMT emulator against the CPU backend's kernels, at row widths
 // around every block size the launch picks (32, 128, 256, 512 threads):
-// fewer columns than threads, a partial last stride, several strides.
+// fewer columns than threads, a partial last stride, several strides (4500
+// columns: more than four per thread of 512).
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <string>
 
 #include "kernels/backend.hpp"
@@ -32,7 +34,7 @@ TEST_CASE("emulated norm kernels match the CPU: layer and RMS, affine or not, pl
   Generator gen(41);
   for (DType t : {DType::f32, DType::f64}) {
     const double tol = t == DType::f32 ? 2e-5 : 1e-12;
-    for (int64_t cols : {1, 5, 33, 127, 300, 513, 2100}) {
+    for (int64_t cols : {1, 5, 33, 127, 300, 513, 2100, 4500}) {
       if (cols > 1000 && t == DType::f64) continue;  // the 512-thread blocks, once (each thread is an OS thread)
       for (bool rms : {false, true}) {
         for (bool fused : {false, true}) {
@@ -85,4 +87,27 @@ TEST_CASE("emulated norm weight gradients over no rows are zero", "[norm]") {
   norm_kernels::run_backward(none, Tensor(), none, Tensor(), stats, stats, Tensor(), gw, gb, s, {}, no_status);
   CHECK(amax(abs(gw)).item<double>() == 0.0);
   CHECK(amax(abs(gb)).item<double>() == 0.0);
+}
+
+TEST_CASE("emulated norm weight gradients summed over several row chunks", "[norm]") {
+  // Rows past one chunk (a partial last chunk too): each chunk's partial sums
+  // and their fixed-order total must equal the CPU's sums over all rows.
+  const kernels::Backend& cpu = kernels::backend(kCPU);
+  Generator gen(43);
+  kernels::NormShape s;
+  s.rows = 2 * norm_kernels::weight_grad_chunk_rows(1) + 37;
+  s.cols = 45;
+  s.eps = 1e-5;
+  REQUIRE(norm_kernels::weight_grad_chunk_rows(s.rows) < s.rows);
+  const Shape rc{s.rows, s.cols};
+  Tensor x = randn(rc, DType::f64, &gen), w = randn({s.cols}, DType::f64, &gen), b = randn({s.cols}, DType::f64, &gen);
+  Tensor out = empty(rc, DType::f64), mean = empty({s.rows}, DType::f64), rstd = empty({s.rows}, DType::f64);
+  cpu.norm(x, Tensor(), w, b, out, Tensor(), mean, rstd, s);
+  Tensor g = randn(rc, DType::f64, &gen);
+  Tensor gw = empty({s.cols}, DType::f64), gb = empty({s.cols}, DType::f64);
+  Tensor e_gw = full({s.cols}, NAN, DType::f64), e_gb = full({s.cols}, NAN, DType::f64);
+  cpu.norm_backward(g, Tensor(), x, w, mean, rstd, Tensor(), gw, gb, s);
+  norm_kernels::run_backward(g, Tensor(), x, w, mean, rstd, Tensor(), e_gw, e_gb, s, {}, no_status);
+  check_close(e_gw, gw, 1e-12, "grad_w over " + std::to_string(s.rows) + " rows");
+  check_close(e_gb, gb, 1e-12, "grad_b over " + std::to_string(s.rows) + " rows");
 }
