@@ -1,7 +1,8 @@
 // cuDNN's fused attention (its flash-attention engine, reached through the
-// graph API's SDPA node in cuDNN's C++ frontend): the vendor peer loom's own
-// flash attention (flash_attention.cu) is tested and timed against, and an
-// alternative a user can ask for (AttentionKernelGuard).
+// graph API's SDPA node in cuDNN's C++ frontend): what the automatic choice
+// takes first when a backward will run (src/ops/attention.cpp), and the peer
+// loom's own flash attention (flash_attention.cu) is tested and timed
+// against.
 // Takes bf16 and f16 q [BH, Lq, D], k and v [BH, Lk, D] (as [BH, 1, L, D]
 // for cuDNN), with or without the causal mask (aligned at the end when
 // Lq != Lk, as loom's); f32 accumulation. Writes the row log-sum-exp of the

@@ -71,13 +71,17 @@ struct WeightGrad {
 inline constexpr int kColTile = 32, kRowSplit = 16;
 inline constexpr unsigned kWeightGradThreads = kColTile * kRowSplit;
 inline constexpr size_t kWeightGradSharedBytes = 2 * kWeightGradThreads * sizeof(double);
-// Rows per chunk of the weight gradient: enough chunks to fill the device
-// (24 column tiles alone, at 768 columns, left most multiprocessors idle and
-// each thread walking 512 rows one load after another), at most kMaxChunks so
-// that the workspace stays [kMaxChunks, 2, cols].
-inline constexpr int64_t kMinChunkRows = 256, kMaxChunks = 256;
-inline int64_t weight_grad_chunk_rows(int64_t rows) {
-  const int64_t spread = (rows + kMaxChunks - 1) / kMaxChunks;
+// Rows per chunk of the weight gradient: enough blocks (column tiles x
+// chunks) to fill the device, kTargetBlocks (24 column tiles alone, at 768
+// columns, left most multiprocessors idle and each thread walking 512 rows
+// one load after another); chunks of at least kMinChunkRows rows, and at
+// most kMaxChunks of them, so the workspace stays [kMaxChunks, 2, cols].
+inline constexpr int64_t kMinChunkRows = 256, kMaxChunks = 256, kTargetBlocks = 2048;
+inline int64_t weight_grad_chunk_rows(int64_t rows, int64_t cols) {
+  const int64_t tiles = (cols + kColTile - 1) / kColTile;
+  int64_t chunks = (kTargetBlocks + tiles - 1) / tiles;
+  if (chunks > kMaxChunks) chunks = kMaxChunks;
+  const int64_t spread = (rows + chunks - 1) / chunks;
   return spread > kMinChunkRows ? spread : kMinChunkRows;
 }
 

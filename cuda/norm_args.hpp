@@ -68,7 +68,7 @@ void launch_backward(const Tensor& grad, const Tensor& grad_sum, const Tensor& x
           op_name(s, true));
   }
   if (grad_w.defined() || grad_b.defined()) {  // over no rows too: the sums are then 0
-    const int64_t chunk_rows = weight_grad_chunk_rows(s.rows);
+    const int64_t chunk_rows = weight_grad_chunk_rows(s.rows, s.cols);
     const int64_t chunks = s.rows > 0 ? (s.rows + chunk_rows - 1) / chunk_rows : 1;
     Tensor partial = empty({chunks, 2, s.cols}, TensorOptions(DType::f64).with_device(x.device()));
     const WeightGrad<T> a{data_or_null<T>(grad),      data_or_null<T>(x),         data_or_null<T>(mean),

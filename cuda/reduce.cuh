@@ -6,12 +6,13 @@
 // columns and a span of r: its threads split the span (the block's "rows")
 // and combine through shared memory in a fixed tree. When there are few
 // tiles and r is long (a whole-tensor sum: one tile), r is cut into spans
-// for many blocks, each writing a partial, and a second kernel (a block per
-// output) combines each output's partials in a fixed order: every SM works,
-// and the result is still deterministic. Sums accumulate in double, as on the CPU. max/argmax keep
-// the first maximal index; NaN counts as the maximum (the first NaN wins),
-// as on the CPU. Written on simt.cuh, so the emulator runs it
-// (tests/cuda/reduce_emulated_test.cpp).
+// for many blocks, each writing a partial, and a second kernel (a thread per
+// output for a few spans, a block per output for many) combines each
+// output's partials in a fixed order: every SM works, and the result is
+// still deterministic. Sums accumulate in double, as on the CPU.
+// max/argmax keep the first maximal index; NaN counts as the maximum (the
+// first NaN wins), as on the CPU. Written on simt.cuh, so the emulator runs
+// it (tests/cuda/reduce_emulated_test.cpp).
 #pragma once
 
 #include "simt.cuh"
@@ -130,12 +131,37 @@ LOOM_SIMT_GLOBAL void reduce_kernel(Reduction<T> a) {
   }
 }
 
-// A block per output: thread t takes the output's partials t, t + 256, ...
-// in span order, then the block combines them in reduce_kernel's fixed tree.
-// (A thread per output walked a whole-tensor sum's 2048 partials one
-// dependent load after another, as long as the pass over the data.)
+// A thread per output: its spans' partials, in span order. For few spans
+// per output (many outputs).
 template <class T, int Kind>
 LOOM_SIMT_GLOBAL void combine_spans_kernel(Reduction<T> a) {
+  const int64_t outputs = a.outer * a.inner;
+  for (int64_t o = static_cast<int64_t>(block_x()) * kThreads + thread_x(); o < outputs;
+       o += static_cast<int64_t>(a.blocks) * kThreads) {
+    if (Kind == kSum) {
+      double acc = 0;
+      for (int64_t s = 0; s < a.spans; ++s) acc += a.partial_sum[o * a.spans + s];
+      a.out[o] = static_cast<T>(acc);
+    } else {
+      Best<T> best{T(0), -1};
+      for (int64_t s = 0; s < a.spans; ++s) {
+        const int64_t at = o * a.spans + s;
+        if (better(a.partial_value[at], a.partial_index[at], best))
+          best = Best<T>{a.partial_value[at], a.partial_index[at]};
+      }
+      if (Kind == kMax) a.out[o] = best.v;
+      else a.out_index[o] = best.k;
+    }
+  }
+}
+
+// A block per output, for many spans per output: thread t takes the
+// output's partials t, t + 256, ... in span order, then the block combines
+// them in reduce_kernel's fixed tree. (A thread per output walked a
+// whole-tensor sum's 2048 partials one dependent load after another, as long
+// as the pass over the data.)
+template <class T, int Kind>
+LOOM_SIMT_GLOBAL void combine_spans_block_kernel(Reduction<T> a) {
   double* sums = dynamic_shared<double>();
   T* vals = reinterpret_cast<T*>(sums + kThreads);
   int64_t* idxs = reinterpret_cast<int64_t*>(reinterpret_cast<double*>(vals) + kThreads);

@@ -17,6 +17,9 @@ inline namespace LOOM_SIMT_ABI {
 // at 29% of the copy rate); below that many tiles a long r is cut into spans
 // of at least kMinSpanRows per block row.
 inline constexpr int64_t kTargetBlocks = 2048, kMinSpanRows = 64, kMaxGrid = 65536;
+// Above this many spans per output a block combines each output's partials;
+// at or below, a thread does (a block per output would leave most idle).
+inline constexpr int64_t kBlockCombineSpans = 64;
 
 struct Plan {
   int columns;
@@ -72,9 +75,15 @@ void launch(const Tensor& x, int64_t outer, int64_t r, int64_t inner, const Tens
   a.blocks = grid_for(outer * p.tiles_per_outer * p.spans);
   check(simt::launch(Dim3(a.blocks), Dim3(kThreads), kSharedBytes, stream, reduce_kernel<T, Kind>, a), "reduce");
   if (p.spans > 1) {
-    a.blocks = grid_for(outer * inner);
-    check(simt::launch(Dim3(a.blocks), Dim3(kThreads), kSharedBytes, stream, combine_spans_kernel<T, Kind>, a),
-          "reduce (combining spans)");
+    if (p.spans > kBlockCombineSpans) {
+      a.blocks = grid_for(outer * inner);
+      check(simt::launch(Dim3(a.blocks), Dim3(kThreads), kSharedBytes, stream, combine_spans_block_kernel<T, Kind>, a),
+            "reduce (combining spans)");
+    } else {
+      a.blocks = grid_for((outer * inner + kThreads - 1) / kThreads);
+      check(simt::launch(Dim3(a.blocks), Dim3(kThreads), 0, stream, combine_spans_kernel<T, Kind>, a),
+            "reduce (combining spans)");
+    }
   }
 }
 

@@ -97,7 +97,7 @@ if [[ "${1:-}" == "--stage-prebuilt" ]]; then
   rm -rf "$ROOT/build-gpu-bin"
   mkdir -p "$ROOT/build-gpu-bin"
   cp "$BUILD/bin/loom_cuda_tests" "$BUILD/bin/loom-bench" "$ROOT/build-gpu-bin/"
-  git -C "$ROOT" rev-parse HEAD >"$ROOT/build-gpu-bin/commit"
+  git -C "$ROOT" describe --always --dirty >"$ROOT/build-gpu-bin/commit"  # "-dirty": uncommitted changes built in
   du -sh "$ROOT/build-gpu-bin"
   echo "staged into build-gpu-bin/; carry it and run scripts/gpu-check.sh --prebuilt build-gpu-bin"
   exit 0
@@ -278,7 +278,7 @@ fi
   echo "==================== loom gpu-check ===================="
   echo "  gpu:     ${GPU_NAME:-none found}"
   echo "  commit:  $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (+ local changes)')"
-  echo "  build:   ${BIN:-none}$([[ -n "$PREBUILT" && "$BIN" == "$PREBUILT" ]] && echo " (prebuilt, commit $(cat "$PREBUILT/commit" 2>/dev/null))"), Release, CUDA archs $ARCH"
+  echo "  build:   ${BIN:-none}$([[ -n "$PREBUILT" && "$BIN" == "$PREBUILT" ]] && echo " (prebuilt at $(cat "$PREBUILT/commit" 2>/dev/null); this tree: $(git -C "$ROOT" describe --always --dirty 2>/dev/null))"), Release, CUDA archs $ARCH"
   echo "  tests:   $TEST_LINE"
   grep -hE "^cuda\.(runtime|kernels|ops|models): " "$LOGS/suites.log" 2>/dev/null | sed 's/^/    /'
   grep -hE "^  failed: " "$LOGS/suites.log" 2>/dev/null | head -n 30 | cut -c1-300 | sed 's/^/  /'

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "loom/autograd/grad_mode.hpp"
 #include "loom/ops/creation.hpp"
 #include "loom/ops/elementwise.hpp"
 #include "loom/ops/linalg.hpp"
@@ -143,10 +144,16 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
                dtype_name(mask.dtype()));
   const AttentionKernel kernel = current_kernel;
   if (kernel == AttentionKernel::automatic) {
-    // The vendor's kernel first where the backend has one (cuDNN's on CUDA ran
-    // 10 to 18 times faster than loom's flash attention on an H200,
-    // docs/benchmarks.md), then loom's own; either may decline the call.
-    if (std::optional<Tensor> fused = fused_attention(q, k, v, mask, causal, s, {true, false}, false)) return *fused;
+    // When a backward will run, the vendor's kernel first where the backend
+    // has one (cuDNN's on CUDA ran 11 to 18 times faster than loom's flash
+    // attention on an H200, docs/benchmarks.md), then loom's own; either may
+    // decline the call. Without one (inference), loom's own: cuDNN builds a
+    // graph for every new shape, tens of milliseconds, and decoding grows the
+    // key length by one each token.
+    const bool backward_wanted = grad_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
+    std::optional<Tensor> fused = backward_wanted ? fused_attention(q, k, v, mask, causal, s, {true, false}, false)
+                                                  : fused_attention(q, k, v, mask, causal, s, {false}, false);
+    if (fused) return *fused;
   } else if (kernel != AttentionKernel::composed) {
     const bool vendor = kernel == AttentionKernel::vendor;
     if (std::optional<Tensor> fused = fused_attention(q, k, v, mask, causal, s, {vendor}, true)) return *fused;

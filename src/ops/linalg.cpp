@@ -80,15 +80,17 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
              " x ", shape_str(b.shape()));
   ops::check_floating(a, "matmul");
   const bool a_vec = a.dim() == 1, b_vec = b.dim() == 1;
-  if (a.dim() > 2 && b.dim() == 2) {
-    // [..., M, K] x [K, N] is one [(...)M, K] x [K, N] product: one large GEMM
-    // instead of a batch of small ones, and b's gradient comes out of one
-    // product too, not a per-batch [..., K, N] stack summed afterwards.
+  if (a.dim() > 2 && b.dim() == 2 && a.is_contiguous()) {
+    // A dense [..., M, K] x [K, N] is one [(...)M, K] x [K, N] product: one
+    // large GEMM instead of a batch of small ones, and b's gradient comes out
+    // of one product too, not a per-batch [..., K, N] stack summed afterwards.
+    // (A strided a keeps the batched path, which reads it in place.)
     LOOM_CHECK(b.size(0) == a.size(-1), "matmul: inner dimensions differ, ", shape_str(a.shape()), " x ",
                shape_str(b.shape()));
     Shape out_shape(a.shape().begin(), a.shape().end() - 1);
+    const int64_t rows = numel(out_shape);
     out_shape.push_back(b.size(1));
-    return matmul_nd(a.reshape({-1, a.size(-1)}), b).reshape(out_shape);
+    return matmul_nd(a.reshape({rows, a.size(-1)}), b).reshape(out_shape);
   }
   Tensor out = matmul_nd(a_vec ? a.unsqueeze(0) : a, b_vec ? b.unsqueeze(-1) : b);
   if (b_vec) out = out.squeeze(-1);

@@ -95,10 +95,10 @@ TEST_CASE("emulated norm weight gradients summed over several row chunks", "[nor
   const kernels::Backend& cpu = kernels::backend(kCPU);
   Generator gen(43);
   kernels::NormShape s;
-  s.rows = 2 * norm_kernels::weight_grad_chunk_rows(1) + 37;
   s.cols = 45;
+  s.rows = 2 * norm_kernels::weight_grad_chunk_rows(1, s.cols) + 37;
   s.eps = 1e-5;
-  REQUIRE(norm_kernels::weight_grad_chunk_rows(s.rows) < s.rows);
+  REQUIRE(norm_kernels::weight_grad_chunk_rows(s.rows, s.cols) < s.rows);
   const Shape rc{s.rows, s.cols};
   Tensor x = randn(rc, DType::f64, &gen), w = randn({s.cols}, DType::f64, &gen), b = randn({s.cols}, DType::f64, &gen);
   Tensor out = empty(rc, DType::f64), mean = empty({s.rows}, DType::f64), rstd = empty({s.rows}, DType::f64);

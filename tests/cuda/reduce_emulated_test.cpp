@@ -28,7 +28,10 @@ TEST_CASE("emulated reductions match the CPU: sum, max, argmax, tiles and spans,
     int64_t outer, r, inner, force_spans;
   };
   const Case cases[] = {{1, 1000, 1, 0}, {1, 1000, 1, 3}, {1, 1001, 1, 7}, {3, 50, 5, 0}, {2, 7, 40, 0},
-                        {4, 300, 33, 2}, {1, 40000, 1, 0}, {5, 1, 3, 0}};
+                        {4, 300, 33, 2}, {1, 40000, 1, 0}, {5, 1, 3, 0},
+                        // many spans per output: a block combines each output's partials
+                        // (several per thread at 600 spans)
+                        {1, 5000, 1, 600}, {3, 4000, 2, 100}};
   for (DType t : {DType::f32, DType::f64}) {
     for (const Case& c : cases) {
       const Shape shape{c.outer, c.r, c.inner};

@@ -169,21 +169,29 @@ TEST_CASE("emulated run copies match the CPU bit for bit: permutes keeping the l
     Tensor base = mul(randn({2, 5, 3, 8}, DType::f64, &gen), 3.0);
     base.narrow(3, 2, 1).fill_(NAN);  // a NaN in every row: its bits must survive a cast
     const Tensor b = base.to(from);
+    const Tensor flat = mul(randn({57}, DType::f64, &gen), 3.0).to(from);
     const std::vector<std::pair<std::string, Tensor>> sources = {
         {"permute (runs of 8)", b.permute({0, 2, 1, 3})},
         {"dense (one run)", b.reshape({30, 8})},
         {"slice at offset 4 (runs of 4)", b.narrow(3, 4, 4)},
-        {"slice at offset 1 (runs of 7)", b.narrow(3, 1, 7)}};
+        {"slice at offset 1 (runs of 7)", b.narrow(3, 1, 7)},
+        {"every other row (row stride 16)", b.reshape({15, 16}).narrow(1, 8, 8)},
+        {"one row repeated (a stride-0 row)", b.reshape({30, 8}).narrow(0, 3, 1).expand({5, 8})},
+        {"rows of 8 from one element in (unaligned base, aligned rows)", flat.narrow(0, 1, 56).reshape({7, 8})},
+        {"a scalar", b.reshape({240}).narrow(0, 5, 1).reshape({})}};
     for (DType to : kAll) {
       const bool cast_between_floats =
           std::find(std::begin(floats), std::end(floats), from) != std::end(floats) &&
           std::find(std::begin(floats), std::end(floats), to) != std::end(floats);
       if (from != to && !cast_between_floats) continue;
       for (const auto& [name, src] : sources) {
+        // dense, and (for a tensor with a last dim) the middle of wider rows
         Shape wide = src.shape();
-        wide.back() += 4;
-        const Tensor dense = empty(src.shape(), to), sliced = empty(wide, to).narrow(-1, 4, src.size(-1));
-        for (const Tensor& got : {dense, sliced}) {
+        if (!wide.empty()) wide.back() += 4;
+        const Tensor dense = empty(src.shape(), to);
+        const Tensor sliced = wide.empty() ? dense : empty(wide, to).narrow(-1, 4, src.size(-1));
+        const std::vector<Tensor> destinations{dense, sliced};
+        for (const Tensor& got : destinations) {
           Tensor want = empty(src.shape(), to);
           cpu.copy(src, want);
           copy_kernels::run_copy(src, got, {}, no_status);

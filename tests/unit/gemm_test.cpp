@@ -129,6 +129,37 @@ TEST_CASE("f32 matmul over batches, broadcast batches included", "[gemm]") {
   }
 }
 
+TEST_CASE("a batched A times one 2-D B is one product: values, both gradients, k = 0, a strided A", "[gemm]") {
+  // [B, M, K] x [K, N] runs as [B*M, K] x [K, N] when A is dense; against the
+  // batched product of the same B broadcast to every batch (stride-0 views).
+  Generator gen(16);
+  const auto dense = [](const Tensor& t) { return t.detach().contiguous().to(DType::f64).to_vector<double>(); };
+  const auto close = [](const std::vector<double>& got, const std::vector<double>& want) {
+    REQUIRE(got.size() == want.size());
+    for (size_t i = 0; i < got.size(); ++i) CHECK(std::abs(got[i] - want[i]) <= 1e-12 * (1 + std::abs(want[i])));
+  };
+  const Tensor a_base = randn({3, 7, 5}, DType::f64, &gen), b_base = randn({5, 4}, DType::f64, &gen);
+  const Tensor g = randn({3, 7, 4}, DType::f64, &gen);
+  for (const bool strided : {false, true}) {
+    INFO((strided ? "A transposed (the batched path)" : "A dense (one product)"));
+    Tensor a = (strided ? a_base.transpose(1, 2).contiguous().transpose(1, 2) : a_base.clone()).requires_grad_(true);
+    Tensor b = b_base.clone().requires_grad_(true);
+    Tensor a2 = a_base.clone().requires_grad_(true), b2 = b_base.clone().requires_grad_(true);
+    const Tensor got = matmul(a, b), want = matmul(a2, b2.unsqueeze(0).expand({3, 5, 4}));
+    REQUIRE(got.shape() == Shape{3, 7, 4});
+    close(dense(got), dense(want));
+    got.backward(g);
+    want.backward(g);
+    close(dense(a.grad()), dense(a2.grad()));
+    close(dense(b.grad()), dense(b2.grad()));
+  }
+  const Tensor none = matmul(empty({3, 4, 0}), empty({0, 5}));
+  REQUIRE(none.shape() == Shape{3, 4, 5});
+  for (const float x : none.to_vector<float>()) CHECK(x == 0.0f);
+  CHECK_THROWS_WITH(matmul(empty({2, 3, 4}), empty({5, 6})),
+                    Catch::Contains("inner dimensions differ, [2, 3, 4] x [5, 6]"));
+}
+
 TEST_CASE("f32 matmul reads sliced and step-2 views in place", "[gemm]") {
   Generator gen(14);
   for (const int threads : {1, 2}) {

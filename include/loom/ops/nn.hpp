@@ -66,12 +66,12 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
                                     const Tensor& mask = Tensor(), bool causal = false, double scale = 0.0);
 
 // The kernel scaled_dot_product_attention runs:
-//   automatic  the vendor's fused attention where the backend has one and
-//              it takes the call (cuDNN's on CUDA: bf16 and f16 without a
-//              key mask), else the backend's own fused kernel (flash
-//              attention on CUDA; query blocks on the CPU, for causal calls,
-//              and for unmasked ones of 2^28 scores or more), else the
-//              composition;
+//   automatic  when a backward will run, the vendor's fused attention where
+//              the backend has one and it takes the call (cuDNN's on CUDA:
+//              bf16 and f16 without a key mask); else, and without a
+//              backward, the backend's own fused kernel (flash attention on
+//              CUDA; query blocks on the CPU, for causal calls, and for
+//              unmasked ones of 2^28 scores or more); else the composition;
 //   fused      the backend's own fused kernel, or an error;
 //   vendor     a vendor library's fused attention (cuDNN's on CUDA), or an
 //              error;
