@@ -1,7 +1,7 @@
 // Scaled dot-product attention: a fused kernel where the backend has one
-// that takes the call (cuDNN's, then loom's flash attention on CUDA: no
-// [Lq, Lk] scores in memory), otherwise composed from matmul, masking and
-// softmax. All give the same result up to rounding; the composition is the
+// that takes the call (on CUDA cuDNN's when a backward will run, loom's
+// flash attention otherwise or when cuDNN declines: no [Lq, Lk] scores in
+// memory), otherwise composed from matmul, masking and softmax. All give the same result up to rounding; the composition is the
 // reference the fused kernels are tested against. AttentionKernelGuard picks
 // one explicitly.
 #include <algorithm>
