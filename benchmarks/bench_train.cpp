@@ -13,9 +13,10 @@
 // synchronisation. On a device, fraction_of_peak is against --peak-tflops
 // (the measured bf16 GEMM rate, from scripts/gpu-check.sh), and is left out
 // without it. --synthetic (gpt only) feeds uniform random tokens instead of
-// the task's data, so that any shape (GPT-2 124M: vocab 50257, width 768, 12
-// layers, sequence 1024) can be timed without a tokenizer of that size.
-// --attention automatic|fused|composed picks the attention kernel the steps
+// the task's data, so that any shape (GPT-2 124M: vocab 50257 padded to
+// 50304, width 768, 12 layers, sequence 1024) can be timed without a
+// tokenizer of that size.
+// --attention automatic|fused|vendor|composed picks the attention kernel the steps
 // run (AttentionKernelGuard), to time a fused kernel against the composition
 // inside whole steps. --profile N runs N more steps after the timed ones
 // under the kernel profile (loom/core/kernel_profile.hpp) and prints its

@@ -115,7 +115,7 @@ void usage() {
                "                                     forward+backward (--queries: the last L of T positions)\n"
                "  mel [--seconds S]                  log-mel spectrogram of S seconds of 16 kHz audio (default 10)\n"
                "  train-step --recipe R [--set k=v]... [--steps N] [--warmup W] [--synthetic 1] [--peak-tflops T]\n"
-               "             [--attention automatic|fused|composed] [--profile N]\n"
+               "             [--attention automatic|fused|vendor|composed] [--profile N]\n"
                "                                     whole steps on train.device in train.precision; --synthetic:\n"
                "                                     random tokens (gpt); --peak-tflops: the device's GEMM rate;\n"
                "                                     --profile: N more steps timed kernel by kernel (stderr)\n"
