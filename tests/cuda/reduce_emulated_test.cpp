@@ -29,9 +29,8 @@ TEST_CASE("emulated reductions match the CPU: sum, max, argmax, tiles and spans,
   };
   const Case cases[] = {{1, 1000, 1, 0}, {1, 1000, 1, 3}, {1, 1001, 1, 7}, {3, 50, 5, 0}, {2, 7, 40, 0},
                         {4, 300, 33, 2}, {1, 40000, 1, 0}, {5, 1, 3, 0},
-                        // many spans per output: a block combines each output's partials
-                        // (several per thread at 600 spans)
-                        {1, 5000, 1, 600}, {3, 4000, 2, 100}};
+                        // more than kBlockCombineSpans spans: a block combines each output's partials
+                        {1, 130, 1, 65}};
   for (DType t : {DType::f32, DType::f64}) {
     for (const Case& c : cases) {
       const Shape shape{c.outer, c.r, c.inner};
@@ -75,4 +74,41 @@ TEST_CASE("the reduction plan cuts long axes of few tiles into spans, and nothin
   const auto uneven = plan_for(1, 10, 1, 4);     // spans of 3, 3, 3, 1
   CHECK(uneven.span == 3);
   CHECK(uneven.spans == 4);
+}
+
+TEST_CASE("the block that combines an output's partials takes several per thread, in a fixed order", "[reduce]") {
+  // 600 partials for each of two outputs, so each of the 256 threads adds two
+  // or three: against the plain sum (sums), and the first maximal index with
+  // ties and a NaN (max, argmax).
+  using namespace reduce_kernels;
+  constexpr int64_t kSpans = 600, kOutputs = 2;
+  Generator gen(71);
+  const std::vector<double> sums = randn({kOutputs * kSpans}, DType::f64, &gen).to_vector<double>();
+  std::vector<double> values(kOutputs * kSpans);
+  std::vector<int64_t> index(kOutputs * kSpans);
+  for (int64_t i = 0; i < kOutputs * kSpans; ++i) {
+    values[i] = static_cast<double>((i * 37) % 101);  // many ties at 100
+    index[i] = i % kSpans;                            // the span's first row, as reduce_kernel writes it
+  }
+  values[kSpans + 450] = NAN;  // the second output's maximum, whatever follows
+  std::vector<double> out(kOutputs, -1.0);
+  std::vector<int64_t> out_index(kOutputs, -1);
+  Reduction<double> a{nullptr, 1, kSpans, kOutputs, 1, kOutputs, kSpans, 1, 1,
+                      out.data(), out_index.data(), const_cast<double*>(sums.data()), values.data(), index.data()};
+  REQUIRE(kSpans > kBlockCombineSpans);
+  simt::launch(Dim3(1), Dim3(kThreads), kSharedBytes, {}, combine_spans_block_kernel<double, kSum>, a);
+  for (int64_t o = 0; o < kOutputs; ++o) {
+    double want = 0;
+    for (int64_t sp = 0; sp < kSpans; ++sp) want += sums[o * kSpans + sp];
+    CHECK(std::abs(out[o] - want) <= 1e-12 * kSpans);
+  }
+  simt::launch(Dim3(1), Dim3(kThreads), kSharedBytes, {}, combine_spans_block_kernel<double, kArgmax>, a);
+  int64_t first = -1;  // the first output's maximum, 100, first reached at the lowest such span
+  for (int64_t sp = 0; sp < kSpans && first < 0; ++sp)
+    if (values[sp] == 100.0) first = sp;
+  CHECK(out_index[0] == first);
+  CHECK(out_index[1] == 450);
+  simt::launch(Dim3(1), Dim3(kThreads), kSharedBytes, {}, combine_spans_block_kernel<double, kMax>, a);
+  CHECK(out[0] == 100.0);
+  CHECK(std::isnan(out[1]));
 }
