@@ -60,11 +60,58 @@ struct Reduction {
   int64_t* partial_index;
 };
 
-template <class T, int Kind>
-LOOM_SIMT_GLOBAL void reduce_kernel(Reduction<T> a) {
+// The block's shared slots (kSharedBytes): a double sum, or a value and its
+// index, per thread.
+template <class T>
+struct Slots {
+  double* sums;
+  T* vals;
+  int64_t* idxs;
+};
+
+template <class T>
+LOOM_SIMT_DEVICE Slots<T> shared_slots() {
   double* sums = dynamic_shared<double>();
   T* vals = reinterpret_cast<T*>(sums + kThreads);
-  int64_t* idxs = reinterpret_cast<int64_t*>(reinterpret_cast<double*>(vals) + kThreads);
+  return {sums, vals, reinterpret_cast<int64_t*>(reinterpret_cast<double*>(vals) + kThreads)};
+}
+
+// Folds each column's `rows` slots (slot = ty * columns + tx) into its row 0
+// in a fixed tree. Every thread of the block calls it (it synchronises).
+template <class T, int Kind>
+LOOM_SIMT_DEVICE void fold_slots(const Slots<T>& s, int slot, int ty, int rows, int columns) {
+  for (int half = rows / 2; half > 0; half /= 2) {
+    if (ty < half) {
+      const int other = slot + half * columns;
+      if (Kind == kSum) {
+        s.sums[slot] += s.sums[other];
+      } else if (better(s.vals[other], s.idxs[other], Best<T>{s.vals[slot], s.idxs[slot]})) {
+        s.vals[slot] = s.vals[other];
+        s.idxs[slot] = s.idxs[other];
+      }
+    }
+    sync_block();
+  }
+}
+
+// Output o's result: the sum, the maximum or its index, as Kind asks.
+template <class T, int Kind>
+LOOM_SIMT_DEVICE void store_output(const Reduction<T>& a, int64_t o, double sum, T value, int64_t index) {
+  if (Kind == kSum) a.out[o] = static_cast<T>(sum);
+  else if (Kind == kMax) a.out[o] = value;
+  else a.out_index[o] = index;
+}
+
+// The same from a slot (reading only what Kind keeps there).
+template <class T, int Kind>
+LOOM_SIMT_DEVICE void store_slot(const Reduction<T>& a, int64_t o, const Slots<T>& s, int slot) {
+  if (Kind == kSum) store_output<T, Kind>(a, o, s.sums[slot], T(0), -1);
+  else store_output<T, Kind>(a, o, 0.0, s.vals[slot], s.idxs[slot]);
+}
+
+template <class T, int Kind>
+LOOM_SIMT_GLOBAL void reduce_kernel(Reduction<T> a) {
+  const Slots<T> sh = shared_slots<T>();
   const int rows = static_cast<int>(kThreads) / a.columns;
   const int slot = static_cast<int>(thread_x()), tx = slot % a.columns, ty = slot / a.columns;
   const int64_t work = a.outer * a.tiles_per_outer * a.spans;
@@ -85,7 +132,7 @@ LOOM_SIMT_GLOBAL void reduce_kernel(Reduction<T> a) {
           for (int u = 0; u < 4; ++u) acc[u] += static_cast<double>(p[(k + u * rows) * a.inner]);
         for (; k < end; k += rows) acc[0] += static_cast<double>(p[k * a.inner]);
       }
-      sums[slot] = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+      sh.sums[slot] = (acc[0] + acc[1]) + (acc[2] + acc[3]);
     } else {
       Best<T> best{T(0), -1};
       if (active)
@@ -93,38 +140,23 @@ LOOM_SIMT_GLOBAL void reduce_kernel(Reduction<T> a) {
           const T v = p[k * a.inner];
           if (better(v, k, best)) best = Best<T>{v, k};
         }
-      vals[slot] = best.v;
-      idxs[slot] = best.k;
+      sh.vals[slot] = best.v;
+      sh.idxs[slot] = best.k;
     }
     sync_block();
-    for (int half = rows / 2; half > 0; half /= 2) {
-      if (ty < half) {
-        const int other = slot + half * a.columns;
-        if (Kind == kSum) {
-          sums[slot] += sums[other];
-        } else if (better(vals[other], idxs[other], Best<T>{vals[slot], idxs[slot]})) {
-          vals[slot] = vals[other];
-          idxs[slot] = idxs[other];
-        }
-      }
-      sync_block();
-    }
+    fold_slots<T, Kind>(sh, slot, ty, rows, a.columns);
     if (ty == 0 && active) {
       const int64_t o = outer * a.inner + c;
       if (a.spans > 1) {
         const int64_t at = o * a.spans + piece;
         if (Kind == kSum) {
-          a.partial_sum[at] = sums[tx];
+          a.partial_sum[at] = sh.sums[tx];
         } else {
-          a.partial_value[at] = vals[tx];
-          a.partial_index[at] = idxs[tx];
+          a.partial_value[at] = sh.vals[tx];
+          a.partial_index[at] = sh.idxs[tx];
         }
-      } else if (Kind == kSum) {
-        a.out[o] = static_cast<T>(sums[tx]);
-      } else if (Kind == kMax) {
-        a.out[o] = vals[tx];
       } else {
-        a.out_index[o] = idxs[tx];
+        store_slot<T, Kind>(a, o, sh, tx);
       }
     }
     sync_block();  // the shared arrays are reused by the next tile
@@ -141,7 +173,7 @@ LOOM_SIMT_GLOBAL void combine_spans_kernel(Reduction<T> a) {
     if (Kind == kSum) {
       double acc = 0;
       for (int64_t s = 0; s < a.spans; ++s) acc += a.partial_sum[o * a.spans + s];
-      a.out[o] = static_cast<T>(acc);
+      store_output<T, Kind>(a, o, acc, T(0), -1);
     } else {
       Best<T> best{T(0), -1};
       for (int64_t s = 0; s < a.spans; ++s) {
@@ -149,29 +181,26 @@ LOOM_SIMT_GLOBAL void combine_spans_kernel(Reduction<T> a) {
         if (better(a.partial_value[at], a.partial_index[at], best))
           best = Best<T>{a.partial_value[at], a.partial_index[at]};
       }
-      if (Kind == kMax) a.out[o] = best.v;
-      else a.out_index[o] = best.k;
+      store_output<T, Kind>(a, o, 0.0, best.v, best.k);
     }
   }
 }
 
 // A block per output, for many spans per output: thread t takes the
-// output's partials t, t + 256, ... in span order, then the block combines
-// them in reduce_kernel's fixed tree. (A thread per output walked a
+// output's partials t, t + 256, ... in span order, then the block folds them
+// in reduce_kernel's fixed tree (fold_slots). (A thread per output walked a
 // whole-tensor sum's 2048 partials one dependent load after another, as long
 // as the pass over the data.)
 template <class T, int Kind>
 LOOM_SIMT_GLOBAL void combine_spans_block_kernel(Reduction<T> a) {
-  double* sums = dynamic_shared<double>();
-  T* vals = reinterpret_cast<T*>(sums + kThreads);
-  int64_t* idxs = reinterpret_cast<int64_t*>(reinterpret_cast<double*>(vals) + kThreads);
+  const Slots<T> sh = shared_slots<T>();
   const int t = static_cast<int>(thread_x());
   const int64_t outputs = a.outer * a.inner;
   for (int64_t o = block_x(); o < outputs; o += a.blocks) {
     if (Kind == kSum) {
       double acc = 0;
       for (int64_t s = t; s < a.spans; s += kThreads) acc += a.partial_sum[o * a.spans + s];
-      sums[t] = acc;
+      sh.sums[t] = acc;
     } else {
       Best<T> best{T(0), -1};
       for (int64_t s = t; s < a.spans; s += kThreads) {
@@ -179,26 +208,12 @@ LOOM_SIMT_GLOBAL void combine_spans_block_kernel(Reduction<T> a) {
         if (better(a.partial_value[at], a.partial_index[at], best))
           best = Best<T>{a.partial_value[at], a.partial_index[at]};
       }
-      vals[t] = best.v;
-      idxs[t] = best.k;
+      sh.vals[t] = best.v;
+      sh.idxs[t] = best.k;
     }
     sync_block();
-    for (int half = static_cast<int>(kThreads) / 2; half > 0; half /= 2) {
-      if (t < half) {
-        if (Kind == kSum) {
-          sums[t] += sums[t + half];
-        } else if (better(vals[t + half], idxs[t + half], Best<T>{vals[t], idxs[t]})) {
-          vals[t] = vals[t + half];
-          idxs[t] = idxs[t + half];
-        }
-      }
-      sync_block();
-    }
-    if (t == 0) {
-      if (Kind == kSum) a.out[o] = static_cast<T>(sums[0]);
-      else if (Kind == kMax) a.out[o] = vals[0];
-      else a.out_index[o] = idxs[0];
-    }
+    fold_slots<T, Kind>(sh, t, t, static_cast<int>(kThreads), 1);
+    if (t == 0) store_slot<T, Kind>(a, o, sh, 0);
     sync_block();  // the shared arrays are reused by the next output
   }
 }
