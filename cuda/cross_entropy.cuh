@@ -6,7 +6,8 @@
 // once and writes N * C gradients, softmax_c = exp(x_c - lse).
 // One block per row; exponentials in the logits' dtype (a double exp per
 // logit made the f32 kernels compute-bound at a quarter of the copy rate),
-// sums in double, as on the CPU, reduced in a fixed order (block_reduce.cuh). A target outside [0, C) (other than ignore_index)
+// sums in double, as on the CPU, reduced in a fixed order
+// (block_reduce.cuh). A target outside [0, C) (other than ignore_index)
 // gives a NaN loss and NaN gradients: the kernel cannot raise, and checking
 // on the host would cost a device sync. Written on simt.cuh, so the emulator
 // runs it (tests/cuda/softmax_loss_emulated_test.cpp).

@@ -973,10 +973,7 @@ void training_steps_match(nn::Module& cpu_model, nn::Module& dev_model, const st
   // by up to lr in a direction the rounding picks, differently on each device.
   // Each step starts from the same parameters on both sides (below), so the
   // parameters after it are compared within 2.5 lr.
-  const auto param_tol = [&](size_t) {
-    if (tol.rel == 0) return tol;
-    return Tolerance{tol.rel, tol.scale, 2.5 * lr};
-  };
+  const Tolerance param_tol = tol.rel == 0 ? tol : Tolerance{tol.rel, tol.scale, 2.5 * lr};
   dev_model.to(kDev);
   for (const auto& [name, t] : dev_model.state_dict())
     CHECK_THAT(t.device() == kDev, name, " is on ", t.device().str(), " after Module::to");
@@ -1017,7 +1014,7 @@ void training_steps_match(nn::Module& cpu_model, nn::Module& dev_model, const st
     cpu_opt.zero_grad();
     dev_opt.zero_grad();
     for (size_t i = 0; i < cpu_params.size(); ++i)
-      expect_close(dev_params[i].second, cpu_params[i].second, param_tol(step), at + " " + cpu_params[i].first);
+      expect_close(dev_params[i].second, cpu_params[i].second, param_tol, at + " " + cpu_params[i].first);
     // The next step starts from the CPU's parameters on both sides (the
     // optimizer states stay each device's own): its gradients are compared
     // from the same point. Left to drift by the 2.5 lr allowed above, later
