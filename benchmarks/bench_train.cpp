@@ -21,6 +21,11 @@
 // inside whole steps. --profile N runs N more steps after the timed ones
 // under the kernel profile (loom/core/kernel_profile.hpp) and prints its
 // table on stderr: where the step's time goes, kernel by kernel.
+// On a device, host_issue_ms is the median host time to issue a step's
+// forward and backward launches (up to clipping, which reads the norm back):
+// close to the step time, the step is bound by the host's dispatch, not by
+// the device.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -144,7 +149,12 @@ void run_train_step(const Options& opt) {
   }
 
   int64_t units = 0;
+  // Host time to issue each step's forward and backward passes (clipping reads
+  // the norm back, a synchronisation): near the step time, the device waits
+  // on the host (launch- or dispatch-bound).
+  std::vector<double> issue_ms;
   auto step = [&] {
+    const auto issue_start = std::chrono::steady_clock::now();
     AttentionKernelGuard kernel(attention);
     units = 0;
     for (int64_t micro = 0; micro < accum; ++micro) {
@@ -155,6 +165,7 @@ void run_train_step(const Options& opt) {
       units += r.units;
       (accum == 1 ? r.loss : div(r.loss, static_cast<double>(accum))).backward();
     }
+    issue_ms.push_back(1e3 * std::chrono::duration<double>(std::chrono::steady_clock::now() - issue_start).count());
     if (clip > 0) optim::clip_grad_norm(params, clip);
     optimizer->step(1e-4);
     optimizer->zero_grad();
@@ -164,6 +175,11 @@ void run_train_step(const Options& opt) {
   o.values["warmup"] = std::to_string(opt.integer("warmup", 3));
   o.values["reps"] = std::to_string(opt.integer("steps", 10));
   const double ms = median_ms(o, step);
+  std::vector<double> timed_issue(issue_ms.end() - std::min<ptrdiff_t>(static_cast<ptrdiff_t>(issue_ms.size()),
+                                                                         opt.integer("steps", 10)),
+                                  issue_ms.end());
+  std::sort(timed_issue.begin(), timed_issue.end());
+  const double issue_median = timed_issue.empty() ? 0.0 : timed_issue[timed_issue.size() / 2];
   // One more step, counting the device allocations it makes: a warm caching
   // allocator serves a steady-state step without cudaMalloc.
   int64_t step_mallocs = -1;
@@ -188,6 +204,7 @@ void run_train_step(const Options& opt) {
   const double per_s = 1e3 / ms;
   if (synthetic || task->unit() == "tokens") r["tokens_per_s"] = std::round(static_cast<double>(units) * per_s * 10) / 10;
   r["samples_per_s"] = std::round(static_cast<double>(batch) * per_s * 10) / 10;
+  if (device.is_cuda()) r["host_issue_ms"] = std::round(issue_median * 1e3) / 1e3;
   r["peak_rss_mb"] = std::round(peak_rss_mb() * 10) / 10;
   if (device.is_cuda()) {
     const auto mem = cuda::memory_stats(device.index);

@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <string>
 
-#include "flash_attention.cuh"
+#include "flash_forward_mma.cuh"
 #include "kernels/backend.hpp"
 #include "loom/core/error.hpp"
 #include "loom/ops/creation.hpp"

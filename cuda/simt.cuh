@@ -161,6 +161,7 @@ namespace detail {
 struct Warp {
   std::barrier<> barrier{32};
   uint64_t slots[32] = {};
+  uint32_t fragments[32][6] = {};  // each lane's registers for the warp's matrix ops (simt_mma.cuh)
 };
 
 struct Block {
@@ -168,6 +169,7 @@ struct Block {
   std::vector<Warp> warps;
   std::unique_ptr<SerialBlock> serial;  // set under a serial schedule, which then replaces the barriers
   unsigned char* shared = nullptr;
+  size_t shared_bytes = 0;
   unsigned threads = 0, grid_x = 0;  // blockDim.x, gridDim.x
 };
 
@@ -335,6 +337,7 @@ int launch(Dim3 grid, Dim3 block, size_t shared_bytes, Stream, void (*kernel)(Pa
         b.serial = std::make_unique<detail::SerialBlock>(threads, descending);
       }
       b.shared = shared;
+      b.shared_bytes = shared_bytes;
       b.threads = threads;
       b.grid_x = grid.x;
       const std::function<void(unsigned)> body = [&](unsigned t) {

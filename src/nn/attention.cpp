@@ -25,25 +25,19 @@ Tensor MultiHeadAttention::forward(const Tensor& x, const Tensor& context, const
              "], got ", shape_str(x.shape()));
   const int64_t b = x.size(0), t = x.size(1), h = options.heads, hd = options.dim / options.heads;
   auto heads = [&](const Tensor& y) { return y.reshape({b, y.size(1), h, hd}).transpose(1, 2); };
-  Tensor qh, kh, vh;
   if (options.cross) {
     LOOM_CHECK(context.defined() && context.dim() == 3 && context.size(0) == b &&
                    context.size(2) == options.context_dim,
                "MultiHeadAttention (cross): context must be [", b, ", S, ", options.context_dim, "], got ",
                context.defined() ? shape_str(context.shape()) : std::string("none"));
     LOOM_CHECK(!causal, "MultiHeadAttention: causal masking applies to self-attention only");
-    qh = heads(q->forward(x));
-    auto parts = split(kv->forward(context), options.dim, -1);
-    kh = heads(parts[0]);
-    vh = heads(parts[1]);
-  } else {
-    auto parts = split(qkv->forward(x), options.dim, -1);
-    qh = heads(parts[0]);
-    kh = heads(parts[1]);
-    vh = heads(parts[2]);
+    const Tensor qh = heads(q->forward(x));
+    const auto parts = split(kv->forward(context), options.dim, -1);
+    const Tensor kh = heads(parts[0]), vh = heads(parts[1]);
+    Tensor a = scaled_dot_product_attention(qh, kh, vh, mask);
+    return drop->forward(out->forward(a.transpose(1, 2).reshape({b, t, options.dim})));
   }
-  Tensor a = scaled_dot_product_attention(qh, kh, vh, mask, causal);
-  return drop->forward(out->forward(a.transpose(1, 2).reshape({b, t, options.dim})));
+  return drop->forward(out->forward(self_attention(qkv->forward(x), h, mask, causal)));
 }
 
 std::shared_ptr<NormLayer> make_norm(NormKind kind, int64_t dim) {

@@ -110,7 +110,63 @@ std::optional<Tensor> fused_attention(const Tensor& q_in, const Tensor& k_in, co
                      });
 }
 
+// self_attention through the vendor's fused attention, reading q, k and v
+// as [B, H, T, Dh] views of qkv [B, T, 3·D] and writing the output in
+// [B, T, D] memory; nullopt when the backend has none or it declines.
+std::optional<Tensor> vendor_self_attention(const Tensor& qkv_in, int64_t heads, bool causal, double scale) {
+  const kernels::Backend& table = ops::kernels_for(qkv_in);
+  const AttentionEntries vendor = attention_entries(table, true);
+  if (!vendor.present()) return std::nullopt;
+  const Tensor qkv = ops::autocast_product_operand(qkv_in);
+  const Tensor packed_qkv = packed(qkv);
+  const int64_t b = qkv.size(0), t = qkv.size(1), d = qkv.size(2) / 3, hd = d / heads;
+  // Part i of a [B, T, 3·D] buffer as [B, H, T, Dh].
+  const auto head_view = [=](const Tensor& buffer, int64_t part) {
+    return buffer.reshape({b, t, 3, heads, hd}).select(2, part).transpose(1, 2);
+  };
+  const auto merged_view = [=](const Tensor& buffer) { return buffer.reshape({b, t, heads, hd}).transpose(1, 2); };
+  const TensorOptions on = TensorOptions(qkv.dtype()).with_device(qkv.device());
+  Tensor out = empty({b, t, d}, on);
+  Tensor lse = empty({b * heads * t}, TensorOptions(DType::f32).with_device(qkv.device()));
+  const kernels::AttentionParams params{causal, scale, false};
+  if (!vendor.forward(head_view(packed_qkv, 0), head_view(packed_qkv, 1), head_view(packed_qkv, 2), Tensor(),
+                      merged_view(out), lse, params))
+    return std::nullopt;
+  return ops::record(
+      "self_attention", out, {qkv}, {packed_qkv, out, lse},
+      [=, backward = vendor.backward](const ops::BackwardContext& ctx, const Tensor& g) {
+        const Tensor saved_qkv = ctx.saved(0), saved_out = ctx.saved(1);
+        const Tensor grad_out = packed(g.to(saved_out.dtype()));
+        Tensor grad = empty(saved_qkv.shape(), TensorOptions(saved_qkv.dtype()).with_device(saved_qkv.device()));
+        backward(head_view(saved_qkv, 0), head_view(saved_qkv, 1), head_view(saved_qkv, 2), Tensor(),
+                 merged_view(saved_out), merged_view(grad_out), ctx.saved(2), head_view(grad, 0), head_view(grad, 1),
+                 head_view(grad, 2), params);
+        return std::vector<Tensor>{grad};
+      });
+}
+
 }  // namespace
+
+Tensor self_attention(const Tensor& qkv, int64_t heads, const Tensor& mask, bool causal, double scale) {
+  check_defined(qkv, "self_attention", "qkv");
+  LOOM_CHECK(heads > 0 && qkv.dim() == 3 && qkv.size(2) > 0 && qkv.size(2) % (3 * heads) == 0,
+             "self_attention: qkv must be [B, T, 3 * D] with D a multiple of heads (", heads, "), got ",
+             shape_str(qkv.shape()));
+  const int64_t b = qkv.size(0), t = qkv.size(1), d = qkv.size(2) / 3, hd = d / heads;
+  const double s = scale > 0 ? scale : 1.0 / std::sqrt(static_cast<double>(hd));
+  const AttentionKernel kernel = current_kernel;
+  const bool backward_wanted = grad_enabled() && qkv.requires_grad();
+  if (!mask.defined() && t > 0 && b > 0 &&
+      (kernel == AttentionKernel::vendor || (kernel == AttentionKernel::automatic && backward_wanted)))
+    if (std::optional<Tensor> fused = vendor_self_attention(qkv, heads, causal, s)) return *fused;
+  // The composition; scaled_dot_product_attention picks its kernel (and
+  // raises the error when the vendor's was asked for and declines).
+  const std::vector<Tensor> parts = split(qkv, d, -1);
+  const auto head_view = [&](const Tensor& y) { return y.reshape({b, t, heads, hd}).transpose(1, 2); };
+  const Tensor a = scaled_dot_product_attention(head_view(parts[0]), head_view(parts[1]), head_view(parts[2]), mask,
+                                                causal, s);
+  return a.transpose(1, 2).reshape({b, t, d});
+}
 
 AttentionKernelGuard::AttentionKernelGuard(AttentionKernel kernel) : previous_(current_kernel) {
   current_kernel = kernel;

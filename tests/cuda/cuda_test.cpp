@@ -885,6 +885,26 @@ int run_kernels() {
     expect_close_l2(vendor.gq, host(fused.gq), 2e-2, "op grad q");
     expect_close_l2(vendor.gk, host(fused.gk), 2e-2, "op grad k");
     expect_close_l2(vendor.gv, host(fused.gv), 2e-2, "op grad v");
+
+    // self_attention: cuDNN reads the heads inside qkv [B, T, 3 D] and writes
+    // the output and qkv's gradient in place (strided, no copies), against
+    // the split, head views and loom's flash attention.
+    const Tensor qkv0 = dev(randn({2, 200, 3 * 256}, DType::f32, &gen)).to(DType::bf16);
+    const Tensor w2 = dev(randn({2, 200, 256}, DType::f32, &gen));
+    const auto self_op = [&](AttentionKernel kernel) {
+      AttentionKernelGuard guard(kernel);
+      Tensor qkv = qkv0.clone().requires_grad_(true);
+      const Tensor out = self_attention(qkv, 4, Tensor(), true);
+      const std::string node = out.grad_fn()->name();
+      sum(mul(out.to(DType::f32), w2)).backward();
+      return std::pair{OpRun{out.detach().to(DType::f32), qkv.grad().to(DType::f32), {}, {}}, node};
+    };
+    const auto [strided, strided_node] = self_op(AttentionKernel::vendor);
+    const auto [split, split_node] = self_op(AttentionKernel::fused);
+    CHECK_THAT(strided_node == "self_attention", "self_attention under vendor ran ", strided_node,
+               ", not cuDNN in place");
+    expect_close(strided.out, host(split.out), kHalf, "self_attention out");
+    expect_close_l2(strided.gq, host(split.gq), 2e-2, "self_attention grad qkv");
   });
   s.run("adamw step", [] {
     Generator gen(30);

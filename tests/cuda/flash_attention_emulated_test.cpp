@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "flash_attention.cuh"
+#include "flash_forward_mma.cuh"
 #include "loom/loom.hpp"
 
 namespace {
@@ -215,6 +215,14 @@ TEST_CASE("flash attention bf16 on the tensor-core path: causal with padding", "
 
 TEST_CASE("flash attention bf16 on the tensor-core path: KV-cache alignment", "[flash]") {
   check_case<loom::bf16>({.bh = 1, .lq = 20, .lk = 83, .d = 16, .causal = true}, kBf16);
+}
+
+TEST_CASE("flash attention bf16, head dim 128: register-resident forward over three key tiles", "[flash]") {
+  check_case<loom::bf16>({.bh = 1, .lq = 70, .lk = 150, .d = 128, .padding = true}, kBf16);
+}
+
+TEST_CASE("flash attention bf16, head dim 48: the shared-memory forward", "[flash]") {
+  check_case<loom::bf16>({.bh = 2, .lq = 70, .lk = 70, .d = 48, .causal = true}, kBf16);
 }
 
 TEST_CASE("flash attention: head dims it takes", "[flash]") {

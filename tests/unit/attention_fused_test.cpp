@@ -197,3 +197,43 @@ TEST_CASE("fused attention (CPU): taken by default where it is faster, f64 compo
                                                                      Contains("does not take these inputs") &&
                                                                      Contains("f64"));
 }
+
+// self_attention over a fused [B, T, 3·D] projection against the split,
+// the head views and scaled_dot_product_attention written out by hand, in
+// float64: values and qkv's gradient, causal and with a key mask.
+TEST_CASE("self_attention equals splitting qkv into heads and attending", "[attention]") {
+  const int64_t b = 2, t = 9, heads = 3, hd = 4, d = heads * hd;
+  Generator gen(5);
+  const Tensor qkv_values = randn({b, t, 3 * d}, DType::f64, &gen);
+  const Tensor dout = randn({b, t, d}, DType::f64, &gen);
+  std::vector<double> keep_values(static_cast<size_t>(b * t), 1.0);
+  for (int64_t j = 6; j < t; ++j) keep_values[static_cast<size_t>(t + j)] = 0.0;  // batch 1 hides its last 3 keys
+  const Tensor keep = from_vector(keep_values, {b, 1, 1, t}).to(DType::boolean);
+  for (const bool causal : {false, true})
+    for (const bool masked : {false, true}) {
+      INFO((causal ? "causal" : "not causal") << (masked ? ", key mask" : ""));
+      const Tensor mask = masked ? keep : Tensor();
+      const Tensor qkv = qkv_values.detach().requires_grad_();
+      const Tensor got = self_attention(qkv, heads, mask, causal);
+      sum(mul(got, dout)).backward();
+
+      const Tensor qkv_ref = qkv_values.detach().requires_grad_();
+      const auto part = [&](int64_t i) {
+        return qkv_ref.narrow(2, i * d, d).reshape({b, t, heads, hd}).transpose(1, 2);
+      };
+      const Tensor want = scaled_dot_product_attention(part(0), part(1), part(2), mask, causal)
+                              .transpose(1, 2)
+                              .reshape({b, t, d});
+      sum(mul(want, dout)).backward();
+      REQUIRE(got.shape() == Shape{b, t, d});
+      CHECK(amax(abs(sub(got, want))).item<double>() < 1e-12);
+      CHECK(amax(abs(sub(qkv.grad(), qkv_ref.grad()))).item<double>() < 1e-12);
+    }
+}
+
+TEST_CASE("self_attention names a qkv it cannot split", "[attention]") {
+  const Tensor qkv = zeros({2, 5, 30});
+  CHECK_THROWS_WITH(self_attention(qkv, 4), Contains("[B, T, 3 * D]") && Contains("heads (4)") &&
+                                                Contains("[2, 5, 30]"));
+  CHECK_THROWS_WITH(self_attention(zeros({5, 30}), 5), Contains("[5, 30]"));
+}

@@ -65,6 +65,17 @@ Tensor unfold2d(const Tensor& x, std::vector<int64_t> kernel, std::vector<int64_
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                                     const Tensor& mask = Tensor(), bool causal = false, double scale = 0.0);
 
+// Multi-head self-attention over a fused projection: qkv [B, T, 3·D] holds
+// q, k and v side by side (D = heads · head dim); returns [B, T, D], the
+// heads merged back. The same as splitting qkv, viewing each part as
+// [B, heads, T, head dim], scaled_dot_product_attention and merging. Where
+// the vendor's fused attention takes the call (cuDNN's on CUDA, under the
+// automatic choice when a backward will run, or under `vendor`), it reads the
+// heads inside qkv and writes the output and qkv's gradient in place: no
+// head permutes, no split gradients.
+Tensor self_attention(const Tensor& qkv, int64_t heads, const Tensor& mask = Tensor(), bool causal = false,
+                      double scale = 0.0);
+
 // The kernel scaled_dot_product_attention runs:
 //   automatic  when a backward will run, the vendor's fused attention where
 //              the backend has one and it takes the call (cuDNN's on CUDA:

@@ -1,0 +1,233 @@
+// Flash attention forward for bf16 with everything a warp computes held in
+// registers: the FlashAttention-2 forward on mma.sync m16n8k16 tiles.
+//
+// Floor: as flash_attention.cuh's forward, 4·BH·Lq·Lk·D FLOPs (half when
+// causal), (2·Lq + 2·Lk)·BH·D elements moved: compute-bound.
+//
+// A block of four warps owns 64 queries of one head (16 per warp) and walks
+// the keys 64 at a time. Per key tile a warp:
+//   S = q kᵀ        q's fragments sit in registers for the whole walk, k's
+//                   come from shared memory by ldmatrix; S is 16 x 64 f32 in
+//                   registers (8 accumulator tiles);
+//   online softmax  in the log2 domain (scale·log2 e folded into S): the
+//                   running max and partial sums per row, reduced across the
+//                   four lanes that share a row by two shuffles;
+//   O += P v        P's accumulator tiles are repacked as bf16 A fragments
+//                   in place (an m16n8 C tile pair has the m16k16 A layout),
+//                   v's fragments come by ldmatrix.trans; O is 16 x D f32 in
+//                   registers.
+// K and V tiles are double-buffered in shared memory: cp.async fetches tile
+// t+1 while tile t is multiplied. Rows are padded by 16 bytes, so each
+// ldmatrix phase's eight rows fall in distinct banks.
+//
+// Head dims 16, 32, 64 and 128 (register arrays need compile-time sizes);
+// flash_attention.cuh's wmma kernel takes the others and f32. Masks and the
+// NaN of a row that sees no key are as there.
+#pragma once
+
+#include "flash_attention.cuh"
+#include "simt_mma.cuh"
+
+namespace loom::flash {
+inline namespace LOOM_SIMT_ABI {
+
+namespace mma_forward {
+
+inline constexpr int kRows = kWarps * 16;  // queries per block
+inline constexpr int kKeys = 64;           // keys per tile
+inline constexpr float kLog2e = 1.4426950408889634f;
+inline constexpr float kLn2 = 0.6931471805599453f;
+
+struct Layout {
+  Tile q, k[2], v[2];
+  size_t bytes;
+};
+template <int D>
+LOOM_SIMT_HOST_DEVICE Layout layout() {
+  Carver c;
+  Layout l{};
+  l.q = c.take(kRows, D, sizeof(bf16));
+  for (int i = 0; i < 2; ++i) {
+    l.k[i] = c.take(kKeys, D, sizeof(bf16));
+    l.v[i] = c.take(kKeys, D, sizeof(bf16));
+  }
+  l.bytes = c.bytes;
+  return l;
+}
+
+// Rows [row0, row0 + rows) of a [total, D] matrix into a tile by cp.async;
+// zeros past `total`.
+template <int D>
+LOOM_SIMT_DEVICE void fetch_rows(bf16* dst, int ld, const bf16* src, int row0, int total, int rows) {
+  constexpr int kPieces = D / 8;  // 16-byte pieces per row
+  for (int i = static_cast<int>(thread_x()); i < rows * kPieces; i += kThreads) {
+    const int r = i / kPieces, c = (i % kPieces) * 8;
+    if (row0 + r < total)
+      cp_async16(dst + r * ld + c, src + (static_cast<size_t>(row0) + r) * D + c);
+    else
+      zero16(dst + r * ld + c);
+  }
+}
+
+// grid (ceil(lq / 64), bh), kThreads threads
+template <int D>
+LOOM_SIMT_GLOBAL void kernel(Args a) {
+  constexpr int kSteps = D / 16;        // k-steps of q kᵀ
+  constexpr int kDimTiles = D / 8;      // accumulator tiles of O
+  constexpr int kKeyTiles = kKeys / 8;  // accumulator tiles of S
+  const Layout L = layout<D>();
+  const int warp = static_cast<int>(thread_x() / 32), lane = static_cast<int>(thread_x() % 32);
+  const int group = lane / 4, quad = lane % 4;
+  const int bh = static_cast<int>(block_y()), q0 = static_cast<int>(block_x()) * kRows;
+  const bf16* q = static_cast<const bf16*>(a.q) + static_cast<size_t>(bh) * a.lq * D;
+  const bf16* k = static_cast<const bf16*>(a.k) + static_cast<size_t>(bh) * a.lk * D;
+  const bf16* v = static_cast<const bf16*>(a.v) + static_cast<size_t>(bh) * a.lk * D;
+  const int tiles = (key_end(a, q0, kRows) + kKeys - 1) / kKeys;
+
+  fetch_rows<D>(at<bf16>(L.q), L.q.ld, q, q0, a.lq, kRows);
+  if (tiles > 0) {
+    fetch_rows<D>(at<bf16>(L.k[0]), L.k[0].ld, k, 0, a.lk, kKeys);
+    fetch_rows<D>(at<bf16>(L.v[0]), L.v[0].ld, v, 0, a.lk, kKeys);
+  }
+  cp_async_commit();
+  cp_async_wait_all();
+  sync_block();
+
+  // This warp's 16 query rows as A fragments, one per k-step. ldmatrix
+  // matrices: rows 0-7 | 8-15 by columns 0-7, then the same by columns 8-15.
+  const int w0 = warp * 16;
+  uint32_t qf[kSteps][4];
+  {
+    const bf16* rows = at<bf16>(L.q) + (w0 + (lane / 8) % 2 * 8 + lane % 8) * L.q.ld + lane / 16 * 8;
+    for (int s = 0; s < kSteps; ++s) ldmatrix_x4(qf[s], rows + s * 16);
+  }
+
+  float o[kDimTiles][4] = {};
+  float m[2] = {-INFINITY, -INFINITY};  // running max (log2 domain) of rows group and group + 8
+  float l[2] = {0.0f, 0.0f};            // this lane's part of the running sums
+  const float scale_log2 = a.scale * kLog2e;
+  const int rows_q[2] = {q0 + w0 + group, q0 + w0 + group + 8};
+
+  // The buffers by a select, not an index: a run-time index into L's arrays
+  // would put L on the stack.
+  const auto k_buffer = [&](int i) { return i == 0 ? at<bf16>(L.k[0]) : at<bf16>(L.k[1]); };
+  const auto v_buffer = [&](int i) { return i == 0 ? at<bf16>(L.v[0]) : at<bf16>(L.v[1]); };
+  const int ld = L.k[0].ld;  // every tile's
+  for (int t = 0; t < tiles; ++t) {
+    const int buf = t % 2, k0 = t * kKeys;
+    if (t + 1 < tiles) {  // the other buffer was released by the last tile's sync_block
+      fetch_rows<D>(k_buffer(1 - buf), ld, k, k0 + kKeys, a.lk, kKeys);
+      fetch_rows<D>(v_buffer(1 - buf), ld, v, k0 + kKeys, a.lk, kKeys);
+    }
+    cp_async_commit();
+    const bf16* sk = k_buffer(buf);
+    const bf16* sv = v_buffer(buf);
+
+    // S = q kᵀ. ldmatrix matrices: keys 0-7 by dims 0-7 | 8-15 (one key
+    // tile's two B registers), then keys 8-15 likewise (the next tile's).
+    float s[kKeyTiles][4] = {};
+    {
+      const bf16* rows = sk + (lane / 16 * 8 + lane % 8) * ld + (lane / 8) % 2 * 8;
+      for (int st = 0; st < kSteps; ++st)
+        for (int pair = 0; pair < kKeyTiles / 2; ++pair) {
+          uint32_t b[4];
+          ldmatrix_x4(b, rows + pair * 16 * ld + st * 16);
+          mma_bf16_16816(s[2 * pair], qf[st], b[0], b[1]);
+          mma_bf16_16816(s[2 * pair + 1], qf[st], b[2], b[3]);
+        }
+    }
+
+    // Scale and mask; a tile every query of the block sees whole skips the tests.
+    const bool whole = k0 + kKeys <= a.lk && a.key_keep == nullptr &&
+                       (!a.causal || k0 + kKeys - 1 <= q0 + (a.lk - a.lq));
+    float tile_max[2] = {-INFINITY, -INFINITY};
+    for (int nt = 0; nt < kKeyTiles; ++nt)
+      for (int e = 0; e < 4; ++e) {
+        const int r = e / 2;
+        float x = s[nt][e] * scale_log2;
+        if (!whole && !visible(a, bh, rows_q[r], k0 + nt * 8 + quad * 2 + e % 2)) x = -INFINITY;
+        s[nt][e] = x;
+        tile_max[r] = fmaxf(tile_max[r], x);
+      }
+
+    // Online softmax: new running max, rescale what was summed so far.
+    float m_use[2];
+    for (int r = 0; r < 2; ++r) {
+      tile_max[r] = fmaxf(tile_max[r], shfl_xor(tile_max[r], 1));
+      tile_max[r] = fmaxf(tile_max[r], shfl_xor(tile_max[r], 2));
+      const float m_new = fmaxf(m[r], tile_max[r]);
+      m_use[r] = m_new == -INFINITY ? 0.0f : m_new;  // no key yet: every term 0, not NaN
+      const float alpha = exp2f(m[r] - m_use[r]);
+      m[r] = m_new;
+      l[r] *= alpha;
+      for (int dt = 0; dt < kDimTiles; ++dt) {
+        o[dt][2 * r] *= alpha;
+        o[dt][2 * r + 1] *= alpha;
+      }
+    }
+    for (int nt = 0; nt < kKeyTiles; ++nt)
+      for (int e = 0; e < 4; ++e) {
+        const float p = exp2f(s[nt][e] - m_use[e / 2]);
+        s[nt][e] = p;
+        l[e / 2] += p;
+      }
+
+    // O += P v, 16 keys per step. ldmatrix.trans matrices: keys 0-7 | 8-15
+    // by dims 0-7 (one output tile's two B registers), then dims 8-15.
+    {
+      const bf16* rows = sv + ((lane / 8) % 2 * 8 + lane % 8) * ld + lane / 16 * 8;
+      for (int st = 0; st < kKeys / 16; ++st) {
+        const uint32_t pf[4] = {pack_bf16x2(s[2 * st][0], s[2 * st][1]), pack_bf16x2(s[2 * st][2], s[2 * st][3]),
+                                pack_bf16x2(s[2 * st + 1][0], s[2 * st + 1][1]),
+                                pack_bf16x2(s[2 * st + 1][2], s[2 * st + 1][3])};
+        for (int pair = 0; pair < kDimTiles / 2; ++pair) {
+          uint32_t b[4];
+          ldmatrix_x4_trans(b, rows + st * 16 * ld + pair * 16);
+          mma_bf16_16816(o[2 * pair], pf, b[0], b[1]);
+          mma_bf16_16816(o[2 * pair + 1], pf, b[2], b[3]);
+        }
+      }
+    }
+    cp_async_wait_all();
+    sync_block();  // the next tile is in; everyone is done with this one
+  }
+
+  for (int r = 0; r < 2; ++r) {
+    l[r] += shfl_xor(l[r], 1);
+    l[r] += shfl_xor(l[r], 2);
+    const int qi = rows_q[r];
+    if (qi >= a.lq) continue;
+    const float inv = 1.0f / l[r];  // l == 0 (no visible key): NaN, as the composed softmax gives
+    bf16* out = static_cast<bf16*>(a.out) + (static_cast<size_t>(bh) * a.lq + qi) * D + quad * 2;
+    for (int dt = 0; dt < kDimTiles; ++dt)
+      store_u32(out + dt * 8, pack_bf16x2(o[dt][2 * r] * inv, o[dt][2 * r + 1] * inv));
+    if (quad == 0) a.lse[static_cast<size_t>(bh) * a.lq + qi] = (m[r] == -INFINITY ? 0.0f : m[r] * kLn2) + logf(l[r]);
+  }
+}
+
+template <int D>
+auto launch(const Args& a, Stream stream) {
+  return simt::launch(Dim3(blocks_for(a.lq), static_cast<unsigned>(a.bh)), Dim3(kThreads), layout<D>().bytes,
+                      stream, kernel<D>, a);
+}
+
+}  // namespace mma_forward
+
+// The forward of either kernel: the register-resident one for bf16 where it
+// takes the head dim, the shared-memory one otherwise.
+template <class T>
+auto launch_forward(const Args& a, Stream stream) {
+  if constexpr (std::is_same_v<T, bf16>) {
+    switch (a.d) {
+      case 16: return mma_forward::launch<16>(a, stream);
+      case 32: return mma_forward::launch<32>(a, stream);
+      case 64: return mma_forward::launch<64>(a, stream);
+      case 128: return mma_forward::launch<128>(a, stream);
+      default: break;
+    }
+  }
+  return launch_forward_tiles<T>(a, stream);
+}
+
+}  // namespace LOOM_SIMT_ABI
+}  // namespace loom::flash
