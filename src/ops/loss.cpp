@@ -63,9 +63,12 @@ Tensor cross_entropy(const Tensor& logits_in, const Tensor& targets_in, const Cr
   using R = CrossEntropyOptions::Reduction;
   if (options.reduction == R::none) return rows.reshape(batch);
   if (options.reduction == R::sum) return sum(rows);
-  int64_t valid = 0;
-  for (int64_t t : targets.to_vector<int64_t>()) valid += t != options.ignore_index;
-  return div(sum(rows), static_cast<double>(valid));  // all ignored: 0/0 = NaN, as in PyTorch
+  // The count of targets not ignored stays on their device: reading it back
+  // would stall a device's stream once a step.
+  const Tensor ignored = full({}, static_cast<double>(options.ignore_index),
+                              TensorOptions(targets.dtype()).with_device(targets.device()));
+  const Tensor valid = sum(ne(targets, ignored).to(rows.dtype()));
+  return div(sum(rows), valid);  // all ignored: 0/0 = NaN, as in PyTorch
 }
 
 Tensor dropout(const Tensor& x, double p, bool training, Generator* gen) {
