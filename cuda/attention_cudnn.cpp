@@ -5,8 +5,9 @@
 // against.
 // Takes bf16 and f16 q [BH, Lq, D], k and v [BH, Lk, D] (as [BH, 1, L, D]
 // for cuDNN), or [B, H, L, D] views with unit stride along D read and
-// written in place (self_attention's heads inside one qkv buffer), with or without the causal mask (aligned at the end when
-// Lq != Lk, as loom's); f32 accumulation. Writes the row log-sum-exp of the
+// written in place (self_attention's heads inside one qkv buffer), with or
+// without the causal mask (aligned at the end when Lq != Lk, as loom's); f32
+// accumulation. Writes the row log-sum-exp of the
 // scaled scores (cuDNN's "stats", natural log: the same quantity as loom's
 // lse), which its backward reads. Declines a key mask (cuDNN's padding mask
 // takes sequence lengths, not per-key flags), other dtypes, and any shape for

@@ -1,5 +1,6 @@
 // The fused attention entries of the CUDA table: device checks, then the
-// launches of flash_attention.cuh (its header gives the FLOP and byte floor).
+// launches of flash_forward_mma.cuh and flash_attention.cuh (their headers
+// give the FLOP and byte floor).
 // They take f32 and bf16 with head dims in whole 16-wide tiles that fit the
 // device's shared memory, and decline the rest (the op composes those).
 #include "flash_attention_args.hpp"

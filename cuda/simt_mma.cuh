@@ -20,10 +20,11 @@
 // tile, a B fragment pair one of a [8 n x 16 k]·2 tile, or with .trans of a
 // [16 k x 8 n]·2 tile.
 //
-// Under nvcc these are the PTX instructions. On the SIMT emulator they are
-// warp collectives through each warp's exchange slots: every lane must call
-// them, and they check what the device would fault on (16-byte aligned rows
-// inside the block's shared memory for ldmatrix).
+// Under nvcc these are the PTX instructions (sm_80 and newer). On the SIMT
+// emulator they are warp collectives through each warp's exchange slots:
+// every lane must call them, and ldmatrix checks what the device would fault
+// on (16-byte aligned rows inside the block's shared memory). The emulator's
+// cp_async16 copies at once, so it cannot show a missing wait.
 #pragma once
 
 #include <cstdint>
@@ -45,10 +46,18 @@ LOOM_SIMT_DEVICE void mma_bf16_16816(float (&c)[4], const uint32_t (&a)[4], uint
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 #else
-  __trap();  // the launch checks the device first; never reached
+  __trap();  // no mma.sync before sm_80; loom builds for sm_80 and sm_90
 #endif
 }
 
+// ldmatrix and cp.async need sm_80 too; below it they trap like the mma.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+LOOM_SIMT_DEVICE void ldmatrix_x4(uint32_t (&)[4], const void*) { __trap(); }
+LOOM_SIMT_DEVICE void ldmatrix_x4_trans(uint32_t (&)[4], const void*) { __trap(); }
+LOOM_SIMT_DEVICE void cp_async16(void*, const void*) { __trap(); }
+LOOM_SIMT_DEVICE void cp_async_commit() {}
+LOOM_SIMT_DEVICE void cp_async_wait_all() {}
+#else
 LOOM_SIMT_DEVICE void ldmatrix_x4(uint32_t (&r)[4], const void* row) {
   const auto address = static_cast<uint32_t>(__cvta_generic_to_shared(row));
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
@@ -69,6 +78,7 @@ LOOM_SIMT_DEVICE void cp_async16(void* shared_dst, const void* global_src) {
 }
 LOOM_SIMT_DEVICE void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 LOOM_SIMT_DEVICE void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
+#endif
 
 LOOM_SIMT_DEVICE uint32_t pack_bf16x2(float lo, float hi) {
   const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);

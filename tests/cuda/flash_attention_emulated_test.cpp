@@ -1,4 +1,5 @@
-// The flash-attention kernels of cuda/flash_attention.cuh, compiled for the
+// The flash-attention kernels of cuda/flash_attention.cuh and
+// cuda/flash_forward_mma.cuh (the bf16 forward at head dims 16-128), compiled for the
 // host and run on the SIMT emulator of cuda/simt.cuh, against loom's composed
 // attention (matmul, mask, softmax, matmul) differentiated by autograd in
 // float64. This is the same kernel source nvcc builds for the device; on a
@@ -219,6 +220,10 @@ TEST_CASE("flash attention bf16 on the tensor-core path: KV-cache alignment", "[
 
 TEST_CASE("flash attention bf16, head dim 128: register-resident forward over three key tiles", "[flash]") {
   check_case<loom::bf16>({.bh = 1, .lq = 70, .lk = 150, .d = 128, .padding = true}, kBf16);
+}
+
+TEST_CASE("flash attention bf16: rows that see no key are NaN through the register-resident forward", "[flash]") {
+  check_case<loom::bf16>({.bh = 1, .lq = 140, .lk = 40, .d = 16, .causal = true}, kBf16, /*dv_differs=*/true);
 }
 
 TEST_CASE("flash attention bf16, head dim 48: the shared-memory forward", "[flash]") {
