@@ -4,8 +4,9 @@
 // Floor: as flash_attention.cuh's forward, 4·BH·Lq·Lk·D FLOPs (half when
 // causal), (2·Lq + 2·Lk)·BH·D elements moved: compute-bound.
 //
-// A block of four warps owns 64 queries of one head (16 per warp) and walks
-// the keys 64 at a time. Per key tile a warp:
+// A block of four warps owns 128 queries of one head (32 per warp: two
+// 16-row tiles; 64 and 16 at head dim 128) and walks the keys 64 at a time.
+// Per key tile a warp:
 //   S = q kᵀ        q's fragments sit in registers for the whole walk, k's
 //                   come from shared memory by ldmatrix; S is 16 x 64 f32 in
 //                   registers (8 accumulator tiles);
@@ -33,10 +34,16 @@ inline namespace LOOM_SIMT_ABI {
 
 namespace mma_forward {
 
-inline constexpr int kRows = kWarps * 16;  // queries per block
-inline constexpr int kKeys = 64;           // keys per tile
+inline constexpr int kKeys = 64;  // keys per tile
 inline constexpr float kLog2e = 1.4426950408889634f;
 inline constexpr float kLn2 = 0.6931471805599453f;
+
+// 16-row tiles a warp owns: two up to head dim 64, so that each k and v
+// fragment read from shared memory feeds two products (shared-memory reads
+// bound the one-tile kernel); one at 128, where two would need more than
+// the 255 registers a thread has.
+LOOM_SIMT_HOST_DEVICE constexpr int row_tiles(int d) { return d <= 64 ? 2 : 1; }
+LOOM_SIMT_HOST_DEVICE constexpr int block_rows(int d) { return kWarps * 16 * row_tiles(d); }
 
 struct Layout {
   Tile q, k[2], v[2];
@@ -46,7 +53,7 @@ template <int D>
 LOOM_SIMT_HOST_DEVICE Layout layout() {
   Carver c;
   Layout l{};
-  l.q = c.take(kRows, D, sizeof(bf16));
+  l.q = c.take(block_rows(D), D, sizeof(bf16));
   for (int i = 0; i < 2; ++i) {
     l.k[i] = c.take(kKeys, D, sizeof(bf16));
     l.v[i] = c.take(kKeys, D, sizeof(bf16));
@@ -69,9 +76,11 @@ LOOM_SIMT_DEVICE void fetch_rows(bf16* dst, int ld, const bf16* src, int row0, i
   }
 }
 
-// grid (ceil(lq / 64), bh), kThreads threads
+// grid (ceil(lq / block_rows(D)), bh), kThreads threads
 template <int D>
 LOOM_SIMT_GLOBAL void kernel(Args a) {
+  constexpr int kM = row_tiles(D);      // 16-row tiles per warp
+  constexpr int kRows = block_rows(D);  // queries per block
   constexpr int kSteps = D / 16;        // k-steps of q kᵀ
   constexpr int kDimTiles = D / 8;      // accumulator tiles of O
   constexpr int kKeyTiles = kKeys / 8;  // accumulator tiles of S
@@ -93,20 +102,31 @@ LOOM_SIMT_GLOBAL void kernel(Args a) {
   cp_async_wait_all();
   sync_block();
 
-  // This warp's 16 query rows as A fragments, one per k-step. ldmatrix
+  // This warp's query rows as A fragments, per row tile and k-step. ldmatrix
   // matrices: rows 0-7 | 8-15 by columns 0-7, then the same by columns 8-15.
-  const int w0 = warp * 16;
-  uint32_t qf[kSteps][4];
-  {
-    const bf16* rows = at<bf16>(L.q) + (w0 + (lane / 8) % 2 * 8 + lane % 8) * L.q.ld + lane / 16 * 8;
-    for (int s = 0; s < kSteps; ++s) ldmatrix_x4(qf[s], rows + s * 16);
+  const int w0 = warp * 16 * kM;
+  uint32_t qf[kM][kSteps][4];
+  LOOM_SIMT_UNROLL
+  for (int mt = 0; mt < kM; ++mt) {
+    const bf16* rows = at<bf16>(L.q) + (w0 + mt * 16 + (lane / 8) % 2 * 8 + lane % 8) * L.q.ld + lane / 16 * 8;
+    LOOM_SIMT_UNROLL
+    for (int st = 0; st < kSteps; ++st) ldmatrix_x4(qf[mt][st], rows + st * 16);
   }
 
-  float o[kDimTiles][4] = {};
-  float m[2] = {-INFINITY, -INFINITY};  // running max (log2 domain) of rows group and group + 8
-  float l[2] = {0.0f, 0.0f};            // this lane's part of the running sums
+  float o[kM][kDimTiles][4] = {};
+  // Per row tile, rows group and group + 8: the running max (log2 domain)
+  // and this lane's part of the running sum.
+  float m[kM][2], l[kM][2];
+  int rows_q[kM][2];
+  LOOM_SIMT_UNROLL
+  for (int mt = 0; mt < kM; ++mt)
+    LOOM_SIMT_UNROLL
+    for (int r = 0; r < 2; ++r) {
+      m[mt][r] = -INFINITY;
+      l[mt][r] = 0.0f;
+      rows_q[mt][r] = q0 + w0 + mt * 16 + group + 8 * r;
+    }
   const float scale_log2 = a.scale * kLog2e;
-  const int rows_q[2] = {q0 + w0 + group, q0 + w0 + group + 8};
 
   // The buffers by a select, not an index: a run-time index into L's arrays
   // would put L on the stack.
@@ -125,66 +145,90 @@ LOOM_SIMT_GLOBAL void kernel(Args a) {
 
     // S = q kᵀ. ldmatrix matrices: keys 0-7 by dims 0-7 | 8-15 (one key
     // tile's two B registers), then keys 8-15 likewise (the next tile's).
-    float s[kKeyTiles][4] = {};
+    float s[kM][kKeyTiles][4] = {};
     {
       const bf16* rows = sk + (lane / 16 * 8 + lane % 8) * ld + (lane / 8) % 2 * 8;
+      LOOM_SIMT_UNROLL
       for (int st = 0; st < kSteps; ++st)
+        LOOM_SIMT_UNROLL
         for (int pair = 0; pair < kKeyTiles / 2; ++pair) {
           uint32_t b[4];
           ldmatrix_x4(b, rows + pair * 16 * ld + st * 16);
-          mma_bf16_16816(s[2 * pair], qf[st], b[0], b[1]);
-          mma_bf16_16816(s[2 * pair + 1], qf[st], b[2], b[3]);
+          LOOM_SIMT_UNROLL
+          for (int mt = 0; mt < kM; ++mt) {
+            mma_bf16_16816(s[mt][2 * pair], qf[mt][st], b[0], b[1]);
+            mma_bf16_16816(s[mt][2 * pair + 1], qf[mt][st], b[2], b[3]);
+          }
         }
     }
 
     // Scale and mask; a tile every query of the block sees whole skips the tests.
     const bool whole = k0 + kKeys <= a.lk && a.key_keep == nullptr &&
                        (!a.causal || k0 + kKeys - 1 <= q0 + (a.lk - a.lq));
-    float tile_max[2] = {-INFINITY, -INFINITY};
-    for (int nt = 0; nt < kKeyTiles; ++nt)
-      for (int e = 0; e < 4; ++e) {
-        const int r = e / 2;
-        float x = s[nt][e] * scale_log2;
-        if (!whole && !visible(a, bh, rows_q[r], k0 + nt * 8 + quad * 2 + e % 2)) x = -INFINITY;
-        s[nt][e] = x;
-        tile_max[r] = fmaxf(tile_max[r], x);
-      }
+    LOOM_SIMT_UNROLL
+    for (int mt = 0; mt < kM; ++mt) {
+      float tile_max[2] = {-INFINITY, -INFINITY};
+      LOOM_SIMT_UNROLL
+      for (int nt = 0; nt < kKeyTiles; ++nt)
+        LOOM_SIMT_UNROLL
+        for (int e = 0; e < 4; ++e) {
+          const int r = e / 2;
+          float x = s[mt][nt][e] * scale_log2;
+          if (!whole && !visible(a, bh, rows_q[mt][r], k0 + nt * 8 + quad * 2 + e % 2)) x = -INFINITY;
+          s[mt][nt][e] = x;
+          tile_max[r] = fmaxf(tile_max[r], x);
+        }
 
-    // Online softmax: new running max, rescale what was summed so far.
-    float m_use[2];
-    for (int r = 0; r < 2; ++r) {
-      tile_max[r] = fmaxf(tile_max[r], shfl_xor(tile_max[r], 1));
-      tile_max[r] = fmaxf(tile_max[r], shfl_xor(tile_max[r], 2));
-      const float m_new = fmaxf(m[r], tile_max[r]);
-      m_use[r] = m_new == -INFINITY ? 0.0f : m_new;  // no key yet: every term 0, not NaN
-      const float alpha = exp2f(m[r] - m_use[r]);
-      m[r] = m_new;
-      l[r] *= alpha;
-      for (int dt = 0; dt < kDimTiles; ++dt) {
-        o[dt][2 * r] *= alpha;
-        o[dt][2 * r + 1] *= alpha;
+      // Online softmax: new running max, rescale what was summed so far.
+      float m_use[2];
+      LOOM_SIMT_UNROLL
+      for (int r = 0; r < 2; ++r) {
+        tile_max[r] = fmaxf(tile_max[r], shfl_xor(tile_max[r], 1));
+        tile_max[r] = fmaxf(tile_max[r], shfl_xor(tile_max[r], 2));
+        const float m_new = fmaxf(m[mt][r], tile_max[r]);
+        m_use[r] = m_new == -INFINITY ? 0.0f : m_new;  // no key yet: every term 0, not NaN
+        const float alpha = exp2f(m[mt][r] - m_use[r]);
+        m[mt][r] = m_new;
+        l[mt][r] *= alpha;
+        LOOM_SIMT_UNROLL
+        for (int dt = 0; dt < kDimTiles; ++dt) {
+          o[mt][dt][2 * r] *= alpha;
+          o[mt][dt][2 * r + 1] *= alpha;
+        }
       }
+      LOOM_SIMT_UNROLL
+      for (int nt = 0; nt < kKeyTiles; ++nt)
+        LOOM_SIMT_UNROLL
+        for (int e = 0; e < 4; ++e) {
+          const float p = exp2f(s[mt][nt][e] - m_use[e / 2]);
+          s[mt][nt][e] = p;
+          l[mt][e / 2] += p;
+        }
     }
-    for (int nt = 0; nt < kKeyTiles; ++nt)
-      for (int e = 0; e < 4; ++e) {
-        const float p = exp2f(s[nt][e] - m_use[e / 2]);
-        s[nt][e] = p;
-        l[e / 2] += p;
-      }
 
     // O += P v, 16 keys per step. ldmatrix.trans matrices: keys 0-7 | 8-15
     // by dims 0-7 (one output tile's two B registers), then dims 8-15.
     {
       const bf16* rows = sv + ((lane / 8) % 2 * 8 + lane % 8) * ld + lane / 16 * 8;
+      LOOM_SIMT_UNROLL
       for (int st = 0; st < kKeys / 16; ++st) {
-        const uint32_t pf[4] = {pack_bf16x2(s[2 * st][0], s[2 * st][1]), pack_bf16x2(s[2 * st][2], s[2 * st][3]),
-                                pack_bf16x2(s[2 * st + 1][0], s[2 * st + 1][1]),
-                                pack_bf16x2(s[2 * st + 1][2], s[2 * st + 1][3])};
+        uint32_t pf[kM][4];
+        LOOM_SIMT_UNROLL
+        for (int mt = 0; mt < kM; ++mt) {
+          pf[mt][0] = pack_bf16x2(s[mt][2 * st][0], s[mt][2 * st][1]);
+          pf[mt][1] = pack_bf16x2(s[mt][2 * st][2], s[mt][2 * st][3]);
+          pf[mt][2] = pack_bf16x2(s[mt][2 * st + 1][0], s[mt][2 * st + 1][1]);
+          pf[mt][3] = pack_bf16x2(s[mt][2 * st + 1][2], s[mt][2 * st + 1][3]);
+        }
+        LOOM_SIMT_UNROLL
         for (int pair = 0; pair < kDimTiles / 2; ++pair) {
           uint32_t b[4];
           ldmatrix_x4_trans(b, rows + st * 16 * ld + pair * 16);
-          mma_bf16_16816(o[2 * pair], pf, b[0], b[1]);
-          mma_bf16_16816(o[2 * pair + 1], pf, b[2], b[3]);
+          LOOM_SIMT_UNROLL
+          for (int mt = 0; mt < kM; ++mt) {
+            mma_bf16_16816(o[mt][2 * pair], pf[mt], b[0], b[1]);
+            mma_bf16_16816(o[mt][2 * pair + 1], pf[mt], b[2], b[3]);
+          }
         }
       }
     }
@@ -192,23 +236,30 @@ LOOM_SIMT_GLOBAL void kernel(Args a) {
     sync_block();  // the next tile is in; everyone is done with this one
   }
 
-  for (int r = 0; r < 2; ++r) {
-    l[r] += shfl_xor(l[r], 1);
-    l[r] += shfl_xor(l[r], 2);
-    const int qi = rows_q[r];
-    if (qi >= a.lq) continue;
-    const float inv = 1.0f / l[r];  // l == 0 (no visible key): NaN, as the composed softmax gives
-    bf16* out = static_cast<bf16*>(a.out) + (static_cast<size_t>(bh) * a.lq + qi) * D + quad * 2;
-    for (int dt = 0; dt < kDimTiles; ++dt)
-      store_u32(out + dt * 8, pack_bf16x2(o[dt][2 * r] * inv, o[dt][2 * r + 1] * inv));
-    if (quad == 0) a.lse[static_cast<size_t>(bh) * a.lq + qi] = (m[r] == -INFINITY ? 0.0f : m[r] * kLn2) + logf(l[r]);
-  }
+  LOOM_SIMT_UNROLL
+  for (int mt = 0; mt < kM; ++mt)
+    LOOM_SIMT_UNROLL
+    for (int r = 0; r < 2; ++r) {
+      float sum = l[mt][r];
+      sum += shfl_xor(sum, 1);
+      sum += shfl_xor(sum, 2);
+      const int qi = rows_q[mt][r];
+      if (qi >= a.lq) continue;
+      const float inv = 1.0f / sum;  // sum == 0 (no visible key): NaN, as the composed softmax gives
+      bf16* out = static_cast<bf16*>(a.out) + (static_cast<size_t>(bh) * a.lq + qi) * D + quad * 2;
+      LOOM_SIMT_UNROLL
+      for (int dt = 0; dt < kDimTiles; ++dt)
+        store_u32(out + dt * 8, pack_bf16x2(o[mt][dt][2 * r] * inv, o[mt][dt][2 * r + 1] * inv));
+      if (quad == 0)
+        a.lse[static_cast<size_t>(bh) * a.lq + qi] = (m[mt][r] == -INFINITY ? 0.0f : m[mt][r] * kLn2) + logf(sum);
+    }
 }
 
 template <int D>
 auto launch(const Args& a, Stream stream) {
-  return simt::launch(Dim3(blocks_for(a.lq), static_cast<unsigned>(a.bh)), Dim3(kThreads), layout<D>().bytes,
-                      stream, kernel<D>, a);
+  const auto blocks = static_cast<unsigned>((a.lq + block_rows(D) - 1) / block_rows(D));
+  return simt::launch(Dim3(blocks, static_cast<unsigned>(a.bh)), Dim3(kThreads), layout<D>().bytes, stream,
+                      kernel<D>, a);
 }
 
 }  // namespace mma_forward

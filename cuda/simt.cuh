@@ -47,6 +47,9 @@
 
 #define LOOM_SIMT_GLOBAL __global__
 #define LOOM_SIMT_DEVICE __device__ __forceinline__
+// Unrolls the loop after it: register arrays indexed by its variable stay in
+// registers (a run-time index would move them to local memory).
+#define LOOM_SIMT_UNROLL _Pragma("unroll")
 
 namespace loom::simt {
 inline namespace LOOM_SIMT_ABI {
@@ -141,6 +144,7 @@ cudaError_t launch(Dim3 grid, Dim3 block, size_t shared_bytes, Stream stream, vo
 
 #define LOOM_SIMT_GLOBAL inline  // kernels live in headers
 #define LOOM_SIMT_DEVICE inline
+#define LOOM_SIMT_UNROLL
 
 namespace loom::simt {
 inline namespace LOOM_SIMT_ABI {
