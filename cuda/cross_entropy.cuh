@@ -4,9 +4,9 @@
 // Floor: forward reads N * C logits once (two passes, the second from cache),
 // ~N * C exps, and keeps each row's log-sum-exp; backward reads the logits
 // once and writes N * C gradients, softmax_c = exp(x_c - lse).
-// One block per row; exponentials in the logits' dtype (a double exp per
-// logit made the f32 kernels compute-bound at a quarter of the copy rate),
-// sums in double, as on the CPU, reduced in a fixed order
+// One block per row; exponentials in the logits' dtype, f32 for bf16 logits
+// (a double exp per logit made the f32 kernels compute-bound at a quarter of
+// the copy rate), sums in double, as on the CPU, reduced in a fixed order
 // (block_reduce.cuh). A target outside [0, C) (other than ignore_index)
 // gives a NaN loss and NaN gradients: the kernel cannot raise, and checking
 // on the host would cost a device sync. Written on simt.cuh, so the emulator
@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cmath>
+#include <type_traits>
 
 #include "block_reduce.cuh"
 #include "pointwise_math.cuh"
@@ -24,45 +25,60 @@ inline namespace LOOM_SIMT_ABI {
 using namespace loom::simt;
 using pointwise::m_exp;
 
-template <class T>
+// T: the arithmetic's type, and the per-row values' (losses, lse, scale);
+// S: the logits' and their gradients' storage (T, or bf16 with T = float:
+// autocast's logits read and their gradients written without a cast pass).
+template <class T, class S = T>
 struct Rows {
-  const T* logits;       // [n, c]
+  const S* logits;       // [n, c]
   const void* targets;   // i64 or i32, stride target_stride
   bool targets_64;
   int64_t target_stride;
   const T* scale;  // backward: the loss gradient per row, stride scale_stride
   int64_t scale_stride;
-  T* out;  // forward: losses [n]; backward: gradients [n, c]
-  T* lse;  // [n]: written by the forward, read by the backward
+  T* losses;  // forward: [n]
+  S* grads;   // backward: [n, c]
+  T* lse;     // [n]: written by the forward, read by the backward
   int64_t c, ignore_index;
   double smoothing;
   unsigned threads;
 };
 
+// A value of the arithmetic's type stored as S (rounded once when S is bf16).
+template <class S, class T>
+LOOM_SIMT_DEVICE S store_as(T v) {
+  if constexpr (std::is_same_v<S, T>) {
+    return v;
+  } else {
+    return from_float<S>(static_cast<float>(v));
+  }
+}
+
 LOOM_SIMT_DEVICE int64_t target_at(const void* t, bool is64, int64_t i) {
   return is64 ? static_cast<const int64_t*>(t)[i] : static_cast<int64_t>(static_cast<const int32_t*>(t)[i]);
 }
 
-template <class T>
-LOOM_SIMT_DEVICE T row_max(const T* row, int64_t c, unsigned threads) {
+template <class T, class S>
+LOOM_SIMT_DEVICE T row_max(const S* row, int64_t c, unsigned threads) {
   T mx = -static_cast<T>(INFINITY);
-  for_each_in_row(row, c, threads, [&](T v, int64_t) { mx = max_nan(mx, v); });
+  for_each_in_row(row, c, threads, [&](S v, int64_t) { mx = max_nan(mx, static_cast<T>(v)); });
   return block_max(mx, threads);
 }
 
 // One block per row: losses[i].
-template <class T>
-LOOM_SIMT_GLOBAL void cross_entropy_kernel(Rows<T> a) {
+template <class T, class S>
+LOOM_SIMT_GLOBAL void cross_entropy_kernel(Rows<T, S> a) {
   const int64_t i = block_x();
   const int64_t t = target_at(a.targets, a.targets_64, i * a.target_stride);
   if (t == a.ignore_index) {  // uniform across the block
-    if (thread_x() == 0) a.out[i] = a.lse[i] = T(0);
+    if (thread_x() == 0) a.losses[i] = a.lse[i] = T(0);
     return;
   }
-  const T* row = a.logits + i * a.c;
-  const T mx = row_max(row, a.c, a.threads);
+  const S* row = a.logits + i * a.c;
+  const T mx = row_max<T>(row, a.c, a.threads);
   double total = 0, sum_x = 0;
-  for_each_in_row(row, a.c, a.threads, [&](T v, int64_t) {
+  for_each_in_row(row, a.c, a.threads, [&](S stored, int64_t) {
+    const T v = static_cast<T>(stored);
     total += static_cast<double>(m_exp(v - mx));
     sum_x += static_cast<double>(v);
   });
@@ -72,34 +88,34 @@ LOOM_SIMT_GLOBAL void cross_entropy_kernel(Rows<T> a) {
     const double lse = static_cast<double>(mx) + ::log(total);
     a.lse[i] = static_cast<T>(lse);
     if (t < 0 || t >= a.c) {
-      a.out[i] = static_cast<T>(NAN);
+      a.losses[i] = static_cast<T>(NAN);
     } else {
-      const double nll = lse - static_cast<double>(row[t]);
+      const double nll = lse - static_cast<double>(static_cast<T>(row[t]));
       const double smooth = lse - sum_x / static_cast<double>(a.c);
-      a.out[i] = static_cast<T>((1.0 - a.smoothing) * nll + a.smoothing * smooth);
+      a.losses[i] = static_cast<T>((1.0 - a.smoothing) * nll + a.smoothing * smooth);
     }
   }
 }
 
 // One block per row: the row's gradients.
-template <class T>
-LOOM_SIMT_GLOBAL void cross_entropy_backward_kernel(Rows<T> a) {
+template <class T, class S>
+LOOM_SIMT_GLOBAL void cross_entropy_backward_kernel(Rows<T, S> a) {
   const int64_t i = block_x();
   const int64_t t = target_at(a.targets, a.targets_64, i * a.target_stride);
-  T* g = a.out + i * a.c;
+  S* g = a.grads + i * a.c;
   if (t == a.ignore_index) {
-    for (int64_t j = thread_x(); j < a.c; j += a.threads) g[j] = T(0);
+    for (int64_t j = thread_x(); j < a.c; j += a.threads) g[j] = store_as<S>(T(0));
     return;
   }
-  const T* row = a.logits + i * a.c;
+  const S* row = a.logits + i * a.c;
   const T lse = a.lse[i];
   const double sc = static_cast<double>(a.scale[i * a.scale_stride]);
   const double uniform = a.smoothing / static_cast<double>(a.c);
   const bool bad = t < 0 || t >= a.c;
-  for_each_in_row(row, a.c, a.threads, [&](T v, int64_t j) {
-    double d = static_cast<double>(m_exp(v - lse)) - uniform;
+  for_each_in_row(row, a.c, a.threads, [&](S stored, int64_t j) {
+    double d = static_cast<double>(m_exp(static_cast<T>(stored) - lse)) - uniform;
     if (j == t) d -= 1.0 - a.smoothing;
-    g[j] = bad ? static_cast<T>(NAN) : static_cast<T>(sc * d);
+    g[j] = store_as<S>(bad ? static_cast<T>(NAN) : static_cast<T>(sc * d));
   });
 }
 

@@ -19,35 +19,54 @@ inline void check_args(const Tensor& logits, const Tensor& targets, const char* 
              " for logits ", shape_str(logits.shape()));
   LOOM_CHECK(targets.dtype() == DType::i64 || targets.dtype() == DType::i32, op, ": targets must be i64 or i32, got ",
              dtype_name(targets.dtype()));
-  LOOM_CHECK(logits.dtype() == DType::f32 || logits.dtype() == DType::f64, op, ": expected a f32 or f64 tensor, got ",
-             dtype_name(logits.dtype()));
+  LOOM_CHECK(logits.dtype() == DType::f32 || logits.dtype() == DType::f64 || logits.dtype() == DType::bf16, op,
+             ": expected f32, f64 or bf16 logits, got ", dtype_name(logits.dtype()));
   LOOM_CHECK(logits.size(0) <= INT_MAX, op, ": ", logits.size(0), " rows, above the grid's ", INT_MAX);
 }
 
-template <class T, class Check>
+// `out`: the losses [N] (forward) or the gradients [N, C] (backward).
+template <class T, class S, class Check>
 void launch_rows(const Tensor& logits, const Tensor& targets, const Tensor& lse, const Tensor& scale,
                  const Tensor& out, const kernels::CrossEntropyParams& p, bool backward, Stream stream, Check& check) {
   const int64_t n = logits.size(0), c = logits.size(1);
-  const Rows<T> a{static_cast<const T*>(logits.raw_data()),
-                  targets.raw_data(),
-                  targets.dtype() == DType::i64,
-                  targets.stride(0),
-                  scale.defined() ? static_cast<const T*>(scale.raw_data()) : nullptr,
-                  scale.defined() ? scale.stride(0) : 0,
-                  static_cast<T*>(out.raw_data()),
-                  static_cast<T*>(lse.raw_data()),
-                  c,
-                  p.ignore_index,
-                  p.label_smoothing,
-                  row_threads(c)};
+  const Rows<T, S> a{static_cast<const S*>(logits.raw_data()),
+                     targets.raw_data(),
+                     targets.dtype() == DType::i64,
+                     targets.stride(0),
+                     scale.defined() ? static_cast<const T*>(scale.raw_data()) : nullptr,
+                     scale.defined() ? scale.stride(0) : 0,
+                     backward ? nullptr : static_cast<T*>(out.raw_data()),
+                     backward ? static_cast<S*>(out.raw_data()) : nullptr,
+                     static_cast<T*>(lse.raw_data()),
+                     c,
+                     p.ignore_index,
+                     p.label_smoothing,
+                     row_threads(c)};
   check(launch(Dim3(static_cast<unsigned>(n)), Dim3(a.threads), kBlockReduceSharedBytes, stream,
-               backward ? cross_entropy_backward_kernel<T> : cross_entropy_kernel<T>, a),
+               backward ? cross_entropy_backward_kernel<T, S> : cross_entropy_kernel<T, S>, a),
         backward ? "cross_entropy backward" : "cross_entropy");
 }
 
+// The arithmetic's dtype for these logits: f32 for bf16, else theirs.
+inline DType row_dtype(const Tensor& logits) {
+  return logits.dtype() == DType::bf16 ? DType::f32 : logits.dtype();
+}
+
 inline void check_rows(const Tensor& rows, const Tensor& logits, const char* op, const char* what) {
-  LOOM_CHECK(rows.is_contiguous() && rows.numel() == logits.size(0) && rows.dtype() == logits.dtype(), op, ": ",
-             what, " must be a contiguous [N] of the logits' dtype");
+  LOOM_CHECK(rows.is_contiguous() && rows.numel() == logits.size(0) && rows.dtype() == row_dtype(logits), op, ": ",
+             what, " must be a contiguous [N] of ", dtype_name(row_dtype(logits)));
+}
+
+template <class Check>
+void launch_for_dtype(const Tensor& logits, const Tensor& targets, const Tensor& lse, const Tensor& scale,
+                      const Tensor& out, const kernels::CrossEntropyParams& p, bool backward, Stream stream,
+                      Check& check) {
+  if (logits.dtype() == DType::f32)
+    launch_rows<float, float>(logits, targets, lse, scale, out, p, backward, stream, check);
+  else if (logits.dtype() == DType::bf16)
+    launch_rows<float, simt::bf16>(logits, targets, lse, scale, out, p, backward, stream, check);
+  else
+    launch_rows<double, double>(logits, targets, lse, scale, out, p, backward, stream, check);
 }
 
 // logits [N, C], targets [N] -> losses [N] (0 where ignored), and each row's
@@ -60,10 +79,7 @@ void run_forward(const Tensor& logits, const Tensor& targets, const Tensor& loss
   check_rows(lse, logits, "cross_entropy", "lse");
   if (logits.size(0) == 0) return;
   LOOM_CHECK(logits.size(1) > 0, "cross_entropy: no classes");
-  if (logits.dtype() == DType::f32)
-    launch_rows<float>(logits, targets, lse, Tensor(), losses, p, false, stream, check);
-  else
-    launch_rows<double>(logits, targets, lse, Tensor(), losses, p, false, stream, check);
+  launch_for_dtype(logits, targets, lse, Tensor(), losses, p, false, stream, check);
 }
 
 // grad_logits = row_scale[i] * d loss_i / d logits.
@@ -75,14 +91,11 @@ void run_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse
   LOOM_CHECK(grad_logits.is_contiguous() && grad_logits.shape() == logits.shape() &&
                  grad_logits.dtype() == logits.dtype(),
              "cross_entropy backward: grad_logits must be contiguous like the logits");
-  LOOM_CHECK(row_scale.dim() == 1 && row_scale.size(0) == logits.size(0) && row_scale.dtype() == logits.dtype(),
-             "cross_entropy backward: row_scale must be [N] of the logits' dtype, got ",
-             shape_str(row_scale.shape()));
+  LOOM_CHECK(row_scale.dim() == 1 && row_scale.size(0) == logits.size(0) && row_scale.dtype() == row_dtype(logits),
+             "cross_entropy backward: row_scale must be [N] of ", dtype_name(row_dtype(logits)), ", got ",
+             dtype_name(row_scale.dtype()), " ", shape_str(row_scale.shape()));
   if (logits.size(0) == 0 || logits.size(1) == 0) return;
-  if (logits.dtype() == DType::f32)
-    launch_rows<float>(logits, targets, lse, row_scale, grad_logits, p, true, stream, check);
-  else
-    launch_rows<double>(logits, targets, lse, row_scale, grad_logits, p, true, stream, check);
+  launch_for_dtype(logits, targets, lse, row_scale, grad_logits, p, true, stream, check);
 }
 
 }  // namespace LOOM_SIMT_ABI

@@ -38,6 +38,9 @@ int64_t row_grain(int64_t c) { return std::max<int64_t>(1, 4096 / std::max<int64
 
 void cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& losses, const Tensor& lse,
                    const CrossEntropyParams& p) {
+  // bf16 and f16 logits: the f32 kernel on their exact f32 values (the
+  // losses and lse are f32 then).
+  if (is_half(logits.dtype())) return cross_entropy(logits.to(DType::f32), targets, losses, lse, p);
   const int64_t n = logits.size(0), c = logits.size(1);
   dispatch_float(logits.dtype(), "cross_entropy", [&]<class T>() {
     const T* xp = ptr<T>(logits);
@@ -67,6 +70,12 @@ void cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& lo
 
 void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse, const Tensor& row_scale,
                             const Tensor& grad_logits, const CrossEntropyParams& p) {
+  if (is_half(logits.dtype())) {  // f32 gradients, rounded once into the logits' dtype
+    Tensor grad = empty(logits.shape(), TensorOptions(DType::f32).with_device(logits.device()));
+    cross_entropy_backward(logits.to(DType::f32), targets, lse, row_scale, grad, p);
+    copy(grad, grad_logits);
+    return;
+  }
   const int64_t n = logits.size(0), c = logits.size(1);
   dispatch_float(logits.dtype(), "cross_entropy backward", [&]<class T>() {
     const T* xp = ptr<T>(logits);

@@ -25,9 +25,13 @@ namespace {
 
 // Per-row losses [N] of logits [N, C]; its node turns d(loss_i) into d(logits)
 // from the rows' log-sum-exp, saved by the forward.
+// bf16 and f16 logits give f32 losses: the kernels compute in f32 and write
+// the logits' gradient in their dtype, as casting first would give, without
+// the cast's two passes over [N, C] each way.
 Tensor cross_entropy_rows(const Tensor& logits, const Tensor& targets, const kernels::CrossEntropyParams& p) {
   Tensor x = logits.contiguous().detach();
-  const TensorOptions like = TensorOptions(x.dtype()).with_device(x.device());
+  const TensorOptions like =
+      TensorOptions(is_half(x.dtype()) ? DType::f32 : x.dtype()).with_device(x.device());
   Tensor losses = empty({x.size(0)}, like), lse = empty({x.size(0)}, like);
   ops::kernels_for(x).cross_entropy(x, targets, losses, lse, p);
   return ops::record("cross_entropy", losses, {logits}, {x, targets, lse},
@@ -40,14 +44,8 @@ Tensor cross_entropy_rows(const Tensor& logits, const Tensor& targets, const ker
                      });
 }
 
-}  // namespace
-
-Tensor cross_entropy(const Tensor& logits_in, const Tensor& targets_in, const CrossEntropyOptions& options) {
-  check_defined(logits_in, "cross_entropy", "logits");
-  if (autocast_enabled() && is_half(logits_in.dtype()))
-    return cross_entropy(ops::autocast_to_f32(logits_in), targets_in, options);
-  ops::check_integer_index(targets_in, "cross_entropy", "targets");
-  if (is_half(logits_in.dtype())) return cross_entropy(logits_in.to(DType::f32), targets_in, options).to(logits_in.dtype());
+// The loss in the rows' dtype (f32 for half logits).
+Tensor reduced_cross_entropy(const Tensor& logits_in, const Tensor& targets_in, const CrossEntropyOptions& options) {
   ops::check_floating(logits_in, "cross_entropy");
   LOOM_CHECK(logits_in.dim() >= 1, "cross_entropy: logits must have a class dim, got ", shape_str(logits_in.shape()));
   Shape batch(logits_in.shape().begin(), logits_in.shape().end() - 1);
@@ -69,6 +67,17 @@ Tensor cross_entropy(const Tensor& logits_in, const Tensor& targets_in, const Cr
                               TensorOptions(targets.dtype()).with_device(targets.device()));
   const Tensor valid = sum(ne(targets, ignored).to(rows.dtype()));
   return div(sum(rows), valid);  // all ignored: 0/0 = NaN, as in PyTorch
+}
+
+}  // namespace
+
+Tensor cross_entropy(const Tensor& logits_in, const Tensor& targets_in, const CrossEntropyOptions& options) {
+  check_defined(logits_in, "cross_entropy", "logits");
+  ops::check_integer_index(targets_in, "cross_entropy", "targets");
+  const Tensor loss = reduced_cross_entropy(logits_in, targets_in, options);
+  // Half logits give a loss in their dtype, or f32 under autocast (losses
+  // run in f32 there); the rows are computed from the half logits either way.
+  return is_half(logits_in.dtype()) && !autocast_enabled() ? loss.to(logits_in.dtype()) : loss;
 }
 
 Tensor dropout(const Tensor& x, double p, bool training, Generator* gen) {

@@ -111,6 +111,47 @@ TEST_CASE("emulated cross-entropy kernels match the CPU: smoothing, ignored rows
   }
 }
 
+TEST_CASE("emulated cross-entropy on bf16 logits equals the f32 kernels on their values, gradients rounded once",
+          "[cross_entropy]") {
+  const kernels::Backend& cpu = kernels::backend(kCPU);
+  Generator gen(63);
+  for (int64_t classes : {40, 2500}) {
+    const int64_t n = 5;
+    kernels::CrossEntropyParams p;
+    p.label_smoothing = 0.1;
+    p.ignore_index = -100;
+    const Tensor logits = mul(randn({n, classes}, DType::f32, &gen), 3.0).to(DType::bf16);
+    Tensor targets = randint(0, classes, {n}, DType::i64, &gen);
+    {
+      NoGradGuard no_grad;
+      targets.narrow(0, 1, 1).fill_(-100);
+    }
+    const Tensor widened = logits.to(DType::f32);
+    Tensor want = empty({n}), want_lse = empty({n}), got = empty({n}), got_lse = empty({n});
+    cross_entropy_kernels::run_forward(widened, targets, want, want_lse, p, {}, no_status);
+    cross_entropy_kernels::run_forward(logits, targets, got, got_lse, p, {}, no_status);
+    CHECK(got.to_vector<float>() == want.to_vector<float>());
+    CHECK(got_lse.to_vector<float>() == want_lse.to_vector<float>());
+
+    const Tensor scale = rand({n}, DType::f32, &gen);
+    Tensor want_g = empty({n, classes}), got_g = empty({n, classes}, DType::bf16);
+    cross_entropy_kernels::run_backward(widened, targets, want_lse, scale, want_g, p, {}, no_status);
+    cross_entropy_kernels::run_backward(logits, targets, got_lse, scale, got_g, p, {}, no_status);
+    CHECK(got_g.to(DType::f32).to_vector<float>() == want_g.to(DType::bf16).to(DType::f32).to_vector<float>());
+
+    // The CPU's entries take bf16 logits the same way.
+    Tensor cpu_losses = empty({n}), cpu_lse = empty({n}), cpu_g = empty({n, classes}, DType::bf16);
+    cpu.cross_entropy(logits, targets, cpu_losses, cpu_lse, p);
+    cpu.cross_entropy_backward(logits, targets, cpu_lse, scale, cpu_g, p);
+    check_close(cpu_losses, got, 2e-6, "CPU bf16 losses");
+    check_close(cpu_g.to(DType::f32), got_g.to(DType::f32), 1e-2, "CPU bf16 gradients");
+  }
+  Tensor wrong_rows = empty({2}, DType::bf16), lse = empty({2});
+  CHECK_THROWS_WITH(cross_entropy_kernels::run_forward(randn({2, 4}).to(DType::bf16), zeros({2}, DType::i64),
+                                                       wrong_rows, lse, {}, {}, no_status),
+                    Catch::Contains("losses must be a contiguous [N] of f32"));
+}
+
 TEST_CASE("an emulated cross-entropy target outside the classes gives NaN, as on a GPU", "[cross_entropy]") {
   Tensor logits = randn({2, 4});
   Tensor targets = from_vector<int64_t>({1, 9}, {2});

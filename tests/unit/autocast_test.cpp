@@ -70,6 +70,35 @@ TEST_CASE("autocast runs products in bf16 and norms, softmax and losses in f32",
   CHECK_THROWS_WITH(AutocastGuard(DType::f32), Contains("bf16 or f16"));
 }
 
+TEST_CASE("cross_entropy reads bf16 logits as they are: the loss and gradient of casting them first", "[autocast]") {
+  Generator gen(4);
+  const Tensor values = mul(randn({6, 37}, DType::f32, &gen), 3.0).to(DType::bf16);
+  Tensor targets = randint(0, 37, {6}, DType::i64, &gen);
+  {
+    NoGradGuard no_grad;
+    targets.narrow(0, 3, 1).fill_(-100);  // ignored
+  }
+  CrossEntropyOptions smoothed;
+  smoothed.label_smoothing = 0.1;
+  for (const bool autocast : {true, false}) {
+    INFO((autocast ? "under autocast" : "outside autocast"));
+    Tensor direct = values.clone().requires_grad_(true), cast_first = values.clone().requires_grad_(true);
+    Tensor got, want;
+    {
+      AutocastGuard guard(DType::bf16, autocast);
+      got = cross_entropy(direct, targets, smoothed);
+    }
+    want = cross_entropy(cast_first.to(DType::f32), targets, smoothed);
+    if (!autocast) want = want.to(DType::bf16);
+    CHECK(got.dtype() == (autocast ? DType::f32 : DType::bf16));
+    CHECK(got.to_vector<float>() == want.to_vector<float>());
+    sum(got).backward();
+    sum(want).backward();
+    REQUIRE(direct.grad().dtype() == DType::bf16);
+    CHECK(direct.grad().to_vector<float>() == cast_first.grad().to_vector<float>());
+  }
+}
+
 TEST_CASE("under autocast the master weights keep f32 and get f32 gradients, backward never autocasts",
           "[autocast]") {
   Generator gen(2);
