@@ -4,7 +4,9 @@
 //   latter also storing GELU's input for the backward), one rounding of a
 //   half output;
 // - backward: dW = grad^T . x with the bias gradient (the column sums of
-//   grad) taken from the same pass over grad (CUBLASLT_EPILOGUE_BGRADB).
+//   grad) taken from the same pass over grad (CUBLASLT_EPILOGUE_BGRADB);
+//   half operands may write both in f32 (an f32 master weight's gradients
+//   under autocast, with no cast after).
 // Floor: 2 M N K FLOPs each; the forward reads M K + N K + N values and
 // writes M N (2 M N with GELU's input), where the composition wrote the
 // product and read it back once per add and activation.
@@ -90,12 +92,14 @@ struct LtProduct {
   const void* bias = nullptr;  // read by BIAS epilogues, written by BGRAD ones
   void* aux = nullptr;         // GELU's input, rows x cols like D
   int64_t aux_ld = 0;
+  bool f32_output = false;     // D and the bias gradient in f32, A and B in half
 };
 
 // Runs p on the device's stream; false when cuBLASLt offers no algorithm.
 bool run(const LtProduct& p, DType t, int device, const char* what) {
   const bool f64 = t == DType::f64;
   const cudaDataType_t type = f64 ? CUDA_R_64F : t == DType::bf16 ? CUDA_R_16BF : t == DType::f16 ? CUDA_R_16F : CUDA_R_32F;
+  const cudaDataType_t d_type = p.f32_output ? CUDA_R_32F : type;
   MatmulDesc desc;
   LOOM_CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc.handle, f64 ? CUBLAS_COMPUTE_64F : CUBLAS_COMPUTE_32F,
                                              f64 ? CUDA_R_64F : CUDA_R_32F),
@@ -103,7 +107,10 @@ bool run(const LtProduct& p, DType t, int device, const char* what) {
   set_attribute(desc.handle, CUBLASLT_MATMUL_DESC_TRANSA, p.trans_a);
   set_attribute(desc.handle, CUBLASLT_MATMUL_DESC_TRANSB, p.trans_b);
   set_attribute(desc.handle, CUBLASLT_MATMUL_DESC_EPILOGUE, p.epilogue);
-  if (p.bias != nullptr) set_attribute(desc.handle, CUBLASLT_MATMUL_DESC_BIAS_POINTER, p.bias);
+  if (p.bias != nullptr) {
+    set_attribute(desc.handle, CUBLASLT_MATMUL_DESC_BIAS_POINTER, p.bias);
+    set_attribute(desc.handle, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, d_type);
+  }
   if (p.aux != nullptr) {
     set_attribute(desc.handle, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, p.aux);
     set_attribute(desc.handle, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, p.aux_ld);
@@ -111,7 +118,7 @@ bool run(const LtProduct& p, DType t, int device, const char* what) {
   MatrixLayout la, lb, ld;
   LOOM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&la.handle, type, p.a.rows, p.a.cols, p.a.ld), what, " A");
   LOOM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&lb.handle, type, p.b.rows, p.b.cols, p.b.ld), what, " B");
-  LOOM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&ld.handle, type, p.d.rows, p.d.cols, p.d.ld), what, " D");
+  LOOM_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&ld.handle, d_type, p.d.rows, p.d.cols, p.d.ld), what, " D");
 
   cublasLtHandle_t lt = cublaslt(device);
   // cuBLASLt's first choice for this shape, asked once (null: none usable).
@@ -120,7 +127,8 @@ bool run(const LtProduct& p, DType t, int device, const char* what) {
   const PlanKey key{device,   static_cast<int64_t>(t), p.trans_a, p.trans_b, static_cast<int64_t>(p.a.rows),
                     static_cast<int64_t>(p.a.cols), p.a.ld,     static_cast<int64_t>(p.b.rows),
                     static_cast<int64_t>(p.b.cols), p.b.ld,     static_cast<int64_t>(p.d.rows),
-                    static_cast<int64_t>(p.d.cols), p.d.ld,     p.epilogue, p.aux_ld, align_a, align_b, align_d};
+                    static_cast<int64_t>(p.d.cols), p.d.ld,     p.epilogue, p.aux_ld, align_a, align_b, align_d,
+                    p.f32_output};
   const std::shared_ptr<cublasLtMatmulAlgo_t> algo = plans->get(key, [&]() -> std::shared_ptr<cublasLtMatmulAlgo_t> {
     Preference pref;
     LOOM_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref.handle), what);
@@ -186,13 +194,18 @@ bool linear_weight_grad(const Tensor& grad, const Tensor& x, const Tensor& grad_
   check_on_device(grad, dev, "linear backward", "grad");
   check_on_device(x, dev, "linear backward", "x");
   check_on_device(grad_b, dev, "linear backward", "grad_b");
-  if (!takes_dtype(grad.dtype()) || !aligned16(grad_b)) return false;
+  if (!takes_dtype(grad.dtype()) || !aligned16(grad_b) || grad_b.dtype() != grad_w.dtype()) return false;
+  // Half products may write f32 gradients: an f32 master weight's, with no
+  // cast pass after.
+  const bool f32_output = grad_w.dtype() != grad.dtype();
+  if (f32_output && !(is_half(grad.dtype()) && grad_w.dtype() == DType::f32)) return false;
   DeviceGuard guard(dev.index);
   // dW^T [K, N] = x^T [K, M] . (grad^T [N, M])^T; the bias gradient sums
   // op(B) (grad) over the product's inner dim M.
   LtProduct p{CUBLAS_OP_N, CUBLAS_OP_T, column_major(x), column_major(grad), column_major(grad_w)};
   p.epilogue = CUBLASLT_EPILOGUE_BGRADB;
   p.bias = grad_b.raw_data();
+  p.f32_output = f32_output;
   return run(p, grad.dtype(), dev.index, "linear weight gradient (cuBLASLt)");
 }
 

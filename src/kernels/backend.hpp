@@ -148,7 +148,9 @@ struct Backend {
   bool (*linear)(const Tensor& x, const Tensor& weight, const Tensor& bias, LinearEpilogue e, const Tensor& out,
                  const Tensor& pre) = nullptr;
   // A linear layer's parameter gradients in one pass: grad_w [N, K] =
-  // grad [M, N]^T . x [M, K], grad_b [N] = grad summed over its rows.
+  // grad [M, N]^T . x [M, K], grad_b [N] = grad summed over its rows. grad_w
+  // and grad_b may be f32 for half grad and x (false when the backend
+  // declines that).
   bool (*linear_weight_grad)(const Tensor& grad, const Tensor& x, const Tensor& grad_w, const Tensor& grad_b) = nullptr;
   // A 2-D convolution (cross-correlation, as conv2d) of contiguous x
   // [N, C, H, W] with weight [O, C, KH, KW], plus the optional bias [O]:

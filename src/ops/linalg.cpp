@@ -4,6 +4,7 @@
 // GELU for linear_gelu, applied as the product is written: cuBLASLt's
 // epilogues on CUDA); otherwise it is composed from matmul, add and gelu.
 #include "loom/ops/linalg.hpp"
+#include "loom/autograd/grad_mode.hpp"
 
 #include <optional>
 
@@ -118,18 +119,25 @@ void check_linear(const Tensor& x, const Tensor& weight, const Tensor& bias, con
                " does not match weight ", shape_str(weight.shape()));
 }
 
-// The parameter gradients of a fused linear: the backend's one-pass entry
-// when it takes them, else a product and a column sum.
-void linear_parameter_grads(const Tensor& g2, const Tensor& x2, Tensor& gw, Tensor& gb) {
+// The parameter gradients of a fused linear, in `param_dtype` (f32 for the
+// master weights of a half product): the backend's one-pass entry writing
+// that dtype when it takes the call, else writing the product's and cast,
+// else a product and a column sum.
+void linear_parameter_grads(const Tensor& g2, const Tensor& x2, DType param_dtype, Tensor& gw, Tensor& gb) {
   const kernels::Backend& table = ops::kernels_for(g2);
-  if (table.linear_weight_grad != nullptr) {
-    const TensorOptions on = TensorOptions(g2.dtype()).with_device(g2.device());
+  const auto entry = [&](DType t) {
+    if (table.linear_weight_grad == nullptr) return false;
+    const TensorOptions on = TensorOptions(t).with_device(g2.device());
     gw = empty({g2.size(1), x2.size(1)}, on);
     gb = empty({g2.size(1)}, on);
-    if (table.linear_weight_grad(g2, x2, gw, gb)) return;
+    return table.linear_weight_grad(g2, x2, gw, gb);
+  };
+  if (!entry(param_dtype) && (param_dtype == g2.dtype() || !entry(g2.dtype()))) {
+    gw = matmul(g2.t(), x2);
+    gb = sum(g2, {0});
   }
-  gw = matmul(g2.t(), x2);
-  gb = sum(g2, {0});
+  gw = gw.to(param_dtype);
+  gb = gb.to(param_dtype);
 }
 
 // x [..., K] . weight[N, K]^T + bias, with the epilogue, through the backend's
@@ -140,9 +148,18 @@ std::optional<Tensor> fused_linear(const Tensor& x_in, const Tensor& w_in, const
   if (table.linear == nullptr || !b_in.defined()) return std::nullopt;
   if (w_in.device() != x_in.device() || b_in.device() != x_in.device()) return std::nullopt;
   const Tensor x = ops::autocast_product_operand(x_in);
-  const Tensor w = ops::autocast_product_operand(w_in);
-  const Tensor b = ops::autocast_product_operand(b_in);
+  // The weight and bias are cast outside the graph: the node takes w_in and
+  // b_in as its inputs and hands back their gradients in their own dtype (an
+  // f32 master weight's straight from the product under autocast: no cast
+  // node each way).
+  Tensor w, b;
+  {
+    NoGradGuard outside_the_graph;
+    w = ops::autocast_product_operand(w_in);
+    b = ops::autocast_product_operand(b_in);
+  }
   if (w.dtype() != x.dtype() || b.dtype() != x.dtype() || !is_floating(x.dtype())) return std::nullopt;
+  if (b_in.dtype() != w_in.dtype()) return std::nullopt;
   const int64_t k = x.size(-1), n = w.size(0);
   if (k == 0 || n == 0 || x.numel() == 0) return std::nullopt;
   const int64_t m = x.numel() / k;
@@ -155,8 +172,8 @@ std::optional<Tensor> fused_linear(const Tensor& x_in, const Tensor& w_in, const
 
   Shape out_shape = x.shape();
   out_shape.back() = n;
-  return ops::record(gelu ? "linear_gelu" : "linear", out.reshape(out_shape), {x, w, b}, {x2, w2, pre},
-                     [gelu, xs = x.shape()](const BackwardContext& ctx, const Tensor& g) {
+  return ops::record(gelu ? "linear_gelu" : "linear", out.reshape(out_shape), {x, w_in, b_in}, {x2, w2, pre},
+                     [gelu, xs = x.shape(), param_dtype = w_in.dtype()](const BackwardContext& ctx, const Tensor& g) {
                        const Tensor x2 = ctx.saved(0), w2 = ctx.saved(1);
                        Tensor g2 = ops::dense(g.to(x2.dtype())).reshape({x2.size(0), w2.size(0)});
                        if (gelu) {
@@ -167,7 +184,8 @@ std::optional<Tensor> fused_linear(const Tensor& x_in, const Tensor& w_in, const
                        }
                        Tensor gx = ctx.needs_grad(0) ? matmul(g2, w2).reshape(xs) : Tensor();
                        Tensor gw, gb;
-                       if (ctx.needs_grad(1) || ctx.needs_grad(2)) linear_parameter_grads(g2, x2, gw, gb);
+                       if (ctx.needs_grad(1) || ctx.needs_grad(2))
+                         linear_parameter_grads(g2, x2, param_dtype, gw, gb);
                        return std::vector<Tensor>{gx, gw, gb};
                      });
 }

@@ -694,6 +694,15 @@ int run_kernels() {
       }
       expect_close(gw, want_w, tolerance_for(t), "linear " + n + " weight gradient");
       expect_close(gb, want_b, tolerance_for(t), "linear " + n + " bias gradient");
+      if (!is_half(t)) continue;
+      // Half products writing f32 gradients (an f32 master weight's under
+      // autocast): the f32 product of the same values, unrounded.
+      Tensor gw32 = empty_dev({136, 96}, DType::f32), gb32 = empty_dev({136}, DType::f32);
+      CHECK_THAT(cuda_k().linear_weight_grad(dev(g), dev(x), gw32, gb32), "the device declined ", n,
+                 " products with f32 gradients");
+      const Tensor g32 = g.to(DType::f32);
+      expect_close(gw32, matmul(g32.t(), x.to(DType::f32)), kF32, "linear " + n + " weight gradient in f32");
+      expect_close(gb32, sum(g32, {0}), kF32, "linear " + n + " bias gradient in f32");
     }
     // The op takes the fused path on the device and its gradients match the CPU's.
     Tensor x = randn({4, 33, 64}, DType::f32, &gen), w = randn({128, 64}, DType::f32, &gen), b = randn({128}, DType::f32, &gen);

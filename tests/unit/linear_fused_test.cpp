@@ -129,10 +129,22 @@ TEST_CASE("under autocast a fused linear multiplies in bf16 and returns f32 grad
   CHECK(y.dtype() == DType::bf16);
   CHECK(node_of(y) == "linear_gelu");
   CHECK(max_diff(y, linear_gelu(x16, w16, b16)) == 0.0);
+  // The f32 weight and bias feed the node directly (their bf16 copies are
+  // made outside the graph): no cast node between them and their gradients.
+  const std::vector<autograd::Edge>& edges = y.grad_fn()->next_edges();
+  REQUIRE(edges.size() == 3);
+  CHECK(edges[1].node->name() == "AccumulateGrad");
+  CHECK(edges[2].node->name() == "AccumulateGrad");
   weighted_sum(y).backward();
   CHECK(f.w.grad().dtype() == DType::f32);
   CHECK(f.b.grad().dtype() == DType::f32);
   CHECK(f.x.grad().dtype() == DType::f32);
+  // The same gradients as the bf16 layer's, widened.
+  Tensor x16g = x16.clone().requires_grad_(true), w16g = w16.clone().requires_grad_(true),
+         b16g = b16.clone().requires_grad_(true);
+  weighted_sum(linear_gelu(x16g, w16g, b16g)).backward();
+  CHECK(max_diff(f.w.grad(), w16g.grad().to(DType::f32)) <= 1e-2 * (1 + max_diff(w16g.grad(), zeros_like(w16g))));
+  CHECK(max_diff(f.b.grad(), b16g.grad().to(DType::f32)) <= 1e-2 * (1 + max_diff(b16g.grad(), zeros_like(b16g))));
 }
 
 TEST_CASE("nn::MLP takes the fused GELU unless LoRA sits between product and activation", "[linear]") {
