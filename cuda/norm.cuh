@@ -10,9 +10,8 @@
 // FLOPs. Backward reads g_y, h (+ g_h) and writes dh: 3 (fused: 4) values
 // where the unfused norm backward and gradient add move 6; the weight and
 // bias gradients read g_y and h once more.
-// A warp per row up to 1024 columns, one block per row beyond; statistics
-// in double reduced in a fixed order (block_reduce.cuh); weight and bias
-// gradients: a block per 32-column tile
+// One block per row, statistics in double reduced in a fixed order
+// (block_reduce.cuh); weight and bias gradients: a block per 32-column tile
 // and chunk of rows, 16 row slices, then the chunks' partial sums added in
 // chunk order. Deterministic. Written on simt.cuh, so the emulator runs
 // the same source (tests/cuda/norm_emulated_test.cpp).
@@ -155,120 +154,6 @@ LOOM_SIMT_GLOBAL void norm_rows_backward_kernel(Backward<T> a) {
     if (gs) v += value(gs, j);
     d[j] = static_cast<T>(v);
   });
-}
-
-// Rows of up to kWarpRowCols columns (GPT-2's 768, most transformer widths
-// to 1024): a warp per row, the row held in registers (kWarpRowValues per
-// lane, lane j of element j), read from memory once; the statistics summed in
-// double per lane in a fixed order, then across the warp by an xor butterfly
-// (every lane ends with the same sum: each step adds the same two values in
-// either lane). No block barrier and no shared memory: the block-per-row
-// kernels' barriers and passes over the row held a 768-wide norm to a
-// third of the copy rate on an H200.
-inline constexpr int kWarpRowValues = 32;
-inline constexpr int64_t kWarpRowCols = 32 * kWarpRowValues;
-inline constexpr unsigned kWarpRowsPerBlock = 4;
-
-LOOM_SIMT_DEVICE double warp_sum(double v) {
-  for (int m = 16; m > 0; m /= 2) v += shfl_xor(v, m);
-  return v;
-}
-
-// A warp per row (kWarpRowsPerBlock rows a block).
-template <class T>
-LOOM_SIMT_GLOBAL void norm_warp_rows_kernel(Forward<T> a, int64_t rows) {
-  const int64_t row = static_cast<int64_t>(block_x()) * kWarpRowsPerBlock + thread_x() / 32;
-  if (row >= rows) return;  // whole warps leave together
-  const int64_t lane = thread_x() % 32, n = a.cols;
-  const T* in = a.x + row * n;
-  const T* res = a.residual ? a.residual + row * n : nullptr;
-  T v[kWarpRowValues];
-  LOOM_SIMT_UNROLL
-  for (int i = 0; i < kWarpRowValues; ++i) {
-    const int64_t j = lane + 32 * i;
-    v[i] = j < n ? in[j] : T(0);
-    if (res && j < n) v[i] = static_cast<T>(v[i] + res[j]);
-  }
-  if (res) {
-    T* h = a.sum + row * n;
-    LOOM_SIMT_UNROLL
-    for (int i = 0; i < kWarpRowValues; ++i)
-      if (lane + 32 * i < n) h[lane + 32 * i] = v[i];
-  }
-  double mu = 0;
-  if (!a.rms) {
-    double s = 0;
-    LOOM_SIMT_UNROLL
-    for (int i = 0; i < kWarpRowValues; ++i)
-      if (lane + 32 * i < n) s += static_cast<double>(v[i]);
-    mu = warp_sum(s) / static_cast<double>(n);
-  }
-  double ss = 0;
-  LOOM_SIMT_UNROLL
-  for (int i = 0; i < kWarpRowValues; ++i)
-    if (lane + 32 * i < n) {
-      const double d = static_cast<double>(v[i]) - mu;
-      ss += d * d;
-    }
-  const double r = 1.0 / ::sqrt(warp_sum(ss) / static_cast<double>(n) + a.eps);
-  if (lane == 0) {
-    a.mean[row] = static_cast<T>(mu);
-    a.rstd[row] = static_cast<T>(r);
-  }
-  T* o = a.out + row * n;
-  LOOM_SIMT_UNROLL
-  for (int i = 0; i < kWarpRowValues; ++i) {
-    const int64_t j = lane + 32 * i;
-    if (j >= n) continue;
-    T y = static_cast<T>((static_cast<double>(v[i]) - mu) * r);
-    if (a.weight) y *= a.weight[j];
-    if (a.bias) y += a.bias[j];
-    o[j] = y;
-  }
-}
-
-// A warp per row: grad_x.
-template <class T>
-LOOM_SIMT_GLOBAL void norm_warp_rows_backward_kernel(Backward<T> a, int64_t rows) {
-  const int64_t row = static_cast<int64_t>(block_x()) * kWarpRowsPerBlock + thread_x() / 32;
-  if (row >= rows) return;  // whole warps leave together
-  const int64_t lane = thread_x() % 32, n = a.cols;
-  const T* g = a.grad + row * n;
-  const T* xr = a.x + row * n;
-  const double mu = value(a.mean, row), r = value(a.rstd, row);
-  T gv[kWarpRowValues], xv[kWarpRowValues];
-  LOOM_SIMT_UNROLL
-  for (int i = 0; i < kWarpRowValues; ++i) {
-    const int64_t j = lane + 32 * i;
-    gv[i] = j < n ? g[j] : T(0);
-    xv[i] = j < n ? xr[j] : T(0);
-  }
-  auto dxhat = [&](T gval, int64_t j) {
-    return a.weight ? static_cast<double>(gval) * value(a.weight, j) : static_cast<double>(gval);
-  };
-  double sum_d = 0, sum_dx = 0;
-  LOOM_SIMT_UNROLL
-  for (int i = 0; i < kWarpRowValues; ++i) {
-    const int64_t j = lane + 32 * i;
-    if (j >= n) continue;
-    const double d = dxhat(gv[i], j);
-    sum_d += d;
-    sum_dx += d * (static_cast<double>(xv[i]) - mu) * r;
-  }
-  sum_d = warp_sum(sum_d);
-  sum_dx = warp_sum(sum_dx);
-  const double mean_d = a.rms ? 0.0 : sum_d / static_cast<double>(n);
-  const double mean_dx = sum_dx / static_cast<double>(n);
-  T* d = a.grad_x + row * n;
-  const T* gs = a.grad_sum ? a.grad_sum + row * n : nullptr;
-  LOOM_SIMT_UNROLL
-  for (int i = 0; i < kWarpRowValues; ++i) {
-    const int64_t j = lane + 32 * i;
-    if (j >= n) continue;
-    double v = r * (dxhat(gv[i], j) - mean_d - (static_cast<double>(xv[i]) - mu) * r * mean_dx);
-    if (gs) v += value(gs, j);
-    d[j] = static_cast<T>(v);
-  }
 }
 
 // grad_w[j] = sum_i g[i, j] * xhat[i, j], grad_b[j] = sum_i g[i, j], in two

@@ -39,26 +39,15 @@ T* mutable_or_null(const Tensor& t) {
   return t.defined() ? static_cast<T*>(t.raw_data()) : nullptr;
 }
 
-// Blocks for a warp per row.
-inline unsigned warp_row_blocks(int64_t rows) {
-  return static_cast<unsigned>((rows + kWarpRowsPerBlock - 1) / kWarpRowsPerBlock);
-}
-
 template <class T, class Check>
 void launch_forward(const Tensor& x, const Tensor& residual, const Tensor& weight, const Tensor& bias,
                     const Tensor& out, const Tensor& sum, const Tensor& mean, const Tensor& rstd,
                     const kernels::NormShape& s, Stream stream, Check& check) {
-  const bool by_warp = s.cols <= kWarpRowCols;
-  const unsigned threads = by_warp ? 32 * kWarpRowsPerBlock : row_threads(s.cols);
+  const unsigned threads = row_threads(s.cols);
   const Forward<T> a{data_or_null<T>(x),      data_or_null<T>(residual), data_or_null<T>(weight),
                      data_or_null<T>(bias),   mutable_or_null<T>(out),   mutable_or_null<T>(sum),
                      mutable_or_null<T>(mean), mutable_or_null<T>(rstd), s.cols,
                      s.eps,                   s.rms,                     threads};
-  if (by_warp) {
-    check(launch(Dim3(warp_row_blocks(s.rows)), Dim3(threads), 0, stream, norm_warp_rows_kernel<T>, a, s.rows),
-          op_name(s, false));
-    return;
-  }
   check(launch(Dim3(static_cast<unsigned>(s.rows)), Dim3(threads), simt::kBlockReduceSharedBytes, stream,
                norm_rows_kernel<T>, a),
         op_name(s, false));
@@ -69,20 +58,14 @@ void launch_backward(const Tensor& grad, const Tensor& grad_sum, const Tensor& x
                      const Tensor& mean, const Tensor& rstd, const Tensor& grad_x, const Tensor& grad_w,
                      const Tensor& grad_b, const kernels::NormShape& s, Stream stream, Check& check) {
   if (grad_x.defined() && s.rows > 0) {
-    const bool by_warp = s.cols <= kWarpRowCols;
-    const unsigned threads = by_warp ? 32 * kWarpRowsPerBlock : row_threads(s.cols);
+    const unsigned threads = row_threads(s.cols);
     const Backward<T> a{data_or_null<T>(grad),   data_or_null<T>(grad_sum), data_or_null<T>(x),
                         data_or_null<T>(weight), data_or_null<T>(mean),     data_or_null<T>(rstd),
                         mutable_or_null<T>(grad_x), s.cols,                 s.rms,
                         threads};
-    if (by_warp)
-      check(launch(Dim3(warp_row_blocks(s.rows)), Dim3(threads), 0, stream, norm_warp_rows_backward_kernel<T>, a,
-                   s.rows),
-            op_name(s, true));
-    else
-      check(launch(Dim3(static_cast<unsigned>(s.rows)), Dim3(threads), simt::kBlockReduceSharedBytes, stream,
-                   norm_rows_backward_kernel<T>, a),
-            op_name(s, true));
+    check(launch(Dim3(static_cast<unsigned>(s.rows)), Dim3(threads), simt::kBlockReduceSharedBytes, stream,
+                 norm_rows_backward_kernel<T>, a),
+          op_name(s, true));
   }
   if (grad_w.defined() || grad_b.defined()) {  // over no rows too: the sums are then 0
     const int64_t chunk_rows = weight_grad_chunk_rows(s.rows, s.cols);

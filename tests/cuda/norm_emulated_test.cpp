@@ -1,9 +1,8 @@
 // The norm kernels of cuda/norm.cuh (plain and fused with the residual add)
 // on the SIMT emulator against the CPU backend's kernels, at row widths
-// for a warp per row (up to 1024 columns, 1024 itself included) and around
-// every block size the block-per-row kernels pick beyond (256, 512
-// threads): fewer columns than lanes, a partial last stride, several strides
-// (4500 columns: more than four per thread of 512).
+// around every block size the launch picks (32, 128, 256, 512 threads):
+// fewer columns than threads, a partial last stride, several strides (4500
+// columns: more than four per thread of 512).
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -35,7 +34,7 @@ TEST_CASE("emulated norm kernels match the CPU: layer and RMS, affine or not, pl
   Generator gen(41);
   for (DType t : {DType::f32, DType::f64}) {
     const double tol = t == DType::f32 ? 2e-5 : 1e-12;
-    for (int64_t cols : {1, 5, 33, 127, 300, 513, 768, 1024, 1025, 2100, 4500}) {
+    for (int64_t cols : {1, 5, 33, 127, 300, 513, 2100, 4500}) {
       if (cols > 1000 && t == DType::f64) continue;  // the 512-thread blocks, once (each thread is an OS thread)
       for (bool rms : {false, true}) {
         for (bool fused : {false, true}) {
