@@ -76,6 +76,18 @@ LOOM_SIMT_DEVICE void fetch_rows(bf16* dst, int ld, const bf16* src, int row0, i
   }
 }
 
+// c[mt][2 pair] and c[mt][2 pair + 1] += a[mt] · the two B fragments in b,
+// for each of a warp's row tiles mt: the product step of both q kᵀ and P v.
+template <int kM, int kN>
+LOOM_SIMT_DEVICE void mma_tile_pair(float (&c)[kM][kN][4], const uint32_t (&a)[kM][4], const uint32_t (&b)[4],
+                                    int pair) {
+  LOOM_SIMT_UNROLL
+  for (int mt = 0; mt < kM; ++mt) {
+    mma_bf16_16816(c[mt][2 * pair], a[mt], b[0], b[1]);
+    mma_bf16_16816(c[mt][2 * pair + 1], a[mt], b[2], b[3]);
+  }
+}
+
 // grid (ceil(lq / block_rows(D)), bh), kThreads threads
 template <int D>
 LOOM_SIMT_GLOBAL void kernel(Args a) {
@@ -105,12 +117,12 @@ LOOM_SIMT_GLOBAL void kernel(Args a) {
   // This warp's query rows as A fragments, per row tile and k-step. ldmatrix
   // matrices: rows 0-7 | 8-15 by columns 0-7, then the same by columns 8-15.
   const int w0 = warp * 16 * kM;
-  uint32_t qf[kM][kSteps][4];
+  uint32_t qf[kSteps][kM][4];
   LOOM_SIMT_UNROLL
   for (int mt = 0; mt < kM; ++mt) {
     const bf16* rows = at<bf16>(L.q) + (w0 + mt * 16 + (lane / 8) % 2 * 8 + lane % 8) * L.q.ld + lane / 16 * 8;
     LOOM_SIMT_UNROLL
-    for (int st = 0; st < kSteps; ++st) ldmatrix_x4(qf[mt][st], rows + st * 16);
+    for (int st = 0; st < kSteps; ++st) ldmatrix_x4(qf[st][mt], rows + st * 16);
   }
 
   float o[kM][kDimTiles][4] = {};
@@ -154,11 +166,7 @@ LOOM_SIMT_GLOBAL void kernel(Args a) {
         for (int pair = 0; pair < kKeyTiles / 2; ++pair) {
           uint32_t b[4];
           ldmatrix_x4(b, rows + pair * 16 * ld + st * 16);
-          LOOM_SIMT_UNROLL
-          for (int mt = 0; mt < kM; ++mt) {
-            mma_bf16_16816(s[mt][2 * pair], qf[mt][st], b[0], b[1]);
-            mma_bf16_16816(s[mt][2 * pair + 1], qf[mt][st], b[2], b[3]);
-          }
+          mma_tile_pair(s, qf[st], b, pair);
         }
     }
 
@@ -224,11 +232,7 @@ LOOM_SIMT_GLOBAL void kernel(Args a) {
         for (int pair = 0; pair < kDimTiles / 2; ++pair) {
           uint32_t b[4];
           ldmatrix_x4_trans(b, rows + st * 16 * ld + pair * 16);
-          LOOM_SIMT_UNROLL
-          for (int mt = 0; mt < kM; ++mt) {
-            mma_bf16_16816(o[mt][2 * pair], pf[mt], b[0], b[1]);
-            mma_bf16_16816(o[mt][2 * pair + 1], pf[mt], b[2], b[3]);
-          }
+          mma_tile_pair(o, pf, b, pair);
         }
       }
     }
