@@ -9,14 +9,14 @@
 // Per key tile a warp:
 //   S = q kᵀ        q's fragments sit in registers for the whole walk, k's
 //                   come from shared memory by ldmatrix; S is 16 x 64 f32 in
-//                   registers (8 accumulator tiles);
+//                   registers per row tile (8 accumulator tiles);
 //   online softmax  in the log2 domain (scale·log2 e folded into S): the
 //                   running max and partial sums per row, reduced across the
 //                   four lanes that share a row by two shuffles;
 //   O += P v        P's accumulator tiles are repacked as bf16 A fragments
 //                   in place (an m16n8 C tile pair has the m16k16 A layout),
 //                   v's fragments come by ldmatrix.trans; O is 16 x D f32 in
-//                   registers.
+//                   registers per row tile.
 // K and V tiles are double-buffered in shared memory: cp.async fetches tile
 // t+1 while tile t is multiplied. Rows are padded by 16 bytes, so each
 // ldmatrix phase's eight rows fall in distinct banks.

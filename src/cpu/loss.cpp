@@ -38,7 +38,7 @@ int64_t row_grain(int64_t c) { return std::max<int64_t>(1, 4096 / std::max<int64
 
 void cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& losses, const Tensor& lse,
                    const CrossEntropyParams& p) {
-  // bf16 and f16 logits: the f32 kernel on their exact f32 values (the
+  // bf16 (and f16) logits: the f32 kernel on their exact f32 values (the
   // losses and lse are f32 then).
   if (is_half(logits.dtype())) return cross_entropy(logits.to(DType::f32), targets, losses, lse, p);
   const int64_t n = logits.size(0), c = logits.size(1);

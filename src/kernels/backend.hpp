@@ -90,8 +90,8 @@ struct Backend {
                         const Tensor& mean, const Tensor& rstd, const Tensor& grad_x, const Tensor& grad_w,
                         const Tensor& grad_b, const NormShape& s);
   // logits contiguous [N, C], integer targets [N] -> per-row losses [N] (0 where ignored) and
-  // each row's log-sum-exp [N] in the logits' dtype, f32 for bf16 and f16 logits (any value where
-  // ignored), kept for the backward; grad_logits in the logits' dtype, row_scale in the rows'.
+  // each row's log-sum-exp [N] in the logits' dtype, f32 for bf16 logits (any value where ignored),
+  // kept for the backward; grad_logits in the logits' dtype, row_scale in the rows'.
   void (*cross_entropy)(const Tensor& logits, const Tensor& targets, const Tensor& losses, const Tensor& lse,
                         const CrossEntropyParams& p);
   // grad_logits = d(sum_i row_scale[i] * loss_i)/dlogits, from the forward's lse.

@@ -147,6 +147,7 @@ std::optional<Tensor> fused_linear(const Tensor& x_in, const Tensor& w_in, const
   const kernels::Backend& table = ops::kernels_for(x_in);
   if (table.linear == nullptr || !b_in.defined()) return std::nullopt;
   if (w_in.device() != x_in.device() || b_in.device() != x_in.device()) return std::nullopt;
+  if (b_in.dtype() != w_in.dtype()) return std::nullopt;  // the gradients come back in one dtype
   const Tensor x = ops::autocast_product_operand(x_in);
   // The weight and bias are cast outside the graph: the node takes w_in and
   // b_in as its inputs and hands back their gradients in their own dtype (an
@@ -159,7 +160,6 @@ std::optional<Tensor> fused_linear(const Tensor& x_in, const Tensor& w_in, const
     b = ops::autocast_product_operand(b_in);
   }
   if (w.dtype() != x.dtype() || b.dtype() != x.dtype() || !is_floating(x.dtype())) return std::nullopt;
-  if (b_in.dtype() != w_in.dtype()) return std::nullopt;
   const int64_t k = x.size(-1), n = w.size(0);
   if (k == 0 || n == 0 || x.numel() == 0) return std::nullopt;
   const int64_t m = x.numel() / k;

@@ -25,9 +25,9 @@ namespace {
 
 // Per-row losses [N] of logits [N, C]; its node turns d(loss_i) into d(logits)
 // from the rows' log-sum-exp, saved by the forward.
-// bf16 and f16 logits give f32 losses: the kernels compute in f32 and write
-// the logits' gradient in their dtype, as casting first would give, without
-// the cast's two passes over [N, C] each way.
+// bf16 logits give f32 losses: the kernels compute in f32 and write the
+// logits' gradient in bf16, as casting first would give, without the cast's
+// two passes over [N, C] each way.
 Tensor cross_entropy_rows(const Tensor& logits, const Tensor& targets, const kernels::CrossEntropyParams& p) {
   Tensor x = logits.contiguous().detach();
   const TensorOptions like =
@@ -46,6 +46,8 @@ Tensor cross_entropy_rows(const Tensor& logits, const Tensor& targets, const ker
 
 // The loss in the rows' dtype (f32 for half logits).
 Tensor reduced_cross_entropy(const Tensor& logits_in, const Tensor& targets_in, const CrossEntropyOptions& options) {
+  // The kernels read bf16 logits as they are; f16 ones are widened first.
+  if (logits_in.dtype() == DType::f16) return reduced_cross_entropy(logits_in.to(DType::f32), targets_in, options);
   ops::check_floating(logits_in, "cross_entropy");
   LOOM_CHECK(logits_in.dim() >= 1, "cross_entropy: logits must have a class dim, got ", shape_str(logits_in.shape()));
   Shape batch(logits_in.shape().begin(), logits_in.shape().end() - 1);

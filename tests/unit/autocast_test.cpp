@@ -83,6 +83,14 @@ TEST_CASE("cross_entropy reads bf16 logits as they are: the loss and gradient of
   for (const bool autocast : {true, false}) {
     INFO((autocast ? "under autocast" : "outside autocast"));
     Tensor direct = values.clone().requires_grad_(true), cast_first = values.clone().requires_grad_(true);
+    Tensor direct16 = values.to(DType::f16).requires_grad_(true);  // f16: widened first, the same values
+    {
+      AutocastGuard guard(DType::f16, autocast);
+      const Tensor loss16 = cross_entropy(direct16, targets, smoothed);
+      CHECK(loss16.dtype() == (autocast ? DType::f32 : DType::f16));
+      sum(loss16).backward();
+      CHECK(direct16.grad().dtype() == DType::f16);
+    }
     Tensor got, want;
     {
       AutocastGuard guard(DType::bf16, autocast);
