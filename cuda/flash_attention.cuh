@@ -165,16 +165,22 @@ inline bool supports(int d, size_t max_shared_bytes) {
 // Device helpers
 // ---------------------------------------------------------------------------
 
+// A 16-byte copy into shared memory that is done when it returns.
+struct CopyNow {
+  LOOM_SIMT_DEVICE void operator()(void* dst, const void* src) const { copy16(dst, src); }
+};
+
 // rows [row0, row0 + rows) of a [total, d] matrix into a tile, zeros past
-// `total`; 16-byte pieces, spread over the block's threads.
-template <class T>
-LOOM_SIMT_DEVICE void load_rows(T* dst, int ld, const T* src, int row0, int total, int d, int rows) {
+// `total`; 16-byte pieces, spread over the block's threads, each moved by
+// `copy` (flash_forward_mma.cuh passes an asynchronous one).
+template <class T, class Copy = CopyNow>
+LOOM_SIMT_DEVICE void load_rows(T* dst, int ld, const T* src, int row0, int total, int d, int rows, Copy copy = {}) {
   constexpr int kPer = 16 / static_cast<int>(sizeof(T));
   const int pieces = d / kPer;
   for (int i = static_cast<int>(thread_x()); i < rows * pieces; i += kThreads) {
     const int r = i / pieces, c = (i % pieces) * kPer;
     if (row0 + r < total)
-      copy16(dst + r * ld + c, src + (static_cast<size_t>(row0) + r) * d + c);
+      copy(dst + r * ld + c, src + (static_cast<size_t>(row0) + r) * d + c);
     else
       zero16(dst + r * ld + c);
   }

@@ -62,18 +62,16 @@ LOOM_SIMT_HOST_DEVICE Layout layout() {
   return l;
 }
 
-// Rows [row0, row0 + rows) of a [total, D] matrix into a tile by cp.async;
-// zeros past `total`.
+// A 16-byte copy into shared memory by cp.async: done after cp_async_wait_all().
+struct CopyAsync {
+  LOOM_SIMT_DEVICE void operator()(void* dst, const void* src) const { cp_async16(dst, src); }
+};
+
+// Rows [row0, row0 + rows) of a [total, D] matrix into a tile by cp.async
+// (load_rows with the head dim a constant: its divisions fold away).
 template <int D>
 LOOM_SIMT_DEVICE void fetch_rows(bf16* dst, int ld, const bf16* src, int row0, int total, int rows) {
-  constexpr int kPieces = D / 8;  // 16-byte pieces per row
-  for (int i = static_cast<int>(thread_x()); i < rows * kPieces; i += kThreads) {
-    const int r = i / kPieces, c = (i % kPieces) * 8;
-    if (row0 + r < total)
-      cp_async16(dst + r * ld + c, src + (static_cast<size_t>(row0) + r) * D + c);
-    else
-      zero16(dst + r * ld + c);
-  }
+  load_rows(dst, ld, src, row0, total, D, rows, CopyAsync{});
 }
 
 // c[mt][2 pair] and c[mt][2 pair + 1] += a[mt] · the two B fragments in b,
