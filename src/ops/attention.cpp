@@ -110,6 +110,20 @@ std::optional<Tensor> fused_attention(const Tensor& q_in, const Tensor& k_in, co
                      });
 }
 
+// Part `part` (0: q, 1: k, 2: v) of a [B, T, 3·D] buffer as [B, H, T, Dh].
+Tensor head_view(const Tensor& qkv, int64_t heads, int64_t part) {
+  const int64_t d = qkv.size(2) / 3;
+  return qkv.reshape({qkv.size(0), qkv.size(1), 3, heads, d / heads}).select(2, part).transpose(1, 2);
+}
+
+// A [B, T, D] buffer as [B, H, T, Dh], and back.
+Tensor split_heads(const Tensor& x, int64_t heads) {
+  return x.reshape({x.size(0), x.size(1), heads, x.size(2) / heads}).transpose(1, 2);
+}
+Tensor merge_heads(const Tensor& x) {
+  return x.transpose(1, 2).reshape({x.size(0), x.size(2), x.size(1) * x.size(3)});
+}
+
 // self_attention through the vendor's fused attention, reading q, k and v
 // as [B, H, T, Dh] views of qkv [B, T, 3·D] and writing the output in
 // [B, T, D] memory; nullopt when the backend has none or it declines.
@@ -119,28 +133,22 @@ std::optional<Tensor> vendor_self_attention(const Tensor& qkv_in, int64_t heads,
   if (!vendor.present()) return std::nullopt;
   const Tensor qkv = ops::autocast_product_operand(qkv_in);
   const Tensor packed_qkv = packed(qkv);
-  const int64_t b = qkv.size(0), t = qkv.size(1), d = qkv.size(2) / 3, hd = d / heads;
-  // Part i of a [B, T, 3·D] buffer as [B, H, T, Dh].
-  const auto head_view = [=](const Tensor& buffer, int64_t part) {
-    return buffer.reshape({b, t, 3, heads, hd}).select(2, part).transpose(1, 2);
-  };
-  const auto merged_view = [=](const Tensor& buffer) { return buffer.reshape({b, t, heads, hd}).transpose(1, 2); };
-  const TensorOptions on = TensorOptions(qkv.dtype()).with_device(qkv.device());
-  Tensor out = empty({b, t, d}, on);
+  const int64_t b = qkv.size(0), t = qkv.size(1), d = qkv.size(2) / 3;
+  Tensor out = empty({b, t, d}, TensorOptions(qkv.dtype()).with_device(qkv.device()));
   Tensor lse = empty({b * heads * t}, TensorOptions(DType::f32).with_device(qkv.device()));
   const kernels::AttentionParams params{causal, scale, false};
-  if (!vendor.forward(head_view(packed_qkv, 0), head_view(packed_qkv, 1), head_view(packed_qkv, 2), Tensor(),
-                      merged_view(out), lse, params))
+  if (!vendor.forward(head_view(packed_qkv, heads, 0), head_view(packed_qkv, heads, 1),
+                      head_view(packed_qkv, heads, 2), Tensor(), split_heads(out, heads), lse, params))
     return std::nullopt;
   return ops::record(
       "self_attention", out, {qkv}, {packed_qkv, out, lse},
-      [=, backward = vendor.backward](const ops::BackwardContext& ctx, const Tensor& g) {
+      [heads, params, backward = vendor.backward](const ops::BackwardContext& ctx, const Tensor& g) {
         const Tensor saved_qkv = ctx.saved(0), saved_out = ctx.saved(1);
         const Tensor grad_out = packed(g.to(saved_out.dtype()));
         Tensor grad = empty(saved_qkv.shape(), TensorOptions(saved_qkv.dtype()).with_device(saved_qkv.device()));
-        backward(head_view(saved_qkv, 0), head_view(saved_qkv, 1), head_view(saved_qkv, 2), Tensor(),
-                 merged_view(saved_out), merged_view(grad_out), ctx.saved(2), head_view(grad, 0), head_view(grad, 1),
-                 head_view(grad, 2), params);
+        backward(head_view(saved_qkv, heads, 0), head_view(saved_qkv, heads, 1), head_view(saved_qkv, heads, 2),
+                 Tensor(), split_heads(saved_out, heads), split_heads(grad_out, heads), ctx.saved(2),
+                 head_view(grad, heads, 0), head_view(grad, heads, 1), head_view(grad, heads, 2), params);
         return std::vector<Tensor>{grad};
       });
 }
@@ -152,20 +160,18 @@ Tensor self_attention(const Tensor& qkv, int64_t heads, const Tensor& mask, bool
   LOOM_CHECK(heads > 0 && qkv.dim() == 3 && qkv.size(2) > 0 && qkv.size(2) % (3 * heads) == 0,
              "self_attention: qkv must be [B, T, 3 * D] with D a multiple of heads (", heads, "), got ",
              shape_str(qkv.shape()));
-  const int64_t b = qkv.size(0), t = qkv.size(1), d = qkv.size(2) / 3, hd = d / heads;
+  const int64_t b = qkv.size(0), t = qkv.size(1), hd = qkv.size(2) / 3 / heads;
   const double s = scale > 0 ? scale : 1.0 / std::sqrt(static_cast<double>(hd));
   const AttentionKernel kernel = current_kernel;
   const bool backward_wanted = grad_enabled() && qkv.requires_grad();
   if (!mask.defined() && t > 0 && b > 0 &&
       (kernel == AttentionKernel::vendor || (kernel == AttentionKernel::automatic && backward_wanted)))
     if (std::optional<Tensor> fused = vendor_self_attention(qkv, heads, causal, s)) return *fused;
-  // The composition; scaled_dot_product_attention picks its kernel (and
-  // raises the error when the vendor's was asked for and declines).
-  const std::vector<Tensor> parts = split(qkv, d, -1);
-  const auto head_view = [&](const Tensor& y) { return y.reshape({b, t, heads, hd}).transpose(1, 2); };
-  const Tensor a = scaled_dot_product_attention(head_view(parts[0]), head_view(parts[1]), head_view(parts[2]), mask,
-                                                causal, s);
-  return a.transpose(1, 2).reshape({b, t, d});
+  // The composition on the same head views; scaled_dot_product_attention
+  // picks its kernel (and raises the error when the vendor's was asked for
+  // and declines).
+  return merge_heads(scaled_dot_product_attention(head_view(qkv, heads, 0), head_view(qkv, heads, 1),
+                                                  head_view(qkv, heads, 2), mask, causal, s));
 }
 
 AttentionKernelGuard::AttentionKernelGuard(AttentionKernel kernel) : previous_(current_kernel) {
