@@ -27,6 +27,10 @@ struct Options {
   int reps() const { return static_cast<int>(integer("reps", 0)); }  // 0: chosen from the first timing
 };
 
+// The median of `values` (the mean of the middle two for an even count); 0
+// for none.
+double median(std::vector<double> values);
+
 // Runs fn `warmup` times, then repetitions (opt.reps(), or enough for about
 // `budget_s` seconds, between 5 and 50) and returns the median in ms.
 double median_ms(const Options& opt, const std::function<void()>& fn, double budget_s = 0.4);

@@ -136,11 +136,7 @@ std::vector<double> interleaved_median_ms(const Options& opt, const std::vector<
   for (auto& t : times) t.clear();
   for (int i = 0; i < reps; ++i) round();
   std::vector<double> medians;
-  for (auto& t : times) {
-    std::sort(t.begin(), t.end());
-    const size_t n = t.size();
-    medians.push_back(n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]));
-  }
+  for (auto& t : times) medians.push_back(median(std::move(t)));
   return medians;
 }
 

@@ -175,11 +175,10 @@ void run_train_step(const Options& opt) {
   o.values["warmup"] = std::to_string(opt.integer("warmup", 3));
   o.values["reps"] = std::to_string(opt.integer("steps", 10));
   const double ms = median_ms(o, step);
-  std::vector<double> timed_issue(issue_ms.end() - std::min<ptrdiff_t>(static_cast<ptrdiff_t>(issue_ms.size()),
-                                                                         opt.integer("steps", 10)),
-                                  issue_ms.end());
-  std::sort(timed_issue.begin(), timed_issue.end());
-  const double issue_median = timed_issue.empty() ? 0.0 : timed_issue[timed_issue.size() / 2];
+  // The timed steps' issue times: median_ms ran at least one warm-up first.
+  const auto warmups = std::min(issue_ms.size(), static_cast<size_t>(std::max(1, o.warmup())));
+  const double issue_median = median(std::vector<double>(issue_ms.begin() + static_cast<ptrdiff_t>(warmups),
+                                                         issue_ms.end()));
   // One more step, counting the device allocations it makes: a warm caching
   // allocator serves a steady-state step without cudaMalloc.
   int64_t step_mallocs = -1;

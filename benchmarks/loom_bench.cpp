@@ -7,6 +7,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <utility>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -27,6 +28,13 @@ int64_t Options::integer(const std::string& k, int64_t def) const {
 }
 double Options::real(const std::string& k, double def) const { return has(k) ? std::stod(values.at(k)) : def; }
 
+double median(std::vector<double> values) {
+  if (values.empty()) return 0.0;
+  std::sort(values.begin(), values.end());
+  const size_t n = values.size();
+  return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
+}
+
 double median_ms(const Options& opt, const std::function<void()>& fn, double budget_s) {
   using clock = std::chrono::steady_clock;
   auto once = [&] {
@@ -40,9 +48,7 @@ double median_ms(const Options& opt, const std::function<void()>& fn, double bud
   if (reps <= 0) reps = static_cast<int>(std::clamp(budget_s * 1e3 / std::max(1e-3, times.back()), 5.0, 50.0));
   times.clear();
   for (int i = 0; i < reps; ++i) times.push_back(once());
-  std::sort(times.begin(), times.end());
-  const size_t n = times.size();
-  return n % 2 ? times[n / 2] : 0.5 * (times[n / 2 - 1] + times[n / 2]);
+  return median(std::move(times));
 }
 
 double peak_rss_mb() {
