@@ -24,14 +24,13 @@ Tensor embedding(const Tensor& weight, const Tensor& ids) {
 namespace {
 
 // Per-row losses [N] of logits [N, C]; its node turns d(loss_i) into d(logits)
-// from the rows' log-sum-exp, saved by the forward.
-// bf16 logits give f32 losses: the kernels compute in f32 and write the
-// logits' gradient in bf16, as casting first would give, without the cast's
-// two passes over [N, C] each way.
+// from the rows' log-sum-exp, saved by the forward. bf16 logits give f32
+// losses: the kernels compute in f32 and write the logits' gradient in bf16,
+// as casting first would give, without the cast's two passes over [N, C]
+// each way.
 Tensor cross_entropy_rows(const Tensor& logits, const Tensor& targets, const kernels::CrossEntropyParams& p) {
   Tensor x = logits.contiguous().detach();
-  const TensorOptions like =
-      TensorOptions(is_half(x.dtype()) ? DType::f32 : x.dtype()).with_device(x.device());
+  const TensorOptions like = TensorOptions(is_half(x.dtype()) ? DType::f32 : x.dtype()).with_device(x.device());
   Tensor losses = empty({x.size(0)}, like), lse = empty({x.size(0)}, like);
   ops::kernels_for(x).cross_entropy(x, targets, losses, lse, p);
   return ops::record("cross_entropy", losses, {logits}, {x, targets, lse},
