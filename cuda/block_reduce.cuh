@@ -59,12 +59,23 @@ LOOM_SIMT_DEVICE T max_nan(T a, T b) {
   return (b > a || b != b) && a == a ? b : a;
 }
 
+// Over the 32 lanes of this warp, every lane getting the same bits.
 template <class T, bool Max>
-LOOM_SIMT_DEVICE T block_reduce(T v, unsigned threads, T* scratch) {
+LOOM_SIMT_DEVICE T warp_reduce(T v) {
   for (int mask = 16; mask > 0; mask /= 2) {
     const T other = shfl_xor(v, mask);
     v = Max ? max_nan(v, other) : v + other;
   }
+  return v;
+}
+template <class T>
+LOOM_SIMT_DEVICE T warp_sum(T v) {
+  return warp_reduce<T, false>(v);
+}
+
+template <class T, bool Max>
+LOOM_SIMT_DEVICE T block_reduce(T v, unsigned threads, T* scratch) {
+  v = warp_reduce<T, Max>(v);
   const unsigned warp = thread_x() / 32;
   if (thread_x() % 32 == 0) scratch[warp] = v;
   sync_block();

@@ -9,6 +9,7 @@
 // n % pack elements one by one.
 #pragma once
 
+#include "packs.cuh"
 #include "pointwise_math.cuh"
 
 namespace loom::pointwise {
@@ -18,32 +19,12 @@ using namespace loom::simt;
 
 inline constexpr unsigned kPackedThreads = 256;
 
-template <class T>
-inline constexpr int kPack = 16 / static_cast<int>(sizeof(T));
-
-template <class T>
-struct alignas(16) Pack {
-  T v[kPack<T>];
-};
-
 // Where a thread starts and how far it strides, over a grid of `blocks`.
 struct GridStride {
   int64_t first, step;
 };
 LOOM_SIMT_DEVICE GridStride grid_stride(unsigned blocks) {
   return {static_cast<int64_t>(block_x()) * kPackedThreads + thread_x(), static_cast<int64_t>(blocks) * kPackedThreads};
-}
-
-template <class T>
-LOOM_SIMT_DEVICE Pack<T> load_pack(const T* p, int64_t pack) {
-  Pack<T> r;
-  copy16(&r, p + pack * kPack<T>);
-  return r;
-}
-
-template <class T>
-LOOM_SIMT_DEVICE void store_pack(T* p, int64_t pack, const Pack<T>& r) {
-  copy16(p + pack * kPack<T>, &r);
 }
 
 template <class T>

@@ -13,7 +13,7 @@
 namespace loom::pointwise {
 inline namespace LOOM_SIMT_ABI {
 
-inline bool aligned16(const Tensor& t) { return reinterpret_cast<uintptr_t>(t.raw_data()) % 16 == 0; }
+inline bool aligned16(const Tensor& t) { return pack_aligned(t.raw_data()); }
 
 // Dense, in out's order, 16-byte aligned.
 inline bool dense_like(const Tensor& t, const Tensor& out) {

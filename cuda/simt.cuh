@@ -100,6 +100,10 @@ LOOM_SIMT_DEVICE void copy16(void* dst, const void* src) {
   *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(src);
 }
 LOOM_SIMT_DEVICE void zero16(void* dst) { *reinterpret_cast<uint4*>(dst) = make_uint4(0, 0, 0, 0); }
+// 8 bytes, both 8-byte aligned.
+LOOM_SIMT_DEVICE void copy8(void* dst, const void* src) {
+  *reinterpret_cast<uint2*>(dst) = *reinterpret_cast<const uint2*>(src);
+}
 
 // Lets `kernel` use `bytes` of dynamic shared memory on the current device:
 // raises the kernel's limit once per kernel and device, to the largest size
@@ -305,6 +309,11 @@ inline void copy16(void* dst, const void* src) {
   if ((reinterpret_cast<uintptr_t>(dst) | reinterpret_cast<uintptr_t>(src)) % 16 != 0)
     detail::fault("copy16 on an address that is not 16-byte aligned");
   std::memcpy(dst, src, 16);
+}
+inline void copy8(void* dst, const void* src) {
+  if ((reinterpret_cast<uintptr_t>(dst) | reinterpret_cast<uintptr_t>(src)) % 8 != 0)
+    detail::fault("copy8 on an address that is not 8-byte aligned");
+  std::memcpy(dst, src, 8);
 }
 inline void zero16(void* dst) {
   if (reinterpret_cast<uintptr_t>(dst) % 16 != 0) detail::fault("zero16 on an address that is not 16-byte aligned");
