@@ -53,11 +53,11 @@ void emulated_norm(const Tensor& x, const Tensor& residual, const Tensor& weight
 }
 
 void emulated_norm_backward(const Tensor& grad, const Tensor& grad_sum, const Tensor& x, const Tensor& weight,
-                            const Tensor& mean, const Tensor& rstd, const Tensor& grad_x, const Tensor& grad_w,
-                            const Tensor& grad_b, const kernels::NormShape& s) {
-  check_one_device({&x, &grad, &grad_sum, &weight, &mean, &rstd, &grad_x, &grad_w, &grad_b},
+                            const Tensor& mean, const Tensor& rstd, const Tensor& grad_x, const Tensor& grad_x_half,
+                            const Tensor& grad_w, const Tensor& grad_b, const kernels::NormShape& s) {
+  check_one_device({&x, &grad, &grad_sum, &weight, &mean, &rstd, &grad_x, &grad_x_half, &grad_w, &grad_b},
                    norm_kernels::op_name(s, true));
-  norm_kernels::run_backward(grad, grad_sum, x, weight, mean, rstd, grad_x, grad_w, grad_b, s, {},
+  norm_kernels::run_backward(grad, grad_sum, x, weight, mean, rstd, grad_x, grad_x_half, grad_w, grad_b, s, {},
                              emulator_launch_status);
 }
 

@@ -29,8 +29,8 @@ void softmax_backward(const Tensor& grad, const Tensor& y, const Tensor& grad_in
 void norm(const Tensor& x, const Tensor& residual, const Tensor& weight, const Tensor& bias, const Tensor& out,
           const Tensor& sum, const Tensor& mean, const Tensor& rstd, const NormShape& s);
 void norm_backward(const Tensor& grad, const Tensor& grad_sum, const Tensor& x, const Tensor& weight,
-                   const Tensor& mean, const Tensor& rstd, const Tensor& grad_x, const Tensor& grad_w,
-                   const Tensor& grad_b, const NormShape& s);
+                   const Tensor& mean, const Tensor& rstd, const Tensor& grad_x, const Tensor& grad_x_half,
+                   const Tensor& grad_w, const Tensor& grad_b, const NormShape& s);
 // loss.cu
 void cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& losses, const Tensor& lse,
                    const CrossEntropyParams& p);

@@ -17,15 +17,15 @@ void norm(const Tensor& x, const Tensor& residual, const Tensor& weight, const T
 }
 
 void norm_backward(const Tensor& grad, const Tensor& grad_sum, const Tensor& x, const Tensor& weight,
-                   const Tensor& mean, const Tensor& rstd, const Tensor& grad_x, const Tensor& grad_w,
-                   const Tensor& grad_b, const NormShape& s) {
+                   const Tensor& mean, const Tensor& rstd, const Tensor& grad_x, const Tensor& grad_x_half,
+                   const Tensor& grad_w, const Tensor& grad_b, const NormShape& s) {
   const char* op = norm_kernels::op_name(s, true);
   OnDevice on(x, op);
   for (const Tensor* t : {&grad, &mean, &rstd}) on.check(*t, op, "grad/mean/rstd");
-  for (const Tensor* t : {&grad_sum, &weight, &grad_x, &grad_w, &grad_b})
-    if (t->defined()) on.check(*t, op, "grad_sum/weight/grad_x/grad_w/grad_b");
-  norm_kernels::run_backward(grad, grad_sum, x, weight, mean, rstd, grad_x, grad_w, grad_b, s, on.stream,
-                             check_launch);
+  for (const Tensor* t : {&grad_sum, &weight, &grad_x, &grad_x_half, &grad_w, &grad_b})
+    if (t->defined()) on.check(*t, op, "grad_sum/weight/grad_x/grad_x_half/grad_w/grad_b");
+  norm_kernels::run_backward(grad, grad_sum, x, weight, mean, rstd, grad_x, grad_x_half, grad_w, grad_b, s,
+                             on.stream, check_launch);
 }
 
 }  // namespace loom::cuda

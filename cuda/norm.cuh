@@ -10,14 +10,18 @@
 // FLOPs. Backward reads g_y, h (+ g_h) and writes dh: 3 (fused: 4) values
 // where the unfused norm backward and gradient add move 6; the weight and
 // bias gradients read g_y and h once more.
-// One block per row, statistics in double reduced in a fixed order
-// (block_reduce.cuh); weight and bias gradients: a block per 32-column tile
-// and chunk of rows, 16 row slices, then the chunks' partial sums added in
-// chunk order. Deterministic. Written on simt.cuh, so the emulator runs
-// the same source (tests/cuda/norm_emulated_test.cpp).
+// Rows of up to 1024 f32 (512 f64) columns in whole 16-byte packs: a warp per
+// row, the row read once into registers, the weight and bias gradients summed
+// by the same pass (norm_warp_rows_*). Wider or ragged rows: one block per
+// row, and the weight and bias gradients by a second pass over a block per
+// 32-column tile and chunk of rows. Statistics in double reduced in a fixed
+// order (block_reduce.cuh), chunks' partial sums added in chunk order:
+// deterministic. Written on simt.cuh, so the emulator runs the same source
+// (tests/cuda/norm_emulated_test.cpp).
 #pragma once
 
 #include "block_reduce.cuh"
+#include "packs.cuh"
 
 namespace loom::norm_kernels {
 inline namespace LOOM_SIMT_ABI {
@@ -156,6 +160,18 @@ LOOM_SIMT_GLOBAL void norm_rows_backward_kernel(Backward<T> a) {
   });
 }
 
+// Adds slice s's values (at s * kColTile + lane) into slice 0's, in a fixed
+// tree, for one array of kWeightGradThreads sums or two (b: null for one).
+LOOM_SIMT_DEVICE void fold_slices(double* a, double* b, unsigned slice, unsigned t) {
+  for (unsigned half = kRowSplit / 2; half > 0; half /= 2) {
+    if (slice < half) {
+      a[t] += a[t + half * kColTile];
+      if (b) b[t] += b[t + half * kColTile];
+    }
+    sync_block();
+  }
+}
+
 // grad_w[j] = sum_i g[i, j] * xhat[i, j], grad_b[j] = sum_i g[i, j], in two
 // fixed-order passes. First a block per (32 columns, chunk of rows): thread
 // (slice, lane) sums the chunk's rows slice, slice + 16, ..., the block adds
@@ -179,31 +195,266 @@ LOOM_SIMT_GLOBAL void norm_weight_grad_kernel(WeightGrad<T> a) {
   sw[t] = aw;
   sb[t] = ab;
   sync_block();
-  for (unsigned half = kRowSplit / 2; half > 0; half /= 2) {
-    if (slice < half) {
-      sw[t] += sw[t + half * kColTile];
-      sb[t] += sb[t + half * kColTile];
-    }
-    sync_block();
-  }
+  fold_slices(sw, sb, slice, t);
   if (slice == 0 && j < a.cols) {
     a.partial[(chunk * 2) * a.cols + j] = sw[t];
     a.partial[(chunk * 2 + 1) * a.cols + j] = sb[t];
   }
 }
 
-// Then a thread per column adds the chunks' partial sums in chunk order.
+// Then the chunks' partial sums, viewed as [chunks, 2 * cols] (the weight's
+// sums, then the bias's): a block per 32 of those columns, thread (slice,
+// lane) adding chunks slice, slice + 16, ... in order (four loads in flight),
+// then the slices folded as above. The warp-per-row backward leaves hundreds
+// of chunks: a thread per column walking them alone took longer than the
+// norm itself.
 template <class T>
 LOOM_SIMT_GLOBAL void norm_weight_grad_sum_kernel(WeightGrad<T> a) {
-  const int64_t j = static_cast<int64_t>(block_x()) * block_dim_x() + thread_x();
-  if (j >= a.cols) return;
-  double w = 0, b = 0;
-  for (int64_t c = 0; c < a.chunks; ++c) {
-    w += a.partial[(c * 2) * a.cols + j];
-    b += a.partial[(c * 2 + 1) * a.cols + j];
+  double* sums = dynamic_shared<double>();
+  const unsigned t = thread_x(), lane = t % kColTile, slice = t / kColTile;
+  const int64_t width = 2 * a.cols, j = static_cast<int64_t>(block_x()) * kColTile + lane;
+  double v = 0;
+  if (j < width) {
+    const double* col = a.partial + j;
+    int64_t c = slice;
+    for (; c + 3 * kRowSplit < a.chunks; c += 4 * kRowSplit) {
+      const double c0 = col[c * width], c1 = col[(c + kRowSplit) * width], c2 = col[(c + 2 * kRowSplit) * width],
+                   c3 = col[(c + 3 * kRowSplit) * width];
+      v += c0;
+      v += c1;
+      v += c2;
+      v += c3;
+    }
+    for (; c < a.chunks; c += kRowSplit) v += col[c * width];
   }
-  if (a.grad_w) a.grad_w[j] = static_cast<T>(w);
-  if (a.grad_b) a.grad_b[j] = static_cast<T>(b);
+  sums[t] = v;
+  sync_block();
+  fold_slices(sums, nullptr, slice, t);
+  if (slice != 0 || j >= width) return;
+  if (j < a.cols) {
+    if (a.grad_w) a.grad_w[j] = static_cast<T>(sums[t]);
+  } else if (a.grad_b) {
+    a.grad_b[j - a.cols] = static_cast<T>(sums[t]);
+  }
+}
+
+// A warp per row, for f32 statistics over rows of whole quads (4 values).
+// The block-per-row kernels above kept a 768-wide norm to a third of an
+// H200's copy rate: each thread held three values, walked them one load
+// after another (its stores to the sum kept the compiler from issuing the
+// next loads early) and waited at two block barriers. Here each lane issues
+// every load of its row (and of the weight and bias) before its first store,
+// 16 bytes of f32 (8 of bf16) at a time: lane l holds quads l, l + 32, ....
+// Under autocast the branch x may come in bf16 and the normalised output go
+// out in bf16 (it feeds a product), so no cast runs either side of the norm;
+// the arithmetic is f32 throughout, as on the widened operands.
+inline constexpr unsigned kWarpRowWarps = 4;  // warps (rows at a time) per block
+inline constexpr unsigned kWarpRowThreads = 32 * kWarpRowWarps;
+// Quads per lane the kernels are built for; a row of `quads` quads takes the
+// smallest that holds it (quads_per_lane), so no lane keeps idle registers.
+inline constexpr int kWarpRowMaxQuads = 8;  // 1024 columns
+
+inline int quads_per_lane(int64_t quads) {
+  for (int q : {1, 2, 4, 6, 8})
+    if (quads <= 32 * q) return q;
+  return 0;  // too wide for a warp
+}
+
+// The lane's quads of a row of `quads` quads as f32; those past the row's
+// end, and all of them for a null row (an absent operand), are 0.
+template <int Quads, class U>
+LOOM_SIMT_DEVICE void load_lane_quads(const U* row, int64_t quads, unsigned lane, Quad<float> (&out)[Quads]) {
+  LOOM_SIMT_UNROLL
+  for (int p = 0; p < Quads; ++p) {
+    const int64_t q = lane + 32 * p;
+    Quad<U> in{};
+    if (row && q < quads) in = load_quad(row, q);
+    LOOM_SIMT_UNROLL
+    for (int k = 0; k < 4; ++k) out[p].v[k] = to_float(in.v[k]);
+  }
+}
+
+// Rounded once into U.
+template <int Quads, class U>
+LOOM_SIMT_DEVICE void store_lane_quads(U* row, int64_t quads, unsigned lane, const Quad<float> (&in)[Quads]) {
+  LOOM_SIMT_UNROLL
+  for (int p = 0; p < Quads; ++p) {
+    const int64_t q = lane + 32 * p;
+    if (q >= quads) continue;
+    Quad<U> out;
+    LOOM_SIMT_UNROLL
+    for (int k = 0; k < 4; ++k) out.v[k] = from_float<U>(in[p].v[k]);
+    store_quad(row, q, out);
+  }
+}
+
+// f(value, quad, k) over the lane's values that lie in the row.
+template <int Quads, class F>
+LOOM_SIMT_DEVICE void for_lane_values(const Quad<float> (&v)[Quads], int64_t quads, unsigned lane, F&& f) {
+  LOOM_SIMT_UNROLL
+  for (int p = 0; p < Quads; ++p)
+    if (lane + 32 * p < quads) {
+      LOOM_SIMT_UNROLL
+      for (int k = 0; k < 4; ++k) f(v[p].v[k], p, k);
+    }
+}
+
+// A lane's sums are f32 (at most 32 values), the warp's double.
+LOOM_SIMT_DEVICE float warp_mean(float lane_sum, int64_t n) {
+  return static_cast<float>(warp_sum(static_cast<double>(lane_sum)) / static_cast<double>(n));
+}
+
+// In: x's dtype, Out: the output's (f32 or bf16); everything else f32.
+template <class In, class Out>
+struct WarpForward {
+  const In* x;
+  const float* residual;  // null: plain norm
+  const float* weight;    // null: no scale
+  const float* bias;      // null: no shift
+  Out* out;
+  float* sum;  // x + residual (when residual is given)
+  float* mean;
+  float* rstd;
+  int64_t rows, cols;
+  double eps;
+  bool rms;
+};
+
+template <class In, class Out, int Quads>
+LOOM_SIMT_GLOBAL void norm_warp_rows_kernel(WarpForward<In, Out> a) {
+  const int64_t row = static_cast<int64_t>(block_x()) * kWarpRowWarps + thread_x() / 32;
+  if (row >= a.rows) return;  // whole warps leave together; there is no block barrier
+  const unsigned lane = thread_x() % 32;
+  const int64_t n = a.cols, quads = n / 4;
+  Quad<float> v[Quads], w[Quads], b[Quads];
+  load_lane_quads(a.x + row * n, quads, lane, v);
+  load_lane_quads(a.weight, quads, lane, w);
+  load_lane_quads(a.bias, quads, lane, b);
+  if (a.residual) {
+    Quad<float> r[Quads];
+    load_lane_quads(a.residual + row * n, quads, lane, r);
+    LOOM_SIMT_UNROLL
+    for (int p = 0; p < Quads; ++p) {
+      LOOM_SIMT_UNROLL
+      for (int k = 0; k < 4; ++k) v[p].v[k] += r[p].v[k];
+    }
+    store_lane_quads(a.sum + row * n, quads, lane, v);
+  }
+  float mu = 0;
+  if (!a.rms) {
+    float s = 0;
+    for_lane_values(v, quads, lane, [&](float x, int, int) { s += x; });
+    mu = warp_mean(s, n);
+  }
+  float ss = 0;
+  for_lane_values(v, quads, lane, [&](float x, int, int) { ss += (x - mu) * (x - mu); });
+  const float r = static_cast<float>(1.0 / ::sqrt(static_cast<double>(warp_mean(ss, n)) + a.eps));
+  if (lane == 0) {
+    a.mean[row] = mu;
+    a.rstd[row] = r;
+  }
+  LOOM_SIMT_UNROLL
+  for (int p = 0; p < Quads; ++p) {
+    LOOM_SIMT_UNROLL
+    for (int k = 0; k < 4; ++k) {
+      float y = (v[p].v[k] - mu) * r;
+      if (a.weight) y *= w[p].v[k];
+      if (a.bias) y += b[p].v[k];
+      v[p].v[k] = y;
+    }
+  }
+  store_lane_quads(a.out + row * n, quads, lane, v);
+}
+
+// G: the dtype of the output's gradient (the output's, f32 or bf16); x (what
+// was normalised), grad_sum and grad_x are f32. grad_x_half, when given, gets
+// grad_x rounded to bf16 too: the gradient of a bf16 branch x of the fused
+// residual norm, whose f32 residual takes grad_x.
+template <class G>
+struct WarpBackward {
+  const G* grad;
+  const float* grad_sum;  // added into grad_x (null: none)
+  const float* x;
+  const float* weight;  // null: ones
+  const float* mean;
+  const float* rstd;
+  float* grad_x;       // null: not wanted
+  simt::bf16* grad_x_half;  // null: not wanted
+  double* partial;     // [blocks, 2, cols]: sums of grad * xhat and of grad; null: not wanted
+  int64_t rows, cols;
+  int64_t chunk_rows;  // rows per block: warp w takes first + w, first + w + kWarpRowWarps, ...
+  bool rms;
+};
+
+// Blocks for the backward: as many as keep an H200 busy, with at most
+// kWarpRowMaxRows rows a warp (a lane sums its columns' weight gradients in
+// f32 over its warp's rows; the blocks' sums are double).
+inline constexpr int64_t kWarpRowBackwardBlocks = 512, kWarpRowMaxRows = 64;
+inline int64_t warp_rows_backward_chunk(int64_t rows) {
+  int64_t blocks = (rows + kWarpRowWarps - 1) / kWarpRowWarps;
+  if (blocks > kWarpRowBackwardBlocks) blocks = kWarpRowBackwardBlocks;
+  const int64_t most = kWarpRowWarps * kWarpRowMaxRows;
+  if ((rows + blocks - 1) / blocks > most) blocks = (rows + most - 1) / most;
+  return (rows + blocks - 1) / blocks;
+}
+// Shared memory: each warp's column sums, [warps, 2, cols] of f32.
+inline size_t warp_rows_backward_shared_bytes(int64_t cols) {
+  return static_cast<size_t>(kWarpRowWarps) * 2 * static_cast<size_t>(cols) * sizeof(float);
+}
+
+// grad_x of the block's rows, a warp per row; then the block's weight and
+// bias gradient sums, warps added in warp order.
+template <class G, int Quads>
+LOOM_SIMT_GLOBAL void norm_warp_rows_backward_kernel(WarpBackward<G> a) {
+  const unsigned lane = thread_x() % 32, warp = thread_x() / 32;
+  const int64_t n = a.cols, quads = n / 4;
+  const int64_t first = static_cast<int64_t>(block_x()) * a.chunk_rows;
+  const int64_t last = first + a.chunk_rows < a.rows ? first + a.chunk_rows : a.rows;
+  const bool sums = a.partial != nullptr, wants_x = a.grad_x || a.grad_x_half;
+  Quad<float> w[Quads], gw[Quads], gb[Quads];
+  load_lane_quads(a.weight, quads, lane, w);
+  load_lane_quads<Quads, float>(nullptr, quads, lane, gw);  // zeros
+  load_lane_quads<Quads, float>(nullptr, quads, lane, gb);
+  for (int64_t row = first + warp; row < last; row += kWarpRowWarps) {
+    Quad<float> g[Quads], x[Quads], gs[Quads];
+    load_lane_quads(a.grad + row * n, quads, lane, g);
+    load_lane_quads(a.x + row * n, quads, lane, x);
+    load_lane_quads(a.grad_sum ? a.grad_sum + row * n : nullptr, quads, lane, gs);
+    const float mu = a.mean[row], r = a.rstd[row];
+    auto dxhat = [&](int p, int k) { return a.weight ? g[p].v[k] * w[p].v[k] : g[p].v[k]; };
+    float sum_d = 0, sum_dx = 0;
+    for_lane_values(g, quads, lane, [&](float gv, int p, int k) {
+      const float d = dxhat(p, k), xhat = (x[p].v[k] - mu) * r;
+      sum_d += d;
+      sum_dx += d * xhat;
+      if (sums) {
+        gw[p].v[k] += gv * xhat;
+        gb[p].v[k] += gv;
+      }
+    });
+    if (!wants_x) continue;
+    const float mean_d = a.rms ? 0.0f : warp_mean(sum_d, n), mean_dx = warp_mean(sum_dx, n);
+    LOOM_SIMT_UNROLL
+    for (int p = 0; p < Quads; ++p) {
+      LOOM_SIMT_UNROLL
+      for (int k = 0; k < 4; ++k)
+        x[p].v[k] = r * (dxhat(p, k) - mean_d - (x[p].v[k] - mu) * r * mean_dx) + gs[p].v[k];
+    }
+    if (a.grad_x) store_lane_quads(a.grad_x + row * n, quads, lane, x);
+    if (a.grad_x_half) store_lane_quads(a.grad_x_half + row * n, quads, lane, x);
+  }
+  if (!sums) return;  // the whole block leaves: no barrier follows
+  float* shared = dynamic_shared<float>();  // [warps, 2, cols]
+  float* mine = shared + static_cast<int64_t>(warp) * 2 * n;
+  store_lane_quads(mine, quads, lane, gw);
+  store_lane_quads(mine + n, quads, lane, gb);
+  sync_block();
+  double* out = a.partial + static_cast<int64_t>(block_x()) * 2 * n;
+  for (int64_t j = thread_x(); j < 2 * n; j += kWarpRowThreads) {
+    double total = 0;
+    for (unsigned v = 0; v < kWarpRowWarps; ++v) total += static_cast<double>(shared[v * 2 * n + j]);
+    out[j] = total;
+  }
 }
 
 }  // namespace LOOM_SIMT_ABI

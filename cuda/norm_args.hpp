@@ -5,8 +5,10 @@
 #pragma once
 
 #include <climits>
+#include <initializer_list>
 
 #include "kernels/backend.hpp"
+#include "kernels/norm_dtypes.hpp"
 #include "loom/ops/creation.hpp"
 #include "loom/core/error.hpp"
 #include "norm.cuh"
@@ -30,6 +32,15 @@ inline void check_float(const Tensor& x, const char* op) {
              dtype_name(x.dtype()));
 }
 
+// The operands that must share the arithmetic's dtype (all but x and out, or
+// grad and grad_x_half).
+inline void check_same_dtype(std::initializer_list<const Tensor*> operands, DType dtype, const char* op,
+                             const char* names) {
+  for (const Tensor* t : operands)
+    LOOM_CHECK(!t->defined() || t->dtype() == dtype, op, ": ", names, " must all be ", dtype_name(dtype), ", got ",
+               dtype_name(t->dtype()));
+}
+
 template <class T>
 const T* data_or_null(const Tensor& t) {
   return t.defined() ? static_cast<const T*>(t.raw_data()) : nullptr;
@@ -37,6 +48,75 @@ const T* data_or_null(const Tensor& t) {
 template <class T>
 T* mutable_or_null(const Tensor& t) {
   return t.defined() ? static_cast<T*>(t.raw_data()) : nullptr;
+}
+
+// Quads per lane of the warp-per-row kernels for rows of `cols` columns with
+// these operands (the rest of the same dtype as the statistics, checked
+// before); 0 when they do not take them: they want f32 statistics, whole
+// quads, f32 or bf16 operands each aligned to its quad.
+inline int warp_row_quads(DType stats, int64_t cols, std::initializer_list<const Tensor*> operands) {
+  if (stats != DType::f32 || cols % 4 != 0) return 0;
+  for (const Tensor* t : operands) {
+    if (!t->defined()) continue;
+    if (t->dtype() != DType::f32 && t->dtype() != DType::bf16) return 0;
+    if (!aligned_to(t->raw_data(), 4 * itemsize(t->dtype()))) return 0;
+  }
+  return quads_per_lane(cols / 4);
+}
+
+// f<U>() with U the storage of an f32 or bf16 tensor.
+template <class F>
+void with_f32_or_bf16(DType dtype, F&& f) {
+  if (dtype == DType::bf16)
+    f.template operator()<simt::bf16>();
+  else
+    f.template operator()<float>();
+}
+
+// Pick<Quads>::kernel for the quads per lane that quads_per_lane chose.
+template <template <int> class Pick>
+auto by_quads(int quads) {
+  switch (quads) {
+    case 1: return Pick<1>::kernel;
+    case 2: return Pick<2>::kernel;
+    case 4: return Pick<4>::kernel;
+    case 6: return Pick<6>::kernel;
+    default: return Pick<kWarpRowMaxQuads>::kernel;
+  }
+}
+template <class In, class Out>
+struct WarpForwardKernel {
+  template <int Quads>
+  struct Pick {
+    static constexpr auto kernel = norm_warp_rows_kernel<In, Out, Quads>;
+  };
+};
+template <class G>
+struct WarpBackwardKernel {
+  template <int Quads>
+  struct Pick {
+    static constexpr auto kernel = norm_warp_rows_backward_kernel<G, Quads>;
+  };
+};
+
+template <class Check>
+void launch_warp_rows_forward(const Tensor& x, const Tensor& residual, const Tensor& weight, const Tensor& bias,
+                              const Tensor& out, const Tensor& sum, const Tensor& mean, const Tensor& rstd,
+                              const kernels::NormShape& s, int quads, Stream stream, Check& check) {
+  const auto blocks = static_cast<unsigned>((s.rows + kWarpRowWarps - 1) / kWarpRowWarps);
+  with_f32_or_bf16(x.dtype(), [&]<class In>() {
+    with_f32_or_bf16(out.dtype(), [&]<class Out>() {
+      const WarpForward<In, Out> a{data_or_null<In>(x),         data_or_null<float>(residual),
+                                   data_or_null<float>(weight), data_or_null<float>(bias),
+                                   mutable_or_null<Out>(out),   mutable_or_null<float>(sum),
+                                   mutable_or_null<float>(mean), mutable_or_null<float>(rstd),
+                                   s.rows,                      s.cols,
+                                   s.eps,                       s.rms};
+      check(launch(Dim3(blocks), Dim3(kWarpRowThreads), 0, stream,
+                   by_quads<WarpForwardKernel<In, Out>::template Pick>(quads), a),
+            op_name(s, false));
+    });
+  });
 }
 
 template <class T, class Check>
@@ -51,6 +131,41 @@ void launch_forward(const Tensor& x, const Tensor& residual, const Tensor& weigh
   check(launch(Dim3(static_cast<unsigned>(s.rows)), Dim3(threads), simt::kBlockReduceSharedBytes, stream,
                norm_rows_kernel<T>, a),
         op_name(s, false));
+}
+
+// The weight and bias gradients from [chunks, 2, cols] partial sums.
+template <class T, class Check>
+void sum_weight_grad_chunks(const WeightGrad<T>& a, Stream stream, Check& check, const char* op) {
+  const int64_t tiles = (2 * a.cols + kColTile - 1) / kColTile;
+  check(launch(Dim3(static_cast<unsigned>(tiles)), Dim3(kWeightGradThreads), kWeightGradThreads * sizeof(double),
+               stream, norm_weight_grad_sum_kernel<T>, a),
+        op);
+}
+
+template <class Check>
+void launch_warp_rows_backward(const Tensor& grad, const Tensor& grad_sum, const Tensor& x, const Tensor& weight,
+                               const Tensor& mean, const Tensor& rstd, const Tensor& grad_x,
+                               const Tensor& grad_x_half, const Tensor& grad_w, const Tensor& grad_b,
+                               const kernels::NormShape& s, int quads, Stream stream, Check& check) {
+  const bool sums = grad_w.defined() || grad_b.defined();
+  const int64_t chunk_rows = warp_rows_backward_chunk(s.rows);
+  const int64_t blocks = (s.rows + chunk_rows - 1) / chunk_rows;
+  Tensor partial = sums ? empty({blocks, 2, s.cols}, TensorOptions(DType::f64).with_device(x.device())) : Tensor();
+  with_f32_or_bf16(grad.dtype(), [&]<class G>() {
+    const WarpBackward<G> a{data_or_null<G>(grad),      data_or_null<float>(grad_sum), data_or_null<float>(x),
+                            data_or_null<float>(weight), data_or_null<float>(mean),    data_or_null<float>(rstd),
+                            mutable_or_null<float>(grad_x), mutable_or_null<simt::bf16>(grad_x_half),
+                            mutable_or_null<double>(partial), s.rows, s.cols, chunk_rows, s.rms};
+    check(launch(Dim3(static_cast<unsigned>(blocks)), Dim3(kWarpRowThreads),
+                 sums ? warp_rows_backward_shared_bytes(s.cols) : 0, stream,
+                 by_quads<WarpBackwardKernel<G>::template Pick>(quads), a),
+          op_name(s, true));
+  });
+  if (!sums) return;
+  const WeightGrad<float> w{nullptr, nullptr, nullptr, nullptr, mutable_or_null<float>(grad_w),
+                            mutable_or_null<float>(grad_b), s.rows, s.cols, chunk_rows, blocks,
+                            mutable_or_null<double>(partial)};
+  sum_weight_grad_chunks(w, stream, check, op_name(s, true));
 }
 
 template <class T, class Check>
@@ -79,20 +194,20 @@ void launch_backward(const Tensor& grad, const Tensor& grad_sum, const Tensor& x
     check(launch(Dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(chunks)), Dim3(kWeightGradThreads),
                  kWeightGradSharedBytes, stream, norm_weight_grad_kernel<T>, a),
           op_name(s, true));
-    constexpr unsigned kSumThreads = 256;
-    check(launch(Dim3(static_cast<unsigned>((s.cols + kSumThreads - 1) / kSumThreads)), Dim3(kSumThreads), 0, stream,
-                 norm_weight_grad_sum_kernel<T>, a),
-          op_name(s, true));
+    sum_weight_grad_chunks(a, stream, check, op_name(s, true));
   }
 }
 
-// The Backend::norm entry after its device checks.
+// The Backend::norm entry after its device checks: the warp-per-row kernels
+// when they take the operands (half x and out read and written directly),
+// else the block-per-row kernels in mean's dtype (halves widened around them).
 template <class Check>
 void run_forward(const Tensor& x, const Tensor& residual, const Tensor& weight, const Tensor& bias, const Tensor& out,
                  const Tensor& sum, const Tensor& mean, const Tensor& rstd, const kernels::NormShape& s,
                  Stream stream, Check&& check) {
   const char* op = op_name(s, false);
-  check_float(x, op);
+  check_float(mean, op);
+  check_same_dtype({&residual, &weight, &bias, &sum, &rstd}, mean.dtype(), op, "residual, weight, bias, sum, rstd");
   const int64_t n = s.rows * s.cols;
   check_numel(x, n, op, "x");
   check_numel(residual, n, op, "residual");
@@ -105,24 +220,36 @@ void run_forward(const Tensor& x, const Tensor& residual, const Tensor& weight, 
   if (s.rows == 0) return;
   LOOM_CHECK(s.cols > 0, op, ": empty rows");
   LOOM_CHECK(s.rows <= INT_MAX, op, ": ", s.rows, " rows, above the grid's ", INT_MAX);
-  if (x.dtype() == DType::f32)
-    launch_forward<float>(x, residual, weight, bias, out, sum, mean, rstd, s, stream, check);
-  else
-    launch_forward<double>(x, residual, weight, bias, out, sum, mean, rstd, s, stream, check);
+  if (const int quads = warp_row_quads(mean.dtype(), s.cols, {&x, &residual, &weight, &bias, &out, &sum}))
+    return launch_warp_rows_forward(x, residual, weight, bias, out, sum, mean, rstd, s, quads, stream, check);
+  kernels::norm_in_one_dtype(x, residual, weight, bias, out, sum, mean, rstd, s,
+                             [&](const Tensor& x1, const Tensor& r1, const Tensor& w1, const Tensor& b1,
+                                 const Tensor& o1, const Tensor& s1, const Tensor& m1, const Tensor& v1,
+                                 const kernels::NormShape& shape) {
+                               if (m1.dtype() == DType::f32)
+                                 launch_forward<float>(x1, r1, w1, b1, o1, s1, m1, v1, shape, stream, check);
+                               else
+                                 launch_forward<double>(x1, r1, w1, b1, o1, s1, m1, v1, shape, stream, check);
+                             });
 }
 
-// The Backend::norm_backward entry after its device checks.
+// The Backend::norm_backward entry after its device checks, chosen as the
+// forward's.
 template <class Check>
 void run_backward(const Tensor& grad, const Tensor& grad_sum, const Tensor& x, const Tensor& weight,
-                  const Tensor& mean, const Tensor& rstd, const Tensor& grad_x, const Tensor& grad_w,
-                  const Tensor& grad_b, const kernels::NormShape& s, Stream stream, Check&& check) {
+                  const Tensor& mean, const Tensor& rstd, const Tensor& grad_x, const Tensor& grad_x_half,
+                  const Tensor& grad_w, const Tensor& grad_b, const kernels::NormShape& s, Stream stream,
+                  Check&& check) {
   const char* op = op_name(s, true);
   check_float(x, op);
+  check_same_dtype({&grad_sum, &weight, &mean, &rstd, &grad_x, &grad_w, &grad_b}, x.dtype(), op,
+                   "grad_sum, weight, mean, rstd, grad_x, grad_w, grad_b");
   const int64_t n = s.rows * s.cols;
   check_numel(grad, n, op, "grad");
   check_numel(grad_sum, n, op, "grad_sum");
   check_numel(x, n, op, "x");
   check_numel(grad_x, n, op, "grad_x");
+  check_numel(grad_x_half, n, op, "grad_x_half");
   check_numel(weight, s.cols, op, "weight");
   check_numel(grad_w, s.cols, op, "grad_w");
   check_numel(grad_b, s.cols, op, "grad_b");
@@ -130,10 +257,22 @@ void run_backward(const Tensor& grad, const Tensor& grad_sum, const Tensor& x, c
   check_numel(rstd, s.rows, op, "rstd");
   if (s.cols == 0) return;
   LOOM_CHECK(s.rows <= INT_MAX, op, ": ", s.rows, " rows, above the grid's ", INT_MAX);
-  if (x.dtype() == DType::f32)
-    launch_backward<float>(grad, grad_sum, x, weight, mean, rstd, grad_x, grad_w, grad_b, s, stream, check);
-  else
-    launch_backward<double>(grad, grad_sum, x, weight, mean, rstd, grad_x, grad_w, grad_b, s, stream, check);
+  const bool bf16_half = !grad_x_half.defined() || grad_x_half.dtype() == DType::bf16;
+  const int quads =
+      s.rows > 0 && bf16_half ? warp_row_quads(x.dtype(), s.cols, {&grad, &grad_sum, &x, &weight, &grad_x, &grad_x_half})
+                              : 0;
+  if (quads)
+    return launch_warp_rows_backward(grad, grad_sum, x, weight, mean, rstd, grad_x, grad_x_half, grad_w, grad_b, s,
+                                     quads, stream, check);
+  kernels::norm_backward_in_one_dtype(
+      grad, grad_sum, x, weight, mean, rstd, grad_x, grad_x_half, grad_w, grad_b, s,
+      [&](const Tensor& g1, const Tensor& gs1, const Tensor& x1, const Tensor& w1, const Tensor& m1,
+          const Tensor& v1, const Tensor& gx1, const Tensor& gw1, const Tensor& gb1, const kernels::NormShape& shape) {
+        if (x1.dtype() == DType::f32)
+          launch_backward<float>(g1, gs1, x1, w1, m1, v1, gx1, gw1, gb1, shape, stream, check);
+        else
+          launch_backward<double>(g1, gs1, x1, w1, m1, v1, gx1, gw1, gb1, shape, stream, check);
+      });
 }
 
 }  // namespace LOOM_SIMT_ABI

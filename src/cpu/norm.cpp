@@ -17,6 +17,7 @@
 #include "cpu/kernels.hpp"
 #include "cpu/loops.hpp"
 #include "cpu/vec_row.hpp"
+#include "kernels/norm_dtypes.hpp"
 #include "loom/core/threads.hpp"
 
 namespace loom::cpu {
@@ -25,10 +26,9 @@ namespace {
 
 int64_t row_grain(int64_t cols) { return std::max<int64_t>(1, 4096 / std::max<int64_t>(1, cols)); }
 
-}  // namespace
-
-void norm(const Tensor& x, const Tensor& residual, const Tensor& weight, const Tensor& bias, const Tensor& out,
-          const Tensor& sum, const Tensor& mean, const Tensor& rstd, const NormShape& s) {
+// Every operand in x's dtype.
+void norm_same(const Tensor& x, const Tensor& residual, const Tensor& weight, const Tensor& bias, const Tensor& out,
+               const Tensor& sum, const Tensor& mean, const Tensor& rstd, const NormShape& s) {
   dispatch_float(x.dtype(), s.rms ? "rms_norm" : "layer_norm", [&]<class T>() {
     const T* xp = ptr<T>(x);
     const T* rp = residual.defined() ? ptr<T>(residual) : nullptr;
@@ -66,9 +66,9 @@ void norm(const Tensor& x, const Tensor& residual, const Tensor& weight, const T
   });
 }
 
-void norm_backward(const Tensor& grad, const Tensor& grad_sum, const Tensor& x, const Tensor& weight,
-                   const Tensor& mean, const Tensor& rstd, const Tensor& grad_x, const Tensor& grad_w,
-                   const Tensor& grad_b, const NormShape& s) {
+void norm_backward_same(const Tensor& grad, const Tensor& grad_sum, const Tensor& x, const Tensor& weight,
+                        const Tensor& mean, const Tensor& rstd, const Tensor& grad_x, const Tensor& grad_w,
+                        const Tensor& grad_b, const NormShape& s) {
   dispatch_float(x.dtype(), s.rms ? "rms_norm backward" : "layer_norm backward", [&]<class T>() {
     const T* gp = ptr<T>(grad);
     const T* gsp = grad_sum.defined() && grad_x.defined() ? ptr<T>(grad_sum) : nullptr;
@@ -124,6 +124,22 @@ void norm_backward(const Tensor& grad, const Tensor& grad_sum, const Tensor& x, 
     if (grad_w.defined()) combine(pw, grad_w);
     if (grad_b.defined()) combine(pb, grad_b);
   });
+}
+
+}  // namespace
+
+// Half x, out, grad and grad_x_half (autocast's fused residual norm) are
+// widened and rounded around the kernels above.
+void norm(const Tensor& x, const Tensor& residual, const Tensor& weight, const Tensor& bias, const Tensor& out,
+          const Tensor& sum, const Tensor& mean, const Tensor& rstd, const NormShape& s) {
+  kernels::norm_in_one_dtype(x, residual, weight, bias, out, sum, mean, rstd, s, norm_same);
+}
+
+void norm_backward(const Tensor& grad, const Tensor& grad_sum, const Tensor& x, const Tensor& weight,
+                   const Tensor& mean, const Tensor& rstd, const Tensor& grad_x, const Tensor& grad_x_half,
+                   const Tensor& grad_w, const Tensor& grad_b, const NormShape& s) {
+  kernels::norm_backward_in_one_dtype(grad, grad_sum, x, weight, mean, rstd, grad_x, grad_x_half, grad_w, grad_b, s,
+                                      norm_backward_same);
 }
 
 }  // namespace loom::cpu

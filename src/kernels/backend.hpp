@@ -78,17 +78,20 @@ struct Backend {
   void (*softmax_backward)(const Tensor& grad, const Tensor& y, const Tensor& grad_in, int64_t outer, int64_t r,
                            int64_t inner, bool log);
   // Layer/RMS norm over contiguous x [rows, cols]; weight/bias optional [cols];
-  // writes out and the per-row mean and rstd (f32/f64 like x). With a
-  // residual (contiguous, like x) the rows normalised are x + residual, which
-  // is also written to `sum`: the residual add of a pre-norm block, fused.
+  // writes out and the per-row mean and rstd. With a residual (contiguous,
+  // like x) the rows normalised are x + residual, which is also written to
+  // `sum`: the residual add of a pre-norm block, fused. The arithmetic is in
+  // mean's dtype T (f32 or f64), as are residual, sum, weight and bias; x and
+  // out may also be half (a bf16 branch in, a bf16 product operand out).
   void (*norm)(const Tensor& x, const Tensor& residual, const Tensor& weight, const Tensor& bias, const Tensor& out,
                const Tensor& sum, const Tensor& mean, const Tensor& rstd, const NormShape& s);
-  // x is what was normalised (the sum, when fused). grad_x = the gradient
-  // through the norm, plus grad_sum when defined (the gradient that reached
-  // the residual sum directly).
+  // x is what was normalised (the sum, when fused), in T. grad_x = the
+  // gradient through the norm, plus grad_sum when defined (the gradient that
+  // reached the residual sum directly); grad_x_half, when defined, gets the
+  // same rounded to its half dtype (for a half branch). grad may be half.
   void (*norm_backward)(const Tensor& grad, const Tensor& grad_sum, const Tensor& x, const Tensor& weight,
-                        const Tensor& mean, const Tensor& rstd, const Tensor& grad_x, const Tensor& grad_w,
-                        const Tensor& grad_b, const NormShape& s);
+                        const Tensor& mean, const Tensor& rstd, const Tensor& grad_x, const Tensor& grad_x_half,
+                        const Tensor& grad_w, const Tensor& grad_b, const NormShape& s);
   // logits contiguous [N, C], integer targets [N] -> per-row losses [N] (0 where ignored) and
   // each row's log-sum-exp [N] in the logits' dtype, f32 for bf16 logits (any value where ignored),
   // kept for the backward; grad_logits in the logits' dtype, row_scale in the rows'.

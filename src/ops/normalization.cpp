@@ -1,6 +1,7 @@
 // layer_norm and rms_norm over trailing dims, one fused kernel each way; and
 // the same fused with the residual add before them (residual_layer_norm,
 // residual_rms_norm), one autograd node with two outputs.
+#include "loom/ops/autocast.hpp"
 #include "loom/ops/elementwise.hpp"
 #include "loom/ops/nn.hpp"
 #include "ops/common.hpp"
@@ -45,17 +46,24 @@ struct NormSaved {
   }
 };
 
-// grad_x (when wanted), grad_w and grad_b from the norm's output gradient g
-// (plus grad_sum, added into grad_x, for the fused residual).
-std::vector<Tensor> norm_gradients(const NormSaved& sv, const Tensor& g, const Tensor& grad_sum, bool want_x,
-                                   bool want_w, bool want_b, const Shape& ns, const kernels::NormShape& s) {
+// grad_x (when wanted), grad_x in half_dtype too (when wanted), grad_w and
+// grad_b from the norm's output gradient g (plus grad_sum, added into
+// grad_x, for the fused residual). g may be half (a half output's).
+struct NormGradients {
+  Tensor x, x_half, w, b;
+};
+NormGradients norm_gradients(const NormSaved& sv, const Tensor& g, const Tensor& grad_sum, bool want_x,
+                             DType half_dtype, bool want_half, bool want_w, bool want_b, const Shape& ns,
+                             const kernels::NormShape& s) {
   const auto opts = TensorOptions(sv.x.dtype()).with_device(sv.x.device());
-  Tensor gx = want_x ? empty(sv.x.shape(), opts) : Tensor();
-  Tensor gw = want_w ? empty(ns, opts) : Tensor();
-  Tensor gb = want_b ? empty(ns, opts) : Tensor();
+  NormGradients r;
+  if (want_x) r.x = empty(sv.x.shape(), opts);
+  if (want_half) r.x_half = empty(sv.x.shape(), TensorOptions(half_dtype).with_device(sv.x.device()));
+  if (want_w) r.w = empty(ns, opts);
+  if (want_b) r.b = empty(ns, opts);
   ops::kernels_for(sv.x).norm_backward(g.contiguous(), grad_sum.defined() ? grad_sum.contiguous() : Tensor(), sv.x,
-                                       sv.w, sv.mean, sv.rstd, gx, gw, gb, s);
-  return {gx, gw, gb};
+                                       sv.w, sv.mean, sv.rstd, r.x, r.x_half, r.w, r.b, s);
+  return r;
 }
 
 Tensor norm_impl(const char* name, const Tensor& x_in, const Shape& normalized_shape, const Tensor& weight,
@@ -73,8 +81,10 @@ Tensor norm_impl(const char* name, const Tensor& x_in, const Shape& normalized_s
   const bool has_w = w.defined(), has_b = b.defined();
   return ops::record(name, out, {x_in, weight, bias}, {x, w, mean, rstd},
                      [s, has_w, has_b, ns = normalized_shape](const BackwardContext& ctx, const Tensor& g) {
-                       return norm_gradients(NormSaved::unpack(ctx), g, Tensor(), ctx.needs_grad(0),
-                                             has_w && ctx.needs_grad(1), has_b && ctx.needs_grad(2), ns, s);
+                       const NormGradients r =
+                           norm_gradients(NormSaved::unpack(ctx), g, Tensor(), ctx.needs_grad(0), DType::f32, false,
+                                          has_w && ctx.needs_grad(1), has_b && ctx.needs_grad(2), ns, s);
+                       return std::vector<Tensor>{r.x, r.w, r.b};
                      });
 }
 
@@ -85,33 +95,59 @@ ResidualNorm residual_norm_impl(const char* name, const Tensor& x, const Tensor&
   check_defined(residual, name, "residual");
   LOOM_CHECK(x.shape() == residual.shape(), name, ": residual ", shape_str(residual.shape()),
              " must have the shape of x ", shape_str(x.shape()));
-  if (auto p = ops::promoted_pair(x, residual))
-    return residual_norm_impl(name, p->first, p->second, normalized_shape, weight, bias, eps, rms);
-  ops::check_same_dtype(x, residual, name);  // the kernels read both as one type
+  // A half addend with an f32 or f64 one (autocast's bf16 branch on the f32
+  // stream) is read as it is; the kernels take it as `x`, the wide one as
+  // the residual (the sum's gradient is both addends').
+  const bool half_x = is_half(x.dtype()), half_r = is_half(residual.dtype());
+  const DType other = (half_x ? residual : x).dtype();
+  const bool mixed = half_x != half_r && (other == DType::f32 || other == DType::f64);
+  if (!mixed) {
+    if (auto p = ops::promoted_pair(x, residual))
+      return residual_norm_impl(name, p->first, p->second, normalized_shape, weight, bias, eps, rms);
+    ops::check_same_dtype(x, residual, name);  // the kernels read both as one type
+  }
   ops::check_same_device(x, residual, name);
-  if (is_half(x.dtype())) {  // a half sum: as the two ops would compute it
+  if (half_x && half_r) {  // a half sum: as the two ops would compute it
     Tensor sum = add(x, residual);
     return {sum, rms ? rms_norm(sum, normalized_shape, weight, eps) : layer_norm(sum, normalized_shape, weight, bias, eps)};
   }
-  const kernels::NormShape s = norm_shape(name, x, normalized_shape, weight, bias, eps, rms);
-  Tensor xc = contiguous_detached(x), rc = contiguous_detached(residual);
+  const Tensor& branch = half_r ? residual : x;  // read as `x`: half when mixed
+  const Tensor& stream = half_r ? x : residual;
+  const DType wide = stream.dtype(), half = mixed ? branch.dtype() : wide;
+  const kernels::NormShape s = norm_shape(name, stream, normalized_shape, weight, bias, eps, rms);
+  Tensor xc = contiguous_detached(branch), rc = contiguous_detached(stream);
   Tensor w = contiguous_detached(weight), b = contiguous_detached(bias);
-  const auto opts = TensorOptions(x.dtype()).with_device(x.device());
-  Tensor sum = empty(x.shape(), opts), out = empty(x.shape(), opts);
+  const auto opts = TensorOptions(wide).with_device(x.device());
+  // Under autocast `normed` opens a sublayer whose first op is a product: it
+  // is written in the autocast dtype, rounded once, instead of cast there.
+  const DType out_dtype = autocast_enabled() && wide == DType::f32 ? autocast_dtype() : wide;
+  Tensor sum = empty(x.shape(), opts), out = empty(x.shape(), TensorOptions(out_dtype).with_device(x.device()));
   Tensor mean = empty({s.rows}, opts), rstd = empty({s.rows}, opts);
   ops::kernels_for(xc).norm(xc, rc, w, b, out, sum, mean, rstd, s);
   const bool has_w = w.defined(), has_b = b.defined();
+  const size_t branch_input = half_r ? 1 : 0, stream_input = 1 - branch_input;
   std::vector<Tensor> outs = ops::record(
       name, std::vector<Tensor>{sum, out}, {x, residual, weight, bias}, {sum, w, mean, rstd},
-      [s, has_w, has_b, ns = normalized_shape](const BackwardContext& ctx, const std::vector<Tensor>& grads) {
+      [s, has_w, has_b, mixed, half, branch_input, stream_input, ns = normalized_shape](
+          const BackwardContext& ctx, const std::vector<Tensor>& grads) {
         const Tensor& grad_sum = grads[0];
         const Tensor& grad_out = grads[1];
-        // Only the sum was used: its gradient passes to both addends.
-        if (!grad_out.defined()) return std::vector<Tensor>{grad_sum, grad_sum, Tensor(), Tensor()};
-        std::vector<Tensor> g =
-            norm_gradients(NormSaved::unpack(ctx), grad_out, grad_sum, ctx.needs_grad(0) || ctx.needs_grad(1),
-                           has_w && ctx.needs_grad(2), has_b && ctx.needs_grad(3), ns, s);
-        return std::vector<Tensor>{g[0], g[0], g[1], g[2]};
+        const bool want_branch = ctx.needs_grad(branch_input), want_stream = ctx.needs_grad(stream_input);
+        std::vector<Tensor> g(4);
+        if (!grad_out.defined()) {  // only the sum was used: its gradient passes to both addends
+          g[stream_input] = grad_sum;
+          g[branch_input] = mixed && want_branch ? grad_sum.to(half) : grad_sum;
+          return g;
+        }
+        // The wide addend takes grad_x; a half branch its rounded copy.
+        const NormGradients r =
+            norm_gradients(NormSaved::unpack(ctx), grad_out, grad_sum, want_stream || (want_branch && !mixed), half,
+                           mixed && want_branch, has_w && ctx.needs_grad(2), has_b && ctx.needs_grad(3), ns, s);
+        g[stream_input] = r.x;
+        g[branch_input] = mixed ? r.x_half : r.x;
+        g[2] = r.w;
+        g[3] = r.b;
+        return g;
       });
   return {outs[0], outs[1]};
 }

@@ -570,15 +570,20 @@ int run_kernels() {
       }
     }
   });
-  s.run("layer_norm / rms_norm forward and backward (1000 x 3000, optional weight, bias and fused residual)", [] {
+  s.run("layer_norm / rms_norm forward and backward (block per row: 1000 x 3000 f32, 100 x 300 f64; warp per row: "
+        "1000 x 768 f32; optional weight, bias and fused residual)", [] {
     Generator gen(25);
-    for (DType t : {DType::f32, DType::f64}) {
+    struct Case {
+      DType t;
+      int64_t rows, cols;
+    };
+    for (const Case c : {Case{DType::f32, 1000, 3000}, Case{DType::f64, 100, 300}, Case{DType::f32, 1000, 768}}) {
+      const DType t = c.t;
       for (bool rms : {false, true}) {
         for (bool affine : {true, false}) {
           for (bool fused : {false, true}) {
             kernels::NormShape ns;
-            ns.rows = t == DType::f32 ? 1000 : 100, ns.cols = t == DType::f32 ? 3000 : 300, ns.eps = 1e-5,
-            ns.rms = rms;
+            ns.rows = c.rows, ns.cols = c.cols, ns.eps = 1e-5, ns.rms = rms;
             const Shape rc{ns.rows, ns.cols};
             Tensor x = add(mul(randn(rc, t, &gen), 2.0), 0.5);
             Tensor r = fused ? randn(rc, t, &gen) : Tensor();
@@ -589,8 +594,8 @@ int run_kernels() {
             auto opt_dev = [](const Tensor& v) { return v.defined() ? dev(v) : Tensor(); };
             auto opt_empty = [&](bool want, const Shape& shape) { return want ? empty(shape, TensorOptions(t)) : Tensor(); };
             auto opt_empty_dev = [&](bool want, const Shape& shape) { return want ? empty_dev(shape, t) : Tensor(); };
-            const std::string n = std::string(rms ? "rms_norm " : "layer_norm ") + dtype_name(t) +
-                                  (affine ? " affine" : "") + (fused ? " residual" : "");
+            const std::string n = std::string(rms ? "rms_norm " : "layer_norm ") + dtype_name(t) + " cols " +
+                                  std::to_string(c.cols) + (affine ? " affine" : "") + (fused ? " residual" : "");
             Tensor out = empty(rc, TensorOptions(t)), sum = opt_empty(fused, rc);
             Tensor mean = empty({ns.rows}, TensorOptions(t)), rstd = empty({ns.rows}, TensorOptions(t));
             Tensor dout = empty_dev(rc, t), dsum = opt_empty_dev(fused, rc);
@@ -606,15 +611,45 @@ int run_kernels() {
             Tensor gw = opt_empty(affine, {ns.cols}), gb = opt_empty(affine && !rms, {ns.cols});
             Tensor dgx = empty_dev(rc, t);
             Tensor dgw = opt_empty_dev(affine, {ns.cols}), dgb = opt_empty_dev(affine && !rms, {ns.cols});
-            cpu_k().norm_backward(g, gs, normalised, w, mean, rstd, gx, gw, gb, ns);
-            cuda_k().norm_backward(dev(g), opt_dev(gs), dev(normalised), opt_dev(w), dev(mean), dev(rstd), dgx, dgw,
-                                   dgb, ns);
+            cpu_k().norm_backward(g, gs, normalised, w, mean, rstd, gx, Tensor(), gw, gb, ns);
+            cuda_k().norm_backward(dev(g), opt_dev(gs), dev(normalised), opt_dev(w), dev(mean), dev(rstd), dgx,
+                                   Tensor(), dgw, dgb, ns);
             expect_close(dgx, gx, tolerance_for(t), n + " grad_x");
             if (affine) expect_close(dgw, gw, tolerance_for(t), n + " grad_w");
             if (affine && !rms) expect_close(dgb, gb, tolerance_for(t), n + " grad_b");
           }
         }
       }
+    }
+  });
+  s.run("fused residual layer_norm with a bf16 branch and bf16 output (autocast's), and its bf16 gradients "
+        "(warp per row: 768 columns; widened around the block per row: 3000)", [] {
+    Generator gen(27);
+    for (int64_t cols : {768, 3000}) {
+      kernels::NormShape ns;
+      ns.rows = 1000, ns.cols = cols, ns.eps = 1e-5;
+      const Shape rc{ns.rows, ns.cols};
+      const std::string n = "cols " + std::to_string(cols);
+      Tensor x = add(mul(randn(rc, DType::f32, &gen), 2.0), 0.5).to(DType::bf16), r = randn(rc, DType::f32, &gen);
+      Tensor w = randn({cols}, DType::f32, &gen), b = randn({cols}, DType::f32, &gen);
+      Tensor out = empty(rc, DType::bf16), sum = empty(rc), mean = empty({ns.rows}), rstd = empty({ns.rows});
+      Tensor dout = empty_dev(rc, DType::bf16), dsum = empty_dev(rc, DType::f32);
+      Tensor dmean = empty_dev({ns.rows}, DType::f32), drstd = empty_dev({ns.rows}, DType::f32);
+      cpu_k().norm(x, r, w, b, out, sum, mean, rstd, ns);
+      cuda_k().norm(dev(x), dev(r), dev(w), dev(b), dout, dsum, dmean, drstd, ns);
+      expect_close(dout, out, tolerance_for(DType::bf16), n + " bf16 out");
+      expect_close(dsum, sum, tolerance_for(DType::f32), n + " sum");
+      expect_close(drstd, rstd, tolerance_for(DType::f32), n + " rstd");
+      Tensor g = randn(rc, DType::f32, &gen).to(DType::bf16), gs = randn(rc, DType::f32, &gen);
+      Tensor gx = empty(rc), gxh = empty(rc, DType::bf16), gw = empty({cols}), gb = empty({cols});
+      Tensor dgx = empty_dev(rc, DType::f32), dgxh = empty_dev(rc, DType::bf16);
+      Tensor dgw = empty_dev({cols}, DType::f32), dgb = empty_dev({cols}, DType::f32);
+      cpu_k().norm_backward(g, gs, sum, w, mean, rstd, gx, gxh, gw, gb, ns);
+      cuda_k().norm_backward(dev(g), dev(gs), dev(sum), dev(w), dev(mean), dev(rstd), dgx, dgxh, dgw, dgb, ns);
+      expect_close(dgx, gx, tolerance_for(DType::f32), n + " grad_x");
+      expect_close(dgxh, gxh, tolerance_for(DType::bf16), n + " grad_x bf16");
+      expect_close(dgw, gw, tolerance_for(DType::f32), n + " grad_w");
+      expect_close(dgb, gb, tolerance_for(DType::f32), n + " grad_b");
     }
   });
   s.run("cross_entropy forward and backward (64 x 10000, i32 and i64 targets, smoothing, ignore)", [] {
@@ -1255,6 +1290,36 @@ int run_bench() {
          median_ms([&] { residual_layer_norm(x, r, {4096}, lw, lb); }), 16.0 * x.numel(), 0);
   report("add+layer_norm", "[8192, 4096] f32", median_ms([&] { layer_norm(add(x, r), {4096}, lw, lb); }),
          16.0 * x.numel(), 0);
+  {  // GPT-2's width (the warp-per-row kernels): the fused norm forward, and its backward at the backend entry
+     // (reads grad, grad_sum and h, writes grad_h; the weight and bias sums ride along)
+    Tensor h = randn({8192, 768}, opts, &gen), hr = randn({8192, 768}, opts, &gen);
+    Tensor w = randn({768}, opts, &gen), bias = randn({768}, opts, &gen);
+    const double values = static_cast<double>(h.numel());
+    report("residual_layer_norm", "[8192, 768] f32", median_ms([&] { residual_layer_norm(h, hr, {768}, w, bias); }),
+           16.0 * values, 0);
+    kernels::NormShape s;
+    s.rows = 8192;
+    s.cols = 768;
+    Tensor mean = empty({8192}, opts), rstd = empty({8192}, opts), out = empty_like(h);
+    cuda_k().norm(h, Tensor(), w, bias, out, Tensor(), mean, rstd, s);
+    Tensor grad_h = empty_like(h), grad_w = empty_like(w), grad_b = empty_like(bias);
+    report("residual_layer_norm_backward", "[8192, 768] f32", median_ms([&] {
+             cuda_k().norm_backward(out, hr, h, w, mean, rstd, grad_h, Tensor(), grad_w, grad_b, s);
+           }),
+           16.0 * values, 0);
+    report("residual_layer_norm_backward_x", "[8192, 768] f32 (grad_h only)", median_ms([&] {
+             cuda_k().norm_backward(out, hr, h, w, mean, rstd, grad_h, Tensor(), Tensor(), Tensor(), s);
+           }),
+           16.0 * values, 0);
+    // Autocast's: the branch and the output in bf16, the gradients read and written in bf16 as well
+    Tensor h16 = h.to(DType::bf16), out16 = out.to(DType::bf16), sum = empty_like(h), grad_h16 = empty_like(out16);
+    report("residual_layer_norm", "[8192, 768] bf16 branch and output",
+           median_ms([&] { cuda_k().norm(h16, hr, w, bias, out16, sum, mean, rstd, s); }), 12.0 * values, 0);
+    report("residual_layer_norm_backward", "[8192, 768] bf16 output grad, f32 + bf16 grad_h", median_ms([&] {
+             cuda_k().norm_backward(out16, hr, sum, w, mean, rstd, grad_h, grad_h16, grad_w, grad_b, s);
+           }),
+           16.0 * values, 0);
+  }
   {  // host to device through the pinned staging blocks (the caller does not wait; the median includes the sync)
     Tensor host = randn({n}, DType::f32, &gen);
     report("upload", "[64M] f32 host->cuda:0", median_ms([&] { c.copy_(host); }), 4.0 * n, 0);

@@ -1,5 +1,10 @@
 // The norm kernels of cuda/norm.cuh (plain and fused with the residual add)
-// on the SIMT emulator against the CPU backend's kernels, at row widths
+// on the SIMT emulator against the CPU backend's kernels. f32 rows in whole
+// quads (4 values) up to 1024 columns take the warp-per-row kernels, at
+// every quads-per-lane they are built for (4 and 128 columns one quad a lane,
+// 132 two, 300 four, 768 six, 1024 eight), with f32 or bf16 x, output and
+// output gradient. Ragged or wider rows, and f64, take the block-per-row
+// kernels (halves widened around them), at widths
 // around every block size the launch picks (32, 128, 256, 512 threads):
 // fewer columns than threads, a partial last stride, several strides (4500
 // columns: more than four per thread of 512).
@@ -34,11 +39,11 @@ TEST_CASE("emulated norm kernels match the CPU: layer and RMS, affine or not, pl
   Generator gen(41);
   for (DType t : {DType::f32, DType::f64}) {
     const double tol = t == DType::f32 ? 2e-5 : 1e-12;
-    for (int64_t cols : {1, 5, 33, 127, 300, 513, 2100, 4500}) {
+    for (int64_t cols : {1, 4, 5, 33, 127, 128, 132, 300, 513, 768, 1024, 2100, 4500}) {
       if (cols > 1000 && t == DType::f64) continue;  // the 512-thread blocks, once (each thread is an OS thread)
       for (bool rms : {false, true}) {
         for (bool fused : {false, true}) {
-          const bool affine = (cols + (rms ? 1 : 0)) % 2 == 1;  // both ways across the widths
+          const bool affine = (cols + (rms ? 1 : 0) + (fused ? 1 : 0)) % 2 == 1;  // both ways at every width
           kernels::NormShape s;
           s.rows = cols > 1000 ? 3 : 6;
           s.cols = cols;
@@ -67,8 +72,8 @@ TEST_CASE("emulated norm kernels match the CPU: layer and RMS, affine or not, pl
           Tensor g = randn(rc, o, &gen), gs = maybe(fused, rc);
           Tensor gx = empty(rc, o), gw = out_if(affine, {cols}), gb = out_if(affine && !rms, {cols});
           Tensor e_gx = empty(rc, o), e_gw = out_if(affine, {cols}), e_gb = out_if(affine && !rms, {cols});
-          cpu.norm_backward(g, gs, normalised, w, mean, rstd, gx, gw, gb, s);
-          norm_kernels::run_backward(g, gs, normalised, w, mean, rstd, e_gx, e_gw, e_gb, s, {}, no_status);
+          cpu.norm_backward(g, gs, normalised, w, mean, rstd, gx, Tensor(), gw, gb, s);
+          norm_kernels::run_backward(g, gs, normalised, w, mean, rstd, e_gx, Tensor(), e_gw, e_gb, s, {}, no_status);
           check_close(e_gx, gx, tol, name + " grad_x");
           check_close(e_gw, gw, tol, name + " grad_w");
           check_close(e_gb, gb, tol, name + " grad_b");
@@ -84,7 +89,7 @@ TEST_CASE("emulated norm weight gradients over no rows are zero", "[norm]") {
   s.cols = 40;
   Tensor none = empty({0, 40}), stats = empty({0});
   Tensor gw = full({40}, 7.0), gb = full({40}, 7.0);
-  norm_kernels::run_backward(none, Tensor(), none, Tensor(), stats, stats, Tensor(), gw, gb, s, {}, no_status);
+  norm_kernels::run_backward(none, Tensor(), none, Tensor(), stats, stats, Tensor(), Tensor(), gw, gb, s, {}, no_status);
   CHECK(amax(abs(gw)).item<double>() == 0.0);
   CHECK(amax(abs(gb)).item<double>() == 0.0);
 }
@@ -106,8 +111,101 @@ TEST_CASE("emulated norm weight gradients summed over several row chunks", "[nor
   Tensor g = randn(rc, DType::f64, &gen);
   Tensor gw = empty({s.cols}, DType::f64), gb = empty({s.cols}, DType::f64);
   Tensor e_gw = full({s.cols}, NAN, DType::f64), e_gb = full({s.cols}, NAN, DType::f64);
-  cpu.norm_backward(g, Tensor(), x, w, mean, rstd, Tensor(), gw, gb, s);
-  norm_kernels::run_backward(g, Tensor(), x, w, mean, rstd, Tensor(), e_gw, e_gb, s, {}, no_status);
+  cpu.norm_backward(g, Tensor(), x, w, mean, rstd, Tensor(), Tensor(), gw, gb, s);
+  norm_kernels::run_backward(g, Tensor(), x, w, mean, rstd, Tensor(), Tensor(), e_gw, e_gb, s, {}, no_status);
   check_close(e_gw, gw, 1e-12, "grad_w over " + std::to_string(s.rows) + " rows");
   check_close(e_gb, gb, 1e-12, "grad_b over " + std::to_string(s.rows) + " rows");
+}
+
+TEST_CASE("emulated warp-per-row norm backward: weight gradients over many blocks and several rows a warp",
+          "[norm]") {
+  // Enough rows that each block of the warp-per-row backward takes more rows
+  // than it has warps, so a warp's lanes sum several rows before the block's
+  // warps and then the blocks' partial sums are added.
+  const kernels::Backend& cpu = kernels::backend(kCPU);
+  Generator gen(47);
+  kernels::NormShape s;
+  s.cols = 8;
+  s.rows = 4 * norm_kernels::kWarpRowBackwardBlocks + 53;
+  s.eps = 1e-5;
+  REQUIRE(norm_kernels::warp_rows_backward_chunk(s.rows) > static_cast<int64_t>(norm_kernels::kWarpRowWarps));
+  const Shape rc{s.rows, s.cols};
+  Tensor x = randn(rc, DType::f32, &gen), w = randn({s.cols}, DType::f32, &gen), b = randn({s.cols}, DType::f32, &gen);
+  Tensor out = empty(rc), mean = empty({s.rows}), rstd = empty({s.rows});
+  cpu.norm(x, Tensor(), w, b, out, Tensor(), mean, rstd, s);
+  Tensor g = randn(rc, DType::f32, &gen);
+  Tensor gx = empty(rc), gw = empty({s.cols}), gb = empty({s.cols});
+  Tensor e_gx = full(rc, NAN), e_gw = full({s.cols}, NAN), e_gb = full({s.cols}, NAN);
+  cpu.norm_backward(g, Tensor(), x, w, mean, rstd, gx, Tensor(), gw, gb, s);
+  norm_kernels::run_backward(g, Tensor(), x, w, mean, rstd, e_gx, Tensor(), e_gw, e_gb, s, {}, no_status);
+  check_close(e_gx, gx, 2e-5, "grad_x over " + std::to_string(s.rows) + " rows");
+  check_close(e_gw, gw, 2e-5, "grad_w over " + std::to_string(s.rows) + " rows");
+  check_close(e_gb, gb, 2e-5, "grad_b over " + std::to_string(s.rows) + " rows");
+}
+
+TEST_CASE("emulated norm kernels: an operand off 16-byte alignment takes the block-per-row kernels", "[norm]") {
+  // Rows of whole packs, but x starts one element into its storage: the warp
+  // kernels' 16-byte loads would be misaligned there.
+  const kernels::Backend& cpu = kernels::backend(kCPU);
+  Generator gen(53);
+  kernels::NormShape s;
+  s.rows = 5;
+  s.cols = 64;
+  s.eps = 1e-5;
+  REQUIRE(norm_kernels::warp_row_quads(DType::f32, s.cols, {}) > 0);
+  Tensor storage = randn({s.rows * s.cols + 1}, DType::f32, &gen);
+  Tensor x = storage.narrow(0, 1, s.rows * s.cols).reshape({s.rows, s.cols});
+  REQUIRE(x.is_contiguous());
+  REQUIRE(norm_kernels::warp_row_quads(DType::f32, s.cols, {&x}) == 0);
+  Tensor w = randn({s.cols}, DType::f32, &gen);
+  Tensor out = empty({s.rows, s.cols}), mean = empty({s.rows}), rstd = empty({s.rows});
+  Tensor e_out = empty({s.rows, s.cols}), e_mean = empty({s.rows}), e_rstd = empty({s.rows});
+  cpu.norm(x, Tensor(), w, Tensor(), out, Tensor(), mean, rstd, s);
+  norm_kernels::run_forward(x, Tensor(), w, Tensor(), e_out, Tensor(), e_mean, e_rstd, s, {}, no_status);
+  check_close(e_out, out, 2e-5, "out");
+  check_close(e_rstd, rstd, 2e-5, "rstd");
+}
+
+TEST_CASE("emulated fused norm with a bf16 branch, bf16 output and bf16 gradients matches the CPU", "[norm]") {
+  // Autocast's residual norm: x (the branch) and out in bf16, the residual,
+  // sum and statistics in f32; backward reads a bf16 output gradient and
+  // writes grad_x in f32 and rounded to bf16. 768 and 300 columns: the warp
+  // kernels read and write the halves; 30: the block kernels, widened around.
+  const kernels::Backend& cpu = kernels::backend(kCPU);
+  Generator gen(59);
+  for (int64_t cols : {768, 300, 30}) {
+    for (bool rms : {false, true}) {
+      kernels::NormShape s;
+      s.rows = 5;
+      s.cols = cols;
+      s.eps = 1e-5;
+      s.rms = rms;
+      const Shape rc{s.rows, cols};
+      const std::string name = std::string(rms ? "rms" : "layer") + " cols=" + std::to_string(cols);
+      Tensor x = add(mul(randn(rc, DType::f32, &gen), 3.0), 1.5).to(DType::bf16), r = randn(rc, DType::f32, &gen);
+      Tensor w = randn({cols}, DType::f32, &gen), b = rms ? Tensor() : randn({cols}, DType::f32, &gen);
+      Tensor out = empty(rc, DType::bf16), sum = empty(rc), mean = empty({s.rows}), rstd = empty({s.rows});
+      Tensor e_out = empty(rc, DType::bf16), e_sum = empty(rc), e_mean = empty({s.rows}), e_rstd = empty({s.rows});
+      cpu.norm(x, r, w, b, out, sum, mean, rstd, s);
+      norm_kernels::run_forward(x, r, w, b, e_out, e_sum, e_mean, e_rstd, s, {}, no_status);
+      check_close(e_out.to(DType::f32), out.to(DType::f32), 1e-2, name + " bf16 out");
+      check_close(e_sum, sum, 0, name + " sum");  // one f32 add either way
+      check_close(e_rstd, rstd, 2e-5, name + " rstd");
+
+      Tensor g = randn(rc, DType::f32, &gen).to(DType::bf16), gs = randn(rc, DType::f32, &gen);
+      Tensor gx = empty(rc), gxh = empty(rc, DType::bf16), gw = empty({cols}), gb = rms ? Tensor() : empty({cols});
+      Tensor e_gx = empty(rc), e_gxh = empty(rc, DType::bf16), e_gw = empty({cols}),
+             e_gb = rms ? Tensor() : empty({cols});
+      cpu.norm_backward(g, gs, sum, w, mean, rstd, gx, gxh, gw, gb, s);
+      norm_kernels::run_backward(g, gs, sum, w, mean, rstd, e_gx, e_gxh, e_gw, e_gb, s, {}, no_status);
+      check_close(e_gx, gx, 2e-5, name + " grad_x");
+      check_close(e_gxh.to(DType::f32), gx, 1e-2, name + " grad_x bf16");
+      check_close(e_gw, gw, 2e-5, name + " grad_w");
+      check_close(e_gb, gb, 2e-5, name + " grad_b");
+      // The half copy alone (the stream's addend needs no gradient).
+      Tensor only_half = empty(rc, DType::bf16);
+      norm_kernels::run_backward(g, gs, sum, w, mean, rstd, Tensor(), only_half, Tensor(), Tensor(), s, {}, no_status);
+      check_close(only_half.to(DType::f32), e_gxh.to(DType::f32), 0, name + " grad_x bf16 alone");
+    }
+  }
 }

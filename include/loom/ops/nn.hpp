@@ -23,8 +23,12 @@ Tensor rms_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& we
 // pass over the rows each way instead of an add and a norm; both outputs are
 // differentiable, and the backward adds the gradient that reached `sum`
 // directly into the norm's input gradient in the same pass. x and residual
-// must have one shape; their dtypes promote as in add(). Half sums (both
-// operands bf16 or f16, outside autocast) take the unfused composition.
+// must have one shape; their dtypes promote as in add(), but a half addend
+// with an f32 (or f64) one is read as it is, without a cast: autocast's bf16
+// branch on the f32 stream. Half sums (both operands bf16 or f16) take the
+// unfused composition. Under autocast `normed` comes out in the autocast
+// dtype (computed in f32, rounded once): it is the input of a sublayer, whose
+// first op is a product that would cast it anyway.
 struct ResidualNorm {
   Tensor sum;     // x + residual: the stream the block passes on
   Tensor normed;  // its normalisation: the input of the next sublayer
