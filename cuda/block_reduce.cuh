@@ -7,6 +7,7 @@
 // (kBlockReduceSharedBytes); it is free again when the call returns.
 #pragma once
 
+#include "packs.cuh"
 #include "simt.cuh"
 
 namespace loom::simt {
@@ -17,15 +18,46 @@ inline constexpr size_t kBlockReduceSharedBytes = 32 * sizeof(double);
 // Threads for a block that walks one row of n elements (whole warps).
 inline unsigned row_threads(int64_t n) { return n >= 2048 ? 512 : n >= 512 ? 256 : n >= 128 ? 128 : 32; }
 
-// f(row[j], j) for this thread's j = t, t + threads, ... < n, in that order,
-// four loads issued before each four calls. Walking a row one load at a time
-// kept too few bytes in flight: the cross-entropy over 50k-wide rows ran at a
-// quarter of an H200's copy rate. Tried and slower there: holding whole rows
-// in registers (so many registers that one block of 512 threads fit on a
+// Whether a row starts on a 16-byte boundary (then it is walked in packs).
+template <class T>
+LOOM_SIMT_DEVICE bool row_packed(const T* row) {
+  return reinterpret_cast<uintptr_t>(row) % 16 == 0;
+}
+
+// f(row[j], j) for this thread's elements, several loads issued before the
+// calls. A row that starts on a 16-byte boundary is read in 16-byte packs:
+// thread t takes packs t, t + threads, ..., four in flight, then the last
+// n % pack elements one each. Any other row: elements t, t + threads, ...,
+// four loads in flight. Walking a row one scalar load at a time kept too few
+// bytes in flight: the cross-entropy over 50k-wide rows ran at a quarter of
+// an H200's copy rate. Tried and slower there: holding whole rows in
+// registers (so many registers that one block of 512 threads fit on a
 // multiprocessor), and bounds-checked batches of four for the rows' ends.
 template <class T, class F>
 LOOM_SIMT_DEVICE void for_each_in_row(const T* row, int64_t n, unsigned threads, F&& f) {
   const int64_t step = threads;
+  if (row_packed(row)) {
+    constexpr int kP = kPack<T>;
+    const int64_t packs = n / kP;
+    int64_t p = thread_x();
+    for (; p + 3 * step < packs; p += 4 * step) {
+      Pack<T> v[4];
+      LOOM_SIMT_UNROLL
+      for (int u = 0; u < 4; ++u) v[u] = load_pack(row, p + u * step);
+      LOOM_SIMT_UNROLL
+      for (int u = 0; u < 4; ++u) {
+        LOOM_SIMT_UNROLL
+        for (int k = 0; k < kP; ++k) f(v[u].v[k], (p + u * step) * kP + k);
+      }
+    }
+    for (; p < packs; p += step) {
+      const Pack<T> v = load_pack(row, p);
+      LOOM_SIMT_UNROLL
+      for (int k = 0; k < kP; ++k) f(v.v[k], p * kP + k);
+    }
+    for (int64_t j = packs * kP + thread_x(); j < n; j += step) f(row[j], j);
+    return;
+  }
   int64_t j = thread_x();
   for (; j + 3 * step < n; j += 4 * step) {
     const T v0 = row[j], v1 = row[j + step], v2 = row[j + 2 * step], v3 = row[j + 3 * step];
@@ -37,10 +69,31 @@ LOOM_SIMT_DEVICE void for_each_in_row(const T* row, int64_t n, unsigned threads,
   for (; j < n; j += step) f(row[j], j);
 }
 
-// The same over two rows at once: f(a[j], b[j], j).
+// The same over two rows at once: f(a[j], b[j], j) (in packs, two of each
+// row in flight, when both rows start on a 16-byte boundary).
 template <class T, class F>
 LOOM_SIMT_DEVICE void for_each_in_rows(const T* a, const T* b, int64_t n, unsigned threads, F&& f) {
   const int64_t step = threads;
+  if (row_packed(a) && row_packed(b)) {
+    constexpr int kP = kPack<T>;
+    const int64_t packs = n / kP;
+    int64_t p = thread_x();
+    for (; p + step < packs; p += 2 * step) {
+      const Pack<T> a0 = load_pack(a, p), a1 = load_pack(a, p + step);
+      const Pack<T> b0 = load_pack(b, p), b1 = load_pack(b, p + step);
+      LOOM_SIMT_UNROLL
+      for (int k = 0; k < kP; ++k) f(a0.v[k], b0.v[k], p * kP + k);
+      LOOM_SIMT_UNROLL
+      for (int k = 0; k < kP; ++k) f(a1.v[k], b1.v[k], (p + step) * kP + k);
+    }
+    for (; p < packs; p += step) {
+      const Pack<T> a0 = load_pack(a, p), b0 = load_pack(b, p);
+      LOOM_SIMT_UNROLL
+      for (int k = 0; k < kP; ++k) f(a0.v[k], b0.v[k], p * kP + k);
+    }
+    for (int64_t j = packs * kP + thread_x(); j < n; j += step) f(a[j], b[j], j);
+    return;
+  }
   int64_t j = thread_x();
   for (; j + 3 * step < n; j += 4 * step) {
     const T a0 = a[j], a1 = a[j + step], a2 = a[j + 2 * step], a3 = a[j + 3 * step];
@@ -51,6 +104,61 @@ LOOM_SIMT_DEVICE void for_each_in_rows(const T* a, const T* b, int64_t n, unsign
     f(a3, b3, j + 3 * step);
   }
   for (; j < n; j += step) f(a[j], b[j], j);
+}
+
+// out[j] = f(in[j], j) over this thread's elements. With both rows on a
+// 16-byte boundary (and out's values as wide as in's) each thread reads and
+// writes whole packs, two in flight; otherwise elements t, t + threads, ...
+// one load and one store each, so a warp's stores stay consecutive. (Scalar
+// stores after packed loads would scatter each warp's stores over 16-byte
+// strides: a quarter of the bandwidth.)
+template <class T, class D, class F>
+LOOM_SIMT_DEVICE void transform_row(const T* in, D* out, int64_t n, unsigned threads, F&& f) {
+  const int64_t step = threads;
+  if constexpr (sizeof(T) == sizeof(D)) {
+    if (row_packed(in) && row_packed(out)) {
+      constexpr int kP = kPack<T>;
+      const int64_t packs = n / kP;
+      int64_t p = thread_x();
+      for (; p < packs; p += 2 * step) {
+        const bool two = p + step < packs;
+        const Pack<T> a = load_pack(in, p);
+        Pack<T> b = a;
+        if (two) b = load_pack(in, p + step);
+        Pack<D> ra, rb;
+        LOOM_SIMT_UNROLL
+        for (int k = 0; k < kP; ++k) ra.v[k] = f(a.v[k], p * kP + k);
+        store_pack(out, p, ra);
+        if (!two) break;
+        LOOM_SIMT_UNROLL
+        for (int k = 0; k < kP; ++k) rb.v[k] = f(b.v[k], (p + step) * kP + k);
+        store_pack(out, p + step, rb);
+      }
+      for (int64_t j = packs * kP + thread_x(); j < n; j += step) out[j] = f(in[j], j);
+      return;
+    }
+  }
+  for (int64_t j = thread_x(); j < n; j += step) out[j] = f(in[j], j);
+}
+
+// out[j] = f(a[j], b[j], j), as transform_row over two rows.
+template <class T, class F>
+LOOM_SIMT_DEVICE void transform_rows(const T* a, const T* b, T* out, int64_t n, unsigned threads, F&& f) {
+  const int64_t step = threads;
+  if (row_packed(a) && row_packed(b) && row_packed(out)) {
+    constexpr int kP = kPack<T>;
+    const int64_t packs = n / kP;
+    for (int64_t p = thread_x(); p < packs; p += step) {
+      const Pack<T> x = load_pack(a, p), y = load_pack(b, p);
+      Pack<T> r;
+      LOOM_SIMT_UNROLL
+      for (int k = 0; k < kP; ++k) r.v[k] = f(x.v[k], y.v[k], p * kP + k);
+      store_pack(out, p, r);
+    }
+    for (int64_t j = packs * kP + thread_x(); j < n; j += step) out[j] = f(a[j], b[j], j);
+    return;
+  }
+  for (int64_t j = thread_x(); j < n; j += step) out[j] = f(a[j], b[j], j);
 }
 
 // max where a NaN wins, as the CPU's reductions.

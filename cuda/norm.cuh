@@ -10,14 +10,15 @@
 // FLOPs. Backward reads g_y, h (+ g_h) and writes dh: 3 (fused: 4) values
 // where the unfused norm backward and gradient add move 6; the weight and
 // bias gradients read g_y and h once more.
-// Rows of up to 1024 f32 (512 f64) columns in whole 16-byte packs: a warp per
-// row, the row read once into registers, the weight and bias gradients summed
-// by the same pass (norm_warp_rows_*). Wider or ragged rows: one block per
-// row, and the weight and bias gradients by a second pass over a block per
-// 32-column tile and chunk of rows. Statistics in double reduced in a fixed
-// order (block_reduce.cuh), chunks' partial sums added in chunk order:
-// deterministic. Written on simt.cuh, so the emulator runs the same source
-// (tests/cuda/norm_emulated_test.cpp).
+// f32 rows of up to 1024 columns in whole quads (4 values): a warp per row,
+// the row read once into registers, the weight and bias gradients summed by
+// the same pass (norm_warp_rows_*); x and the output (the output's gradient
+// and a copy of x's) may be bf16. Wider or ragged rows, and f64: one block
+// per row, and the weight and bias gradients by a second pass over a block
+// per 32-column tile and chunk of rows. Row statistics are reduced in double
+// in a fixed order (block_reduce.cuh), chunks' partial sums added in chunk
+// order: deterministic. Written on simt.cuh, so the emulator runs the same
+// source (tests/cuda/norm_emulated_test.cpp).
 #pragma once
 
 #include "block_reduce.cuh"
@@ -100,11 +101,10 @@ LOOM_SIMT_GLOBAL void norm_rows_kernel(Forward<T> a) {
   const int64_t row = block_x(), n = a.cols;
   const T* in = a.x + row * n;
   if (a.residual) {
-    // Each thread reads back only the columns it wrote: no barrier needed.
     T* h = a.sum + row * n;
-    for_each_in_rows(in, a.residual + row * n, n, a.threads,
-                     [&](T x, T res, int64_t j) { h[j] = static_cast<T>(x + res); });
+    transform_rows(in, a.residual + row * n, h, n, a.threads, [](T x, T res, int64_t) { return static_cast<T>(x + res); });
     in = h;
+    sync_block();  // h is read back below, perhaps by other threads (when the walks differ in alignment)
   }
   double mu = 0;
   if (!a.rms) {
@@ -122,12 +122,11 @@ LOOM_SIMT_GLOBAL void norm_rows_kernel(Forward<T> a) {
     a.mean[row] = static_cast<T>(mu);
     a.rstd[row] = static_cast<T>(r);
   }
-  T* o = a.out + row * n;
-  for_each_in_row(in, n, a.threads, [&](T x, int64_t j) {
+  transform_row(in, a.out + row * n, n, a.threads, [&](T x, int64_t j) {
     T v = static_cast<T>((static_cast<double>(x) - mu) * r);
     if (a.weight) v *= a.weight[j];
     if (a.bias) v += a.bias[j];
-    o[j] = v;
+    return v;
   });
 }
 
@@ -151,12 +150,11 @@ LOOM_SIMT_GLOBAL void norm_rows_backward_kernel(Backward<T> a) {
   sum_dx = block_sum(sum_dx, a.threads);
   const double mean_d = a.rms ? 0.0 : sum_d / static_cast<double>(n);
   const double mean_dx = sum_dx / static_cast<double>(n);
-  T* d = a.grad_x + row * n;
   const T* gs = a.grad_sum ? a.grad_sum + row * n : nullptr;
-  for_each_in_rows(g, xr, n, a.threads, [&](T gv, T xv, int64_t j) {
+  transform_rows(g, xr, a.grad_x + row * n, n, a.threads, [&](T gv, T xv, int64_t j) {
     double v = r * (dxhat(gv, j) - mean_d - (static_cast<double>(xv) - mu) * r * mean_dx);
     if (gs) v += value(gs, j);
-    d[j] = static_cast<T>(v);
+    return static_cast<T>(v);
   });
 }
 
@@ -204,7 +202,7 @@ LOOM_SIMT_GLOBAL void norm_weight_grad_kernel(WeightGrad<T> a) {
 
 // Then the chunks' partial sums, viewed as [chunks, 2 * cols] (the weight's
 // sums, then the bias's): a block per 32 of those columns, thread (slice,
-// lane) adding chunks slice, slice + 16, ... in order (four loads in flight),
+// lane) adding chunks slice, slice + 16, ... in order (eight loads in flight),
 // then the slices folded as above. The warp-per-row backward leaves hundreds
 // of chunks: a thread per column walking them alone took longer than the
 // norm itself.
@@ -216,14 +214,14 @@ LOOM_SIMT_GLOBAL void norm_weight_grad_sum_kernel(WeightGrad<T> a) {
   double v = 0;
   if (j < width) {
     const double* col = a.partial + j;
+    constexpr int kInFlight = 8;
     int64_t c = slice;
-    for (; c + 3 * kRowSplit < a.chunks; c += 4 * kRowSplit) {
-      const double c0 = col[c * width], c1 = col[(c + kRowSplit) * width], c2 = col[(c + 2 * kRowSplit) * width],
-                   c3 = col[(c + 3 * kRowSplit) * width];
-      v += c0;
-      v += c1;
-      v += c2;
-      v += c3;
+    for (; c + (kInFlight - 1) * kRowSplit < a.chunks; c += kInFlight * kRowSplit) {
+      double batch[kInFlight];
+      LOOM_SIMT_UNROLL
+      for (int i = 0; i < kInFlight; ++i) batch[i] = col[(c + i * kRowSplit) * width];
+      LOOM_SIMT_UNROLL
+      for (int i = 0; i < kInFlight; ++i) v += batch[i];
     }
     for (; c < a.chunks; c += kRowSplit) v += col[c * width];
   }
@@ -320,16 +318,13 @@ struct WarpForward {
   bool rms;
 };
 
+// One row of the forward (the warp's lanes together).
 template <class In, class Out, int Quads>
-LOOM_SIMT_GLOBAL void norm_warp_rows_kernel(WarpForward<In, Out> a) {
-  const int64_t row = static_cast<int64_t>(block_x()) * kWarpRowWarps + thread_x() / 32;
-  if (row >= a.rows) return;  // whole warps leave together; there is no block barrier
-  const unsigned lane = thread_x() % 32;
+LOOM_SIMT_DEVICE void norm_warp_row(const WarpForward<In, Out>& a, const Quad<float> (&w)[Quads],
+                                    const Quad<float> (&b)[Quads], int64_t row, unsigned lane) {
   const int64_t n = a.cols, quads = n / 4;
-  Quad<float> v[Quads], w[Quads], b[Quads];
+  Quad<float> v[Quads];
   load_lane_quads(a.x + row * n, quads, lane, v);
-  load_lane_quads(a.weight, quads, lane, w);
-  load_lane_quads(a.bias, quads, lane, b);
   if (a.residual) {
     Quad<float> r[Quads];
     load_lane_quads(a.residual + row * n, quads, lane, r);
@@ -366,6 +361,27 @@ LOOM_SIMT_GLOBAL void norm_warp_rows_kernel(WarpForward<In, Out> a) {
   store_lane_quads(a.out + row * n, quads, lane, v);
 }
 
+// At most kWarpRowBlocks blocks, each warp taking rows warp, warp + (all the
+// grid's warps), ...: the weight and bias are read once per warp, not once
+// per row (8192 rows of 768 read them from L2 as often as the rows).
+inline constexpr int64_t kWarpRowBlocks = 512;
+inline int64_t warp_rows_forward_blocks(int64_t rows) {
+  const int64_t blocks = (rows + kWarpRowWarps - 1) / kWarpRowWarps;
+  return blocks < kWarpRowBlocks ? blocks : kWarpRowBlocks;
+}
+
+template <class In, class Out, int Quads>
+LOOM_SIMT_GLOBAL void norm_warp_rows_kernel(WarpForward<In, Out> a) {
+  const unsigned lane = thread_x() % 32;
+  const int64_t n = a.cols, quads = n / 4;
+  const int64_t step = static_cast<int64_t>(grid_dim_x()) * kWarpRowWarps;
+  Quad<float> w[Quads], b[Quads];
+  load_lane_quads(a.weight, quads, lane, w);
+  load_lane_quads(a.bias, quads, lane, b);
+  for (int64_t row = static_cast<int64_t>(block_x()) * kWarpRowWarps + thread_x() / 32; row < a.rows; row += step)
+    norm_warp_row(a, w, b, row, lane);
+}
+
 // G: the dtype of the output's gradient (the output's, f32 or bf16); x (what
 // was normalised), grad_sum and grad_x are f32. grad_x_half, when given, gets
 // grad_x rounded to bf16 too: the gradient of a bf16 branch x of the fused
@@ -386,13 +402,12 @@ struct WarpBackward {
   bool rms;
 };
 
-// Blocks for the backward: as many as keep an H200 busy, with at most
+// Blocks for the backward: as the forward's, but with at most
 // kWarpRowMaxRows rows a warp (a lane sums its columns' weight gradients in
 // f32 over its warp's rows; the blocks' sums are double).
-inline constexpr int64_t kWarpRowBackwardBlocks = 512, kWarpRowMaxRows = 64;
+inline constexpr int64_t kWarpRowMaxRows = 64;
 inline int64_t warp_rows_backward_chunk(int64_t rows) {
-  int64_t blocks = (rows + kWarpRowWarps - 1) / kWarpRowWarps;
-  if (blocks > kWarpRowBackwardBlocks) blocks = kWarpRowBackwardBlocks;
+  int64_t blocks = warp_rows_forward_blocks(rows);
   const int64_t most = kWarpRowWarps * kWarpRowMaxRows;
   if ((rows + blocks - 1) / blocks > most) blocks = (rows + most - 1) / most;
   return (rows + blocks - 1) / blocks;

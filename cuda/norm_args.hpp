@@ -103,7 +103,7 @@ template <class Check>
 void launch_warp_rows_forward(const Tensor& x, const Tensor& residual, const Tensor& weight, const Tensor& bias,
                               const Tensor& out, const Tensor& sum, const Tensor& mean, const Tensor& rstd,
                               const kernels::NormShape& s, int quads, Stream stream, Check& check) {
-  const auto blocks = static_cast<unsigned>((s.rows + kWarpRowWarps - 1) / kWarpRowWarps);
+  const auto blocks = static_cast<unsigned>(warp_rows_forward_blocks(s.rows));
   with_f32_or_bf16(x.dtype(), [&]<class In>() {
     with_f32_or_bf16(out.dtype(), [&]<class Out>() {
       const WarpForward<In, Out> a{data_or_null<In>(x),         data_or_null<float>(residual),

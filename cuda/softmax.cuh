@@ -54,10 +54,10 @@ LOOM_SIMT_GLOBAL void softmax_rows_kernel(Rows<T> a) {
   total = block_sum(total, a.threads);
   if (a.log) {
     const T lse = mx + static_cast<T>(::log(total));
-    for_each_in_row(in, a.r, a.threads, [&](T v, int64_t k) { o[k] = v - lse; });
+    transform_row(in, o, a.r, a.threads, [&](T v, int64_t) { return v - lse; });
   } else {
     const T inv = static_cast<T>(1.0 / total);
-    for_each_in_row(in, a.r, a.threads, [&](T v, int64_t k) { o[k] = m_exp(v - mx) * inv; });
+    transform_row(in, o, a.r, a.threads, [&](T v, int64_t) { return m_exp(v - mx) * inv; });
   }
 }
 
@@ -102,8 +102,8 @@ LOOM_SIMT_GLOBAL void softmax_backward_rows_kernel(Rows<T> a) {
   double s = 0;
   for_each_in_rows(a.x + base, a.y + base, a.r, a.threads, [&](T g, T y, int64_t) { s += grad_term(a.log, g, y); });
   const T st = static_cast<T>(block_sum(s, a.threads));
-  for_each_in_rows(a.x + base, a.y + base, a.r, a.threads,
-                   [&](T g, T y, int64_t k) { a.out[base + k] = softmax_grad(a.log, g, y, st); });
+  transform_rows(a.x + base, a.y + base, a.out + base, a.r, a.threads,
+                 [&](T g, T y, int64_t) { return softmax_grad(a.log, g, y, st); });
 }
 
 template <class T>

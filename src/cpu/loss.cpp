@@ -61,7 +61,9 @@ void cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& lo
         const double lse = mx + std::log(total);
         sp[i] = static_cast<T>(lse);
         const double nll = lse - row[t];
-        const double smooth = lse - sum_x / static_cast<double>(c);  // -mean_c logp[c]
+        // -mean_c logp[c], only with smoothing: masked (-inf) logits would
+        // make it infinite, and 0 * inf a NaN loss.
+        const double smooth = p.label_smoothing != 0 ? lse - sum_x / static_cast<double>(c) : 0.0;
         lp[i] = static_cast<T>((1.0 - p.label_smoothing) * nll + p.label_smoothing * smooth);
       }
     });

@@ -126,7 +126,7 @@ TEST_CASE("emulated warp-per-row norm backward: weight gradients over many block
   Generator gen(47);
   kernels::NormShape s;
   s.cols = 8;
-  s.rows = 4 * norm_kernels::kWarpRowBackwardBlocks + 53;
+  s.rows = 4 * norm_kernels::kWarpRowBlocks + 53;
   s.eps = 1e-5;
   REQUIRE(norm_kernels::warp_rows_backward_chunk(s.rows) > static_cast<int64_t>(norm_kernels::kWarpRowWarps));
   const Shape rc{s.rows, s.cols};

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "cross_entropy_args.hpp"
 #include "kernels/backend.hpp"
@@ -109,6 +110,34 @@ TEST_CASE("emulated cross-entropy kernels match the CPU: smoothing, ignored rows
       }
     }
   }
+}
+
+TEST_CASE("emulated cross-entropy with masked (-inf) logits, a row's maximum late, and a NaN logit",
+          "[cross_entropy]") {
+  // The forward's one pass keeps a running maximum per thread: -inf logits
+  // (first in a row too) add nothing, a maximum found late rescales the sum,
+  // and a NaN logit gives a NaN loss, as on the CPU.
+  const kernels::Backend& cpu = kernels::backend(kCPU);
+  Generator gen(64);
+  const int64_t n = 4, classes = 700;
+  kernels::CrossEntropyParams p;
+  Tensor logits = randn({n, classes}, DType::f32, &gen);
+  {
+    NoGradGuard no_grad;
+    logits.narrow(0, 0, 1).narrow(1, 0, 300).fill_(-INFINITY);  // row 0 starts masked
+    logits.narrow(0, 1, 1).narrow(1, 0, 600).mul_(0.01);        // row 1: its large values come last
+    logits.narrow(0, 1, 1).narrow(1, 650, 50).add_(full({1, 50}, 20.0));
+    logits.narrow(0, 3, 1).narrow(1, 123, 1).fill_(NAN);  // row 3: a NaN
+  }
+  Tensor targets = from_vector(std::vector<int64_t>{400, 5, 17, 9}, {n});
+  Tensor want = empty({n}), got = empty({n}), want_lse = empty({n}), got_lse = empty({n});
+  cpu.cross_entropy(logits, targets, want, want_lse, p);
+  cross_entropy_kernels::run_forward(logits, targets, got, got_lse, p, {}, no_status);
+  check_close(got.narrow(0, 0, 3), want.narrow(0, 0, 3), 1e-5, "losses of the finite rows");
+  check_close(got_lse.narrow(0, 0, 3), want_lse.narrow(0, 0, 3), 1e-5, "their log-sum-exps");
+  for (int64_t i = 0; i < 3; ++i) CHECK(std::isfinite(want.to_vector<float>()[i]));  // masked logits: still finite
+  CHECK(std::isnan(want.to_vector<float>()[3]));
+  CHECK(std::isnan(got.to_vector<float>()[3]));
 }
 
 TEST_CASE("emulated cross-entropy on bf16 logits equals the f32 kernels on their values, gradients rounded once",
