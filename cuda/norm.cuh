@@ -23,6 +23,7 @@
 
 #include "block_reduce.cuh"
 #include "packs.cuh"
+#include "row_quads.cuh"
 
 namespace loom::norm_kernels {
 inline namespace LOOM_SIMT_ABI {
@@ -236,71 +237,11 @@ LOOM_SIMT_GLOBAL void norm_weight_grad_sum_kernel(WeightGrad<T> a) {
   }
 }
 
-// A warp per row, for f32 statistics over rows of whole quads (4 values).
-// The block-per-row kernels above kept a 768-wide norm to a third of an
-// H200's copy rate: each thread held three values, walked them one load
-// after another (its stores to the sum kept the compiler from issuing the
-// next loads early) and waited at two block barriers. Here each lane issues
-// every load of its row (and of the weight and bias) before its first store,
-// 16 bytes of f32 (8 of bf16) at a time: lane l holds quads l, l + 32, ....
-// Under autocast the branch x may come in bf16 and the normalised output go
-// out in bf16 (it feeds a product), so no cast runs either side of the norm;
-// the arithmetic is f32 throughout, as on the widened operands.
-inline constexpr unsigned kWarpRowWarps = 4;  // warps (rows at a time) per block
-inline constexpr unsigned kWarpRowThreads = 32 * kWarpRowWarps;
-// Quads per lane the kernels are built for; a row of `quads` quads takes the
-// smallest that holds it (quads_per_lane), so no lane keeps idle registers.
-inline constexpr int kWarpRowMaxQuads = 8;  // 1024 columns
-
-inline int quads_per_lane(int64_t quads) {
-  for (int q : {1, 2, 4, 6, 8})
-    if (quads <= 32 * q) return q;
-  return 0;  // too wide for a warp
-}
-
-// The lane's quads of a row of `quads` quads as f32; those past the row's
-// end, and all of them for a null row (an absent operand), are 0.
-template <int Quads, class U>
-LOOM_SIMT_DEVICE void load_lane_quads(const U* row, int64_t quads, unsigned lane, Quad<float> (&out)[Quads]) {
-  LOOM_SIMT_UNROLL
-  for (int p = 0; p < Quads; ++p) {
-    const int64_t q = lane + 32 * p;
-    Quad<U> in{};
-    if (row && q < quads) in = load_quad(row, q);
-    LOOM_SIMT_UNROLL
-    for (int k = 0; k < 4; ++k) out[p].v[k] = to_float(in.v[k]);
-  }
-}
-
-// Rounded once into U.
-template <int Quads, class U>
-LOOM_SIMT_DEVICE void store_lane_quads(U* row, int64_t quads, unsigned lane, const Quad<float> (&in)[Quads]) {
-  LOOM_SIMT_UNROLL
-  for (int p = 0; p < Quads; ++p) {
-    const int64_t q = lane + 32 * p;
-    if (q >= quads) continue;
-    Quad<U> out;
-    LOOM_SIMT_UNROLL
-    for (int k = 0; k < 4; ++k) out.v[k] = from_float<U>(in[p].v[k]);
-    store_quad(row, q, out);
-  }
-}
-
-// f(value, quad, k) over the lane's values that lie in the row.
-template <int Quads, class F>
-LOOM_SIMT_DEVICE void for_lane_values(const Quad<float> (&v)[Quads], int64_t quads, unsigned lane, F&& f) {
-  LOOM_SIMT_UNROLL
-  for (int p = 0; p < Quads; ++p)
-    if (lane + 32 * p < quads) {
-      LOOM_SIMT_UNROLL
-      for (int k = 0; k < 4; ++k) f(v[p].v[k], p, k);
-    }
-}
-
-// A lane's sums are f32 (at most 32 values), the warp's double.
-LOOM_SIMT_DEVICE float warp_mean(float lane_sum, int64_t n) {
-  return static_cast<float>(warp_sum(static_cast<double>(lane_sum)) / static_cast<double>(n));
-}
+// Rows held in registers (row_quads.cuh), for f32 statistics: a warp per row
+// up to 1024 columns, a block per row up to 4096. Under autocast the branch x
+// may come in bf16 and the normalised output go out in bf16 (it feeds a
+// product), so no cast runs either side of the norm; the arithmetic is f32
+// throughout, as on the widened operands.
 
 // In: x's dtype, Out: the output's (f32 or bf16); everything else f32.
 template <class In, class Out>
@@ -318,32 +259,33 @@ struct WarpForward {
   bool rms;
 };
 
-// One row of the forward (the warp's lanes together).
-template <class In, class Out, int Quads>
+// One row of the forward (its lanes together).
+template <int Warps, class In, class Out, int Quads>
 LOOM_SIMT_DEVICE void norm_warp_row(const WarpForward<In, Out>& a, const Quad<float> (&w)[Quads],
                                     const Quad<float> (&b)[Quads], int64_t row, unsigned lane) {
+  constexpr int kLanes = 32 * Warps;
   const int64_t n = a.cols, quads = n / 4;
   Quad<float> v[Quads];
-  load_lane_quads(a.x + row * n, quads, lane, v);
+  load_lane_quads<kLanes>(a.x + row * n, quads, lane, v);
   if (a.residual) {
     Quad<float> r[Quads];
-    load_lane_quads(a.residual + row * n, quads, lane, r);
+    load_lane_quads<kLanes>(a.residual + row * n, quads, lane, r);
     LOOM_SIMT_UNROLL
     for (int p = 0; p < Quads; ++p) {
       LOOM_SIMT_UNROLL
       for (int k = 0; k < 4; ++k) v[p].v[k] += r[p].v[k];
     }
-    store_lane_quads(a.sum + row * n, quads, lane, v);
+    store_lane_quads<kLanes>(a.sum + row * n, quads, lane, v);
   }
   float mu = 0;
   if (!a.rms) {
     float s = 0;
-    for_lane_values(v, quads, lane, [&](float x, int, int) { s += x; });
-    mu = warp_mean(s, n);
+    for_lane_values<kLanes>(v, quads, lane, [&](float x, int, int) { s += x; });
+    mu = row_mean<Warps>(s, n);
   }
   float ss = 0;
-  for_lane_values(v, quads, lane, [&](float x, int, int) { ss += (x - mu) * (x - mu); });
-  const float r = static_cast<float>(1.0 / ::sqrt(static_cast<double>(warp_mean(ss, n)) + a.eps));
+  for_lane_values<kLanes>(v, quads, lane, [&](float x, int, int) { ss += (x - mu) * (x - mu); });
+  const float r = static_cast<float>(1.0 / ::sqrt(static_cast<double>(row_mean<Warps>(ss, n)) + a.eps));
   if (lane == 0) {
     a.mean[row] = mu;
     a.rstd[row] = r;
@@ -358,28 +300,34 @@ LOOM_SIMT_DEVICE void norm_warp_row(const WarpForward<In, Out>& a, const Quad<fl
       v[p].v[k] = y;
     }
   }
-  store_lane_quads(a.out + row * n, quads, lane, v);
+  store_lane_quads<kLanes>(a.out + row * n, quads, lane, v);
 }
 
-// At most kWarpRowBlocks blocks, each warp taking rows warp, warp + (all the
-// grid's warps), ...: the weight and bias are read once per warp, not once
-// per row (8192 rows of 768 read them from L2 as often as the rows).
+// Warp-wide rows: at most kWarpRowBlocks blocks, each warp taking rows warp,
+// warp + (all the grid's warps), ..., the weight and bias read once per warp
+// (a bf16 768-wide norm ran 15% slower reading them again for every row).
+// Block-wide rows: a block per row; looping there, the blocks that missed the
+// first wave ran a second one almost alone.
 inline constexpr int64_t kWarpRowBlocks = 512;
-inline int64_t warp_rows_forward_blocks(int64_t rows) {
-  const int64_t blocks = (rows + kWarpRowWarps - 1) / kWarpRowWarps;
-  return blocks < kWarpRowBlocks ? blocks : kWarpRowBlocks;
+inline int64_t warp_rows_groups(int warps) { return kWarpRowWarps / warps; }  // row groups per block
+inline int64_t warp_rows_forward_blocks(int64_t rows, int warps) {
+  const int64_t groups = warp_rows_groups(warps), blocks = (rows + groups - 1) / groups;
+  return warps == 1 && blocks > kWarpRowBlocks ? kWarpRowBlocks : blocks;
 }
 
-template <class In, class Out, int Quads>
+template <class In, class Out, int Warps, int Quads>
 LOOM_SIMT_GLOBAL void norm_warp_rows_kernel(WarpForward<In, Out> a) {
-  const unsigned lane = thread_x() % 32;
-  const int64_t n = a.cols, quads = n / 4;
-  const int64_t step = static_cast<int64_t>(grid_dim_x()) * kWarpRowWarps;
+  constexpr int kLanes = 32 * Warps, kGroups = kWarpRowWarps / Warps;
+  const unsigned lane = thread_x() % kLanes;
+  const int64_t quads = a.cols / 4;
+  const int64_t step = static_cast<int64_t>(grid_dim_x()) * kGroups;
   Quad<float> w[Quads], b[Quads];
-  load_lane_quads(a.weight, quads, lane, w);
-  load_lane_quads(a.bias, quads, lane, b);
-  for (int64_t row = static_cast<int64_t>(block_x()) * kWarpRowWarps + thread_x() / 32; row < a.rows; row += step)
-    norm_warp_row(a, w, b, row, lane);
+  load_lane_quads<kLanes>(a.weight, quads, lane, w);
+  load_lane_quads<kLanes>(a.bias, quads, lane, b);
+  // A block-wide row's bound is the same for all its threads: each reaches
+  // the barriers of row_mean.
+  for (int64_t row = static_cast<int64_t>(block_x()) * kGroups + thread_x() / kLanes; row < a.rows; row += step)
+    norm_warp_row<Warps>(a, w, b, row, lane);
 }
 
 // G: the dtype of the output's gradient (the output's, f32 or bf16); x (what
@@ -394,51 +342,56 @@ struct WarpBackward {
   const float* weight;  // null: ones
   const float* mean;
   const float* rstd;
-  float* grad_x;       // null: not wanted
+  float* grad_x;            // null: not wanted
   simt::bf16* grad_x_half;  // null: not wanted
-  double* partial;     // [blocks, 2, cols]: sums of grad * xhat and of grad; null: not wanted
+  double* partial;          // [blocks, 2, cols]: sums of grad * xhat and of grad; null: not wanted
   int64_t rows, cols;
-  int64_t chunk_rows;  // rows per block: warp w takes first + w, first + w + kWarpRowWarps, ...
+  int64_t chunk_rows;  // rows per block: group g takes first + g, first + g + groups, ...
   bool rms;
 };
 
-// Blocks for the backward: as the forward's, but with at most
-// kWarpRowMaxRows rows a warp (a lane sums its columns' weight gradients in
-// f32 over its warp's rows; the blocks' sums are double).
+// Blocks for the backward: a row group per row up to kWarpRowBlocks blocks,
+// and at most kWarpRowMaxRows rows a row group (a lane sums its columns' weight gradients
+// in f32 over its group's rows; the blocks' sums are double).
 inline constexpr int64_t kWarpRowMaxRows = 64;
-inline int64_t warp_rows_backward_chunk(int64_t rows) {
-  int64_t blocks = warp_rows_forward_blocks(rows);
-  const int64_t most = kWarpRowWarps * kWarpRowMaxRows;
+inline int64_t warp_rows_backward_chunk(int64_t rows, int warps) {
+  const int64_t groups = warp_rows_groups(warps);
+  int64_t blocks = (rows + groups - 1) / groups;
+  if (blocks > kWarpRowBlocks) blocks = kWarpRowBlocks;
+  const int64_t most = warp_rows_groups(warps) * kWarpRowMaxRows;
   if ((rows + blocks - 1) / blocks > most) blocks = (rows + most - 1) / most;
   return (rows + blocks - 1) / blocks;
 }
-// Shared memory: each warp's column sums, [warps, 2, cols] of f32.
-inline size_t warp_rows_backward_shared_bytes(int64_t cols) {
-  return static_cast<size_t>(kWarpRowWarps) * 2 * static_cast<size_t>(cols) * sizeof(float);
+// Shared memory of the backward: warp-wide rows add the warps' column sums
+// there ([warps, 2, cols] of f32); block-wide rows need block_sum's scratch.
+inline size_t warp_rows_backward_shared_bytes(int64_t cols, int warps, bool sums) {
+  if (warps != 1) return row_quads_shared_bytes(warps);
+  return sums ? static_cast<size_t>(kWarpRowWarps) * 2 * static_cast<size_t>(cols) * sizeof(float) : 0;
 }
 
-// grad_x of the block's rows, a warp per row; then the block's weight and
-// bias gradient sums, warps added in warp order.
-template <class G, int Quads>
+// grad_x of the block's rows, a row group per row; then the block's weight
+// and bias gradient sums (warp-wide rows: the warps' added in warp order).
+template <class G, int Warps, int Quads>
 LOOM_SIMT_GLOBAL void norm_warp_rows_backward_kernel(WarpBackward<G> a) {
-  const unsigned lane = thread_x() % 32, warp = thread_x() / 32;
+  constexpr int kLanes = 32 * Warps, kGroups = kWarpRowWarps / Warps;
+  const unsigned lane = thread_x() % kLanes, group = thread_x() / kLanes;
   const int64_t n = a.cols, quads = n / 4;
   const int64_t first = static_cast<int64_t>(block_x()) * a.chunk_rows;
   const int64_t last = first + a.chunk_rows < a.rows ? first + a.chunk_rows : a.rows;
   const bool sums = a.partial != nullptr, wants_x = a.grad_x || a.grad_x_half;
   Quad<float> w[Quads], gw[Quads], gb[Quads];
-  load_lane_quads(a.weight, quads, lane, w);
-  load_lane_quads<Quads, float>(nullptr, quads, lane, gw);  // zeros
-  load_lane_quads<Quads, float>(nullptr, quads, lane, gb);
-  for (int64_t row = first + warp; row < last; row += kWarpRowWarps) {
+  load_lane_quads<kLanes>(a.weight, quads, lane, w);
+  load_lane_quads<kLanes, Quads, float>(nullptr, quads, lane, gw);  // zeros
+  load_lane_quads<kLanes, Quads, float>(nullptr, quads, lane, gb);
+  for (int64_t row = first + group; row < last; row += kGroups) {  // the same bound block-wide: see the forward
     Quad<float> g[Quads], x[Quads], gs[Quads];
-    load_lane_quads(a.grad + row * n, quads, lane, g);
-    load_lane_quads(a.x + row * n, quads, lane, x);
-    load_lane_quads(a.grad_sum ? a.grad_sum + row * n : nullptr, quads, lane, gs);
+    load_lane_quads<kLanes>(a.grad + row * n, quads, lane, g);
+    load_lane_quads<kLanes>(a.x + row * n, quads, lane, x);
+    load_lane_quads<kLanes>(a.grad_sum ? a.grad_sum + row * n : nullptr, quads, lane, gs);
     const float mu = a.mean[row], r = a.rstd[row];
     auto dxhat = [&](int p, int k) { return a.weight ? g[p].v[k] * w[p].v[k] : g[p].v[k]; };
     float sum_d = 0, sum_dx = 0;
-    for_lane_values(g, quads, lane, [&](float gv, int p, int k) {
+    for_lane_values<kLanes>(g, quads, lane, [&](float gv, int p, int k) {
       const float d = dxhat(p, k), xhat = (x[p].v[k] - mu) * r;
       sum_d += d;
       sum_dx += d * xhat;
@@ -448,23 +401,36 @@ LOOM_SIMT_GLOBAL void norm_warp_rows_backward_kernel(WarpBackward<G> a) {
       }
     });
     if (!wants_x) continue;
-    const float mean_d = a.rms ? 0.0f : warp_mean(sum_d, n), mean_dx = warp_mean(sum_dx, n);
+    const float mean_d = a.rms ? 0.0f : row_mean<Warps>(sum_d, n), mean_dx = row_mean<Warps>(sum_dx, n);
     LOOM_SIMT_UNROLL
     for (int p = 0; p < Quads; ++p) {
       LOOM_SIMT_UNROLL
       for (int k = 0; k < 4; ++k)
         x[p].v[k] = r * (dxhat(p, k) - mean_d - (x[p].v[k] - mu) * r * mean_dx) + gs[p].v[k];
     }
-    if (a.grad_x) store_lane_quads(a.grad_x + row * n, quads, lane, x);
-    if (a.grad_x_half) store_lane_quads(a.grad_x_half + row * n, quads, lane, x);
+    if (a.grad_x) store_lane_quads<kLanes>(a.grad_x + row * n, quads, lane, x);
+    if (a.grad_x_half) store_lane_quads<kLanes>(a.grad_x_half + row * n, quads, lane, x);
   }
   if (!sums) return;  // the whole block leaves: no barrier follows
-  float* shared = dynamic_shared<float>();  // [warps, 2, cols]
-  float* mine = shared + static_cast<int64_t>(warp) * 2 * n;
-  store_lane_quads(mine, quads, lane, gw);
-  store_lane_quads(mine + n, quads, lane, gb);
-  sync_block();
   double* out = a.partial + static_cast<int64_t>(block_x()) * 2 * n;
+  if constexpr (Warps != 1) {  // each lane owns its columns over all of the block's rows
+    LOOM_SIMT_UNROLL
+    for (int p = 0; p < Quads; ++p) {
+      const int64_t q = lane + kLanes * p;
+      if (q >= quads) continue;
+      LOOM_SIMT_UNROLL
+      for (int k = 0; k < 4; ++k) {
+        out[q * 4 + k] = static_cast<double>(gw[p].v[k]);
+        out[n + q * 4 + k] = static_cast<double>(gb[p].v[k]);
+      }
+    }
+    return;
+  }
+  float* shared = dynamic_shared<float>();  // [warps, 2, cols]
+  float* mine = shared + static_cast<int64_t>(group) * 2 * n;
+  store_lane_quads<kLanes>(mine, quads, lane, gw);
+  store_lane_quads<kLanes>(mine + n, quads, lane, gb);
+  sync_block();
   for (int64_t j = thread_x(); j < 2 * n; j += kWarpRowThreads) {
     double total = 0;
     for (unsigned v = 0; v < kWarpRowWarps; ++v) total += static_cast<double>(shared[v * 2 * n + j]);

@@ -12,6 +12,7 @@
 #include "loom/ops/creation.hpp"
 #include "loom/core/error.hpp"
 #include "norm.cuh"
+#include "row_quads_args.hpp"
 
 namespace loom::norm_kernels {
 inline namespace LOOM_SIMT_ABI {
@@ -50,60 +51,26 @@ T* mutable_or_null(const Tensor& t) {
   return t.defined() ? static_cast<T*>(t.raw_data()) : nullptr;
 }
 
-// Quads per lane of the warp-per-row kernels for rows of `cols` columns with
-// these operands (the rest of the same dtype as the statistics, checked
-// before); 0 when they do not take them: they want f32 statistics, whole
-// quads, f32 or bf16 operands each aligned to its quad.
-inline int warp_row_quads(DType stats, int64_t cols, std::initializer_list<const Tensor*> operands) {
-  if (stats != DType::f32 || cols % 4 != 0) return 0;
-  for (const Tensor* t : operands) {
-    if (!t->defined()) continue;
-    if (t->dtype() != DType::f32 && t->dtype() != DType::bf16) return 0;
-    if (!aligned_to(t->raw_data(), 4 * itemsize(t->dtype()))) return 0;
-  }
-  return quads_per_lane(cols / 4);
-}
-
-// f<U>() with U the storage of an f32 or bf16 tensor.
-template <class F>
-void with_f32_or_bf16(DType dtype, F&& f) {
-  if (dtype == DType::bf16)
-    f.template operator()<simt::bf16>();
-  else
-    f.template operator()<float>();
-}
-
-// Pick<Quads>::kernel for the quads per lane that quads_per_lane chose.
-template <template <int> class Pick>
-auto by_quads(int quads) {
-  switch (quads) {
-    case 1: return Pick<1>::kernel;
-    case 2: return Pick<2>::kernel;
-    case 4: return Pick<4>::kernel;
-    case 6: return Pick<6>::kernel;
-    default: return Pick<kWarpRowMaxQuads>::kernel;
-  }
-}
 template <class In, class Out>
 struct WarpForwardKernel {
-  template <int Quads>
+  template <int Warps, int Quads>
   struct Pick {
-    static constexpr auto kernel = norm_warp_rows_kernel<In, Out, Quads>;
+    static auto get() { return norm_warp_rows_kernel<In, Out, Warps, Quads>; }
   };
 };
 template <class G>
 struct WarpBackwardKernel {
-  template <int Quads>
+  template <int Warps, int Quads>
   struct Pick {
-    static constexpr auto kernel = norm_warp_rows_backward_kernel<G, Quads>;
+    static auto get() { return norm_warp_rows_backward_kernel<G, Warps, Quads>; }
   };
 };
 
 template <class Check>
 void launch_warp_rows_forward(const Tensor& x, const Tensor& residual, const Tensor& weight, const Tensor& bias,
                               const Tensor& out, const Tensor& sum, const Tensor& mean, const Tensor& rstd,
-                              const kernels::NormShape& s, int quads, Stream stream, Check& check) {
-  const auto blocks = static_cast<unsigned>(warp_rows_forward_blocks(s.rows));
+                              const kernels::NormShape& s, RowFit fit, Stream stream, Check& check) {
+  const auto blocks = static_cast<unsigned>(warp_rows_forward_blocks(s.rows, fit.warps));
   with_f32_or_bf16(x.dtype(), [&]<class In>() {
     with_f32_or_bf16(out.dtype(), [&]<class Out>() {
       const WarpForward<In, Out> a{data_or_null<In>(x),         data_or_null<float>(residual),
@@ -112,13 +79,14 @@ void launch_warp_rows_forward(const Tensor& x, const Tensor& residual, const Ten
                                    mutable_or_null<float>(mean), mutable_or_null<float>(rstd),
                                    s.rows,                      s.cols,
                                    s.eps,                       s.rms};
-      check(launch(Dim3(blocks), Dim3(kWarpRowThreads), 0, stream,
-                   by_quads<WarpForwardKernel<In, Out>::template Pick>(quads), a),
+      check(launch(Dim3(blocks), Dim3(kWarpRowThreads), row_quads_shared_bytes(fit.warps), stream,
+                   by_fit<WarpForwardKernel<In, Out>::template Pick>(fit), a),
             op_name(s, false));
     });
   });
 }
 
+// The block-per-row kernels, every operand in T.
 template <class T, class Check>
 void launch_forward(const Tensor& x, const Tensor& residual, const Tensor& weight, const Tensor& bias,
                     const Tensor& out, const Tensor& sum, const Tensor& mean, const Tensor& rstd,
@@ -146,9 +114,9 @@ template <class Check>
 void launch_warp_rows_backward(const Tensor& grad, const Tensor& grad_sum, const Tensor& x, const Tensor& weight,
                                const Tensor& mean, const Tensor& rstd, const Tensor& grad_x,
                                const Tensor& grad_x_half, const Tensor& grad_w, const Tensor& grad_b,
-                               const kernels::NormShape& s, int quads, Stream stream, Check& check) {
+                               const kernels::NormShape& s, RowFit fit, Stream stream, Check& check) {
   const bool sums = grad_w.defined() || grad_b.defined();
-  const int64_t chunk_rows = warp_rows_backward_chunk(s.rows);
+  const int64_t chunk_rows = warp_rows_backward_chunk(s.rows, fit.warps);
   const int64_t blocks = (s.rows + chunk_rows - 1) / chunk_rows;
   Tensor partial = sums ? empty({blocks, 2, s.cols}, TensorOptions(DType::f64).with_device(x.device())) : Tensor();
   with_f32_or_bf16(grad.dtype(), [&]<class G>() {
@@ -157,8 +125,8 @@ void launch_warp_rows_backward(const Tensor& grad, const Tensor& grad_sum, const
                             mutable_or_null<float>(grad_x), mutable_or_null<simt::bf16>(grad_x_half),
                             mutable_or_null<double>(partial), s.rows, s.cols, chunk_rows, s.rms};
     check(launch(Dim3(static_cast<unsigned>(blocks)), Dim3(kWarpRowThreads),
-                 sums ? warp_rows_backward_shared_bytes(s.cols) : 0, stream,
-                 by_quads<WarpBackwardKernel<G>::template Pick>(quads), a),
+                 warp_rows_backward_shared_bytes(s.cols, fit.warps, sums), stream,
+                 by_fit<WarpBackwardKernel<G>::template Pick>(fit), a),
           op_name(s, true));
   });
   if (!sums) return;
@@ -220,8 +188,8 @@ void run_forward(const Tensor& x, const Tensor& residual, const Tensor& weight, 
   if (s.rows == 0) return;
   LOOM_CHECK(s.cols > 0, op, ": empty rows");
   LOOM_CHECK(s.rows <= INT_MAX, op, ": ", s.rows, " rows, above the grid's ", INT_MAX);
-  if (const int quads = warp_row_quads(mean.dtype(), s.cols, {&x, &residual, &weight, &bias, &out, &sum}))
-    return launch_warp_rows_forward(x, residual, weight, bias, out, sum, mean, rstd, s, quads, stream, check);
+  if (const RowFit fit = row_quads_fit(mean.dtype(), s.cols, {&x, &residual, &weight, &bias, &out, &sum}); fit.warps)
+    return launch_warp_rows_forward(x, residual, weight, bias, out, sum, mean, rstd, s, fit, stream, check);
   kernels::norm_in_one_dtype(x, residual, weight, bias, out, sum, mean, rstd, s,
                              [&](const Tensor& x1, const Tensor& r1, const Tensor& w1, const Tensor& b1,
                                  const Tensor& o1, const Tensor& s1, const Tensor& m1, const Tensor& v1,
@@ -258,12 +226,12 @@ void run_backward(const Tensor& grad, const Tensor& grad_sum, const Tensor& x, c
   if (s.cols == 0) return;
   LOOM_CHECK(s.rows <= INT_MAX, op, ": ", s.rows, " rows, above the grid's ", INT_MAX);
   const bool bf16_half = !grad_x_half.defined() || grad_x_half.dtype() == DType::bf16;
-  const int quads =
-      s.rows > 0 && bf16_half ? warp_row_quads(x.dtype(), s.cols, {&grad, &grad_sum, &x, &weight, &grad_x, &grad_x_half})
-                              : 0;
-  if (quads)
+  const RowFit fit = s.rows > 0 && bf16_half
+                        ? row_quads_fit(x.dtype(), s.cols, {&grad, &grad_sum, &x, &weight, &grad_x, &grad_x_half})
+                        : RowFit{};
+  if (fit.warps)
     return launch_warp_rows_backward(grad, grad_sum, x, weight, mean, rstd, grad_x, grad_x_half, grad_w, grad_b, s,
-                                     quads, stream, check);
+                                     fit, stream, check);
   kernels::norm_backward_in_one_dtype(
       grad, grad_sum, x, weight, mean, rstd, grad_x, grad_x_half, grad_w, grad_b, s,
       [&](const Tensor& g1, const Tensor& gs1, const Tensor& x1, const Tensor& w1, const Tensor& m1,

@@ -4,7 +4,9 @@
 //   log_softmax: dx = g - exp(y) * sum(g)
 // Floor: forward reads x and writes out (2 * numel * itemsize bytes), ~numel
 // exps; backward reads g and y and writes dx (3 * numel * itemsize).
-// inner == 1 (the common last-dim case): one block per row, block reductions
+// inner == 1 (the common last-dim case): f32 rows of up to 4096 in whole
+// quads held in registers, a warp or a block per row (row_quads.cuh); other
+// rows one block each, walked once per pass, block reductions
 // (block_reduce.cuh). inner > 1: one thread per (outer, inner) column walking
 // r (coalesced across the columns). Row sums accumulate in double, as on the
 // CPU; a row that is all -inf (fully masked) stays finite-safe. Written on
@@ -15,6 +17,7 @@
 
 #include "block_reduce.cuh"
 #include "pointwise_math.cuh"
+#include "row_quads.cuh"
 
 namespace loom::softmax_kernels {
 inline namespace LOOM_SIMT_ABI {
@@ -121,6 +124,64 @@ LOOM_SIMT_GLOBAL void softmax_backward_columns_kernel(Rows<T> a) {
       a.out[i] = softmax_grad(a.log, a.x[i], a.y[i], st);
     }
   }
+}
+
+// f32 rows (inner == 1) of up to 4096 values in whole quads, held in
+// registers (row_quads.cuh): each row read once and written once, where the
+// block-per-row kernels above read it three times (maximum, sum, output).
+template <int Warps, int Quads>
+LOOM_SIMT_GLOBAL void softmax_quad_rows_kernel(Rows<float> a) {
+  constexpr int kLanes = 32 * Warps, kGroups = kWarpRowWarps / Warps;
+  const int64_t row = static_cast<int64_t>(block_x()) * kGroups + thread_x() / kLanes;
+  if (row >= a.outer) return;  // whole groups leave together (a block-wide row: the whole block)
+  const unsigned lane = thread_x() % kLanes;
+  const int64_t quads = a.r / 4;
+  Quad<float> v[Quads];
+  load_lane_quads<kLanes>(a.x + row * a.r, quads, lane, v);
+  float m = neg_inf<float>();
+  for_lane_values<kLanes>(v, quads, lane, [&](float x, int, int) { m = max_nan(m, x); });
+  float mx = row_max<Warps>(m);
+  if (mx == neg_inf<float>()) mx = 0;  // a fully masked row: exp(-inf - 0) = 0, not NaN
+  float e = 0;
+  LOOM_SIMT_UNROLL
+  for (int p = 0; p < Quads; ++p) {
+    if (lane + kLanes * p >= quads) continue;
+    LOOM_SIMT_UNROLL
+    for (int k = 0; k < 4; ++k) {
+      const float ex = m_exp(v[p].v[k] - mx);
+      e += ex;
+      if (!a.log) v[p].v[k] = ex;
+    }
+  }
+  const double total = row_sum<Warps>(e);
+  const float lse = mx + static_cast<float>(::log(total)), inv = static_cast<float>(1.0 / total);
+  LOOM_SIMT_UNROLL
+  for (int p = 0; p < Quads; ++p) {
+    LOOM_SIMT_UNROLL
+    for (int k = 0; k < 4; ++k) v[p].v[k] = a.log ? v[p].v[k] - lse : v[p].v[k] * inv;
+  }
+  store_lane_quads<kLanes>(a.out + row * a.r, quads, lane, v);
+}
+
+template <int Warps, int Quads>
+LOOM_SIMT_GLOBAL void softmax_backward_quad_rows_kernel(Rows<float> a) {
+  constexpr int kLanes = 32 * Warps, kGroups = kWarpRowWarps / Warps;
+  const int64_t row = static_cast<int64_t>(block_x()) * kGroups + thread_x() / kLanes;
+  if (row >= a.outer) return;
+  const unsigned lane = thread_x() % kLanes;
+  const int64_t quads = a.r / 4;
+  Quad<float> g[Quads], y[Quads];
+  load_lane_quads<kLanes>(a.x + row * a.r, quads, lane, g);
+  load_lane_quads<kLanes>(a.y + row * a.r, quads, lane, y);
+  float s = 0;
+  for_lane_values<kLanes>(g, quads, lane, [&](float gv, int p, int k) { s += a.log ? gv : gv * y[p].v[k]; });
+  const float st = static_cast<float>(row_sum<Warps>(s));
+  LOOM_SIMT_UNROLL
+  for (int p = 0; p < Quads; ++p) {
+    LOOM_SIMT_UNROLL
+    for (int k = 0; k < 4; ++k) g[p].v[k] = softmax_grad(a.log, g[p].v[k], y[p].v[k], st);
+  }
+  store_lane_quads<kLanes>(a.out + row * a.r, quads, lane, g);
 }
 
 }  // namespace LOOM_SIMT_ABI

@@ -4,9 +4,11 @@
 #pragma once
 
 #include <climits>
+#include <type_traits>
 
 #include "kernels/backend.hpp"
 #include "loom/core/error.hpp"
+#include "row_quads_args.hpp"
 #include "softmax.cuh"
 
 namespace loom::softmax_kernels {
@@ -22,10 +24,34 @@ inline unsigned column_blocks(int64_t columns) {
   return static_cast<unsigned>(blocks < 1 ? 1 : blocks < 65536 ? blocks : 65536);
 }
 
-// Rows (inner == 1) one block each, otherwise columns, grid-stride.
+template <bool Backward>
+struct QuadRowsKernel {
+  template <int Warps, int Quads>
+  struct Pick {
+    static auto get() {
+      return Backward ? softmax_backward_quad_rows_kernel<Warps, Quads> : softmax_quad_rows_kernel<Warps, Quads>;
+    }
+  };
+};
+
+// Rows (inner == 1) held in registers when `fit` says they fit (f32), else one
+// block each; otherwise columns, grid-stride.
 template <class T, class Check>
-void launch(Rows<T> a, bool backward, Stream stream, Check& check) {
+void launch(Rows<T> a, bool backward, Stream stream, Check& check, RowFit fit) {
   const char* what = backward ? "softmax backward" : "softmax";
+  if constexpr (std::is_same_v<T, float>) {
+    if (a.inner == 1 && fit.warps) {
+      const int64_t groups = kWarpRowWarps / fit.warps, blocks = (a.outer + groups - 1) / groups;
+      LOOM_CHECK(blocks <= INT_MAX, what, ": ", a.outer, " rows, above the grid's ", INT_MAX);
+      check(simt::launch(Dim3(static_cast<unsigned>(blocks)), Dim3(kWarpRowThreads), row_quads_shared_bytes(fit.warps),
+                         stream,
+                         backward ? by_fit<QuadRowsKernel<true>::template Pick>(fit)
+                                  : by_fit<QuadRowsKernel<false>::template Pick>(fit),
+                         a),
+            what);
+      return;
+    }
+  }
   if (a.inner == 1) {
     LOOM_CHECK(a.outer <= INT_MAX, what, ": ", a.outer, " rows, above the grid's ", INT_MAX);
     a.threads = row_threads(a.r);
@@ -52,11 +78,11 @@ void run_forward(const Tensor& x, const Tensor& out, int64_t outer, int64_t r, i
   if (x.dtype() == DType::f32)
     launch(Rows<float>{static_cast<const float*>(x.raw_data()), nullptr, static_cast<float*>(out.raw_data()), outer,
                        r, inner, log, 0},
-           false, stream, check);
+           false, stream, check, row_quads_fit(x.dtype(), r, {&x, &out}));
   else
     launch(Rows<double>{static_cast<const double*>(x.raw_data()), nullptr, static_cast<double*>(out.raw_data()),
                         outer, r, inner, log, 0},
-           false, stream, check);
+           false, stream, check, RowFit{});
 }
 
 template <class Check>
@@ -72,11 +98,11 @@ void run_backward(const Tensor& grad, const Tensor& y, const Tensor& grad_in, in
   if (y.dtype() == DType::f32)
     launch(Rows<float>{static_cast<const float*>(grad.raw_data()), static_cast<const float*>(y.raw_data()),
                        static_cast<float*>(grad_in.raw_data()), outer, r, inner, log, 0},
-           true, stream, check);
+           true, stream, check, row_quads_fit(y.dtype(), r, {&grad, &y, &grad_in}));
   else
     launch(Rows<double>{static_cast<const double*>(grad.raw_data()), static_cast<const double*>(y.raw_data()),
                         static_cast<double*>(grad_in.raw_data()), outer, r, inner, log, 0},
-           true, stream, check);
+           true, stream, check, RowFit{});
 }
 
 }  // namespace LOOM_SIMT_ABI

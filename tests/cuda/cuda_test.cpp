@@ -544,10 +544,12 @@ int run_kernels() {
       }
     }
   });
-  s.run("softmax / log_softmax forward and backward, rows and columns", [] {
+  s.run("softmax / log_softmax forward and backward, rows (walked: 5000 and 7 wide; in registers: 1000 and 4096) "
+        "and columns", [] {
     Generator gen(24);
     for (DType t : {DType::f32, DType::f64}) {
-      for (const auto& sh : std::vector<std::array<int64_t, 3>>{{64, 5000, 1}, {3, 77, 19}, {1000, 7, 1}, {2, 1, 5}}) {
+      for (const auto& sh : std::vector<std::array<int64_t, 3>>{
+               {64, 5000, 1}, {3, 77, 19}, {1000, 7, 1}, {2, 1, 5}, {300, 1000, 1}, {64, 4096, 1}}) {
         const int64_t o = sh[0], r = sh[1], in = sh[2];
         Tensor x = mul(randn({o, r, in}, t, &gen), 3.0);
         if (in == 1 && o > 1) {  // a fully masked row
@@ -570,14 +572,15 @@ int run_kernels() {
       }
     }
   });
-  s.run("layer_norm / rms_norm forward and backward (block per row: 1000 x 3000 f32, 100 x 300 f64; warp per row: "
-        "1000 x 768 f32; optional weight, bias and fused residual)", [] {
+  s.run("layer_norm / rms_norm forward and backward (block per row: 1000 x 3001 f32, 100 x 300 f64; warp per row: "
+        "1000 x 768 f32, spread over a block: 1000 x 3000 f32; optional weight, bias and fused residual)", [] {
     Generator gen(25);
     struct Case {
       DType t;
       int64_t rows, cols;
     };
-    for (const Case c : {Case{DType::f32, 1000, 3000}, Case{DType::f64, 100, 300}, Case{DType::f32, 1000, 768}}) {
+    for (const Case c : {Case{DType::f32, 1000, 3001}, Case{DType::f64, 100, 300}, Case{DType::f32, 1000, 768},
+                         Case{DType::f32, 1000, 3000}}) {
       const DType t = c.t;
       for (bool rms : {false, true}) {
         for (bool affine : {true, false}) {
@@ -623,9 +626,9 @@ int run_kernels() {
     }
   });
   s.run("fused residual layer_norm with a bf16 branch and bf16 output (autocast's), and its bf16 gradients "
-        "(warp per row: 768 columns; widened around the block per row: 3000)", [] {
+        "(warp per row: 768 columns, block-wide: 3000; widened around the block per row: 3001)", [] {
     Generator gen(27);
-    for (int64_t cols : {768, 3000}) {
+    for (int64_t cols : {768, 3000, 3001}) {
       kernels::NormShape ns;
       ns.rows = 1000, ns.cols = cols, ns.eps = 1e-5;
       const Shape rc{ns.rows, ns.cols};

@@ -2,12 +2,13 @@
 // on the SIMT emulator against the CPU backend's kernels. f32 rows in whole
 // quads (4 values) up to 1024 columns take the warp-per-row kernels, at
 // every quads-per-lane they are built for (4 and 128 columns one quad a lane,
-// 132 two, 300 four, 768 six, 1024 eight), with f32 or bf16 x, output and
-// output gradient. Ragged or wider rows, and f64, take the block-per-row
-// kernels (halves widened around them), at widths
-// around every block size the launch picks (32, 128, 256, 512 threads):
-// fewer columns than threads, a partial last stride, several strides (4500
-// columns: more than four per thread of 512).
+// 132 two, 300 four, 768 six, 1024 eight), up to 4096 the same spread over a
+// block (1028: four quads a lane, 2100: eight), with f32 or bf16 x, output
+// and output gradient. Ragged or wider rows, and f64, take the block-per-row
+// kernels (halves widened around them), at widths around every block size
+// the launch picks (32, 128, 256, 512 threads): fewer columns than threads,
+// a partial last stride, several strides (4500 columns: more than four per
+// thread of 512).
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -39,7 +40,7 @@ TEST_CASE("emulated norm kernels match the CPU: layer and RMS, affine or not, pl
   Generator gen(41);
   for (DType t : {DType::f32, DType::f64}) {
     const double tol = t == DType::f32 ? 2e-5 : 1e-12;
-    for (int64_t cols : {1, 4, 5, 33, 127, 128, 132, 300, 513, 768, 1024, 2100, 4500}) {
+    for (int64_t cols : {1, 4, 5, 33, 127, 128, 132, 300, 513, 768, 1024, 1028, 2100, 4500}) {
       if (cols > 1000 && t == DType::f64) continue;  // the 512-thread blocks, once (each thread is an OS thread)
       for (bool rms : {false, true}) {
         for (bool fused : {false, true}) {
@@ -128,7 +129,7 @@ TEST_CASE("emulated warp-per-row norm backward: weight gradients over many block
   s.cols = 8;
   s.rows = 4 * norm_kernels::kWarpRowBlocks + 53;
   s.eps = 1e-5;
-  REQUIRE(norm_kernels::warp_rows_backward_chunk(s.rows) > static_cast<int64_t>(norm_kernels::kWarpRowWarps));
+  REQUIRE(norm_kernels::warp_rows_backward_chunk(s.rows, 1) > static_cast<int64_t>(norm_kernels::kWarpRowWarps));
   const Shape rc{s.rows, s.cols};
   Tensor x = randn(rc, DType::f32, &gen), w = randn({s.cols}, DType::f32, &gen), b = randn({s.cols}, DType::f32, &gen);
   Tensor out = empty(rc), mean = empty({s.rows}), rstd = empty({s.rows});
@@ -152,11 +153,11 @@ TEST_CASE("emulated norm kernels: an operand off 16-byte alignment takes the blo
   s.rows = 5;
   s.cols = 64;
   s.eps = 1e-5;
-  REQUIRE(norm_kernels::warp_row_quads(DType::f32, s.cols, {}) > 0);
+  REQUIRE(norm_kernels::row_quads_fit(DType::f32, s.cols, {}).warps > 0);
   Tensor storage = randn({s.rows * s.cols + 1}, DType::f32, &gen);
   Tensor x = storage.narrow(0, 1, s.rows * s.cols).reshape({s.rows, s.cols});
   REQUIRE(x.is_contiguous());
-  REQUIRE(norm_kernels::warp_row_quads(DType::f32, s.cols, {&x}) == 0);
+  REQUIRE(norm_kernels::row_quads_fit(DType::f32, s.cols, {&x}).warps == 0);
   Tensor w = randn({s.cols}, DType::f32, &gen);
   Tensor out = empty({s.rows, s.cols}), mean = empty({s.rows}), rstd = empty({s.rows});
   Tensor e_out = empty({s.rows, s.cols}), e_mean = empty({s.rows}), e_rstd = empty({s.rows});
@@ -169,11 +170,12 @@ TEST_CASE("emulated norm kernels: an operand off 16-byte alignment takes the blo
 TEST_CASE("emulated fused norm with a bf16 branch, bf16 output and bf16 gradients matches the CPU", "[norm]") {
   // Autocast's residual norm: x (the branch) and out in bf16, the residual,
   // sum and statistics in f32; backward reads a bf16 output gradient and
-  // writes grad_x in f32 and rounded to bf16. 768 and 300 columns: the warp
-  // kernels read and write the halves; 30: the block kernels, widened around.
+  // writes grad_x in f32 and rounded to bf16. 768, 300 and 2048 columns: the
+  // warp (and block-wide) kernels read and write the halves; 30: the block
+  // kernels, widened around.
   const kernels::Backend& cpu = kernels::backend(kCPU);
   Generator gen(59);
-  for (int64_t cols : {768, 300, 30}) {
+  for (int64_t cols : {768, 300, 2048, 30}) {
     for (bool rms : {false, true}) {
       kernels::NormShape s;
       s.rows = 5;

@@ -45,7 +45,12 @@ TEST_CASE("emulated softmax kernels match the CPU: rows, columns, log, masked ro
   struct Case {
     int64_t outer, r, inner;
   };
-  const Case cases[] = {{5, 1, 1}, {4, 33, 1}, {3, 200, 1}, {3, 700, 1}, {2, 2100, 1}, {1, 5000, 1}, {3, 7, 5}, {2, 40, 3}};
+  // f32 rows in whole quads up to 4096 are held in registers: a warp per row
+  // (4, 200, 700, 1024: one, two, six, eight quads a lane), a block per row
+  // (1028, 2100, 4096: four, eight, eight); the rest walk a block per row.
+  const Case cases[] = {{5, 1, 1},    {3, 4, 1},    {4, 33, 1},   {3, 200, 1}, {3, 700, 1},
+                        {2, 1024, 1}, {2, 1028, 1}, {2, 2100, 1}, {2, 4096, 1}, {1, 5000, 1},
+                        {3, 7, 5},    {2, 40, 3}};
   for (DType t : {DType::f32, DType::f64}) {
     for (const Case& c : cases) {
       for (bool log : {false, true}) {
