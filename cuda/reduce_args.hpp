@@ -20,6 +20,7 @@ inline constexpr int64_t kTargetBlocks = 2048, kMinSpanRows = 64, kMaxGrid = 655
 // Above this many spans per output a block combines each output's partials;
 // at or below, a thread does (a block per output would leave most idle).
 inline constexpr int64_t kBlockCombineSpans = 64;
+inline constexpr int64_t kSpanAlign = 16;  // elements: a whole number of 16-byte packs of f32 and f64
 
 struct Plan {
   int columns;
@@ -42,6 +43,9 @@ inline Plan plan_for(int64_t outer, int64_t r, int64_t inner, int64_t force_span
   if (spans < 1) spans = 1;
   if (spans > r) spans = r;
   p.span = (r + spans - 1) / spans;
+  // Contiguous spans (inner == 1) start on a 16-byte boundary when the row
+  // does: the kernel then reads them in packs.
+  if (inner == 1 && spans > 1 && force_spans == 0) p.span = (p.span + kSpanAlign - 1) / kSpanAlign * kSpanAlign;
   p.spans = (r + p.span - 1) / p.span;  // no empty span
   return p;
 }

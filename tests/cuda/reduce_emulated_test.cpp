@@ -29,6 +29,8 @@ TEST_CASE("emulated reductions match the CPU: sum, max, argmax, tiles and spans,
   };
   const Case cases[] = {{1, 1000, 1, 0}, {1, 1000, 1, 3}, {1, 1001, 1, 7}, {3, 50, 5, 0}, {2, 7, 40, 0},
                         {4, 300, 33, 2}, {1, 40000, 1, 0}, {5, 1, 3, 0},
+                        // contiguous spans read in packs, with a ragged end; and rows off a 16-byte boundary
+                        {1, 40003, 1, 0}, {3, 40001, 1, 0},
                         // more than kBlockCombineSpans spans: a block combines each output's partials
                         {1, 130, 1, 65}};
   for (DType t : {DType::f32, DType::f64}) {
