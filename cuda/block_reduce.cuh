@@ -27,41 +27,25 @@ LOOM_SIMT_DEVICE bool row_packed(const T* row) {
 // f(row[j], j) for this thread's elements, several loads issued before the
 // calls. A row that starts on a 16-byte boundary is read in 16-byte packs:
 // thread t takes packs t, t + threads, ..., four in flight (the last up to
-// three together), then the last n % pack elements one each. Any other row: elements t, t + threads, ...,
-// four loads in flight. Walking a row one scalar load at a time kept too few
-// bytes in flight: the cross-entropy over 50k-wide rows ran at a quarter of
-// an H200's copy rate. Tried and slower there: holding whole rows in
-// registers (so many registers that one block of 512 threads fit on a
-// multiprocessor), and bounds-checked batches of four for the rows' ends.
+// three together; for_each_pack), then the last n % pack elements one each.
+// Any other row: elements t, t + threads, ..., four loads in flight. Walking
+// a row one scalar load at a time kept too few bytes in flight: the
+// cross-entropy over 50k-wide rows ran at a quarter of an H200's copy rate.
+// Tried and slower there: holding whole rows in registers with 512-thread
+// blocks (so many registers that one block fit on a multiprocessor; rows of
+// up to 4096 are held in registers by 128-thread blocks instead:
+// row_quads.cuh), and bounds-checked batches of four scalar loads for the
+// rows' ends.
 template <class T, class F>
 LOOM_SIMT_DEVICE void for_each_in_row(const T* row, int64_t n, unsigned threads, F&& f) {
   const int64_t step = threads;
   if (row_packed(row)) {
     constexpr int kP = kPack<T>;
     const int64_t packs = n / kP;
-    int64_t p = thread_x();
-    for (; p + 3 * step < packs; p += 4 * step) {
-      Pack<T> v[4];
+    for_each_pack(row, packs, thread_x(), step, [&](const Pack<T>& v, int64_t p, int) {
       LOOM_SIMT_UNROLL
-      for (int u = 0; u < 4; ++u) v[u] = load_pack(row, p + u * step);
-      LOOM_SIMT_UNROLL
-      for (int u = 0; u < 4; ++u) {
-        LOOM_SIMT_UNROLL
-        for (int k = 0; k < kP; ++k) f(v[u].v[k], (p + u * step) * kP + k);
-      }
-    }
-    if (p < packs) {  // the last (up to three) packs in flight together too
-      Pack<T> v[3];
-      LOOM_SIMT_UNROLL
-      for (int u = 0; u < 3; ++u)
-        if (p + u * step < packs) v[u] = load_pack(row, p + u * step);
-      LOOM_SIMT_UNROLL
-      for (int u = 0; u < 3; ++u) {
-        if (p + u * step >= packs) break;
-        LOOM_SIMT_UNROLL
-        for (int k = 0; k < kP; ++k) f(v[u].v[k], (p + u * step) * kP + k);
-      }
-    }
+      for (int k = 0; k < kP; ++k) f(v.v[k], p * kP + k);
+    });
     for (int64_t j = packs * kP + thread_x(); j < n; j += step) f(row[j], j);
     return;
   }

@@ -1,9 +1,9 @@
 // Fused log-softmax + negative log-likelihood with label smoothing, per row:
 //   loss = -(1 - eps) * logp[t] - (eps / C) * sum_c logp[c]
 //   dloss/dx_c = scale * (softmax_c - (1 - eps) * [c == t] - eps / C)
-// Floor: forward reads N * C logits once (two passes, the second from cache),
-// ~N * C exps, and keeps each row's log-sum-exp; backward reads the logits
-// once and writes N * C gradients, softmax_c = exp(x_c - lse).
+// Floor: forward reads N * C logits once, ~N * C exps, and keeps each row's
+// log-sum-exp; backward reads the logits once and writes N * C gradients,
+// softmax_c = exp(x_c - lse).
 // One block per row; the arithmetic per logit in the logits' dtype, f32 for
 // bf16 logits (a double exp per logit made the f32 kernels compute-bound at a
 // quarter of the copy rate), the block's sums in double, reduced in a fixed
@@ -86,9 +86,10 @@ LOOM_SIMT_GLOBAL void cross_entropy_kernel(Rows<T, S> a) {
     sx += v;
   });
   const T mx = block_max(m, a.threads);
-  // A thread that saw only -inf (or nothing) adds 0; a row of only -inf
-  // gives exp(-inf - -inf), a NaN, as the two-pass form did.
-  const double mine = m == lowest && mx != lowest ? 0.0 : static_cast<double>(e) * ::exp(static_cast<double>(m - mx));
+  // A thread that saw only -inf (or nothing) adds 0 * exp(-inf) = 0, unless
+  // it saw a NaN (e is NaN then: the loss must be); a row of only -inf gives
+  // exp(-inf - -inf), a NaN, as the two-pass form did.
+  const double mine = static_cast<double>(e) * ::exp(static_cast<double>(m - mx));
   const double total = block_sum(mine, a.threads);
   const double sum_x = a.smoothing != 0 ? block_sum(static_cast<double>(sx), a.threads) : 0.0;
   if (thread_x() == 0) {

@@ -10,15 +10,16 @@
 // FLOPs. Backward reads g_y, h (+ g_h) and writes dh: 3 (fused: 4) values
 // where the unfused norm backward and gradient add move 6; the weight and
 // bias gradients read g_y and h once more.
-// f32 rows of up to 1024 columns in whole quads (4 values): a warp per row,
-// the row read once into registers, the weight and bias gradients summed by
-// the same pass (norm_warp_rows_*); x and the output (the output's gradient
-// and a copy of x's) may be bf16. Wider or ragged rows, and f64: one block
-// per row, and the weight and bias gradients by a second pass over a block
-// per 32-column tile and chunk of rows. Row statistics are reduced in double
-// in a fixed order (block_reduce.cuh), chunks' partial sums added in chunk
-// order: deterministic. Written on simt.cuh, so the emulator runs the same
-// source (tests/cuda/norm_emulated_test.cpp).
+// f32 rows of up to 4096 columns in whole quads (4 values) are held in
+// registers (row_quads.cuh: a warp per row up to 1024, a block beyond), read
+// once, the weight and bias gradients summed by the same pass
+// (norm_warp_rows_*); x and the output (the output's gradient and a copy of
+// x's) may be bf16; a lane's sums are f32, the row's double. Wider or ragged
+// rows, and f64: one block per row, statistics in double, and the weight and
+// bias gradients by a second pass over a block per 32-column tile and chunk
+// of rows. Every reduction runs in a fixed order (block_reduce.cuh), chunks'
+// partial sums added in chunk order: deterministic. Written on simt.cuh, so
+// the emulator runs the same source (tests/cuda/norm_emulated_test.cpp).
 #pragma once
 
 #include "block_reduce.cuh"
@@ -30,21 +31,29 @@ inline namespace LOOM_SIMT_ABI {
 
 using namespace loom::simt;
 
-template <class T>
-struct Forward {
-  const T* x;
-  const T* residual;  // null: plain norm
-  const T* weight;    // null: no scale
-  const T* bias;      // null: no shift
-  T* out;
-  T* sum;  // x + residual (when residual is given)
-  T* mean;
-  T* rstd;
-  int64_t cols;
+// The forward's operands: In is x's dtype, Out the output's, S everything
+// else's (the statistics' arithmetic). The block-per-row kernels take one
+// dtype throughout (Forward<T>); the register-resident ones f32 statistics
+// with f32 or bf16 x and output (WarpForward).
+template <class In, class Out, class S>
+struct NormRows {
+  const In* x;
+  const S* residual;  // null: plain norm
+  const S* weight;    // null: no scale
+  const S* bias;      // null: no shift
+  Out* out;
+  S* sum;  // x + residual (when residual is given)
+  S* mean;
+  S* rstd;
+  int64_t rows, cols;
   double eps;
   bool rms;
   unsigned threads;  // the block size, a multiple of 32
 };
+template <class T>
+using Forward = NormRows<T, T, T>;
+template <class In, class Out>
+using WarpForward = NormRows<In, Out, float>;
 
 template <class T>
 struct Backward {
@@ -103,7 +112,8 @@ LOOM_SIMT_GLOBAL void norm_rows_kernel(Forward<T> a) {
   const T* in = a.x + row * n;
   if (a.residual) {
     T* h = a.sum + row * n;
-    transform_rows(in, a.residual + row * n, h, n, a.threads, [](T x, T res, int64_t) { return static_cast<T>(x + res); });
+    transform_rows(in, a.residual + row * n, h, n, a.threads,
+                   [](T x, T res, int64_t) { return static_cast<T>(x + res); });
     in = h;
     sync_block();  // h is read back below, perhaps by other threads (when the walks differ in alignment)
   }
@@ -243,22 +253,6 @@ LOOM_SIMT_GLOBAL void norm_weight_grad_sum_kernel(WeightGrad<T> a) {
 // product), so no cast runs either side of the norm; the arithmetic is f32
 // throughout, as on the widened operands.
 
-// In: x's dtype, Out: the output's (f32 or bf16); everything else f32.
-template <class In, class Out>
-struct WarpForward {
-  const In* x;
-  const float* residual;  // null: plain norm
-  const float* weight;    // null: no scale
-  const float* bias;      // null: no shift
-  Out* out;
-  float* sum;  // x + residual (when residual is given)
-  float* mean;
-  float* rstd;
-  int64_t rows, cols;
-  double eps;
-  bool rms;
-};
-
 // One row of the forward (its lanes together).
 template <int Warps, class In, class Out, int Quads>
 LOOM_SIMT_DEVICE void norm_warp_row(const WarpForward<In, Out>& a, const Quad<float> (&w)[Quads],
@@ -350,15 +344,16 @@ struct WarpBackward {
   bool rms;
 };
 
-// Blocks for the backward: a row group per row up to kWarpRowBlocks blocks,
-// and at most kWarpRowMaxRows rows a row group (a lane sums its columns' weight gradients
-// in f32 over its group's rows; the blocks' sums are double).
+// The backward's rows per block: a row group per row up to kWarpRowBlocks
+// blocks, and at most kWarpRowMaxRows rows a row group (a lane sums its
+// columns' weight gradients in f32 over its group's rows; the blocks' sums
+// are double).
 inline constexpr int64_t kWarpRowMaxRows = 64;
 inline int64_t warp_rows_backward_chunk(int64_t rows, int warps) {
   const int64_t groups = warp_rows_groups(warps);
   int64_t blocks = (rows + groups - 1) / groups;
   if (blocks > kWarpRowBlocks) blocks = kWarpRowBlocks;
-  const int64_t most = warp_rows_groups(warps) * kWarpRowMaxRows;
+  const int64_t most = groups * kWarpRowMaxRows;
   if ((rows + blocks - 1) / blocks > most) blocks = (rows + most - 1) / most;
   return (rows + blocks - 1) / blocks;
 }

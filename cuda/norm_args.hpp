@@ -73,12 +73,13 @@ void launch_warp_rows_forward(const Tensor& x, const Tensor& residual, const Ten
   const auto blocks = static_cast<unsigned>(warp_rows_forward_blocks(s.rows, fit.warps));
   with_f32_or_bf16(x.dtype(), [&]<class In>() {
     with_f32_or_bf16(out.dtype(), [&]<class Out>() {
-      const WarpForward<In, Out> a{data_or_null<In>(x),         data_or_null<float>(residual),
-                                   data_or_null<float>(weight), data_or_null<float>(bias),
-                                   mutable_or_null<Out>(out),   mutable_or_null<float>(sum),
+      const WarpForward<In, Out> a{data_or_null<In>(x),          data_or_null<float>(residual),
+                                   data_or_null<float>(weight),  data_or_null<float>(bias),
+                                   mutable_or_null<Out>(out),    mutable_or_null<float>(sum),
                                    mutable_or_null<float>(mean), mutable_or_null<float>(rstd),
-                                   s.rows,                      s.cols,
-                                   s.eps,                       s.rms};
+                                   s.rows,                       s.cols,
+                                   s.eps,                        s.rms,
+                                   kWarpRowThreads};
       check(launch(Dim3(blocks), Dim3(kWarpRowThreads), row_quads_shared_bytes(fit.warps), stream,
                    by_fit<WarpForwardKernel<In, Out>::template Pick>(fit), a),
             op_name(s, false));
@@ -94,8 +95,9 @@ void launch_forward(const Tensor& x, const Tensor& residual, const Tensor& weigh
   const unsigned threads = row_threads(s.cols);
   const Forward<T> a{data_or_null<T>(x),      data_or_null<T>(residual), data_or_null<T>(weight),
                      data_or_null<T>(bias),   mutable_or_null<T>(out),   mutable_or_null<T>(sum),
-                     mutable_or_null<T>(mean), mutable_or_null<T>(rstd), s.cols,
-                     s.eps,                   s.rms,                     threads};
+                     mutable_or_null<T>(mean), mutable_or_null<T>(rstd), s.rows,
+                     s.cols,                  s.eps,                     s.rms,
+                     threads};
   check(launch(Dim3(static_cast<unsigned>(s.rows)), Dim3(threads), simt::kBlockReduceSharedBytes, stream,
                norm_rows_kernel<T>, a),
         op_name(s, false));

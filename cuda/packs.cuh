@@ -1,8 +1,9 @@
 // 16-byte packs of values (4 f32, 2 f64 or 8 bf16): the unit the
 // memory-bound kernels move per thread and access, so that a warp's load is
 // one 512-byte transaction run instead of 32 scalar ones. The pointers must be
-// 16-byte aligned at the pack (the launchers check that before choosing a
-// packed kernel).
+// aligned to the access (16 bytes for a pack, 16 or 8 for a quad): the
+// launchers check that before choosing a packed kernel, or the kernel checks
+// a row's start (block_reduce.cuh's row_packed).
 #pragma once
 
 #include "simt.cuh"
@@ -28,6 +29,32 @@ LOOM_SIMT_DEVICE Pack<T> load_pack(const T* p, int64_t pack) {
 template <class T>
 LOOM_SIMT_DEVICE void store_pack(T* p, int64_t pack, const Pack<T>& r) {
   copy16(p + pack * kPack<T>, &r);
+}
+
+// f(pack, p, slot) for packs p = first, first + step, ... < packs of `row`,
+// four loads issued before their four calls (slot: the pack's place in its
+// batch, 0..3), the last up to three loaded together too. The unit of the
+// memory-bound walks: one load at a time per thread kept too few bytes in
+// flight.
+template <class T, class F>
+LOOM_SIMT_DEVICE void for_each_pack(const T* row, int64_t packs, int64_t first, int64_t step, F&& f) {
+  int64_t p = first;
+  for (; p + 3 * step < packs; p += 4 * step) {
+    Pack<T> v[4];
+    LOOM_SIMT_UNROLL
+    for (int u = 0; u < 4; ++u) v[u] = load_pack(row, p + u * step);
+    LOOM_SIMT_UNROLL
+    for (int u = 0; u < 4; ++u) f(v[u], p + u * step, u);
+  }
+  if (p < packs) {
+    Pack<T> v[3];
+    LOOM_SIMT_UNROLL
+    for (int u = 0; u < 3; ++u)
+      if (p + u * step < packs) v[u] = load_pack(row, p + u * step);
+    LOOM_SIMT_UNROLL
+    for (int u = 0; u < 3; ++u)
+      if (p + u * step < packs) f(v[u], p + u * step, u);
+  }
 }
 
 // Four values of a 4- or 2-byte type (f32, bf16): one 16- or 8-byte access,

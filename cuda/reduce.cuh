@@ -133,22 +133,11 @@ LOOM_SIMT_GLOBAL void reduce_kernel(Reduction<T> a) {
         constexpr int kP = kPack<T>;
         const T* q = p + begin;
         const int64_t packs = (end - begin) / kP;
-        int64_t k = ty;
-        for (; k + 3 * rows < packs; k += 4 * rows) {
-          Pack<T> v[4];
+        for_each_pack(q, packs, ty, rows, [&](const Pack<T>& v, int64_t, int slot) {
           LOOM_SIMT_UNROLL
-          for (int u = 0; u < 4; ++u) v[u] = load_pack(q, k + u * rows);
-          LOOM_SIMT_UNROLL
-          for (int u = 0; u < 4; ++u) {
-            LOOM_SIMT_UNROLL
-            for (int e = 0; e < kP; ++e) acc[u] += static_cast<double>(v[u].v[e]);
-          }
-        }
-        for (; k < packs; k += rows) {
-          const Pack<T> v = load_pack(q, k);
-          for (int e = 0; e < kP; ++e) acc[0] += static_cast<double>(v.v[e]);
-        }
-        for (k = packs * kP + ty; k < end - begin; k += rows) acc[0] += static_cast<double>(q[k]);
+          for (int e = 0; e < kP; ++e) acc[slot] += static_cast<double>(v.v[e]);
+        });
+        for (int64_t k = packs * kP + ty; k < end - begin; k += rows) acc[0] += static_cast<double>(q[k]);
       } else if (active) {
         int64_t k = begin + ty;
         for (; k + 3 * rows < end; k += 4 * rows)

@@ -9,7 +9,8 @@
 // rows one block each, walked once per pass, block reductions
 // (block_reduce.cuh). inner > 1: one thread per (outer, inner) column walking
 // r (coalesced across the columns). Row sums accumulate in double, as on the
-// CPU; a row that is all -inf (fully masked) stays finite-safe. Written on
+// CPU (in registers: each lane's few values in f32 first); a row that is all
+// -inf (fully masked) stays finite-safe. Written on
 // simt.cuh, so the emulator runs it (tests/cuda/softmax_loss_emulated_test.cpp).
 #pragma once
 

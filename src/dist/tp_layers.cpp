@@ -186,8 +186,8 @@ Tensor ParallelTransformerBlock::forward(const Tensor& x, const Tensor& mask) {
 }
 
 nn::ResidualStream ParallelTransformerBlock::forward_stream(const nn::ResidualStream& x, const Tensor& mask) {
-  const ResidualNorm in = x.resolved_and_normed_by(*norm1);
-  const ResidualNorm r = norm2->residual_forward(in.sum, attn->forward(in.normed, mask, options.causal));
+  const ResidualNorm in = x.resolved_and_normed_by(*norm1, true);  // both normed outputs feed products
+  const ResidualNorm r = norm2->residual_forward(in.sum, attn->forward(in.normed, mask, options.causal), true);
   return {r.sum, mlp->forward(r.normed)};
 }
 

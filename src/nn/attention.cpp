@@ -66,16 +66,17 @@ Tensor TransformerBlock::forward(const Tensor& x, const Tensor& mask, const Tens
 
 ResidualStream TransformerBlock::forward_stream(const ResidualStream& x, const Tensor& mask, const Tensor& context,
                                                 const Tensor& context_mask) {
-  const ResidualNorm in = x.resolved_and_normed_by(*norm1);
+  // Each normed output below feeds a product (attention's QKV, the MLP's first layer).
+  const ResidualNorm in = x.resolved_and_normed_by(*norm1, true);
   Tensor branch = attn->forward(in.normed, Tensor(), mask, options.causal);
   Tensor stream = in.sum;
   if (cross) {
     LOOM_CHECK(context.defined(), "TransformerBlock: built with cross-attention but given no context");
-    const ResidualNorm r = norm_cross->residual_forward(stream, branch);
+    const ResidualNorm r = norm_cross->residual_forward(stream, branch, true);
     stream = r.sum;
     branch = cross->forward(r.normed, context, context_mask);
   }
-  const ResidualNorm r = norm2->residual_forward(stream, branch);
+  const ResidualNorm r = norm2->residual_forward(stream, branch, true);
   return {r.sum, mlp->forward(r.normed)};
 }
 

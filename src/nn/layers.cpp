@@ -47,22 +47,22 @@ LayerNorm::LayerNorm(int64_t d, double e, bool affine) : dim(d), eps(e) {
 
 Tensor LayerNorm::forward(const Tensor& x) { return layer_norm(x, {dim}, weight, bias, eps); }
 
-ResidualNorm LayerNorm::residual_forward(const Tensor& x, const Tensor& residual) {
-  return residual_layer_norm(x, residual, {dim}, weight, bias, eps);
+ResidualNorm LayerNorm::residual_forward(const Tensor& x, const Tensor& residual, bool normed_feeds_product) {
+  return residual_layer_norm(x, residual, {dim}, weight, bias, eps, normed_feeds_product);
 }
 
 RMSNorm::RMSNorm(int64_t d, double e) : dim(d), eps(e) { weight = register_parameter("weight", ones({d})); }
 
 Tensor RMSNorm::forward(const Tensor& x) { return rms_norm(x, {dim}, weight, eps); }
 
-ResidualNorm RMSNorm::residual_forward(const Tensor& x, const Tensor& residual) {
-  return residual_rms_norm(x, residual, {dim}, weight, eps);
+ResidualNorm RMSNorm::residual_forward(const Tensor& x, const Tensor& residual, bool normed_feeds_product) {
+  return residual_rms_norm(x, residual, {dim}, weight, eps, normed_feeds_product);
 }
 
 Tensor ResidualStream::resolved() const { return branch.defined() ? add(stream, branch) : stream; }
 
-ResidualNorm ResidualStream::resolved_and_normed_by(NormLayer& norm) const {
-  if (branch.defined()) return norm.residual_forward(stream, branch);
+ResidualNorm ResidualStream::resolved_and_normed_by(NormLayer& norm, bool normed_feeds_product) const {
+  if (branch.defined()) return norm.residual_forward(stream, branch, normed_feeds_product);
   return {stream, norm.forward(stream)};
 }
 

@@ -90,7 +90,7 @@ Tensor norm_impl(const char* name, const Tensor& x_in, const Shape& normalized_s
 
 ResidualNorm residual_norm_impl(const char* name, const Tensor& x, const Tensor& residual,
                                 const Shape& normalized_shape, const Tensor& weight, const Tensor& bias, double eps,
-                                bool rms) {
+                                bool rms, bool normed_feeds_product) {
   check_defined(x, name, "x");
   check_defined(residual, name, "residual");
   LOOM_CHECK(x.shape() == residual.shape(), name, ": residual ", shape_str(residual.shape()),
@@ -103,7 +103,8 @@ ResidualNorm residual_norm_impl(const char* name, const Tensor& x, const Tensor&
   const bool mixed = half_x != half_r && (other == DType::f32 || other == DType::f64);
   if (!mixed) {
     if (auto p = ops::promoted_pair(x, residual))
-      return residual_norm_impl(name, p->first, p->second, normalized_shape, weight, bias, eps, rms);
+      return residual_norm_impl(name, p->first, p->second, normalized_shape, weight, bias, eps, rms,
+                                normed_feeds_product);
     ops::check_same_dtype(x, residual, name);  // the kernels read both as one type
   }
   ops::check_same_device(x, residual, name);
@@ -118,9 +119,9 @@ ResidualNorm residual_norm_impl(const char* name, const Tensor& x, const Tensor&
   Tensor xc = contiguous_detached(branch), rc = contiguous_detached(stream);
   Tensor w = contiguous_detached(weight), b = contiguous_detached(bias);
   const auto opts = TensorOptions(wide).with_device(x.device());
-  // Under autocast `normed` opens a sublayer whose first op is a product: it
-  // is written in the autocast dtype, rounded once, instead of cast there.
-  const DType out_dtype = autocast_enabled() && wide == DType::f32 ? autocast_dtype() : wide;
+  // Under autocast a `normed` that feeds a product is written in the autocast
+  // dtype, rounded once, instead of in f32 and cast there.
+  const DType out_dtype = normed_feeds_product && autocast_enabled() && wide == DType::f32 ? autocast_dtype() : wide;
   Tensor sum = empty(x.shape(), opts), out = empty(x.shape(), TensorOptions(out_dtype).with_device(x.device()));
   Tensor mean = empty({s.rows}, opts), rstd = empty({s.rows}, opts);
   ops::kernels_for(xc).norm(xc, rc, w, b, out, sum, mean, rstd, s);
@@ -136,7 +137,7 @@ ResidualNorm residual_norm_impl(const char* name, const Tensor& x, const Tensor&
         std::vector<Tensor> g(4);
         if (!grad_out.defined()) {  // only the sum was used: its gradient passes to both addends
           g[stream_input] = grad_sum;
-          g[branch_input] = mixed && want_branch ? grad_sum.to(half) : grad_sum;
+          g[branch_input] = !want_branch ? Tensor() : mixed ? grad_sum.to(half) : grad_sum;
           return g;
         }
         // The wide addend takes grad_x; a half branch its rounded copy.
@@ -164,13 +165,15 @@ Tensor rms_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& we
 }
 
 ResidualNorm residual_layer_norm(const Tensor& x, const Tensor& residual, const Shape& normalized_shape,
-                                 const Tensor& weight, const Tensor& bias, double eps) {
-  return residual_norm_impl("residual_layer_norm", x, residual, normalized_shape, weight, bias, eps, false);
+                                 const Tensor& weight, const Tensor& bias, double eps, bool normed_feeds_product) {
+  return residual_norm_impl("residual_layer_norm", x, residual, normalized_shape, weight, bias, eps, false,
+                            normed_feeds_product);
 }
 
 ResidualNorm residual_rms_norm(const Tensor& x, const Tensor& residual, const Shape& normalized_shape,
-                               const Tensor& weight, double eps) {
-  return residual_norm_impl("residual_rms_norm", x, residual, normalized_shape, weight, Tensor(), eps, true);
+                               const Tensor& weight, double eps, bool normed_feeds_product) {
+  return residual_norm_impl("residual_rms_norm", x, residual, normalized_shape, weight, Tensor(), eps, true,
+                            normed_feeds_product);
 }
 
 }  // namespace loom

@@ -118,30 +118,48 @@ TEST_CASE("emulated norm weight gradients summed over several row chunks", "[nor
   check_close(e_gb, gb, 1e-12, "grad_b over " + std::to_string(s.rows) + " rows");
 }
 
-TEST_CASE("emulated warp-per-row norm backward: weight gradients over many blocks and several rows a warp",
+TEST_CASE("emulated register-resident norms over many blocks: several rows a warp, a block, and in the forward",
           "[norm]") {
-  // Enough rows that each block of the warp-per-row backward takes more rows
-  // than it has warps, so a warp's lanes sum several rows before the block's
-  // warps and then the blocks' partial sums are added.
+  // Enough rows that each block of the backward takes more rows than it has
+  // row groups, so a lane sums several rows before the block's warps and
+  // then the blocks' partial sums are added; and (warp-wide rows, more than
+  // kWarpRowBlocks blocks' worth) a forward warp that loops over rows with
+  // its weight and bias loaded once. 8 columns: a warp per row; 1028: the
+  // four warps of a block per row.
   const kernels::Backend& cpu = kernels::backend(kCPU);
   Generator gen(47);
-  kernels::NormShape s;
-  s.cols = 8;
-  s.rows = 4 * norm_kernels::kWarpRowBlocks + 53;
-  s.eps = 1e-5;
-  REQUIRE(norm_kernels::warp_rows_backward_chunk(s.rows, 1) > static_cast<int64_t>(norm_kernels::kWarpRowWarps));
-  const Shape rc{s.rows, s.cols};
-  Tensor x = randn(rc, DType::f32, &gen), w = randn({s.cols}, DType::f32, &gen), b = randn({s.cols}, DType::f32, &gen);
-  Tensor out = empty(rc), mean = empty({s.rows}), rstd = empty({s.rows});
-  cpu.norm(x, Tensor(), w, b, out, Tensor(), mean, rstd, s);
-  Tensor g = randn(rc, DType::f32, &gen);
-  Tensor gx = empty(rc), gw = empty({s.cols}), gb = empty({s.cols});
-  Tensor e_gx = full(rc, NAN), e_gw = full({s.cols}, NAN), e_gb = full({s.cols}, NAN);
-  cpu.norm_backward(g, Tensor(), x, w, mean, rstd, gx, Tensor(), gw, gb, s);
-  norm_kernels::run_backward(g, Tensor(), x, w, mean, rstd, e_gx, Tensor(), e_gw, e_gb, s, {}, no_status);
-  check_close(e_gx, gx, 2e-5, "grad_x over " + std::to_string(s.rows) + " rows");
-  check_close(e_gw, gw, 2e-5, "grad_w over " + std::to_string(s.rows) + " rows");
-  check_close(e_gb, gb, 2e-5, "grad_b over " + std::to_string(s.rows) + " rows");
+  struct Case {
+    int64_t rows, cols;
+    int warps;
+  };
+  for (const Case c : {Case{4 * norm_kernels::kWarpRowBlocks + 53, 8, 1}, Case{norm_kernels::kWarpRowBlocks + 8, 1028, 4}}) {
+    kernels::NormShape s;
+    s.cols = c.cols;
+    s.rows = c.rows;
+    s.eps = 1e-5;
+    const std::string name = std::to_string(s.rows) + " x " + std::to_string(s.cols);
+    INFO(name);
+    REQUIRE(norm_kernels::row_quads_fit(DType::f32, s.cols, {}).warps == c.warps);
+    REQUIRE(norm_kernels::warp_rows_backward_chunk(s.rows, c.warps) > 4 / c.warps);
+    const Shape rc{s.rows, s.cols};
+    Tensor x = randn(rc, DType::f32, &gen), w = randn({s.cols}, DType::f32, &gen);
+    Tensor b = randn({s.cols}, DType::f32, &gen);
+    Tensor out = empty(rc), mean = empty({s.rows}), rstd = empty({s.rows});
+    Tensor e_out = full(rc, NAN), e_mean = full({s.rows}, NAN), e_rstd = full({s.rows}, NAN);
+    cpu.norm(x, Tensor(), w, b, out, Tensor(), mean, rstd, s);
+    norm_kernels::run_forward(x, Tensor(), w, b, e_out, Tensor(), e_mean, e_rstd, s, {}, no_status);
+    check_close(e_out, out, 2e-5, "out");
+    check_close(e_mean, mean, 2e-5, "mean");
+    check_close(e_rstd, rstd, 2e-5, "rstd");
+    Tensor g = randn(rc, DType::f32, &gen);
+    Tensor gx = empty(rc), gw = empty({s.cols}), gb = empty({s.cols});
+    Tensor e_gx = full(rc, NAN), e_gw = full({s.cols}, NAN), e_gb = full({s.cols}, NAN);
+    cpu.norm_backward(g, Tensor(), x, w, mean, rstd, gx, Tensor(), gw, gb, s);
+    norm_kernels::run_backward(g, Tensor(), x, w, mean, rstd, e_gx, Tensor(), e_gw, e_gb, s, {}, no_status);
+    check_close(e_gx, gx, 2e-5, "grad_x");
+    check_close(e_gw, gw, 2e-5, "grad_w");
+    check_close(e_gb, gb, 2e-5, "grad_b");
+  }
 }
 
 TEST_CASE("emulated norm kernels: an operand off 16-byte alignment takes the block-per-row kernels", "[norm]") {

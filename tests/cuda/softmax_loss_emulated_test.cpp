@@ -143,6 +143,26 @@ TEST_CASE("emulated cross-entropy with masked (-inf) logits, a row's maximum lat
   for (int64_t i = 0; i < 3; ++i) CHECK(std::isfinite(want.to_vector<float>()[i]));  // masked logits: still finite
   CHECK(std::isnan(want.to_vector<float>()[3]));
   CHECK(std::isnan(got.to_vector<float>()[3]));
+
+  // A NaN a thread sees with nothing but -inf (a NaN inside a masked stretch;
+  // short unaligned rows, one logit a thread) still makes the loss NaN.
+  Tensor few = randn({3, 10}, DType::f32, &gen);
+  {
+    NoGradGuard no_grad;
+    few.narrow(0, 0, 1).narrow(1, 0, 8).fill_(-INFINITY);
+    few.narrow(0, 0, 1).narrow(1, 5, 1).fill_(NAN);  // row 0: a NaN among -inf
+    few.narrow(0, 1, 1).narrow(1, 7, 1).fill_(NAN);  // row 1 starts 40 bytes in: not on a 16-byte boundary
+  }
+  Tensor few_targets = from_vector(std::vector<int64_t>{9, 2, 3}, {3});
+  Tensor few_got = empty({3}), few_lse = empty({3}), few_want = empty({3}), few_want_lse = empty({3});
+  cpu.cross_entropy(few, few_targets, few_want, few_want_lse, p);
+  cross_entropy_kernels::run_forward(few, few_targets, few_got, few_lse, p, {}, no_status);
+  const std::vector<float> fw = few_want.to_vector<float>(), fg = few_got.to_vector<float>();
+  CHECK(std::isnan(fw[0]));
+  CHECK(std::isnan(fg[0]));
+  CHECK(std::isnan(fw[1]));
+  CHECK(std::isnan(fg[1]));
+  CHECK(fg[2] == Approx(fw[2]).epsilon(1e-5));
 }
 
 TEST_CASE("emulated cross-entropy on bf16 logits equals the f32 kernels on their values, gradients rounded once",

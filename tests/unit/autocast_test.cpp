@@ -71,60 +71,64 @@ TEST_CASE("autocast runs products in bf16 and norms, softmax and losses in f32",
   CHECK_THROWS_WITH(AutocastGuard(DType::f32), Contains("bf16 or f16"));
 }
 
-TEST_CASE("the fused residual norm reads a bf16 branch as it is, and under autocast writes normed in bf16",
+TEST_CASE("the fused residual norm reads a bf16 branch as it is, and writes normed in bf16 for a product",
           "[autocast]") {
   // Against the composition that casts: add (promoting the bf16 branch),
-  // layer_norm in f32, then a cast of the normed output to bf16. Values and
-  // gradients, each in its operand's dtype, without and with autocast.
+  // layer_norm in f32, then (a normed output that feeds a product, under
+  // autocast) a cast to bf16. Values and gradients, each in its operand's
+  // dtype; the branch on either side; the sum alone.
   for (bool autocast : {false, true}) {
-    INFO("autocast " << autocast);
-    Generator gen(7);
-    const Tensor xv = mul(randn({6, 40}, DType::f32, &gen), 2.0).to(DType::bf16), rv = randn({6, 40}, DType::f32, &gen);
-    const Tensor wv = randn({40}, DType::f32, &gen), bv = randn({40}, DType::f32, &gen);
-    const Tensor coeffs = randn({6, 40}, DType::f32, &gen);
-    auto leaves = [&] {
-      return std::array<Tensor, 4>{xv.clone().requires_grad_(true), rv.clone().requires_grad_(true),
-                                   wv.clone().requires_grad_(true), bv.clone().requires_grad_(true)};
-    };
-    auto loss = [&](const Tensor& sum_out, const Tensor& normed) {
-      return add(sum(mul(sum_out, sum_out)), sum(mul(normed.to(DType::f32), coeffs)));
-    };
-    auto fused = leaves(), composed = leaves();
-    Tensor f_sum, f_normed;
-    {
-      AutocastGuard guard(DType::bf16, autocast);
-      const ResidualNorm r = residual_layer_norm(fused[0], fused[1], {40}, fused[2], fused[3]);
-      f_sum = r.sum;
-      f_normed = r.normed;
+    for (bool feeds_product : {false, true}) {
+      INFO("autocast " << autocast << ", normed feeds a product " << feeds_product);
+      const bool half_normed = autocast && feeds_product;
+      Generator gen(7);
+      const Tensor xv = mul(randn({6, 40}, DType::f32, &gen), 2.0).to(DType::bf16);
+      const Tensor rv = randn({6, 40}, DType::f32, &gen);
+      const Tensor wv = randn({40}, DType::f32, &gen), bv = randn({40}, DType::f32, &gen);
+      const Tensor coeffs = randn({6, 40}, DType::f32, &gen);
+      auto leaves = [&] {
+        return std::array<Tensor, 4>{xv.clone().requires_grad_(true), rv.clone().requires_grad_(true),
+                                     wv.clone().requires_grad_(true), bv.clone().requires_grad_(true)};
+      };
+      auto loss = [&](const Tensor& sum_out, const Tensor& normed) {
+        return add(sum(mul(sum_out, sum_out)), sum(mul(normed.to(DType::f32), coeffs)));
+      };
+      // The fused op with the bf16 addend as x (swapped: as the residual).
+      auto fused_norm = [&](const std::array<Tensor, 4>& in, bool swapped) {
+        AutocastGuard guard(DType::bf16, autocast);
+        return swapped ? residual_layer_norm(in[1], in[0], {40}, in[2], in[3], 1e-5, feeds_product)
+                       : residual_layer_norm(in[0], in[1], {40}, in[2], in[3], 1e-5, feeds_product);
+      };
+      auto composed = leaves();
+      const Tensor c_sum = add(composed[0], composed[1]);
+      Tensor c_normed = layer_norm(c_sum, {40}, composed[2], composed[3]);
+      if (half_normed) c_normed = c_normed.to(DType::bf16);
+      loss(c_sum, c_normed).backward();
+      for (bool swapped : {false, true}) {
+        INFO("swapped " << swapped);
+        auto fused = leaves();
+        const ResidualNorm r = fused_norm(fused, swapped);
+        CHECK(r.sum.dtype() == DType::f32);
+        CHECK(r.normed.dtype() == (half_normed ? DType::bf16 : DType::f32));
+        CHECK(rel_diff(r.sum, c_sum) == 0.0);
+        CHECK(rel_diff(r.normed.to(DType::f32), c_normed.to(DType::f32)) < 1e-6);
+        loss(r.sum, r.normed).backward();
+        CHECK(fused[0].grad().dtype() == DType::bf16);
+        CHECK(rel_diff(fused[0].grad().to(DType::f32), composed[0].grad().to(DType::f32)) < 1e-2);
+        for (int i = 1; i < 4; ++i) {
+          INFO("input " << i);
+          CHECK(fused[i].grad().dtype() == DType::f32);
+          CHECK(rel_diff(fused[i].grad(), composed[i].grad()) < 1e-5);
+        }
+      }
+      // Only the sum used: its gradient reaches both addends, each in its dtype.
+      auto only_sum = leaves();
+      const ResidualNorm r = fused_norm(only_sum, false);
+      sum(mul(r.sum, r.sum)).backward();
+      CHECK(only_sum[0].grad().dtype() == DType::bf16);
+      CHECK(rel_diff(only_sum[0].grad().to(DType::f32), mul(c_sum, 2.0).to(DType::bf16).to(DType::f32)) == 0.0);
+      CHECK(rel_diff(only_sum[1].grad(), mul(c_sum, 2.0)) == 0.0);
     }
-    CHECK(f_sum.dtype() == DType::f32);
-    CHECK(f_normed.dtype() == (autocast ? DType::bf16 : DType::f32));
-    const Tensor c_sum = add(composed[0], composed[1]);
-    Tensor c_normed = layer_norm(c_sum, {40}, composed[2], composed[3]);
-    if (autocast) c_normed = c_normed.to(DType::bf16);
-    CHECK(rel_diff(f_sum, c_sum) == 0.0);
-    CHECK(rel_diff(f_normed.to(DType::f32), c_normed.to(DType::f32)) < 1e-6);
-    loss(f_sum, f_normed).backward();
-    loss(c_sum, c_normed).backward();
-    CHECK(fused[0].grad().dtype() == DType::bf16);
-    CHECK(fused[1].grad().dtype() == DType::f32);
-    CHECK(rel_diff(fused[0].grad().to(DType::f32), composed[0].grad().to(DType::f32)) < 1e-2);
-    for (int i = 1; i < 4; ++i) {
-      INFO("input " << i);
-      CHECK(fused[i].grad().dtype() == DType::f32);
-      CHECK(rel_diff(fused[i].grad(), composed[i].grad()) < 1e-5);
-    }
-    // The residual on the other side (a bf16 residual, f32 x) is read the same way.
-    auto swapped = leaves();
-    ResidualNorm s;
-    {
-      AutocastGuard guard(DType::bf16, autocast);
-      s = residual_layer_norm(swapped[1], swapped[0], {40}, swapped[2], swapped[3]);
-    }
-    CHECK(rel_diff(s.sum, c_sum) == 0.0);
-    loss(s.sum, s.normed).backward();
-    CHECK(swapped[0].grad().dtype() == DType::bf16);
-    CHECK(rel_diff(swapped[1].grad(), composed[1].grad()) < 1e-5);
   }
 }
 

@@ -44,7 +44,10 @@ class Embedding : public Layer {
 // residual)}, as a pre-norm block needs both.
 class NormLayer : public Layer {
  public:
-  virtual ResidualNorm residual_forward(const Tensor& x, const Tensor& residual) = 0;
+  // normed_feeds_product: the normed output is a product's operand (under
+  // autocast it then comes out in bf16; loom/ops/nn.hpp).
+  virtual ResidualNorm residual_forward(const Tensor& x, const Tensor& residual,
+                                        bool normed_feeds_product = false) = 0;
 };
 
 // A residual stream whose last add is still pending: the value is stream +
@@ -58,14 +61,14 @@ struct ResidualStream {
   // norm(stream + branch), the add fused into the norm when one is pending.
   Tensor normed_by(NormLayer& norm) const;
   // {stream + branch, norm(stream + branch)} from one fused pass.
-  ResidualNorm resolved_and_normed_by(NormLayer& norm) const;
+  ResidualNorm resolved_and_normed_by(NormLayer& norm, bool normed_feeds_product = false) const;
 };
 
 class LayerNorm : public NormLayer {
  public:
   explicit LayerNorm(int64_t dim, double eps = 1e-5, bool affine = true);
   Tensor forward(const Tensor& x) override;
-  ResidualNorm residual_forward(const Tensor& x, const Tensor& residual) override;
+  ResidualNorm residual_forward(const Tensor& x, const Tensor& residual, bool normed_feeds_product = false) override;
   Tensor weight, bias;
   int64_t dim;
   double eps;
@@ -78,7 +81,7 @@ class RMSNorm : public NormLayer {
  public:
   explicit RMSNorm(int64_t dim, double eps = 1e-6);
   Tensor forward(const Tensor& x) override;
-  ResidualNorm residual_forward(const Tensor& x, const Tensor& residual) override;
+  ResidualNorm residual_forward(const Tensor& x, const Tensor& residual, bool normed_feeds_product = false) override;
   Tensor weight;
   int64_t dim;
   double eps;

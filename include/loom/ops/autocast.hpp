@@ -5,7 +5,9 @@
 //     operands (f32 ones are cast; f64 ones are left alone) and give bf16
 //     results; the products accumulate in f32;
 //   - softmax, log_softmax, layer_norm, rms_norm and cross_entropy compute in
-//     f32 whatever their input's precision;
+//     f32 whatever their input's precision (and return f32; the fused
+//     residual norms may return `normed` in bf16 when asked, for the product
+//     it feeds: loom/ops/nn.hpp);
 //   - every other op runs in its inputs' dtype; the arithmetic binary ops
 //     (add, sub, mul, div, pow, maximum, minimum) compute operands of mixed
 //     floating dtypes in the wider one (with or without autocast).

@@ -26,17 +26,19 @@ Tensor rms_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& we
 // must have one shape; their dtypes promote as in add(), but a half addend
 // with an f32 (or f64) one is read as it is, without a cast: autocast's bf16
 // branch on the f32 stream. Half sums (both operands bf16 or f16) take the
-// unfused composition. Under autocast `normed` comes out in the autocast
-// dtype (computed in f32, rounded once): it is the input of a sublayer, whose
-// first op is a product that would cast it anyway.
+// unfused composition. `normed` is f32 under autocast, as PyTorch's norms;
+// with normed_feeds_product (a pre-norm sublayer's input, whose first op is a
+// product that would cast it anyway) it comes out in the autocast dtype
+// instead, computed in f32 and rounded once.
 struct ResidualNorm {
   Tensor sum;     // x + residual: the stream the block passes on
   Tensor normed;  // its normalisation: the input of the next sublayer
 };
 ResidualNorm residual_layer_norm(const Tensor& x, const Tensor& residual, const Shape& normalized_shape,
-                                 const Tensor& weight = Tensor(), const Tensor& bias = Tensor(), double eps = 1e-5);
+                                 const Tensor& weight = Tensor(), const Tensor& bias = Tensor(), double eps = 1e-5,
+                                 bool normed_feeds_product = false);
 ResidualNorm residual_rms_norm(const Tensor& x, const Tensor& residual, const Shape& normalized_shape,
-                               const Tensor& weight = Tensor(), double eps = 1e-6);
+                               const Tensor& weight = Tensor(), double eps = 1e-6, bool normed_feeds_product = false);
 
 // weight[num, dim] rows picked by integer `ids` of any shape -> [*ids.shape, dim].
 Tensor embedding(const Tensor& weight, const Tensor& ids);
