@@ -32,6 +32,10 @@
 #   LOOM_JOBS                parallel build jobs (default 16)
 #   LOOM_CUDA_ARCH           CMAKE_CUDA_ARCHITECTURES (default 90: H100/H200)
 #   LOOM_GPU_CHECK_BUDGET    seconds for the whole run (default 540)
+#   LOOM_GPU_CHECK_NCU       space-separated regexes of mangled kernel names: each
+#                            one's first launch in `loom_cuda_tests bench` profiled
+#                            by Nsight Compute (ncu-N.txt; occupancy, DRAM and SM
+#                            throughput, stalls in the summary), about 10 s each
 # Exit status: 0 when the build and every CUDA test passed, 1 otherwise.
 set -uo pipefail
 
@@ -272,6 +276,27 @@ elif [[ -n "$BIN" ]]; then
   SANITIZER_LINE="compute-sanitizer not found"
 fi
 
+# --- Nsight Compute over named kernels (LOOM_GPU_CHECK_NCU) ----------------------------
+NCU_LINES=()
+if [[ -n "$BIN" && -n "${LOOM_GPU_CHECK_NCU:-}" ]]; then
+  NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu 2>/dev/null | head -n 1)
+  if [[ -z "$NCU" ]]; then
+    NCU_LINES+=("ncu not found")
+  else
+    n=0
+    for kernel in $LOOM_GPU_CHECK_NCU; do
+      n=$((n + 1))
+      run_phase "ncu $kernel" "$LOGS/ncu-$n.txt" 90 "$NCU" --kernel-name-base mangled -k "regex:$kernel" -c 1 \
+        --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
+        --section MemoryWorkloadAnalysis "$BIN/loom_cuda_tests" bench || true
+      NCU_LINES+=("$kernel (ncu-$n.txt):")
+      while IFS= read -r line; do NCU_LINES+=("  $line"); done < <(grep -hE \
+        "Duration|DRAM Throughput|Compute \(SM\) Throughput|Registers Per Thread|Achieved Occupancy|Theoretical Occupancy|Avg. Active Threads" \
+        "$LOGS/ncu-$n.txt" | sed 's/  */ /g')
+    done
+  fi
+fi
+
 # --- summary -------------------------------------------------------------------------
 {
   echo
@@ -286,6 +311,10 @@ fi
   grep -hE "ERROR SUMMARY" "$LOGS/sanitizer.log" 2>/dev/null | sed 's/^/    /'
   echo "  timings: $BENCH_LINE"
   grep -hE '"median_ms"|"fraction_of_gemm"|"speedup"|"error"|"allocator"' "$LOGS/bench.log" 2>/dev/null | sed 's/^/    /'
+  if (( ${#NCU_LINES[@]} > 0 )); then
+    echo "  nsight compute:"
+    printf '    %s\n' "${NCU_LINES[@]}"
+  fi
   echo "  training steps:"
   grep -hE '"train_step"' "$LOGS/train.log" 2>/dev/null | sed 's/^/    /'
   echo "  phases:"
