@@ -158,15 +158,13 @@ Tensor ParallelAttention::forward(const Tensor& x, const Tensor& mask_in, bool c
   check_defined(x, "ParallelAttention", "x");
   LOOM_CHECK(x.dim() == 3 && x.size(2) == options.dim, "rank ", group->rank(), ": ParallelAttention: x must be [B, T, ",
              options.dim, "], got ", shape_str(x.shape()));
-  const int64_t b = x.size(0), t = x.size(1), h = local_heads, hd = options.dim / options.heads;
-  const int64_t local_dim = h * hd;
-  auto heads = [&](const Tensor& y) { return y.reshape({b, y.size(1), h, hd}).transpose(1, 2); };
-  auto parts = split(qkv->forward(x), local_dim, -1);
+  const int64_t h = local_heads;
   Tensor mask = mask_in;
   if (mask.defined() && mask.dim() == 4 && mask.size(1) == options.heads && options.heads > 1)
     mask = mask.narrow(1, group->rank() * h, h);
-  Tensor a = scaled_dot_product_attention(heads(parts[0]), heads(parts[1]), heads(parts[2]), mask, causal);
-  return drop->forward(out->forward(a.transpose(1, 2).reshape({b, t, local_dim})));
+  // This rank's [B, T, 3 * local_dim] holds its q, k and v heads in turn, the
+  // layout self_attention reads in place.
+  return drop->forward(out->forward(self_attention(qkv->forward(x), h, mask, causal)));
 }
 
 ParallelTransformerBlock::ParallelTransformerBlock(const nn::TransformerBlockOptions& o, ProcessGroupPtr group,
