@@ -216,13 +216,15 @@ void execute(AttentionGraph& plan, cudnnHandle_t h, std::unordered_map<int64_t, 
   LOOM_CHECK(e.is_good(), what, " (cuDNN) failed for ", s.str(), ": ", e.get_message());
 }
 
-// Rows cuDNN reads or writes in place: 16-byte aligned, unit stride along D.
+// Rows cuDNN reads or writes in place: 16-byte aligned, unit stride along D,
+// no broadcast dim (a gradient written through a stride 0 would lose all but
+// one of the rows that share it).
 bool rows_in_place(const Tensor& t) {
   if (reinterpret_cast<uintptr_t>(t.raw_data()) % 16 != 0) return false;
   if (t.dim() == 3) return t.is_contiguous();
   if (t.dim() != 4 || t.stride(3) != 1) return false;
   for (int64_t i = 0; i < 3; ++i)
-    if (t.stride(i) % 8 != 0) return false;  // 16 bytes of bf16 or f16
+    if (t.stride(i) <= 0 || t.stride(i) % 8 != 0) return false;  // 16 bytes of bf16 or f16
   return true;
 }
 

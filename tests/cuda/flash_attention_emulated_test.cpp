@@ -226,6 +226,14 @@ TEST_CASE("flash attention bf16: rows that see no key are NaN through the regist
   check_case<loom::bf16>({.bh = 1, .lq = 140, .lk = 40, .d = 16, .causal = true}, kBf16, /*dv_differs=*/true);
 }
 
+TEST_CASE("flash attention bf16: whole blocks of rows that see no key skip the first key fetch", "[flash]") {
+  // Causal with Lq - Lk = 260: the first two blocks of 128 query rows see no
+  // key at all and take the path with zero key tiles (no fetch, no product;
+  // the emulator faults on a read of shared memory never written), the third
+  // some. The rows' values are those of masking every key: NaN.
+  check_case<loom::bf16>({.bh = 1, .lq = 300, .lk = 40, .d = 16, .causal = true}, kBf16, /*dv_differs=*/true);
+}
+
 TEST_CASE("flash attention bf16, head dim 48: the shared-memory forward", "[flash]") {
   check_case<loom::bf16>({.bh = 2, .lq = 70, .lk = 70, .d = 48, .causal = true}, kBf16);
 }
