@@ -173,11 +173,11 @@ void run_train_step(const Options& opt) {
   };
   Options o = opt;
   o.values["warmup"] = std::to_string(opt.integer("warmup", 3));
-  o.values["reps"] = std::to_string(opt.integer("steps", 10));
+  o.values["reps"] = std::to_string(std::max<int64_t>(1, opt.integer("steps", 10)));  // fixed: see issue_ms below
   const double ms = median_ms(o, step);
-  // The timed steps' issue times: median_ms ran at least one warm-up first.
-  const auto warmups = std::min(issue_ms.size(), static_cast<size_t>(std::max(1, o.warmup())));
-  const double issue_median = median(std::vector<double>(issue_ms.begin() + static_cast<ptrdiff_t>(warmups),
+  // The timed steps' issue times: the last `reps` (after median_ms's warm-ups).
+  const auto timed = std::min(issue_ms.size(), static_cast<size_t>(o.reps()));
+  const double issue_median = median(std::vector<double>(issue_ms.end() - static_cast<ptrdiff_t>(timed),
                                                          issue_ms.end()));
   // One more step, counting the device allocations it makes: a warm caching
   // allocator serves a steady-state step without cudaMalloc.

@@ -64,8 +64,8 @@ Tensor reduced_cross_entropy(const Tensor& logits_in, const Tensor& targets_in, 
   if (options.reduction == R::sum) return sum(rows);
   // The count of targets not ignored stays on their device: reading it back
   // would stall a device's stream once a step.
-  const Tensor ignored = full({}, static_cast<double>(options.ignore_index),
-                              TensorOptions(targets.dtype()).with_device(targets.device()));
+  const Tensor ignored = scalar_tensor(static_cast<double>(options.ignore_index),
+                                       TensorOptions(targets.dtype()).with_device(targets.device()));
   const Tensor valid = sum(ne(targets, ignored).to(rows.dtype()));
   return div(sum(rows), valid);  // all ignored: 0/0 = NaN, as in PyTorch
 }
