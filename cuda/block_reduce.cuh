@@ -18,12 +18,6 @@ inline constexpr size_t kBlockReduceSharedBytes = 32 * sizeof(double);
 // Threads for a block that walks one row of n elements (whole warps).
 inline unsigned row_threads(int64_t n) { return n >= 2048 ? 512 : n >= 512 ? 256 : n >= 128 ? 128 : 32; }
 
-// Whether a row starts on a 16-byte boundary (then it is walked in packs).
-template <class T>
-LOOM_SIMT_DEVICE bool row_packed(const T* row) {
-  return reinterpret_cast<uintptr_t>(row) % 16 == 0;
-}
-
 // f(row[j], j) for this thread's elements, several loads issued before the
 // calls. A row that starts on a 16-byte boundary is read in 16-byte packs:
 // thread t takes packs t, t + threads, ..., four in flight (the last up to
@@ -39,7 +33,7 @@ LOOM_SIMT_DEVICE bool row_packed(const T* row) {
 template <class T, class F>
 LOOM_SIMT_DEVICE void for_each_in_row(const T* row, int64_t n, unsigned threads, F&& f) {
   const int64_t step = threads;
-  if (row_packed(row)) {
+  if (on_pack_boundary(row)) {
     constexpr int kP = kPack<T>;
     const int64_t packs = n / kP;
     for_each_pack(row, packs, thread_x(), step, [&](const Pack<T>& v, int64_t p, int) {
@@ -65,7 +59,7 @@ LOOM_SIMT_DEVICE void for_each_in_row(const T* row, int64_t n, unsigned threads,
 template <class T, class F>
 LOOM_SIMT_DEVICE void for_each_in_rows(const T* a, const T* b, int64_t n, unsigned threads, F&& f) {
   const int64_t step = threads;
-  if (row_packed(a) && row_packed(b)) {
+  if (on_pack_boundary(a) && on_pack_boundary(b)) {
     constexpr int kP = kPack<T>;
     const int64_t packs = n / kP;
     int64_t p = thread_x();
@@ -107,7 +101,7 @@ template <class T, class D, class F>
 LOOM_SIMT_DEVICE void transform_row(const T* in, D* out, int64_t n, unsigned threads, F&& f) {
   const int64_t step = threads;
   if constexpr (sizeof(T) == sizeof(D)) {
-    if (row_packed(in) && row_packed(out)) {
+    if (on_pack_boundary(in) && on_pack_boundary(out)) {
       constexpr int kP = kPack<T>;
       const int64_t packs = n / kP;
       int64_t p = thread_x();
@@ -136,7 +130,7 @@ LOOM_SIMT_DEVICE void transform_row(const T* in, D* out, int64_t n, unsigned thr
 template <class T, class F>
 LOOM_SIMT_DEVICE void transform_rows(const T* a, const T* b, T* out, int64_t n, unsigned threads, F&& f) {
   const int64_t step = threads;
-  if (row_packed(a) && row_packed(b) && row_packed(out)) {
+  if (on_pack_boundary(a) && on_pack_boundary(b) && on_pack_boundary(out)) {
     constexpr int kP = kPack<T>;
     const int64_t packs = n / kP;
     for (int64_t p = thread_x(); p < packs; p += step) {

@@ -75,8 +75,6 @@ struct WeightGrad {
   const T* x;
   const T* mean;
   const T* rstd;
-  T* grad_w;  // null: not wanted
-  T* grad_b;  // null: not wanted
   int64_t rows, cols;
   int64_t chunk_rows;  // rows each block sums (one chunk of the rows)
   int64_t chunks;      // ceil(rows / chunk_rows), at least 1
@@ -218,7 +216,15 @@ LOOM_SIMT_GLOBAL void norm_weight_grad_kernel(WeightGrad<T> a) {
 // of chunks: a thread per column walking them alone took longer than the
 // norm itself.
 template <class T>
-LOOM_SIMT_GLOBAL void norm_weight_grad_sum_kernel(WeightGrad<T> a) {
+struct ChunkSums {
+  const double* partial;  // [chunks, 2, cols]
+  T* grad_w;              // null: not wanted
+  T* grad_b;              // null: not wanted
+  int64_t cols, chunks;
+};
+
+template <class T>
+LOOM_SIMT_GLOBAL void norm_weight_grad_sum_kernel(ChunkSums<T> a) {
   double* sums = dynamic_shared<double>();
   const unsigned t = thread_x(), lane = t % kColTile, slice = t / kColTile;
   const int64_t width = 2 * a.cols, j = static_cast<int64_t>(block_x()) * kColTile + lane;

@@ -105,7 +105,7 @@ void launch_forward(const Tensor& x, const Tensor& residual, const Tensor& weigh
 
 // The weight and bias gradients from [chunks, 2, cols] partial sums.
 template <class T, class Check>
-void sum_weight_grad_chunks(const WeightGrad<T>& a, Stream stream, Check& check, const char* op) {
+void sum_weight_grad_chunks(const ChunkSums<T>& a, Stream stream, Check& check, const char* op) {
   const int64_t tiles = (2 * a.cols + kColTile - 1) / kColTile;
   check(launch(Dim3(static_cast<unsigned>(tiles)), Dim3(kWeightGradThreads), kWeightGradThreads * sizeof(double),
                stream, norm_weight_grad_sum_kernel<T>, a),
@@ -132,10 +132,9 @@ void launch_warp_rows_backward(const Tensor& grad, const Tensor& grad_sum, const
           op_name(s, true));
   });
   if (!sums) return;
-  const WeightGrad<float> w{nullptr, nullptr, nullptr, nullptr, mutable_or_null<float>(grad_w),
-                            mutable_or_null<float>(grad_b), s.rows, s.cols, chunk_rows, blocks,
-                            mutable_or_null<double>(partial)};
-  sum_weight_grad_chunks(w, stream, check, op_name(s, true));
+  const ChunkSums<float> sums_of{data_or_null<double>(partial), mutable_or_null<float>(grad_w),
+                                 mutable_or_null<float>(grad_b), s.cols, blocks};
+  sum_weight_grad_chunks(sums_of, stream, check, op_name(s, true));
 }
 
 template <class T, class Check>
@@ -156,15 +155,16 @@ void launch_backward(const Tensor& grad, const Tensor& grad_sum, const Tensor& x
     const int64_t chunk_rows = weight_grad_chunk_rows(s.rows, s.cols);
     const int64_t chunks = s.rows > 0 ? (s.rows + chunk_rows - 1) / chunk_rows : 1;
     Tensor partial = empty({chunks, 2, s.cols}, TensorOptions(DType::f64).with_device(x.device()));
-    const WeightGrad<T> a{data_or_null<T>(grad),      data_or_null<T>(x),         data_or_null<T>(mean),
-                          data_or_null<T>(rstd),      mutable_or_null<T>(grad_w), mutable_or_null<T>(grad_b),
-                          s.rows,                     s.cols,                     chunk_rows,
-                          chunks,                     static_cast<double*>(partial.raw_data())};
+    const WeightGrad<T> a{data_or_null<T>(grad), data_or_null<T>(x), data_or_null<T>(mean),
+                          data_or_null<T>(rstd), s.rows,             s.cols,
+                          chunk_rows,            chunks,             static_cast<double*>(partial.raw_data())};
     const int64_t tiles = (s.cols + kColTile - 1) / kColTile;
     check(launch(Dim3(static_cast<unsigned>(tiles), static_cast<unsigned>(chunks)), Dim3(kWeightGradThreads),
                  kWeightGradSharedBytes, stream, norm_weight_grad_kernel<T>, a),
           op_name(s, true));
-    sum_weight_grad_chunks(a, stream, check, op_name(s, true));
+    sum_weight_grad_chunks(ChunkSums<T>{a.partial, mutable_or_null<T>(grad_w), mutable_or_null<T>(grad_b), s.cols,
+                                        chunks},
+                           stream, check, op_name(s, true));
   }
 }
 

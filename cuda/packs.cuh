@@ -3,7 +3,7 @@
 // one 512-byte transaction run instead of 32 scalar ones. The pointers must be
 // aligned to the access (16 bytes for a pack, 16 or 8 for a quad): the
 // launchers check that before choosing a packed kernel, or the kernel checks
-// a row's start (block_reduce.cuh's row_packed).
+// a row's start (on_pack_boundary).
 #pragma once
 
 #include "simt.cuh"
@@ -29,6 +29,12 @@ LOOM_SIMT_DEVICE Pack<T> load_pack(const T* p, int64_t pack) {
 template <class T>
 LOOM_SIMT_DEVICE void store_pack(T* p, int64_t pack, const Pack<T>& r) {
   copy16(p + pack * kPack<T>, &r);
+}
+
+// Whether p starts on a 16-byte boundary (then it can be read in packs).
+template <class T>
+LOOM_SIMT_DEVICE bool on_pack_boundary(const T* p) {
+  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 }
 
 // f(pack, p, slot) for packs p = first, first + step, ... < packs of `row`,

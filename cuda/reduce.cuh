@@ -129,7 +129,7 @@ LOOM_SIMT_GLOBAL void reduce_kernel(Reduction<T> a) {
       // contiguous span on a 16-byte boundary is read in 16-byte packs: a
       // whole-tensor sum of scalar loads ran at 0.64 of the copy rate.
       double acc[4] = {0, 0, 0, 0};
-      if (active && a.inner == 1 && reinterpret_cast<uintptr_t>(p + begin) % 16 == 0) {
+      if (active && a.inner == 1 && on_pack_boundary(p + begin)) {
         constexpr int kP = kPack<T>;
         const T* q = p + begin;
         const int64_t packs = (end - begin) / kP;

@@ -1,6 +1,8 @@
 // layer_norm and rms_norm over trailing dims, one fused kernel each way; and
 // the same fused with the residual add before them (residual_layer_norm,
 // residual_rms_norm), one autograd node with two outputs.
+#include <optional>
+
 #include "loom/ops/autocast.hpp"
 #include "loom/ops/elementwise.hpp"
 #include "loom/ops/nn.hpp"
@@ -46,19 +48,19 @@ struct NormSaved {
   }
 };
 
-// grad_x (when wanted), grad_x in half_dtype too (when wanted), grad_w and
-// grad_b from the norm's output gradient g (plus grad_sum, added into
+// grad_x (when wanted), grad_x rounded to half_copy too (when given), grad_w
+// and grad_b from the norm's output gradient g (plus grad_sum, added into
 // grad_x, for the fused residual). g may be half (a half output's).
 struct NormGradients {
   Tensor x, x_half, w, b;
 };
 NormGradients norm_gradients(const NormSaved& sv, const Tensor& g, const Tensor& grad_sum, bool want_x,
-                             DType half_dtype, bool want_half, bool want_w, bool want_b, const Shape& ns,
+                             std::optional<DType> half_copy, bool want_w, bool want_b, const Shape& ns,
                              const kernels::NormShape& s) {
   const auto opts = TensorOptions(sv.x.dtype()).with_device(sv.x.device());
   NormGradients r;
   if (want_x) r.x = empty(sv.x.shape(), opts);
-  if (want_half) r.x_half = empty(sv.x.shape(), TensorOptions(half_dtype).with_device(sv.x.device()));
+  if (half_copy) r.x_half = empty(sv.x.shape(), TensorOptions(*half_copy).with_device(sv.x.device()));
   if (want_w) r.w = empty(ns, opts);
   if (want_b) r.b = empty(ns, opts);
   ops::kernels_for(sv.x).norm_backward(g.contiguous(), grad_sum.defined() ? grad_sum.contiguous() : Tensor(), sv.x,
@@ -82,7 +84,7 @@ Tensor norm_impl(const char* name, const Tensor& x_in, const Shape& normalized_s
   return ops::record(name, out, {x_in, weight, bias}, {x, w, mean, rstd},
                      [s, has_w, has_b, ns = normalized_shape](const BackwardContext& ctx, const Tensor& g) {
                        const NormGradients r =
-                           norm_gradients(NormSaved::unpack(ctx), g, Tensor(), ctx.needs_grad(0), DType::f32, false,
+                           norm_gradients(NormSaved::unpack(ctx), g, Tensor(), ctx.needs_grad(0), std::nullopt,
                                           has_w && ctx.needs_grad(1), has_b && ctx.needs_grad(2), ns, s);
                        return std::vector<Tensor>{r.x, r.w, r.b};
                      });
@@ -114,7 +116,9 @@ ResidualNorm residual_norm_impl(const char* name, const Tensor& x, const Tensor&
   }
   const Tensor& branch = half_r ? residual : x;  // read as `x`: half when mixed
   const Tensor& stream = half_r ? x : residual;
-  const DType wide = stream.dtype(), half = mixed ? branch.dtype() : wide;
+  const DType wide = stream.dtype();
+  // The branch's gradient dtype when it differs from the stream's.
+  const std::optional<DType> half = mixed ? std::optional<DType>(branch.dtype()) : std::nullopt;
   const kernels::NormShape s = norm_shape(name, stream, normalized_shape, weight, bias, eps, rms);
   Tensor xc = contiguous_detached(branch), rc = contiguous_detached(stream);
   Tensor w = contiguous_detached(weight), b = contiguous_detached(bias);
@@ -129,7 +133,7 @@ ResidualNorm residual_norm_impl(const char* name, const Tensor& x, const Tensor&
   const size_t branch_input = half_r ? 1 : 0, stream_input = 1 - branch_input;
   std::vector<Tensor> outs = ops::record(
       name, std::vector<Tensor>{sum, out}, {x, residual, weight, bias}, {sum, w, mean, rstd},
-      [s, has_w, has_b, mixed, half, branch_input, stream_input, ns = normalized_shape](
+      [s, has_w, has_b, half, branch_input, stream_input, ns = normalized_shape](
           const BackwardContext& ctx, const std::vector<Tensor>& grads) {
         const Tensor& grad_sum = grads[0];
         const Tensor& grad_out = grads[1];
@@ -137,15 +141,15 @@ ResidualNorm residual_norm_impl(const char* name, const Tensor& x, const Tensor&
         std::vector<Tensor> g(4);
         if (!grad_out.defined()) {  // only the sum was used: its gradient passes to both addends
           g[stream_input] = grad_sum;
-          g[branch_input] = !want_branch ? Tensor() : mixed ? grad_sum.to(half) : grad_sum;
+          g[branch_input] = !want_branch ? Tensor() : half ? grad_sum.to(*half) : grad_sum;
           return g;
         }
         // The wide addend takes grad_x; a half branch its rounded copy.
-        const NormGradients r =
-            norm_gradients(NormSaved::unpack(ctx), grad_out, grad_sum, want_stream || (want_branch && !mixed), half,
-                           mixed && want_branch, has_w && ctx.needs_grad(2), has_b && ctx.needs_grad(3), ns, s);
+        const NormGradients r = norm_gradients(
+            NormSaved::unpack(ctx), grad_out, grad_sum, want_stream || (want_branch && !half),
+            want_branch ? half : std::nullopt, has_w && ctx.needs_grad(2), has_b && ctx.needs_grad(3), ns, s);
         g[stream_input] = r.x;
-        g[branch_input] = mixed ? r.x_half : r.x;
+        g[branch_input] = half ? r.x_half : r.x;
         g[2] = r.w;
         g[3] = r.b;
         return g;
