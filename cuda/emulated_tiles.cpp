@@ -87,9 +87,9 @@ void emulated_cross_entropy_backward(const Tensor& logits, const Tensor& targets
 
 bool emulated_adamw_multi(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
                           const std::vector<Tensor>& exp_avgs, const std::vector<Tensor>& exp_avg_sqs,
-                          const kernels::AdamWStep& s) {
+                          const std::vector<Tensor>& half_copies, const kernels::AdamWStep& s) {
   if (params.empty() || !params.front().device().is_cuda()) return false;
-  return multi_tensor::adamw(params, grads, exp_avgs, exp_avg_sqs, s, {}, emulator_launch_status);
+  return multi_tensor::adamw(params, grads, exp_avgs, exp_avg_sqs, half_copies, s, {}, emulator_launch_status);
 }
 
 bool emulated_sum_squares(const std::vector<Tensor>& tensors, double* out) {

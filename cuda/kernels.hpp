@@ -49,7 +49,8 @@ void dropout_mask(const Tensor& out, double p, double scale, uint64_t seed, uint
 void unfold2d(const Tensor& x, const Tensor& cols, const Window2d& w);
 void fold2d(const Tensor& cols, const Tensor& x_grad, const Window2d& w);
 // optimizer.cu
-void adamw(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq, const AdamWStep& s);
+void adamw(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
+           const Tensor& half_copy, const AdamWStep& s);
 // flash_attention.cu
 bool attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_keep, const Tensor& out,
                const Tensor& lse, const AttentionParams& p);
@@ -64,7 +65,8 @@ void vendor_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v
                                const Tensor& grad_k, const Tensor& grad_v, const AttentionParams& p);
 // multi_tensor.cu
 bool adamw_multi(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
-                 const std::vector<Tensor>& exp_avgs, const std::vector<Tensor>& exp_avg_sqs, const AdamWStep& s);
+                 const std::vector<Tensor>& exp_avgs, const std::vector<Tensor>& exp_avg_sqs,
+                 const std::vector<Tensor>& half_copies, const AdamWStep& s);
 bool sum_squares(const std::vector<Tensor>& tensors, double* out);
 // linear_epilogue.cpp (cuBLASLt)
 bool linear(const Tensor& x, const Tensor& weight, const Tensor& bias, LinearEpilogue e, const Tensor& out,

@@ -8,10 +8,11 @@
 namespace loom::cuda {
 
 bool adamw_multi(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
-                 const std::vector<Tensor>& exp_avgs, const std::vector<Tensor>& exp_avg_sqs, const AdamWStep& s) {
+                 const std::vector<Tensor>& exp_avgs, const std::vector<Tensor>& exp_avg_sqs,
+                 const std::vector<Tensor>& half_copies, const AdamWStep& s) {
   if (params.empty()) return false;
   OnDevice on(params.front(), "adamw");
-  return multi_tensor::adamw(params, grads, exp_avgs, exp_avg_sqs, s, on.stream, check_launch);
+  return multi_tensor::adamw(params, grads, exp_avgs, exp_avg_sqs, half_copies, s, on.stream, check_launch);
 }
 
 bool sum_squares(const std::vector<Tensor>& tensors, double* out) {

@@ -10,7 +10,7 @@
 // plans the batches, splitting a tensor across launches when it must.
 //
 // Floors: AdamW ~12 FLOPs per element, reads 4 and writes 3 f32 arrays (28
-// bytes per element); the sum of squares reads 4 bytes per element. Both are
+// bytes per element; 30 with the parameter's bf16 copy); the sum of squares reads 4 bytes per element. Both are
 // memory-bound.
 //
 // Compiles under nvcc (multi_tensor.cu) and on the host SIMT emulator
@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "elements.cuh"
 #include "simt.cuh"
 
 namespace loom::multi_tensor {
@@ -34,8 +35,8 @@ inline constexpr int64_t kChunk = 16384;  // elements per block
 inline constexpr int kMaxTensors = 24;
 inline constexpr int kMaxBlocks = 320;
 
-// N pointer lists (AdamW: param, grad, exp_avg, exp_avg_sq; a reduction: x).
-// Under 4 KiB, the kernel parameter limit.
+// N pointer lists (AdamW: param, grad, exp_avg, exp_avg_sq and the bf16
+// copy or null; a reduction: x). Under 4 KiB, the kernel parameter limit.
 template <int N>
 struct Batch {
   void* ptr[N][kMaxTensors];
@@ -44,7 +45,7 @@ struct Batch {
   int32_t chunk_of[kMaxBlocks];
   int64_t first_block;  // blocks of earlier batches (where a reduction's partials go)
 };
-static_assert(sizeof(Batch<4>) <= 4096, "a Batch must fit the kernel parameter space");
+static_assert(sizeof(Batch<5>) <= 4096, "a Batch must fit the kernel parameter space");
 
 // Calls launch(batch, blocks) for every batch covering `tensors` (per tensor:
 // its N pointers and its element count). Empty tensors are skipped. Returns
@@ -102,12 +103,13 @@ struct AdamWConsts {
   float b1, b2, decay, step, inv_bc2, eps;
 };
 
-LOOM_SIMT_GLOBAL void adamw_kernel(Batch<4> b, AdamWConsts c) {
+LOOM_SIMT_GLOBAL void adamw_kernel(Batch<5> b, AdamWConsts c) {
   const ChunkRange r = chunk_range(b);
   float* p = static_cast<float*>(b.ptr[0][r.slot]);
   const float* g = static_cast<const float*>(b.ptr[1][r.slot]);
   float* m = static_cast<float*>(b.ptr[2][r.slot]);
   float* v = static_cast<float*>(b.ptr[3][r.slot]);
+  uint16_t* h = static_cast<uint16_t*>(b.ptr[4][r.slot]);  // the bf16 copy, or null
   // Four elements per pass, their sixteen loads issued before any update:
   // one element at a time left an H200 at under half its copy rate.
   for (int64_t i0 = r.begin + thread_x(); i0 < r.end; i0 += 4 * kThreads) {
@@ -128,7 +130,9 @@ LOOM_SIMT_GLOBAL void adamw_kernel(Batch<4> b, AdamWConsts c) {
       const float vi = c.b2 * vs[u] + (1.0f - c.b2) * gi * gi;
       m[i] = mi;
       v[i] = vi;
-      p[i] = ps[u] * c.decay - c.step * mi / (sqrtf(vi) * c.inv_bc2 + c.eps);
+      const float pi = ps[u] * c.decay - c.step * mi / (sqrtf(vi) * c.inv_bc2 + c.eps);
+      p[i] = pi;
+      if (h != nullptr) h[i] = strided::float_to_bf16(pi);  // as the cast rounds
     }
   }
 }

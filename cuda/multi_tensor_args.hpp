@@ -32,23 +32,31 @@ inline bool takes(const std::vector<const std::vector<Tensor>*>& lists) {
   return true;
 }
 
+// half_copies: empty, or one per param, each undefined or a bf16 copy to
+// write (kernels::Backend::adamw_multi).
 template <class Check>
 bool adamw(const std::vector<Tensor>& params, const std::vector<Tensor>& grads, const std::vector<Tensor>& exp_avgs,
-           const std::vector<Tensor>& exp_avg_sqs, const kernels::AdamWStep& s, Stream stream, Check&& check) {
+           const std::vector<Tensor>& exp_avg_sqs, const std::vector<Tensor>& half_copies,
+           const kernels::AdamWStep& s, Stream stream, Check&& check) {
   if (!takes({&params, &grads, &exp_avgs, &exp_avg_sqs})) return false;
+  if (!half_copies.empty() && half_copies.size() != params.size()) return false;
+  for (size_t i = 0; i < half_copies.size(); ++i)
+    if (half_copies[i].defined()) kernels::check_adamw_half_copy(params[i], half_copies[i]);
   const AdamWConsts c{static_cast<float>(s.beta1),
                       static_cast<float>(s.beta2),
                       static_cast<float>(1.0 - s.lr * s.weight_decay),
                       static_cast<float>(s.lr / s.bias_correction1),
                       static_cast<float>(1.0 / std::sqrt(s.bias_correction2)),
                       static_cast<float>(s.eps)};
-  std::vector<std::array<void*, 4>> ptrs;
+  std::vector<std::array<void*, 5>> ptrs;
   std::vector<int64_t> sizes;
   for (size_t i = 0; i < params.size(); ++i) {
-    ptrs.push_back({params[i].raw_data(), grads[i].raw_data(), exp_avgs[i].raw_data(), exp_avg_sqs[i].raw_data()});
+    void* half = i < half_copies.size() && half_copies[i].defined() ? half_copies[i].raw_data() : nullptr;
+    ptrs.push_back(
+        {params[i].raw_data(), grads[i].raw_data(), exp_avgs[i].raw_data(), exp_avg_sqs[i].raw_data(), half});
     sizes.push_back(params[i].numel());
   }
-  for_each_batch<4>(ptrs, sizes, [&](const Batch<4>& b, int blocks) {
+  for_each_batch<5>(ptrs, sizes, [&](const Batch<5>& b, int blocks) {
     check(launch(Dim3(static_cast<unsigned>(blocks)), Dim3(kThreads), 0, stream, adamw_kernel, b, c),
           "multi-tensor adamw");
   });

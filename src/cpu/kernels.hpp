@@ -41,7 +41,8 @@ void normal(const Tensor& out, uint64_t seed, uint64_t block);
 void dropout_mask(const Tensor& out, double p, double scale, uint64_t seed, uint64_t block);
 void unfold2d(const Tensor& x, const Tensor& cols, const Window2d& w);
 void fold2d(const Tensor& cols, const Tensor& x_grad, const Window2d& w);
-void adamw(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq, const AdamWStep& s);
+void adamw(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
+           const Tensor& half_copy, const AdamWStep& s);
 bool sum_squares(const std::vector<Tensor>& tensors, double* out);
 
 // t as f32: t itself when it is f32, else a widened contiguous copy (the fused

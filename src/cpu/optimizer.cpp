@@ -36,6 +36,12 @@ struct AdamWConsts {
         eps(static_cast<T>(s.eps)) {}
 };
 
+// p[lo, hi) rounded into the parameter's bf16 copy h, when it has one.
+inline void write_half_copy(const float* p, bf16* h, int64_t lo, int64_t hi) {
+  if (h == nullptr) return;
+  for (int64_t i = lo; i < hi; ++i) h[i] = bf16(p[i]);
+}
+
 template <class T>
 void adamw_scalar(T* p, const T* g, T* m, T* v, int64_t lo, int64_t hi, const AdamWConsts<T>& c) {
   for (int64_t i = lo; i < hi; ++i) {
@@ -72,25 +78,35 @@ void adamw_avx512(float* p, const float* g, float* m, float* v, int64_t lo, int6
 }  // namespace
 
 void adamw(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
-           const AdamWStep& s) {
+           const Tensor& half_copy, const AdamWStep& s) {
+  if (half_copy.defined()) kernels::check_adamw_half_copy(param, half_copy);
   dispatch_float(param.dtype(), "adamw", [&]<class T>() {
     T* p = ptr<T>(param);
     const T* g = ptr<T>(grad);
     T* m = ptr<T>(exp_avg);
     T* v = ptr<T>(exp_avg_sq);
+    bf16* h = half_copy.defined() ? ptr<bf16>(half_copy) : nullptr;
     const AdamWConsts<T> c(s);
-    constexpr int64_t kBlock = 16, kGrainBlocks = 2048;
-    const int64_t n = param.numel(), blocks = n / kBlock;
-    parallel_for(0, blocks, kGrainBlocks, [&](int64_t b0, int64_t b1) {
+    // [lo, hi): the update, then (f32) the copy while the block is in cache.
+    const auto update = [&](int64_t lo, int64_t hi, bool vector_body) {
 #if defined(__AVX512F__)
       if constexpr (std::is_same_v<T, float>) {
-        adamw_avx512(p, g, m, v, b0 * kBlock, b1 * kBlock, c);
-        return;
+        if (vector_body) {
+          adamw_avx512(p, g, m, v, lo, hi, c);
+          write_half_copy(p, h, lo, hi);
+          return;
+        }
       }
 #endif
-      adamw_scalar(p, g, m, v, b0 * kBlock, b1 * kBlock, c);
-    });
-    adamw_scalar(p, g, m, v, blocks * kBlock, n, c);
+      (void)vector_body;
+      adamw_scalar(p, g, m, v, lo, hi, c);
+      if constexpr (std::is_same_v<T, float>) write_half_copy(p, h, lo, hi);
+    };
+    constexpr int64_t kBlock = 16, kGrainBlocks = 2048;
+    const int64_t n = param.numel(), blocks = n / kBlock;
+    parallel_for(0, blocks, kGrainBlocks,
+                 [&](int64_t b0, int64_t b1) { update(b0 * kBlock, b1 * kBlock, /*vector_body=*/true); });
+    update(blocks * kBlock, n, /*vector_body=*/false);
   });
 }
 

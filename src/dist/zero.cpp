@@ -132,7 +132,9 @@ void ZeroAdamW::step(double lr) {
     kernels::AdamWStep s{lr * g.lr_scale, options_.beta1, options_.beta2, options_.eps, g.weight_decay,
                          1.0 - std::pow(options_.beta1, static_cast<double>(steps_)),
                          1.0 - std::pow(options_.beta2, static_cast<double>(steps_))};
-    kernels::backend(mine.device()).adamw(mine, f.grad, f.exp_avg, f.exp_avg_sq, s);
+    // No bf16 copies here: the parameters' copy_ below bumps their versions,
+    // and autocast casts them afresh.
+    kernels::backend(mine.device()).adamw(mine, f.grad, f.exp_avg, f.exp_avg_sq, Tensor(), s);
     Tensor params = empty({f.shard * n}, f.options());
     dp_->all_gather(mine, params);
     for (size_t i = 0; i < g.params.size(); ++i) {

@@ -43,6 +43,15 @@ struct AdamWStep {
   double bias_correction1, bias_correction2;  // 1 - beta^t
 };
 
+// Throws unless half_copy fits AdamW's contract with param (see `adamw`).
+inline void check_adamw_half_copy(const Tensor& param, const Tensor& half_copy) {
+  LOOM_CHECK(param.dtype() == DType::f32 && half_copy.dtype() == DType::bf16 && half_copy.is_contiguous() &&
+                 half_copy.numel() == param.numel() && half_copy.device() == param.device(),
+             "adamw: a half copy must be a contiguous bf16 tensor of an f32 parameter's size and device, got ",
+             dtype_name(half_copy.dtype()), " ", shape_str(half_copy.shape()), " on ", half_copy.device().str(),
+             " for ", dtype_name(param.dtype()), " ", shape_str(param.shape()), " on ", param.device().str());
+}
+
 // What a fused linear applies after the product: the bias, or the bias and
 // then GELU in its tanh form (the one cuBLASLt's epilogue computes).
 enum class LinearEpilogue : uint8_t { bias, bias_gelu_tanh };
@@ -116,9 +125,12 @@ struct Backend {
   // x [N, C, H, W] <-> cols [N, C*KH*KW, OH*OW]
   void (*unfold2d)(const Tensor& x, const Tensor& cols, const Window2d& w);
   void (*fold2d)(const Tensor& cols, const Tensor& x_grad, const Window2d& w);
-  // One fused AdamW update of contiguous param, grad, exp_avg, exp_avg_sq (in place).
+  // One fused AdamW update of contiguous param, grad, exp_avg, exp_avg_sq (in
+  // place). half_copy, when defined (f32 params only), is a contiguous bf16
+  // tensor of param's size that receives the updated param rounded to bf16
+  // (autocast's cached cast of the parameter, loom/ops/autocast.hpp).
   void (*adamw)(const Tensor& param, const Tensor& grad, const Tensor& exp_avg, const Tensor& exp_avg_sq,
-                const AdamWStep& s);
+                const Tensor& half_copy, const AdamWStep& s);
 
   // Optional fused kernels: null in a table without them, and an entry may
   // decline a call (return false, touching nothing) for dtypes or sizes it
@@ -136,10 +148,11 @@ struct Backend {
                              const Tensor& out, const Tensor& grad_out, const Tensor& lse, const Tensor& grad_q,
                              const Tensor& grad_k, const Tensor& grad_v, const AttentionParams& p) = nullptr;
   // One AdamW update of many tensors (equal-length lists; f32, contiguous,
-  // one device) in as few launches as the backend can.
+  // one device) in as few launches as the backend can; half_copies as
+  // adamw's half_copy, one per param, undefined where there is none.
   bool (*adamw_multi)(const std::vector<Tensor>& params, const std::vector<Tensor>& grads,
                       const std::vector<Tensor>& exp_avgs, const std::vector<Tensor>& exp_avg_sqs,
-                      const AdamWStep& s) = nullptr;
+                      const std::vector<Tensor>& half_copies, const AdamWStep& s) = nullptr;
   // *out = the sum of x² over every element of every tensor, accumulated in
   // double (the gradient norm), with one read back to the host.
   bool (*sum_squares)(const std::vector<Tensor>& tensors, double* out) = nullptr;

@@ -59,7 +59,7 @@ Tensor GPT::forward(const Tensor& ids) {
   Tensor x = drop->forward(add(wte->forward(ids), wpe.narrow(0, 0, t)));
   nn::ResidualStream stream{x, Tensor()};
   for (const auto& block : *blocks) stream = block->forward_stream(stream);
-  return matmul(stream.normed_by(*ln_f), wte->weight.t());
+  return linear(stream.normed_by(*ln_f), wte->weight);  // the tied head
 }
 
 std::vector<int32_t> GPT::generate(std::vector<int32_t> tokens, const SamplingOptions& o, Generator& gen) {

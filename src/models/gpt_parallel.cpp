@@ -33,7 +33,7 @@ Tensor ParallelGPT::forward(const Tensor& ids) {
   for (const auto& block : *blocks) stream = block->forward_stream(stream);
   // The tied head: each rank multiplies by its rows of the embedding; the
   // input's gradient is summed over the group (copy_to_tp_region).
-  return matmul(dist::copy_to_tp_region(stream.normed_by(*ln_f), tp), wte->weight.t());
+  return linear(dist::copy_to_tp_region(stream.normed_by(*ln_f), tp), wte->weight);
 }
 
 Tensor ParallelGPT::loss(const Tensor& ids, const Tensor& targets) {

@@ -34,8 +34,12 @@ void check_index_range(const Tensor& index, int64_t size, const char* op);
 std::optional<std::pair<Tensor, Tensor>> promoted_pair(const Tensor& a, const Tensor& b);
 // Under autocast (loom/ops/autocast.hpp): an f32 operand of a product cast to
 // the autocast dtype, and a half input of an f32 op cast to f32. Otherwise t.
+// Parameters' casts come from their cached copies (see there).
 Tensor autocast_product_operand(const Tensor& t);
 Tensor autocast_to_f32(const Tensor& t);
+// `out`, which holds x's values in another floating dtype, as the graph's
+// cast of x: its gradient returns in x's dtype.
+Tensor record_cast(const Tensor& out, const Tensor& x);
 
 // t contiguous and detached: what a fused kernel entry reads and a backward
 // saves (no second reference into the graph).

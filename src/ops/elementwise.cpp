@@ -237,6 +237,10 @@ Tensor to_dtype(const Tensor& x, DType dtype) {
   Tensor out = empty(x.shape(), TensorOptions(dtype).with_device(x.device()));
   ops::kernels_for(x).copy(x, out);
   if (!is_floating(dtype) || !is_floating(x.dtype())) return out;
+  return ops::record_cast(out, x);
+}
+
+Tensor ops::record_cast(const Tensor& out, const Tensor& x) {
   return ops::record("to", out, {x}, {}, [from = x.dtype()](const BackwardContext&, const Tensor& g) {
     return std::vector<Tensor>{to_dtype(g, from)};
   });

@@ -195,7 +195,9 @@ std::optional<Tensor> fused_linear(const Tensor& x_in, const Tensor& w_in, const
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   check_linear(x, weight, bias, "linear");
   if (std::optional<Tensor> fused = fused_linear(x, weight, bias, kernels::LinearEpilogue::bias)) return *fused;
-  Tensor y = matmul(x, weight.t());
+  // The weight is cast before its transpose: autocast caches a parameter's
+  // cast, not a view's.
+  Tensor y = matmul(x, ops::autocast_product_operand(weight).t());
   // under autocast the output stays in the product's dtype
   return bias.defined() ? add(y, ops::autocast_product_operand(bias)) : y;
 }

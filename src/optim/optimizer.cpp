@@ -7,6 +7,7 @@
 
 #include "kernels/backend.hpp"
 #include "loom/autograd/grad_mode.hpp"
+#include "loom/ops/autocast.hpp"
 #include "loom/ops/creation.hpp"
 #include "loom/ops/elementwise.hpp"
 #include "loom/ops/reduction.hpp"
@@ -163,22 +164,32 @@ void AdamW::step(double lr) {
     const kernels::AdamWStep s{lr * g.lr_scale, options_.beta1, options_.beta2, options_.eps, g.weight_decay,
                                1.0 - std::pow(options_.beta1, static_cast<double>(steps_)),
                                1.0 - std::pow(options_.beta2, static_cast<double>(steps_))};
-    std::vector<Tensor> params, grads, exp_avgs, exp_avg_sqs;
+    std::vector<Tensor> params, grads, exp_avgs, exp_avg_sqs, half_copies;
     for (size_t i = 0; i < g.params.size(); ++i) {
       if (!g.params[i].grad().defined()) continue;
       params.push_back(g.params[i]);
       grads.push_back(g.params[i].grad().contiguous());
       exp_avgs.push_back(slot("exp_avg", gi, i));
       exp_avg_sqs.push_back(slot("exp_avg_sq", gi, i));
+      // Autocast's current bf16 cast of the parameter, rewritten by the update
+      // itself: the next forward then casts nothing (loom/ops/autocast.hpp).
+      half_copies.push_back(g.params[i].dtype() == DType::f32 ? current_cast_copy(g.params[i], DType::bf16)
+                                                              : Tensor());
     }
     if (params.empty()) continue;
     // A backend with a multi-tensor kernel updates the group in a few
     // launches; otherwise (or when it declines) one fused update per tensor.
     const kernels::Backend& table = kernels::backend(params.front().device());
-    const bool batched = table.adamw_multi != nullptr && table.adamw_multi(params, grads, exp_avgs, exp_avg_sqs, s);
+    const bool batched =
+        table.adamw_multi != nullptr && table.adamw_multi(params, grads, exp_avgs, exp_avg_sqs, half_copies, s);
     for (size_t i = 0; i < params.size(); ++i) {
-      if (!batched) kernels::backend(params[i].device()).adamw(params[i], grads[i], exp_avgs[i], exp_avg_sqs[i], s);
+      if (!batched)
+        kernels::backend(params[i].device()).adamw(params[i], grads[i], exp_avgs[i], exp_avg_sqs[i], half_copies[i], s);
       params[i].storage()->bump_version();
+      if (half_copies[i].defined()) {
+        half_copies[i].storage()->bump_version();  // for any graph that saved the old copy
+        cast_copy_refreshed(params[i]);
+      }
     }
   }
 }

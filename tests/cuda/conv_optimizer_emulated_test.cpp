@@ -59,14 +59,21 @@ TEST_CASE("emulated one-tensor AdamW matches the CPU's update over several steps
     const int64_t n = 1000;
     Tensor p_cpu = randn({n}, t, &gen), p_emu = p_cpu.clone();
     Tensor m_cpu = zeros({n}, t), v_cpu = zeros({n}, t), m_emu = zeros({n}, t), v_emu = zeros({n}, t);
+    // f32 parameters also write their bf16 copy (poisoned first).
+    Tensor half = t == DType::f32 ? full({n}, 7.0, DType::bf16) : Tensor();
     for (int step = 1; step <= 3; ++step) {
       Tensor g = randn({n}, t, &gen);
       kernels::AdamWStep s{1e-2, 0.9, 0.95, 1e-8, 0.1, 1.0 - std::pow(0.9, step), 1.0 - std::pow(0.95, step)};
-      cpu.adamw(p_cpu, g, m_cpu, v_cpu, s);
-      adamw_kernels::run(p_emu, g, m_emu, v_emu, s, {}, no_status);
+      cpu.adamw(p_cpu, g, m_cpu, v_cpu, Tensor(), s);
+      adamw_kernels::run(p_emu, g, m_emu, v_emu, half, s, {}, no_status);
     }
     check_close(p_emu, p_cpu, t, std::string("param ") + dtype_name(t));
     check_close(m_emu, m_cpu, t, std::string("exp_avg ") + dtype_name(t));
     check_close(v_emu, v_cpu, t, std::string("exp_avg_sq ") + dtype_name(t));
+    if (half.defined()) CHECK(half.to_vector<float>() == p_emu.to(DType::bf16).to_vector<float>());
   }
+  Tensor p = zeros({8}), wrong = zeros({8}, DType::f16);
+  kernels::AdamWStep s{1e-2, 0.9, 0.95, 1e-8, 0.1, 0.1, 0.05};
+  CHECK_THROWS_WITH(adamw_kernels::run(p, p, p, p, wrong, s, {}, no_status),
+                    Catch::Contains("half copy") && Catch::Contains("f16"));
 }

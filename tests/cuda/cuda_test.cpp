@@ -960,11 +960,14 @@ int run_kernels() {
       Tensor p = randn({10001}, t, &gen), g = randn({10001}, t, &gen), m = randn({10001}, t, &gen);
       Tensor v = abs(randn({10001}, t, &gen));
       Tensor pd = dev(p), gd = dev(g), md = dev(m), vd = dev(v);
-      cpu_k().adamw(p, g, m, v, st);
-      cuda_k().adamw(pd, gd, md, vd, st);
+      // f32 parameters also write their bf16 copy, the cast of the result.
+      Tensor half = t == DType::f32 ? full({10001}, 7.0, TensorOptions(DType::bf16).with_device(pd.device())) : Tensor();
+      cpu_k().adamw(p, g, m, v, Tensor(), st);
+      cuda_k().adamw(pd, gd, md, vd, half, st);
       expect_close(pd, p, tolerance_for(t), "param");
       expect_close(md, m, tolerance_for(t), "exp_avg");
       expect_close(vd, v, tolerance_for(t), "exp_avg_sq");
+      if (half.defined()) expect_same(half, host(pd).to(DType::bf16), "the bf16 copy: the updated param's cast");
     }
   });
   return s.finish();
@@ -1404,7 +1407,11 @@ int main(int argc, char** argv) {
     // As below, plus the CUDA backend's own tile kernels (flash attention)
     // on the SIMT emulator: ops take their fused paths as on a GPU, and the
     // values match the CPU within the GPU tolerances.
-    LOOM_CHECK(suite == "ops" || suite == "models", "--host-emulation-tiles runs the ops and models suites");
+    if (suite != "ops" && suite != "models") {
+      std::fprintf(stderr, "%s: --host-emulation-tiles runs the ops and models suites, not %s\n", argv[0],
+                   suite.c_str());
+      return 2;
+    }
     cuda::HostEmulation emulation(1, cuda::EmulatedKernels::cpu_and_tiles);
     std::printf("%s on %s with the tile kernels on the SIMT emulator\n", suite.c_str(),
                 cuda::device_name(0).c_str());
@@ -1414,7 +1421,11 @@ int main(int argc, char** argv) {
     // cuda:0 is host memory running the CPU kernels (cuda::HostEmulation): a
     // test of device placement (no op, module or optimizer may leave a tensor
     // on the CPU), not of the CUDA kernels.
-    LOOM_CHECK(suite != "runtime" && suite != "bench", "--host-emulation runs the kernels, ops and models suites");
+    if (suite == "runtime" || suite == "bench") {
+      std::fprintf(stderr, "%s: --host-emulation runs the kernels, ops and models suites, not %s\n", argv[0],
+                   suite.c_str());
+      return 2;
+    }
     cuda::HostEmulation emulation;
     std::printf("%s on %s: device placement, not the CUDA kernels\n", suite.c_str(), cuda::device_name(0).c_str());
     if (suite == "kernels") return testing::run_kernels();

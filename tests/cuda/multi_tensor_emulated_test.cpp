@@ -83,10 +83,20 @@ TEST_CASE("multi-tensor AdamW on the emulator equals the CPU's per-tensor update
     return r;
   };
   std::vector<Tensor> p = moved(p_cpu), g = moved(g_cpu), m = moved(m_cpu), v = moved(v_cpu);
+  // Every other tensor has a bf16 copy to rewrite (poisoned), the rest none.
+  std::vector<Tensor> halves;
+  for (size_t i = 0; i < sizes.size(); ++i)
+    halves.push_back(i % 2 == 0 ? loom::full({sizes[i]}, 7.0, loom::TensorOptions(loom::DType::bf16).with_device(dev))
+                                : Tensor());
   const loom::kernels::Backend& table = loom::kernels::backend(dev);
   REQUIRE(table.adamw_multi != nullptr);
-  REQUIRE(table.adamw_multi(p, g, m, v, s));
-  for (size_t i = 0; i < sizes.size(); ++i) loom::kernels::backend(loom::kCPU).adamw(p_cpu[i], g_cpu[i], m_cpu[i], v_cpu[i], s);
+  REQUIRE(table.adamw_multi(p, g, m, v, halves, s));
+  for (size_t i = 0; i < sizes.size(); ++i)
+    loom::kernels::backend(loom::kCPU).adamw(p_cpu[i], g_cpu[i], m_cpu[i], v_cpu[i], Tensor(), s);
+  for (size_t i = 0; i < sizes.size(); i += 2) {
+    INFO("tensor " << i << " (" << sizes[i] << " elements): the bf16 copy is the updated param's cast");
+    CHECK(halves[i].to(loom::kCPU).to_vector<float>() == p[i].to(loom::kCPU).to(loom::DType::bf16).to_vector<float>());
+  }
 
   for (size_t i = 0; i < sizes.size(); ++i) {
     const std::vector<float> want_p = p_cpu[i].to_vector<float>(), got_p = p[i].to(loom::kCPU).to_vector<float>();
@@ -100,9 +110,16 @@ TEST_CASE("multi-tensor AdamW on the emulator equals the CPU's per-tensor update
 
   SECTION("the kernels decline what they do not take: f64, mismatched lists") {
     std::vector<Tensor> p64{loom::randn({4}, loom::TensorOptions(loom::DType::f64).with_device(dev), &gen)};
-    CHECK_FALSE(table.adamw_multi(p64, p64, p64, p64, s));
+    CHECK_FALSE(table.adamw_multi(p64, p64, p64, p64, {}, s));
     std::vector<Tensor> shorter(g.begin(), g.end() - 1);
-    CHECK_FALSE(table.adamw_multi(p, shorter, m, v, s));
+    CHECK_FALSE(table.adamw_multi(p, shorter, m, v, {}, s));
+    std::vector<Tensor> fewer_halves(halves.begin(), halves.end() - 1);
+    CHECK_FALSE(table.adamw_multi(p, g, m, v, fewer_halves, s));
+  }
+  SECTION("a half copy that is not bf16 of the param's size is an error naming it") {
+    std::vector<Tensor> wrong(p.size());
+    wrong[2] = loom::zeros({sizes[2] + 1}, loom::TensorOptions(loom::DType::bf16).with_device(dev));
+    CHECK_THROWS_WITH(table.adamw_multi(p, g, m, v, wrong, s), Catch::Contains("half copy"));
   }
 }
 

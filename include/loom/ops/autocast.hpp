@@ -15,9 +15,18 @@
 // parameter gradients arrive in f32 and the optimizer never sees bf16.
 // Backward runs with autocast off, whatever the caller's state. The state is
 // per thread, as grad mode is.
+//
+// A parameter's cast is cached (as torch.autocast's cast cache, but kept
+// across steps): an f32 leaf that requires grad and spans its whole storage
+// is cast once, and every product reads that copy until the parameter's
+// storage version moves (an optimizer step, copy_, load_state_dict).
+// AdamW writes the bf16 copy in the pass that updates the parameter, so a
+// bf16 training step casts no weights at all. Code that writes a parameter's
+// memory other than through a tensor op must bump its version
+// (`storage()->bump_version()`), as it must for autograd's saved tensors.
 #pragma once
 
-#include "loom/core/dtype.hpp"
+#include "loom/core/tensor.hpp"
 
 namespace loom {
 
@@ -26,8 +35,9 @@ DType autocast_dtype();  // meaningful while autocast_enabled()
 
 class AutocastGuard {
  public:
-  // dtype: bf16 or f16. enabled = false turns autocast off for the scope.
-  explicit AutocastGuard(DType dtype = DType::bf16, bool enabled = true);
+  // dtype: bf16 or f16. enabled = false turns autocast off for the scope;
+  // cache_casts = false casts parameters afresh at every use.
+  explicit AutocastGuard(DType dtype = DType::bf16, bool enabled = true, bool cache_casts = true);
   ~AutocastGuard();
   AutocastGuard(const AutocastGuard&) = delete;
   AutocastGuard& operator=(const AutocastGuard&) = delete;
@@ -35,6 +45,15 @@ class AutocastGuard {
  private:
   bool previous_enabled_;
   DType previous_dtype_;
+  bool previous_cache_;
 };
+
+// The cached cast of parameter `param` to `dtype` while it is current (made
+// from the parameter's present values), else an undefined tensor. Outside
+// the autograd graph; for optimizers that refresh it (AdamW).
+Tensor current_cast_copy(const Tensor& param, DType dtype);
+// Records that `param`'s cached copy was rewritten from its present values,
+// by the pass that last changed them.
+void cast_copy_refreshed(const Tensor& param);
 
 }  // namespace loom
