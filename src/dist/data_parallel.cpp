@@ -71,7 +71,6 @@ DataParallel::DataParallel(nn::Module& model, ProcessGroupPtr group, DataParalle
     for (auto& [name, t] : model_.state_dict()) {
       LOOM_CHECK(t.is_contiguous(), "rank ", group_->rank(), ": DataParallel: '", name, "' is not contiguous");
       group_->broadcast(t, 0);
-      t.storage()->bump_version();  // written in place: cached casts of it are stale
     }
   }
 

@@ -52,29 +52,29 @@ class HostStagedProcessGroup : public ProcessGroup {
   int size() const override { return host_->size(); }
   std::string backend() const override { return host_->backend() + " (host-staged " + device_.str() + ")"; }
 
-  WorkPtr all_reduce_async(const Tensor& t, ReduceOp op) override {
+  WorkPtr start_all_reduce(const Tensor& t, ReduceOp op) override {
     Tensor h = staged(t, "all_reduce");
     return std::make_shared<StagedWork>(host_->all_reduce_async(h, op), pairs(t, h));
   }
-  WorkPtr all_gather_async(const Tensor& in, const Tensor& out) override {
+  WorkPtr start_all_gather(const Tensor& in, const Tensor& out) override {
     Tensor hi = staged(in, "all_gather"), ho = host_like(out, "all_gather");
     return std::make_shared<StagedWork>(host_->all_gather_async(hi, ho), pairs(out, ho), std::vector<Tensor>{hi});
   }
-  WorkPtr reduce_scatter_async(const Tensor& in, const Tensor& out, ReduceOp op) override {
+  WorkPtr start_reduce_scatter(const Tensor& in, const Tensor& out, ReduceOp op) override {
     Tensor hi = staged(in, "reduce_scatter"), ho = host_like(out, "reduce_scatter");
     return std::make_shared<StagedWork>(host_->reduce_scatter_async(hi, ho, op), pairs(out, ho),
                                         std::vector<Tensor>{hi});
   }
-  WorkPtr broadcast_async(const Tensor& t, int root) override {
+  WorkPtr start_broadcast(const Tensor& t, int root) override {
     Tensor h = staged(t, "broadcast");
     return std::make_shared<StagedWork>(host_->broadcast_async(h, root), pairs(t, h));
   }
-  WorkPtr barrier_async() override { return host_->barrier_async(); }
-  WorkPtr send_async(const Tensor& t, int dst, int tag) override {
+  WorkPtr start_barrier() override { return host_->barrier_async(); }
+  WorkPtr start_send(const Tensor& t, int dst, int tag) override {
     Tensor h = staged(t, "send");
     return std::make_shared<StagedWork>(host_->send_async(h, dst, tag), pairs(), std::vector<Tensor>{h});
   }
-  WorkPtr recv_async(const Tensor& t, int src, int tag) override {
+  WorkPtr start_recv(const Tensor& t, int src, int tag) override {
     Tensor h = host_like(t, "recv");
     return std::make_shared<StagedWork>(host_->recv_async(h, src, tag), pairs(t, h));
   }

@@ -146,7 +146,7 @@ class MpiProcessGroup : public ProcessGroup {
   int size() const override { return size_; }
   std::string backend() const override { return "mpi"; }
 
-  WorkPtr all_reduce_async(const Tensor& t, ReduceOp op) override {
+  WorkPtr start_all_reduce(const Tensor& t, ReduceOp op) override {
     const std::string name = describe("all_reduce", op, t);
     check_tensor(t, name);
     check_reduction(t.dtype(), op, name);
@@ -158,7 +158,7 @@ class MpiProcessGroup : public ProcessGroup {
     return make_work(req, name, {t, buf}, finish(buf, t, op));
   }
 
-  WorkPtr all_gather_async(const Tensor& in, const Tensor& out) override {
+  WorkPtr start_all_gather(const Tensor& in, const Tensor& out) override {
     const std::string name = describe("all_gather", std::nullopt, in);
     check_tensor(in, name);
     check_tensor(out, name);
@@ -172,7 +172,7 @@ class MpiProcessGroup : public ProcessGroup {
     return make_work(req, name, {in, out}, nullptr);
   }
 
-  WorkPtr reduce_scatter_async(const Tensor& in, const Tensor& out, ReduceOp op) override {
+  WorkPtr start_reduce_scatter(const Tensor& in, const Tensor& out, ReduceOp op) override {
     const std::string name = describe("reduce_scatter", op, in);
     check_tensor(in, name);
     check_tensor(out, name);
@@ -193,7 +193,7 @@ class MpiProcessGroup : public ProcessGroup {
     return make_work(req, name, {in, out, buf_in, buf_out}, finish(buf_out, out, op));
   }
 
-  WorkPtr broadcast_async(const Tensor& t, int root) override {
+  WorkPtr start_broadcast(const Tensor& t, int root) override {
     const std::string name = describe("broadcast", std::nullopt, t) + " from " + std::to_string(root);
     check_tensor(t, name);
     check_peer(root, name);
@@ -202,14 +202,14 @@ class MpiProcessGroup : public ProcessGroup {
     return make_work(req, name, {t}, nullptr);
   }
 
-  WorkPtr barrier_async() override {
+  WorkPtr start_barrier() override {
     const std::string name = "barrier #" + std::to_string(++seq_);
     MPI_Request req;
     check_mpi(MPI_Ibarrier(comm_, &req), rank_, name);
     return make_work(req, name, {}, nullptr);
   }
 
-  WorkPtr send_async(const Tensor& t, int dst, int tag) override {
+  WorkPtr start_send(const Tensor& t, int dst, int tag) override {
     const std::string name = describe("send", std::nullopt, t) + " to " + std::to_string(dst) + " tag " + std::to_string(tag);
     check_tensor(t, name);
     check_peer(dst, name);
@@ -218,7 +218,7 @@ class MpiProcessGroup : public ProcessGroup {
     return make_work(req, name, {t}, nullptr);
   }
 
-  WorkPtr recv_async(const Tensor& t, int src, int tag) override {
+  WorkPtr start_recv(const Tensor& t, int src, int tag) override {
     const std::string name =
         describe("recv", std::nullopt, t) + " from " + std::to_string(src) + " tag " + std::to_string(tag);
     check_tensor(t, name);

@@ -175,7 +175,7 @@ class NcclProcessGroup : public ProcessGroup {
   int size() const override { return c_->size; }
   std::string backend() const override { return "nccl"; }
 
-  WorkPtr all_reduce_async(const Tensor& t, ReduceOp op) override {
+  WorkPtr start_all_reduce(const Tensor& t, ReduceOp op) override {
     const std::string name = describe("all_reduce", op, t);
     check_tensor(t, name);
     check_reduction(t.dtype(), op, name);
@@ -185,7 +185,7 @@ class NcclProcessGroup : public ProcessGroup {
     });
   }
 
-  WorkPtr all_gather_async(const Tensor& in, const Tensor& out) override {
+  WorkPtr start_all_gather(const Tensor& in, const Tensor& out) override {
     const std::string name = describe("all_gather", std::nullopt, in);
     check_tensor(in, name);
     check_tensor(out, name);
@@ -197,7 +197,7 @@ class NcclProcessGroup : public ProcessGroup {
     });
   }
 
-  WorkPtr reduce_scatter_async(const Tensor& in, const Tensor& out, ReduceOp op) override {
+  WorkPtr start_reduce_scatter(const Tensor& in, const Tensor& out, ReduceOp op) override {
     const std::string name = describe("reduce_scatter", op, in);
     check_tensor(in, name);
     check_tensor(out, name);
@@ -211,7 +211,7 @@ class NcclProcessGroup : public ProcessGroup {
     });
   }
 
-  WorkPtr broadcast_async(const Tensor& t, int root) override {
+  WorkPtr start_broadcast(const Tensor& t, int root) override {
     const std::string name = describe("broadcast", std::nullopt, t) + " from " + std::to_string(root);
     check_tensor(t, name);
     check_peer(root, name);
@@ -221,13 +221,13 @@ class NcclProcessGroup : public ProcessGroup {
   }
 
   // NCCL has no barrier: an all-reduce of one float in the group's buffer.
-  WorkPtr barrier_async() override {
+  WorkPtr start_barrier() override {
     const std::string name = "barrier #" + std::to_string(++seq_);
     return launch(name, {}, nullptr,
                   [&] { return ncclAllReduce(scratch_, scratch_, 1, ncclFloat32, ncclSum, c_->comm, c_->stream); });
   }
 
-  WorkPtr send_async(const Tensor& t, int dst, int tag) override {
+  WorkPtr start_send(const Tensor& t, int dst, int tag) override {
     const std::string name = describe("send", std::nullopt, t) + " to " + std::to_string(dst) + " tag " +
                              std::to_string(tag) + " (ignored)";
     check_tensor(t, name);
@@ -237,7 +237,7 @@ class NcclProcessGroup : public ProcessGroup {
     });
   }
 
-  WorkPtr recv_async(const Tensor& t, int src, int tag) override {
+  WorkPtr start_recv(const Tensor& t, int src, int tag) override {
     const std::string name = describe("recv", std::nullopt, t) + " from " + std::to_string(src) + " tag " +
                              std::to_string(tag) + " (ignored)";
     check_tensor(t, name);

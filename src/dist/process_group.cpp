@@ -80,14 +80,14 @@ void check_local(const Tensor& t, const char* collective) {
 
 }  // namespace
 
-WorkPtr LocalProcessGroup::all_reduce_async(const Tensor& t, ReduceOp op) {
+WorkPtr LocalProcessGroup::start_all_reduce(const Tensor& t, ReduceOp op) {
   check_local(t, "all_reduce");
   LOOM_CHECK(op != ReduceOp::avg || is_floating(t.dtype()), "rank 0: collective all_reduce(avg) needs a floating dtype, got ",
              dtype_name(t.dtype()));
   return done();
 }
 
-WorkPtr LocalProcessGroup::all_gather_async(const Tensor& in, const Tensor& out) {
+WorkPtr LocalProcessGroup::start_all_gather(const Tensor& in, const Tensor& out) {
   check_local(in, "all_gather");
   check_local(out, "all_gather");
   LOOM_CHECK(out.numel() == in.numel() && out.dtype() == in.dtype(), "rank 0: collective all_gather: output has ",
@@ -96,24 +96,24 @@ WorkPtr LocalProcessGroup::all_gather_async(const Tensor& in, const Tensor& out)
   return done();
 }
 
-WorkPtr LocalProcessGroup::reduce_scatter_async(const Tensor& in, const Tensor& out, ReduceOp op) {
+WorkPtr LocalProcessGroup::start_reduce_scatter(const Tensor& in, const Tensor& out, ReduceOp op) {
   (void)op;
   return all_gather_async(in, out);
 }
 
-WorkPtr LocalProcessGroup::broadcast_async(const Tensor& t, int root) {
+WorkPtr LocalProcessGroup::start_broadcast(const Tensor& t, int root) {
   check_local(t, "broadcast");
   LOOM_CHECK(root == 0, "rank 0: collective broadcast from root ", root, " in a group of 1 rank");
   return done();
 }
 
-WorkPtr LocalProcessGroup::barrier_async() { return done(); }
+WorkPtr LocalProcessGroup::start_barrier() { return done(); }
 
-WorkPtr LocalProcessGroup::send_async(const Tensor&, int dst, int) {
+WorkPtr LocalProcessGroup::start_send(const Tensor&, int dst, int) {
   LOOM_FAIL("rank 0: send to rank ", dst, " in a group of 1 rank (not launched by mpirun)");
 }
 
-WorkPtr LocalProcessGroup::recv_async(const Tensor&, int src, int) {
+WorkPtr LocalProcessGroup::start_recv(const Tensor&, int src, int) {
   LOOM_FAIL("rank 0: recv from rank ", src, " in a group of 1 rank (not launched by mpirun)");
 }
 

@@ -24,6 +24,7 @@ Tensor Module::register_parameter(const std::string& name, Tensor value, bool re
   check_defined(value, "register_parameter", name.c_str());
   value = value.detach().contiguous();
   if (requires_grad) value.requires_grad_(true);
+  value.impl()->is_parameter = true;  // autocast caches its cast, frozen or not
   params_.emplace_back(name, value);
   return value;
 }

@@ -30,7 +30,7 @@ Tensor TextDecoder::forward(const Tensor& ids, const Encoded& context) {
              context.tokens.defined() ? context.tokens.size(0) : 0, " does not match ids batch ", ids.size(0));
   Tensor x = add(embed->forward(ids), positions.narrow(0, 0, ids.size(1)));
   Tensor y = stack->forward(x, Tensor(), context.tokens, context.mask);
-  return matmul(y, embed->weight.transpose(0, 1));
+  return linear(y, embed->weight);  // the tied head
 }
 
 Encoded repeat_row(const Encoded& e, int64_t row, int64_t copies) {

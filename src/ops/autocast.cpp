@@ -16,13 +16,15 @@ thread_local DType t_dtype = DType::bf16;
 thread_local bool t_cache = true;
 
 // Guards every storage's CastCopy slot: forwards on several threads (a
-// server) may share one model's parameters.
+// server) may share one model's parameters. Casts run outside it.
 std::mutex g_cast_copies;
 
-// A parameter: a leaf that requires grad and is not a view of part of its
-// storage (its copy is then the whole storage's, which AdamW can rewrite).
+// A parameter: an f32 leaf that requires grad, or a module's frozen
+// parameter (LoRA's base weights), and not a view of part of its storage
+// (its copy is then the whole storage's, which AdamW can rewrite).
 bool is_cached_parameter(const Tensor& t) {
-  return t.requires_grad() && t.is_leaf() && t.is_contiguous() && t.offset() == 0 &&
+  return t.dtype() == DType::f32 && ((t.requires_grad() && t.is_leaf()) || t.impl()->is_parameter) &&
+         t.is_contiguous() && t.offset() == 0 &&
          static_cast<size_t>(t.numel()) * itemsize(t.dtype()) == t.storage()->nbytes();
 }
 
@@ -36,19 +38,31 @@ bool is_current(const Storage::CastCopy& slot, const Tensor& param, DType dtype)
   return slot.copy != nullptr && slot.dtype == dtype && slot.of_version == param.version();
 }
 
+// The current copy's view, or undefined; the caller holds the lock.
+Tensor current_view(const Tensor& param, DType dtype) {
+  const Storage::CastCopy& slot = param.storage()->cast_copy();
+  return is_current(slot, param, dtype) ? view_of_copy(slot, param) : Tensor();
+}
+
 // param cast to dtype through its cached copy (made now when it is missing or
 // stale), as the graph's cast node when param needs a gradient.
 Tensor cached_cast(const Tensor& param, DType dtype) {
   Tensor copy;
   {
     std::lock_guard<std::mutex> lock(g_cast_copies);
-    Storage::CastCopy& slot = param.storage()->cast_copy();
-    if (!is_current(slot, param, dtype)) {
+    copy = current_view(param, dtype);
+  }
+  if (!copy.defined()) {
+    const uint64_t version = param.version();
+    {
       NoGradGuard outside_the_graph;
-      const Tensor fresh = to_dtype(param, dtype);
-      slot = {fresh.impl_ptr(), dtype, param.version()};
+      copy = to_dtype(param, dtype);
     }
-    copy = view_of_copy(slot, param);
+    // Kept unless the parameter changed while it was cast (then this use
+    // still reads what it cast, and the next one casts again).
+    std::lock_guard<std::mutex> lock(g_cast_copies);
+    if (param.version() == version) param.storage()->cast_copy() = {copy.impl_ptr(), dtype, version};
+    copy = copy.detach();  // the slot's handle keeps no autograd state
   }
   return ops::record_cast(copy, param);
 }
@@ -56,15 +70,14 @@ Tensor cached_cast(const Tensor& param, DType dtype) {
 
 bool autocast_enabled() { return t_enabled; }
 DType autocast_dtype() { return t_dtype; }
+bool autocast_caches_casts() { return t_cache; }
 
-AutocastGuard::AutocastGuard(DType dtype, bool enabled, bool cache_casts)
+AutocastGuard::AutocastGuard(DType dtype, bool enabled, std::optional<bool> cache_casts)
     : previous_enabled_(t_enabled), previous_dtype_(t_dtype), previous_cache_(t_cache) {
   LOOM_CHECK(!enabled || is_half(dtype), "AutocastGuard: dtype must be bf16 or f16, got ", dtype_name(dtype));
   t_enabled = enabled;
-  if (enabled) {
-    t_dtype = dtype;
-    t_cache = cache_casts;
-  }
+  if (enabled) t_dtype = dtype;
+  if (cache_casts.has_value()) t_cache = *cache_casts;
 }
 
 AutocastGuard::~AutocastGuard() {
@@ -74,18 +87,28 @@ AutocastGuard::~AutocastGuard() {
 }
 
 Tensor current_cast_copy(const Tensor& param, DType dtype) {
-  if (!param.defined()) return {};
+  if (!param.defined() || !is_cached_parameter(param)) return {};
   std::lock_guard<std::mutex> lock(g_cast_copies);
-  const Storage::CastCopy& slot = param.storage()->cast_copy();
-  return is_current(slot, param, dtype) ? view_of_copy(slot, param) : Tensor();
+  return current_view(param, dtype);
 }
 
-void cast_copy_refreshed(const Tensor& param) {
+bool cast_copy_refreshed(const Tensor& param, const Tensor& copy, uint64_t from_version) {
+  if (!param.defined() || !copy.defined()) return false;
   std::lock_guard<std::mutex> lock(g_cast_copies);
   Storage::CastCopy& slot = param.storage()->cast_copy();
-  LOOM_CHECK(slot.copy != nullptr, "cast_copy_refreshed: the tensor of shape ", shape_str(param.shape()),
-             " has no cached copy");
+  // Only the writer's own change: the slot still holds this copy, made at
+  // from_version, and the parameter moved by exactly the writer's bump.
+  if (slot.copy == nullptr || slot.copy->storage != copy.storage() || slot.of_version != from_version ||
+      param.version() != from_version + 1)
+    return false;
   slot.of_version = param.version();
+  return true;
+}
+
+void drop_cast_copies(const std::vector<Tensor>& params) {
+  std::lock_guard<std::mutex> lock(g_cast_copies);
+  for (const Tensor& p : params)
+    if (p.defined()) p.storage()->cast_copy() = {};
 }
 
 namespace ops {

@@ -165,6 +165,7 @@ void AdamW::step(double lr) {
                                1.0 - std::pow(options_.beta1, static_cast<double>(steps_)),
                                1.0 - std::pow(options_.beta2, static_cast<double>(steps_))};
     std::vector<Tensor> params, grads, exp_avgs, exp_avg_sqs, half_copies;
+    std::vector<uint64_t> versions;
     for (size_t i = 0; i < g.params.size(); ++i) {
       if (!g.params[i].grad().defined()) continue;
       params.push_back(g.params[i]);
@@ -173,8 +174,8 @@ void AdamW::step(double lr) {
       exp_avg_sqs.push_back(slot("exp_avg_sq", gi, i));
       // Autocast's current bf16 cast of the parameter, rewritten by the update
       // itself: the next forward then casts nothing (loom/ops/autocast.hpp).
-      half_copies.push_back(g.params[i].dtype() == DType::f32 ? current_cast_copy(g.params[i], DType::bf16)
-                                                              : Tensor());
+      half_copies.push_back(current_cast_copy(g.params[i], DType::bf16));
+      versions.push_back(g.params[i].version());
     }
     if (params.empty()) continue;
     // A backend with a multi-tensor kernel updates the group in a few
@@ -187,8 +188,10 @@ void AdamW::step(double lr) {
         kernels::backend(params[i].device()).adamw(params[i], grads[i], exp_avgs[i], exp_avg_sqs[i], half_copies[i], s);
       params[i].storage()->bump_version();
       if (half_copies[i].defined()) {
-        half_copies[i].storage()->bump_version();  // for any graph that saved the old copy
-        cast_copy_refreshed(params[i]);
+        // Rewritten in place: a graph that saved the old copy refuses to run
+        // its backward now, as one that saved an f32 parameter does.
+        half_copies[i].storage()->bump_version();
+        cast_copy_refreshed(params[i], half_copies[i], versions[i]);
       }
     }
   }

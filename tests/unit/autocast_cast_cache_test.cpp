@@ -3,6 +3,7 @@
 // bf16 copy in its update. Every check compares with casting afresh.
 #include <catch2/catch.hpp>
 
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -71,7 +72,7 @@ TEST_CASE("a parameter's cast is made once and reused until the parameter change
   }
 }
 
-TEST_CASE("only whole parameters are cached: not frozen tensors, views or inputs, nor with caching off",
+TEST_CASE("only whole parameters are cached: not tensors that need no grad, views or inputs, nor with caching off",
           "[autocast]") {
   Generator gen(22);
   Tensor w = randn({8, 16}, DType::f32, &gen).requires_grad_(true);
@@ -90,6 +91,42 @@ TEST_CASE("only whole parameters are cached: not frozen tensors, views or inputs
   (void)linear(x, w);
   CHECK(current_cast_copy(w, DType::bf16).defined());
   CHECK_FALSE(current_cast_copy(x, DType::bf16).defined());
+
+  // Two leaves on halves of one storage: neither owns it, each casts its own values.
+  Tensor both = randn({8, 16}, DType::f32, &gen);
+  Tensor top = both.narrow(0, 0, 4).requires_grad_(true), bottom = both.narrow(0, 4, 4).requires_grad_(true);
+  const Tensor y_top = linear(x, top), y_bottom = linear(x, bottom);
+  CHECK_FALSE(current_cast_copy(top, DType::bf16).defined());
+  CHECK_FALSE(current_cast_copy(bottom, DType::bf16).defined());
+  AutocastGuard afresh(DType::bf16, true, /*cache_casts=*/false);
+  CHECK(same_bits(y_top, linear(x, top)));
+  CHECK(same_bits(y_bottom, linear(x, bottom)));
+}
+
+TEST_CASE("a nested guard keeps the enclosing choice of caching unless it sets one", "[autocast]") {
+  CHECK(autocast_caches_casts());
+  AutocastGuard afresh(DType::bf16, true, /*cache_casts=*/false);
+  {
+    AutocastGuard inner(DType::f16);
+    CHECK_FALSE(autocast_caches_casts());
+    AutocastGuard innermost(DType::bf16, true, true);
+    CHECK(autocast_caches_casts());
+  }
+  CHECK_FALSE(autocast_caches_casts());
+}
+
+TEST_CASE("drop_cast_copies frees the copies, and the next use casts again", "[autocast]") {
+  Generator gen(28);
+  nn::Linear layer(16, 8, true, &gen);
+  const Tensor x = randn({4, 16}, DType::f32, &gen);
+  AutocastGuard autocast(DType::bf16);
+  const Tensor y = layer.forward(x);
+  REQUIRE(current_cast_copy(layer.weight, DType::bf16).defined());
+  drop_cast_copies(layer.parameters());
+  CHECK_FALSE(current_cast_copy(layer.weight, DType::bf16).defined());
+  CHECK_FALSE(current_cast_copy(layer.bias, DType::bf16).defined());
+  CHECK(same_bits(layer.forward(x), y));
+  CHECK(current_cast_copy(layer.weight, DType::bf16).defined());
 }
 
 namespace {
@@ -129,14 +166,17 @@ namespace {
 
 using MakeOptimizer = std::function<std::unique_ptr<optim::Optimizer>(nn::Module&)>;
 
-// Four steps of a small GPT under bf16 autocast, casting through the cache or
-// afresh: the losses and every parameter, bit for bit. With `copies_kept`,
-// every product weight's copy is checked to survive each step unrecast.
-void train_cached_and_fresh(const MakeOptimizer& make, bool copies_kept) {
+// Four steps of a small GPT on `device` under bf16 autocast, casting through
+// the cache or afresh: the losses and every parameter, bit for bit. With
+// `copies_kept`, every product weight's copy is checked to survive each step
+// unrecast.
+void train_cached_and_fresh(const MakeOptimizer& make, bool copies_kept, Device device = kCPU) {
   models::GPTConfig c;
   c.vocab_size = 64, c.d_model = 32, c.n_layers = 2, c.n_heads = 2, c.seq_len = 8;
   Generator g1(23), g2(23), data(24);
   models::GPT cached(c, &g1), fresh(c, &g2);
+  cached.to(device);
+  fresh.to(device);
   std::unique_ptr<optim::Optimizer> opt_cached = make(cached), opt_fresh = make(fresh);
   const auto step = [&](models::GPT& model, optim::Optimizer& opt, const Tensor& ids, const Tensor& next, bool cache) {
     opt.zero_grad();
@@ -150,8 +190,8 @@ void train_cached_and_fresh(const MakeOptimizer& make, bool copies_kept) {
   };
   std::vector<const void*> copies_before;
   for (int s = 0; s < 4; ++s) {
-    const Tensor ids = randint(0, c.vocab_size, {2, c.seq_len}, DType::i64, &data);
-    const Tensor next = randint(0, c.vocab_size, {2, c.seq_len}, DType::i64, &data);
+    const Tensor ids = randint(0, c.vocab_size, {2, c.seq_len}, DType::i64, &data).to(device);
+    const Tensor next = randint(0, c.vocab_size, {2, c.seq_len}, DType::i64, &data).to(device);
     CHECK(step(cached, *opt_cached, ids, next, true) == step(fresh, *opt_fresh, ids, next, false));
     std::vector<const void*> copies;
     for (const auto& [name, p] : cached.named_parameters()) {
@@ -174,10 +214,39 @@ void train_cached_and_fresh(const MakeOptimizer& make, bool copies_kept) {
 
 }  // namespace
 
+MakeOptimizer adamw() {
+  return [](nn::Module& m) { return std::make_unique<optim::AdamW>(optim::decay_groups(m, 0.1)); };
+}
+
 TEST_CASE("AdamW rewrites the bf16 copies it updates: training equals casting afresh, bit for bit", "[autocast]") {
-  train_cached_and_fresh(
-      [](nn::Module& m) { return std::make_unique<optim::AdamW>(optim::decay_groups(m, 0.1)); },
-      /*copies_kept=*/true);
+  train_cached_and_fresh(adamw(), /*copies_kept=*/true);
+}
+
+TEST_CASE("on the emulated GPU the multi-tensor AdamW kernel keeps the copies: training equals casting afresh",
+          "[autocast]") {
+  cuda::HostEmulation emulation(1, cuda::EmulatedKernels::cpu_and_tiles);
+  start_kernel_profile();
+  train_cached_and_fresh(adamw(), /*copies_kept=*/true, cuda_device(0));
+  int64_t multi_tensor_updates = 0;
+  for (const KernelTime& k : stop_kernel_profile())
+    if (k.kernel == "adamw_multi" && k.device == "cuda:0") multi_tensor_updates += k.calls;
+  CHECK(multi_tensor_updates > 0);  // the emulated multi-tensor kernel wrote the copies
+}
+
+TEST_CASE("a graph that saved a copy refuses its backward once AdamW has rewritten the copy", "[autocast]") {
+  Generator gen(27);
+  nn::Linear layer(16, 8, true, &gen);
+  optim::AdamW opt(optim::single_group(layer));
+  const Tensor x = randn({4, 16}, DType::f32, &gen);
+  Tensor loss;
+  {
+    AutocastGuard autocast(DType::bf16);
+    loss = sum(layer.forward(x));
+  }
+  loss.backward(Tensor(), /*retain_graph=*/true);
+  opt.step(1e-2);
+  REQUIRE(current_cast_copy(layer.weight, DType::bf16).defined());  // rewritten, not recast
+  CHECK_THROWS_WITH(loss.backward(), Catch::Contains("modified by an in-place operation"));
 }
 
 TEST_CASE("SGD's in-place update makes copies stale: training equals casting afresh, bit for bit", "[autocast]") {
@@ -186,4 +255,90 @@ TEST_CASE("SGD's in-place update makes copies stale: training equals casting afr
         return std::make_unique<optim::SGD>(optim::decay_groups(m, 0.1), optim::SGDOptions{0.9, 0, false});
       },
       /*copies_kept=*/false);
+}
+
+TEST_CASE("a frozen base weight under LoRA is cast once, and merging the adapter makes its copy stale", "[autocast]") {
+  Generator gen(26);
+  nn::Linear layer(16, 8, true, &gen);
+  nn::LoraOptions o;
+  o.rank = 2;
+  nn::apply_lora(layer, "default", o, &gen);
+  nn::mark_only_lora_trainable(layer);
+  {
+    NoGradGuard no_grad;  // a trained adapter: B is zero when fresh
+    nn::LoraAdapter* adapter = layer.lora_adapters()->find("default");
+    adapter->B.copy_(randn(adapter->B.shape(), DType::f32, &gen));
+  }
+  REQUIRE_FALSE(layer.weight.requires_grad());
+  const Tensor x = randn({4, 16}, DType::f32, &gen);
+  AutocastGuard autocast(DType::bf16);
+  const Tensor y = layer.forward(x);
+  const Tensor copy = current_cast_copy(layer.weight, DType::bf16);
+  REQUIRE(copy.defined());
+  CHECK(same_bits(copy, fresh_cast(layer.weight)));
+  (void)layer.forward(x);
+  CHECK(current_cast_copy(layer.weight, DType::bf16).raw_data() == copy.raw_data());
+
+  nn::merge_lora(layer, "default");
+  CHECK_FALSE(current_cast_copy(layer.weight, DType::bf16).defined());
+  const Tensor merged = layer.forward(x);
+  AutocastGuard afresh(DType::bf16, true, /*cache_casts=*/false);
+  CHECK(same_bits(merged, layer.forward(x)));
+  // The adapter is now in the weight: the same output up to bf16 rounding.
+  CHECK(allclose(merged.to(DType::f32), y.to(DType::f32), 0.05, 0.05));
+}
+
+TEST_CASE("the CPU AdamW kernel writes the copy as the cast rounds: ties, NaN, infinities, the tail", "[autocast]") {
+  // 1000 values (not whole blocks of 16: the scalar tail runs too) with
+  // lr = 0, so the update leaves each value as it was and the copy must hold
+  // exactly its cast: halfway cases (round to even), NaN, infinities, -0,
+  // subnormals, and random values.
+  const std::vector<uint32_t> special = {0x3f808000u, 0x3f818000u, 0xbf808000u, 0x7fc00001u, 0xffc00000u,
+                                         0x7f800000u, 0xff800000u, 0x80000000u, 0x00000001u, 0x7f7fffffu};
+  Generator gen(29);
+  std::vector<float> values = randn({1000}, DType::f32, &gen).to_vector<float>();
+  for (size_t i = 0; i < special.size(); ++i) {
+    std::memcpy(&values[i], &special[i], 4);
+    std::memcpy(&values[values.size() - 1 - i], &special[i], 4);  // in the tail as well
+  }
+  Tensor p = from_vector(values, {1, 1000}).requires_grad_(true);
+  {
+    AutocastGuard autocast(DType::bf16);
+    (void)linear(ones({1, 1000}), p);  // makes the copy
+  }
+  {
+    NoGradGuard no_grad;  // poison the copy: the update must write every element
+    current_cast_copy(p, DType::bf16).fill_(7.0);
+  }
+  optim::ParamGroup group;
+  group.params = {p};
+  optim::AdamW opt({group});
+  p.set_grad(randn({1, 1000}, DType::f32, &gen));
+  opt.step(0.0);
+  const Tensor copy = current_cast_copy(p, DType::bf16);
+  REQUIRE(copy.defined());
+  const std::vector<bf16> got = copy.to_vector<bf16>(), want = fresh_cast(p).to_vector<bf16>();
+  for (size_t i = 0; i < got.size(); ++i) {
+    INFO("element " << i << " of 1000");
+    CHECK(got[i].bits == want[i].bits);
+  }
+}
+
+TEST_CASE("collectives bump the version of what they write, so a cached cast of it goes stale", "[autocast]") {
+  dist::LocalProcessGroup group;
+  Generator gen(30);
+  nn::Linear layer(16, 8, true, &gen);
+  const Tensor x = randn({4, 16}, DType::f32, &gen);
+  AutocastGuard autocast(DType::bf16);
+  const auto stale_after = [&](const std::function<void(const Tensor&)>& collective) {
+    (void)layer.forward(x);
+    REQUIRE(current_cast_copy(layer.weight, DType::bf16).defined());
+    NoGradGuard no_grad;
+    collective(layer.weight);
+    return !current_cast_copy(layer.weight, DType::bf16).defined();
+  };
+  CHECK(stale_after([&](const Tensor& w) { group.broadcast(w, 0); }));
+  CHECK(stale_after([&](const Tensor& w) { group.all_reduce(w); }));
+  CHECK(stale_after([&](const Tensor& w) { group.all_gather(w.clone(), w); }));
+  CHECK(stale_after([&](const Tensor& w) { group.reduce_scatter(w.clone(), w); }));
 }

@@ -390,7 +390,7 @@ class ThreadGroup : public dist::ProcessGroup {
   int rank() const override { return rank_; }
   int size() const override { return static_cast<int>(r_->slots.size()); }
   std::string backend() const override { return "threads"; }
-  dist::WorkPtr all_reduce_async(const Tensor& t, dist::ReduceOp op) override {
+  dist::WorkPtr start_all_reduce(const Tensor& t, dist::ReduceOp op) override {
     LOOM_CHECK(op == dist::ReduceOp::sum, "ThreadGroup: only sum reductions");
     return exchange(t, [&](const std::vector<Tensor>& all) {
       Tensor s = all[0];
@@ -398,18 +398,18 @@ class ThreadGroup : public dist::ProcessGroup {
       Tensor(t).copy_(s.reshape(t.shape()));
     });
   }
-  dist::WorkPtr all_gather_async(const Tensor& in, const Tensor& out) override {
+  dist::WorkPtr start_all_gather(const Tensor& in, const Tensor& out) override {
     return exchange(in, [&](const std::vector<Tensor>& all) {
       std::vector<Tensor> flat;
       for (const auto& a : all) flat.push_back(a.reshape({-1}));
       Tensor(out).copy_(cat(flat, 0).reshape(out.shape()));
     });
   }
-  dist::WorkPtr reduce_scatter_async(const Tensor&, const Tensor&, dist::ReduceOp) override { return unsupported(); }
-  dist::WorkPtr broadcast_async(const Tensor&, int) override { return unsupported(); }
-  dist::WorkPtr barrier_async() override { return unsupported(); }
-  dist::WorkPtr send_async(const Tensor&, int, int) override { return unsupported(); }
-  dist::WorkPtr recv_async(const Tensor&, int, int) override { return unsupported(); }
+  dist::WorkPtr start_reduce_scatter(const Tensor&, const Tensor&, dist::ReduceOp) override { return unsupported(); }
+  dist::WorkPtr start_broadcast(const Tensor&, int) override { return unsupported(); }
+  dist::WorkPtr start_barrier() override { return unsupported(); }
+  dist::WorkPtr start_send(const Tensor&, int, int) override { return unsupported(); }
+  dist::WorkPtr start_recv(const Tensor&, int, int) override { return unsupported(); }
   std::shared_ptr<dist::ProcessGroup> split(int, int) override { LOOM_FAIL("ThreadGroup: split"); }
   [[noreturn]] void abort(int) override { std::abort(); }
   void drop() { r_->sync.arrive_and_drop(); }

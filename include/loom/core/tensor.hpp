@@ -151,6 +151,7 @@ struct TensorImpl {
   std::vector<Tensor::GradHook> hooks;                 // leaves: run before accumulation
   std::vector<Tensor::ReadyHook> ready_hooks;          // leaves: run after accumulation
   bool retains_grad = false;
+  bool is_parameter = false;  // registered by a module (trainable or frozen)
 };
 
 // Wraps existing storage in a new tensor view.

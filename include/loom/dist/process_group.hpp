@@ -56,19 +56,25 @@ class ProcessGroup {
   virtual int size() const = 0;
   virtual std::string backend() const = 0;  // "mpi", "local"
 
+  // The collectives. Each bumps the version counter of the tensor it writes
+  // (an in-place change: autograd's saved tensors and autocast's cached
+  // casts of a parameter see it), then starts the backend's operation.
+  //
   // t <- op over ranks of t. avg needs a floating dtype.
-  virtual WorkPtr all_reduce_async(const Tensor& t, ReduceOp op) = 0;
+  WorkPtr all_reduce_async(const Tensor& t, ReduceOp op) { return start_all_reduce(written(t), op); }
   // out (numel size * in.numel(), same dtype) <- the ranks' `in` concatenated in rank order.
-  virtual WorkPtr all_gather_async(const Tensor& in, const Tensor& out) = 0;
+  WorkPtr all_gather_async(const Tensor& in, const Tensor& out) { return start_all_gather(in, written(out)); }
   // out <- shard rank() (see shard_range) of op over ranks of `in`; out.numel()
   // must equal that shard's size.
-  virtual WorkPtr reduce_scatter_async(const Tensor& in, const Tensor& out, ReduceOp op) = 0;
+  WorkPtr reduce_scatter_async(const Tensor& in, const Tensor& out, ReduceOp op) {
+    return start_reduce_scatter(in, written(out), op);
+  }
   // t <- root's t.
-  virtual WorkPtr broadcast_async(const Tensor& t, int root) = 0;
-  virtual WorkPtr barrier_async() = 0;
+  WorkPtr broadcast_async(const Tensor& t, int root) { return start_broadcast(written(t), root); }
+  WorkPtr barrier_async() { return start_barrier(); }
   // Point to point; matched by (peer, tag) in order.
-  virtual WorkPtr send_async(const Tensor& t, int dst, int tag) = 0;
-  virtual WorkPtr recv_async(const Tensor& t, int src, int tag) = 0;
+  WorkPtr send_async(const Tensor& t, int dst, int tag) { return start_send(t, dst, tag); }
+  WorkPtr recv_async(const Tensor& t, int src, int tag) { return start_recv(written(t), src, tag); }
 
   // Ranks with the same color form a new group, ordered by (key, rank), as
   // MPI_Comm_split. Collective over this group. For a DP x TP grid:
@@ -101,7 +107,21 @@ class ProcessGroup {
 
  protected:
   ProcessGroup();
+  // The backend's operations behind the public forms above.
+  virtual WorkPtr start_all_reduce(const Tensor& t, ReduceOp op) = 0;
+  virtual WorkPtr start_all_gather(const Tensor& in, const Tensor& out) = 0;
+  virtual WorkPtr start_reduce_scatter(const Tensor& in, const Tensor& out, ReduceOp op) = 0;
+  virtual WorkPtr start_broadcast(const Tensor& t, int root) = 0;
+  virtual WorkPtr start_barrier() = 0;
+  virtual WorkPtr start_send(const Tensor& t, int dst, int tag) = 0;
+  virtual WorkPtr start_recv(const Tensor& t, int src, int tag) = 0;
   double timeout_s_;
+
+ private:
+  static const Tensor& written(const Tensor& t) {
+    if (t.defined()) t.storage()->bump_version();
+    return t;
+  }
 };
 using ProcessGroupPtr = std::shared_ptr<ProcessGroup>;
 
@@ -112,13 +132,13 @@ class LocalProcessGroup : public ProcessGroup {
   int rank() const override { return 0; }
   int size() const override { return 1; }
   std::string backend() const override { return "local"; }
-  WorkPtr all_reduce_async(const Tensor& t, ReduceOp op) override;
-  WorkPtr all_gather_async(const Tensor& in, const Tensor& out) override;
-  WorkPtr reduce_scatter_async(const Tensor& in, const Tensor& out, ReduceOp op) override;
-  WorkPtr broadcast_async(const Tensor& t, int root) override;
-  WorkPtr barrier_async() override;
-  WorkPtr send_async(const Tensor& t, int dst, int tag) override;
-  WorkPtr recv_async(const Tensor& t, int src, int tag) override;
+  WorkPtr start_all_reduce(const Tensor& t, ReduceOp op) override;
+  WorkPtr start_all_gather(const Tensor& in, const Tensor& out) override;
+  WorkPtr start_reduce_scatter(const Tensor& in, const Tensor& out, ReduceOp op) override;
+  WorkPtr start_broadcast(const Tensor& t, int root) override;
+  WorkPtr start_barrier() override;
+  WorkPtr start_send(const Tensor& t, int dst, int tag) override;
+  WorkPtr start_recv(const Tensor& t, int src, int tag) override;
   std::shared_ptr<ProcessGroup> split(int color, int key) override;
   [[noreturn]] void abort(int code) override;
 };

@@ -17,14 +17,18 @@
 // per thread, as grad mode is.
 //
 // A parameter's cast is cached (as torch.autocast's cast cache, but kept
-// across steps): an f32 leaf that requires grad and spans its whole storage
-// is cast once, and every product reads that copy until the parameter's
-// storage version moves (an optimizer step, copy_, load_state_dict).
+// across steps): an f32 leaf that requires grad, or a module's frozen
+// parameter (LoRA's base weights), spanning its whole storage, is cast once,
+// and every product reads that copy until the parameter's storage version
+// moves (an optimizer step, copy_, load_state_dict, merge_lora).
 // AdamW writes the bf16 copy in the pass that updates the parameter, so a
 // bf16 training step casts no weights at all. Code that writes a parameter's
 // memory other than through a tensor op must bump its version
 // (`storage()->bump_version()`), as it must for autograd's saved tensors.
 #pragma once
+
+#include <optional>
+#include <vector>
 
 #include "loom/core/tensor.hpp"
 
@@ -32,12 +36,14 @@ namespace loom {
 
 bool autocast_enabled();
 DType autocast_dtype();  // meaningful while autocast_enabled()
+bool autocast_caches_casts();
 
 class AutocastGuard {
  public:
-  // dtype: bf16 or f16. enabled = false turns autocast off for the scope;
-  // cache_casts = false casts parameters afresh at every use.
-  explicit AutocastGuard(DType dtype = DType::bf16, bool enabled = true, bool cache_casts = true);
+  // dtype: bf16 or f16. enabled = false turns autocast off for the scope.
+  // cache_casts = false casts parameters afresh at every use; unset, the
+  // enclosing scope's choice holds (on outside any guard).
+  explicit AutocastGuard(DType dtype = DType::bf16, bool enabled = true, std::optional<bool> cache_casts = {});
   ~AutocastGuard();
   AutocastGuard(const AutocastGuard&) = delete;
   AutocastGuard& operator=(const AutocastGuard&) = delete;
@@ -49,11 +55,18 @@ class AutocastGuard {
 };
 
 // The cached cast of parameter `param` to `dtype` while it is current (made
-// from the parameter's present values), else an undefined tensor. Outside
-// the autograd graph; for optimizers that refresh it (AdamW).
+// from the parameter's present values), else an undefined tensor (also for
+// a tensor whose casts are not cached). Outside the autograd graph; for
+// optimizers that rewrite it as they update the parameter (AdamW).
 Tensor current_cast_copy(const Tensor& param, DType dtype);
-// Records that `param`'s cached copy was rewritten from its present values,
-// by the pass that last changed them.
-void cast_copy_refreshed(const Tensor& param);
+// After such a writer has rewritten `copy` (from current_cast_copy at
+// parameter version from_version) and bumped the parameter's version once:
+// marks the copy current again. Returns false, changing nothing, when
+// anything else changed the parameter or its copy meanwhile (the copy then
+// stays stale and the next use casts afresh).
+bool cast_copy_refreshed(const Tensor& param, const Tensor& copy, uint64_t from_version);
+// Frees the cached copies of `params` (say, before f32 evaluation of a model
+// trained in bf16); later casts make new ones.
+void drop_cast_copies(const std::vector<Tensor>& params);
 
 }  // namespace loom
