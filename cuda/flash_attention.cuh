@@ -28,9 +28,9 @@
 // [BH, Lk] (padding). A row that sees no key gets NaN, like the composed
 // softmax of a row of −inf.
 //
-// For bf16 with head dims 16, 32, 64 and 128 the forward runs
-// flash_forward_mma.cuh's register-resident kernel instead; this file keeps
-// the forward for f32 and other head dims, and both backward passes.
+// For bf16 with head dims 16, 32, 64 and 128 the forward and the backward
+// passes run register-resident kernels instead (flash_forward_mma.cuh,
+// flash_backward_mma.cuh); this file keeps them for f32 and other head dims.
 //
 // This header compiles under nvcc (cuda/flash_attention.cu launches it on the
 // device) and under a host compiler, where cuda/simt.cuh runs the very same
@@ -526,15 +526,22 @@ auto launch_forward_tiles(const Args& a, Stream stream) {
                 stream, forward_kernel<T>, a);
 }
 
+// delta, which both backward passes read (every backward launches it first).
 template <class T>
-auto launch_backward(const Args& a, Stream stream) {
+auto launch_delta(const Args& a, Stream stream) {
   const size_t rows = static_cast<size_t>(a.bh) * a.lq;
-  auto status = launch(Dim3(static_cast<unsigned>((rows + kWarps - 1) / kWarps)), Dim3(kThreads), 0, stream,
-                       delta_kernel<T>, a);
-  if (status != decltype(status){}) return status;
+  return launch(Dim3(static_cast<unsigned>((rows + kWarps - 1) / kWarps)), Dim3(kThreads), 0, stream,
+                delta_kernel<T>, a);
+}
+
+// The two backward passes of this file's kernels, after launch_delta;
+// launch_backward (flash_backward_mma.cuh) picks between them and the
+// register-resident bf16 ones.
+template <class T>
+auto launch_backward_tiles(const Args& a, Stream stream) {
   const size_t bytes = backward_layout<T>(a.d).bytes;
-  status = launch(Dim3(blocks_for(a.lk), static_cast<unsigned>(a.bh)), Dim3(kThreads), bytes, stream,
-                  backward_kv_kernel<T>, a);
+  auto status = launch(Dim3(blocks_for(a.lk), static_cast<unsigned>(a.bh)), Dim3(kThreads), bytes, stream,
+                       backward_kv_kernel<T>, a);
   if (status != decltype(status){}) return status;
   return launch(Dim3(blocks_for(a.lq), static_cast<unsigned>(a.bh)), Dim3(kThreads), bytes, stream,
                 backward_q_kernel<T>, a);

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <string>
 
+#include "flash_backward_mma.cuh"
 #include "flash_forward_mma.cuh"
 #include "kernels/backend.hpp"
 #include "loom/core/error.hpp"

@@ -1,5 +1,6 @@
-// The flash-attention kernels of cuda/flash_attention.cuh and
-// cuda/flash_forward_mma.cuh (the bf16 forward at head dims 16-128), compiled for the
+// The flash-attention kernels of cuda/flash_attention.cuh, and of
+// cuda/flash_forward_mma.cuh and cuda/flash_backward_mma.cuh (bf16 at head
+// dims 16-128, register-resident), compiled for the
 // host and run on the SIMT emulator of cuda/simt.cuh, against loom's composed
 // attention (matmul, mask, softmax, matmul) differentiated by autograd in
 // float64. This is the same kernel source nvcc builds for the device; on a
@@ -13,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "flash_forward_mma.cuh"
+#include "flash_backward_mma.cuh"
 #include "loom/loom.hpp"
 
 namespace {
