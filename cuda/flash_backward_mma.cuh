@@ -353,16 +353,11 @@ template <class T>
 auto launch_backward(const Args& a, Stream stream) {
   auto status = launch_delta<T>(a, stream);
   if (status != decltype(status){}) return status;
-  if constexpr (std::is_same_v<T, bf16>) {
-    switch (a.d) {
-      case 16: return mma_backward::launch<16>(a, stream);
-      case 32: return mma_backward::launch<32>(a, stream);
-      case 64: return mma_backward::launch<64>(a, stream);
-      case 128: return mma_backward::launch<128>(a, stream);
-      default: break;
-    }
-  }
-  return launch_backward_tiles<T>(a, stream);
+  const auto tiles = [&] { return launch_backward_tiles<T>(a, stream); };
+  if constexpr (std::is_same_v<T, bf16>)
+    return by_register_head_dim(a.d, [&]<int D>() { return mma_backward::launch<D>(a, stream); }, tiles);
+  else
+    return tiles();
 }
 
 }  // namespace LOOM_SIMT_ABI

@@ -266,20 +266,29 @@ auto launch(const Args& a, Stream stream) {
 
 }  // namespace mma_forward
 
+// registers.template operator()<D>() for the head dims the register-resident
+// kernels take (16, 32, 64, 128; their arrays need compile-time sizes), else
+// otherwise().
+template <class Registers, class Otherwise>
+auto by_register_head_dim(int d, Registers&& registers, Otherwise&& otherwise) {
+  switch (d) {
+    case 16: return registers.template operator()<16>();
+    case 32: return registers.template operator()<32>();
+    case 64: return registers.template operator()<64>();
+    case 128: return registers.template operator()<128>();
+    default: return otherwise();
+  }
+}
+
 // The forward of either kernel: the register-resident one for bf16 where it
 // takes the head dim, the shared-memory one otherwise.
 template <class T>
 auto launch_forward(const Args& a, Stream stream) {
-  if constexpr (std::is_same_v<T, bf16>) {
-    switch (a.d) {
-      case 16: return mma_forward::launch<16>(a, stream);
-      case 32: return mma_forward::launch<32>(a, stream);
-      case 64: return mma_forward::launch<64>(a, stream);
-      case 128: return mma_forward::launch<128>(a, stream);
-      default: break;
-    }
-  }
-  return launch_forward_tiles<T>(a, stream);
+  const auto tiles = [&] { return launch_forward_tiles<T>(a, stream); };
+  if constexpr (std::is_same_v<T, bf16>)
+    return by_register_head_dim(a.d, [&]<int D>() { return mma_forward::launch<D>(a, stream); }, tiles);
+  else
+    return tiles();
 }
 
 }  // namespace LOOM_SIMT_ABI
