@@ -154,7 +154,8 @@ LOOM_SIMT_HOST_DEVICE BackwardLayout backward_layout(int d) {
   return l;
 }
 
-// Head dims the kernels take: whole wmma tiles, within the shared budget.
+// Head dims this file's kernels take: whole wmma tiles, within the shared
+// budget (takes_head_dim, flash_backward_mma.cuh, for the kernels launched).
 template <class T>
 inline bool supports(int d, size_t max_shared_bytes) {
   return d > 0 && d % 16 == 0 && d <= kMaxHeadDim && forward_layout<T>(d).bytes <= max_shared_bytes &&

@@ -39,7 +39,8 @@ inline bool takes(const Tensor& q, const Tensor& k, const Tensor& v, const Tenso
   if (!packed_for_kernels(q) || !packed_for_kernels(k) || !packed_for_kernels(v) || !packed_for_kernels(key_keep))
     return false;
   const int d = static_cast<int>(q.size(2));
-  return t == DType::f32 ? supports<float>(d, max_shared_bytes) : supports<simt::bf16>(d, max_shared_bytes);
+  return t == DType::f32 ? takes_head_dim<float>(d, max_shared_bytes)
+                         : takes_head_dim<simt::bf16>(d, max_shared_bytes);
 }
 
 inline void check_outputs(const Tensor& q, const Tensor& out, const Tensor& lse, const char* op) {

@@ -347,6 +347,25 @@ auto launch(const Args& a, Stream stream) {
 
 }  // namespace mma_backward
 
+// Whether the kernels launch_forward and launch_backward pick for T at head
+// dim d fit in `max_shared_bytes` of shared memory per block (the
+// register-resident ones need less than the shared-memory ones: head dim 128
+// in bf16 fits an A100's 163 KB only through them).
+template <class T>
+bool takes_head_dim(int d, size_t max_shared_bytes) {
+  const auto tiles = [&] { return supports<T>(d, max_shared_bytes); };
+  if constexpr (std::is_same_v<T, bf16>)
+    return by_register_head_dim(
+        d,
+        [&]<int D>() {
+          return mma_forward::layout<D>().bytes <= max_shared_bytes &&
+                 mma_backward::layout<D>().bytes <= max_shared_bytes;
+        },
+        tiles);
+  else
+    return tiles();
+}
+
 // The backward: delta, then the register-resident passes for bf16 where they
 // take the head dim, the shared-memory ones otherwise.
 template <class T>

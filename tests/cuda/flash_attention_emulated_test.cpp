@@ -239,8 +239,18 @@ TEST_CASE("flash attention bf16, head dim 48: the shared-memory forward", "[flas
   check_case<loom::bf16>({.bh = 2, .lq = 70, .lk = 70, .d = 48, .causal = true}, kBf16);
 }
 
+TEST_CASE("flash attention bf16 backward, causal without padding: whole tiles take the unmasked path", "[flash]") {
+  // Tiles every query of which sees every key, diagonal tiles, and the causal
+  // diagonal aligned at the end (Lq != Lk), at head dims 32, 64 and 128.
+  check_case<loom::bf16>({.bh = 2, .lq = 200, .lk = 200, .d = 64, .causal = true}, kBf16);
+  check_case<loom::bf16>({.bh = 1, .lq = 150, .lk = 230, .d = 128, .causal = true}, kBf16);
+  check_case<loom::bf16>({.bh = 2, .lq = 200, .lk = 200, .d = 32, .causal = true}, kBf16);
+  check_case<loom::bf16>({.bh = 1, .lq = 130, .lk = 130, .d = 128}, kBf16);
+}
+
 TEST_CASE("flash attention: head dims it takes", "[flash]") {
   using loom::flash::supports;
+  using loom::flash::takes_head_dim;
   constexpr size_t kH100 = 227 * 1024, kA100 = 163 * 1024;
   CHECK(supports<loom::bf16>(64, kA100));
   CHECK(supports<loom::bf16>(128, kH100));
@@ -248,6 +258,12 @@ TEST_CASE("flash attention: head dims it takes", "[flash]") {
   CHECK_FALSE(supports<float>(40, kH100));  // not whole 16-wide tiles
   CHECK_FALSE(supports<float>(512, kH100));
   CHECK_FALSE(supports<float>(256, kH100));  // shared memory
+  // bf16 at 128 on an A100: too big for the shared-memory kernels, not for
+  // the register-resident ones that run it.
+  CHECK_FALSE(supports<loom::bf16>(128, kA100));
+  CHECK(takes_head_dim<loom::bf16>(128, kA100));
+  CHECK_FALSE(takes_head_dim<float>(128, kA100));
+  CHECK(takes_head_dim<loom::bf16>(48, kH100));
 }
 
 // ---------------------------------------------------------------------------
