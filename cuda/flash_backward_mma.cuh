@@ -7,7 +7,9 @@
 //
 // A block of four warps owns 64 rows of one head (16 per warp) and walks the
 // other side 64 rows at a time, double-buffered in shared memory (cp.async
-// fetches tile t+1 while tile t is multiplied). Per tile a warp computes, all
+// fetches tile t+1 while tile t is multiplied; the dK/dV pass's per-query
+// lse and delta for t+1 are loaded into registers before t's products and
+// stored after them). Per tile a warp computes, all
 // in registers (m16n8 accumulator tiles; a pair of them is repacked in place
 // as the bf16 A fragment of the next product, as in flash_forward_mma.cuh):
 //   dK/dV pass (the block owns 64 keys, walks the queries):
@@ -150,15 +152,23 @@ LOOM_SIMT_DEVICE void store_rows_scaled(bf16* dst, const float (&acc)[1][D / 8][
   }
 }
 
-// Per query of a step: lse (log2 domain) and delta, into shared memory, by
-// plain loads; zeros past lq.
-LOOM_SIMT_DEVICE void load_query_stats(float* lse, float* delta, const Args& a, int bh, int q0) {
-  for (int i = static_cast<int>(thread_x()); i < kTile; i += kThreads) {
-    const bool in = q0 + i < a.lq;
-    const size_t row = static_cast<size_t>(bh) * a.lq + q0 + i;
-    lse[i] = in ? a.lse[row] * kLog2e : 0.0f;
-    delta[i] = in ? a.delta[row] : 0.0f;
-  }
+// A step's per-query statistics, one value per thread: threads [0, 64) the
+// lse (log2 domain) of query q0 + i, threads [64, 128) its delta; 0 past lq.
+// Loaded into a register before a step's products and stored into shared
+// memory after them, so that the load's latency hides behind the products.
+static_assert(kThreads == 2 * kTile, "a thread per lse and per delta of a step");
+LOOM_SIMT_DEVICE float load_query_stat(const Args& a, int bh, int q0) {
+  const int i = static_cast<int>(thread_x()) % kTile;
+  if (q0 + i >= a.lq) return 0.0f;
+  const size_t row = static_cast<size_t>(bh) * a.lq + q0 + i;
+  return thread_x() < kTile ? a.lse[row] * kLog2e : a.delta[row];
+}
+LOOM_SIMT_DEVICE void store_query_stat(float* lse, float* delta, float value) {
+  const int i = static_cast<int>(thread_x());
+  if (i < kTile)
+    lse[i] = value;
+  else
+    delta[i - kTile] = value;
 }
 
 // dK, dV: grid (ceil(lk / 64), bh), kThreads threads.
@@ -192,7 +202,7 @@ LOOM_SIMT_GLOBAL void kv_kernel(Args a) {
   if (steps > 0) {
     fetch_rows<D>(q_buffer(0), ld, q, q_begin, a.lq, kTile);
     fetch_rows<D>(dout_buffer(0), ld, dout, q_begin, a.lq, kTile);
-    load_query_stats(lse_buffer(0), delta_buffer(0), a, bh, q_begin);
+    store_query_stat(lse_buffer(0), delta_buffer(0), load_query_stat(a, bh, q_begin));
   }
   cp_async_commit();
   cp_async_wait_all();
@@ -209,10 +219,12 @@ LOOM_SIMT_GLOBAL void kv_kernel(Args a) {
 
   for (int t = 0; t < steps; ++t) {
     const int buf = t % 2, q0 = q_begin + t * kTile;
-    if (t + 1 < steps) {  // the other buffers were released by the last step's sync_block
+    const bool next = t + 1 < steps;
+    float next_stat = 0.0f;
+    if (next) {  // the other buffers were released by the last step's sync_block
       fetch_rows<D>(q_buffer(1 - buf), ld, q, q0 + kTile, a.lq, kTile);
       fetch_rows<D>(dout_buffer(1 - buf), ld, dout, q0 + kTile, a.lq, kTile);
-      load_query_stats(lse_buffer(1 - buf), delta_buffer(1 - buf), a, bh, q0 + kTile);
+      next_stat = load_query_stat(a, bh, q0 + kTile);
     }
     cp_async_commit();
     const bf16* sq = q_buffer(buf);
@@ -249,6 +261,7 @@ LOOM_SIMT_GLOBAL void kv_kernel(Args a) {
       }
     accumulate_times_tile<D>(dk, p, sq, ld, lane);
 
+    if (next) store_query_stat(lse_buffer(1 - buf), delta_buffer(1 - buf), next_stat);
     cp_async_wait_all();
     sync_block();  // the next step is in; everyone is done with this one
   }
