@@ -60,6 +60,10 @@ bool linear(const Tensor& x, const Tensor& weight, const Tensor& bias, LinearEpi
 }
 
 bool linear_weight_grad(const Tensor& grad, const Tensor& x, const Tensor& grad_w, const Tensor& grad_b) {
+  // Half operands multiply in f32 into f32 gradients, as cuBLASLt's do: an
+  // autocast product's f32 master weights get theirs unrounded.
+  if (is_half(grad.dtype()) && grad_w.dtype() == DType::f32 && grad_b.dtype() == DType::f32)
+    return linear_weight_grad(as_f32(grad), as_f32(x), grad_w, grad_b);
   if (grad.dtype() != DType::f32 && grad.dtype() != DType::f64) return false;
   const int64_t m = grad.size(0), n = grad.size(1);
   gemm(transposed_as_batch(grad), as_batch(x), as_batch(grad_w));

@@ -147,6 +147,27 @@ TEST_CASE("under autocast a fused linear multiplies in bf16 and returns f32 grad
   CHECK(max_diff(f.b.grad(), b16g.grad().to(DType::f32)) <= 1e-2 * (1 + max_diff(b16g.grad(), zeros_like(b16g))));
 }
 
+TEST_CASE("under autocast the f32 master weights' gradients come unrounded from the bf16 product", "[linear]") {
+  // As cuBLASLt writes them: bf16 operands, f32 accumulation, f32 output,
+  // with no rounding to bf16 on the way (which would cost ~3 digits).
+  LinearInputs f(8, DType::f32, {40, 24}, 12);
+  Tensor y;
+  {
+    AutocastGuard autocast(DType::bf16);
+    y = linear(f.x, f.w, f.b);
+  }
+  weighted_sum(y).backward();
+  // The float64 reference from what the product saw: the bf16 inputs and
+  // the bf16 gradient reaching the node (the loss's weights, rounded).
+  const double n = static_cast<double>(y.numel());
+  const Tensor g = tanh(mul(arange(-n / 2, n / 2, 1, DType::f64), 0.3)).reshape(y.shape()).to(DType::bf16).to(DType::f64);
+  const Tensor x = f.x.detach().to(DType::bf16).to(DType::f64);
+  const Tensor want_w = matmul(g.t(), x), want_b = sum(g, {0});
+  CHECK(f.w.grad().dtype() == DType::f32);
+  CHECK(max_diff(f.w.grad(), want_w) <= 1e-5 * (1 + amax(abs(want_w)).item<double>()));
+  CHECK(max_diff(f.b.grad(), want_b) <= 1e-5 * (1 + amax(abs(want_b)).item<double>()));
+}
+
 TEST_CASE("nn::MLP takes the fused GELU unless LoRA sits between product and activation", "[linear]") {
   Generator gen(8);
   nn::MLP mlp(8, 16, nn::Activation::gelu_tanh, 0.0, &gen);
