@@ -1398,6 +1398,10 @@ int run_bench() {
 int main(int argc, char** argv) {
   using namespace loom;
   const std::string suite = argc > 1 ? argv[1] : "";
+  const auto usage_error = [&suite](const char* program, const char* flag, const char* suites) {
+    std::fprintf(stderr, "%s: %s runs the %s suites, not %s\n", program, flag, suites, suite.c_str());
+    return 2;
+  };
   if (suite != "runtime" && suite != "kernels" && suite != "ops" && suite != "models" && suite != "bench") {
     std::fprintf(stderr, "usage: %s runtime|kernels|ops|models|bench [--host-emulation|--host-emulation-tiles]\n",
                  argv[0]);
@@ -1407,11 +1411,7 @@ int main(int argc, char** argv) {
     // As below, plus the CUDA backend's own tile kernels (flash attention)
     // on the SIMT emulator: ops take their fused paths as on a GPU, and the
     // values match the CPU within the GPU tolerances.
-    if (suite != "ops" && suite != "models") {
-      std::fprintf(stderr, "%s: --host-emulation-tiles runs the ops and models suites, not %s\n", argv[0],
-                   suite.c_str());
-      return 2;
-    }
+    if (suite != "ops" && suite != "models") return usage_error(argv[0], "--host-emulation-tiles", "ops and models");
     cuda::HostEmulation emulation(1, cuda::EmulatedKernels::cpu_and_tiles);
     std::printf("%s on %s with the tile kernels on the SIMT emulator\n", suite.c_str(),
                 cuda::device_name(0).c_str());
@@ -1421,11 +1421,8 @@ int main(int argc, char** argv) {
     // cuda:0 is host memory running the CPU kernels (cuda::HostEmulation): a
     // test of device placement (no op, module or optimizer may leave a tensor
     // on the CPU), not of the CUDA kernels.
-    if (suite == "runtime" || suite == "bench") {
-      std::fprintf(stderr, "%s: --host-emulation runs the kernels, ops and models suites, not %s\n", argv[0],
-                   suite.c_str());
-      return 2;
-    }
+    if (suite == "runtime" || suite == "bench")
+      return usage_error(argv[0], "--host-emulation", "kernels, ops and models");
     cuda::HostEmulation emulation;
     std::printf("%s on %s: device placement, not the CUDA kernels\n", suite.c_str(), cuda::device_name(0).c_str());
     if (suite == "kernels") return testing::run_kernels();
