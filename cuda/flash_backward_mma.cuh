@@ -20,7 +20,8 @@
 //   dQ pass (the block owns 64 queries, walks the keys):
 //     S = q kᵀ, P = exp(scale·S − lse), dP = dout vᵀ, dS = P ∘ (dP − delta)
 //     dQ += dS k                            (scaled once at the end)
-// The exponentials run in the log2 domain (scale·log2 e folded in). The
+// The exponentials run in the log2 domain (scale·log2 e folded in) on the
+// special-function unit (fast_exp2). The
 // block's own rows' fragments (k and v, or q and dout) stay in registers up
 // to head dim 64; at 128 they are read from shared memory at each use, which
 // keeps the accumulators (dK and dV: 128 floats a thread) out of local memory.
@@ -197,11 +198,11 @@ LOOM_SIMT_GLOBAL void kv_kernel(Args a) {
   const auto lse_buffer = [&](int i) { return i == 0 ? at<float>(L.lse[0]) : at<float>(L.lse[1]); };
   const auto delta_buffer = [&](int i) { return i == 0 ? at<float>(L.delta[0]) : at<float>(L.delta[1]); };
 
-  fetch_rows<D>(at<bf16>(L.mine_a), ld, static_cast<const bf16*>(a.k) + k_base, k0, a.lk, kRows);
-  fetch_rows<D>(at<bf16>(L.mine_b), ld, static_cast<const bf16*>(a.v) + k_base, k0, a.lk, kRows);
+  fetch_rows<D, kRows>(at<bf16>(L.mine_a), ld, static_cast<const bf16*>(a.k) + k_base, k0, a.lk);
+  fetch_rows<D, kRows>(at<bf16>(L.mine_b), ld, static_cast<const bf16*>(a.v) + k_base, k0, a.lk);
   if (steps > 0) {
-    fetch_rows<D>(q_buffer(0), ld, q, q_begin, a.lq, kTile);
-    fetch_rows<D>(dout_buffer(0), ld, dout, q_begin, a.lq, kTile);
+    fetch_rows<D, kTile>(q_buffer(0), ld, q, q_begin, a.lq);
+    fetch_rows<D, kTile>(dout_buffer(0), ld, dout, q_begin, a.lq);
     store_query_stat(lse_buffer(0), delta_buffer(0), load_query_stat(a, bh, q_begin));
   }
   cp_async_commit();
@@ -222,8 +223,8 @@ LOOM_SIMT_GLOBAL void kv_kernel(Args a) {
     const bool next = t + 1 < steps;
     float next_stat = 0.0f;
     if (next) {  // the other buffers were released by the last step's sync_block
-      fetch_rows<D>(q_buffer(1 - buf), ld, q, q0 + kTile, a.lq, kTile);
-      fetch_rows<D>(dout_buffer(1 - buf), ld, dout, q0 + kTile, a.lq, kTile);
+      fetch_rows<D, kTile>(q_buffer(1 - buf), ld, q, q0 + kTile, a.lq);
+      fetch_rows<D, kTile>(dout_buffer(1 - buf), ld, dout, q0 + kTile, a.lq);
       next_stat = load_query_stat(a, bh, q0 + kTile);
     }
     cp_async_commit();
@@ -235,30 +236,46 @@ LOOM_SIMT_GLOBAL void kv_kernel(Args a) {
     // Pᵀ: rows the warp's keys, columns the step's queries.
     float p[1][kTileNs][4];
     product_with_rows<D>(p, kf, at<bf16>(L.mine_a), w0, sq, ld, lane);
+    // A step whose every query sees every key of the block skips the mask's
+    // tests: each element loop below is built twice, masked (std::true_type)
+    // and not.
     const bool whole = k0 + kRows <= a.lk && q0 + kTile <= a.lq && a.key_keep == nullptr &&
                        (!a.causal || k0 + kRows - 1 <= q0 + (a.lk - a.lq));
-    LOOM_SIMT_UNROLL
-    for (int nt = 0; nt < kTileNs; ++nt)
+    const auto seen = [&](int c, int e) { return visible(a, bh, q0 + c, key[e / 2]); };
+    const auto probabilities = [&](auto masked) {
       LOOM_SIMT_UNROLL
-      for (int e = 0; e < 4; ++e) {
-        const int c = nt * 8 + quad * 2 + e % 2;
-        const float x = exp2f(p[0][nt][e] * scale_log2 - lse[c]);
-        p[0][nt][e] = whole || visible(a, bh, q0 + c, key[e / 2]) ? x : 0.0f;
-      }
+      for (int nt = 0; nt < kTileNs; ++nt)
+        LOOM_SIMT_UNROLL
+        for (int e = 0; e < 4; ++e) {
+          const int c = nt * 8 + quad * 2 + e % 2;
+          const float x = fast_exp2(fmaf(p[0][nt][e], scale_log2, -lse[c]));
+          p[0][nt][e] = !decltype(masked)::value || seen(c, e) ? x : 0.0f;
+        }
+    };
+    if (whole)
+      probabilities(std::false_type{});
+    else
+      probabilities(std::true_type{});
     accumulate_times_tile<D>(dv, p, sdo, ld, lane);
 
     // dSᵀ = Pᵀ ∘ (dPᵀ − delta), into p; 0 where the key is not seen, even
     // when delta is NaN (a query that sees no key at all).
     float dp[1][kTileNs][4];
     product_with_rows<D>(dp, vf, at<bf16>(L.mine_b), w0, sdo, ld, lane);
-    LOOM_SIMT_UNROLL
-    for (int nt = 0; nt < kTileNs; ++nt)
+    const auto score_gradients = [&](auto masked) {
       LOOM_SIMT_UNROLL
-      for (int e = 0; e < 4; ++e) {
-        const int c = nt * 8 + quad * 2 + e % 2;
-        const float ds = p[0][nt][e] * (dp[0][nt][e] - delta[c]);
-        p[0][nt][e] = whole || visible(a, bh, q0 + c, key[e / 2]) ? ds : 0.0f;
-      }
+      for (int nt = 0; nt < kTileNs; ++nt)
+        LOOM_SIMT_UNROLL
+        for (int e = 0; e < 4; ++e) {
+          const int c = nt * 8 + quad * 2 + e % 2;
+          const float ds = p[0][nt][e] * (dp[0][nt][e] - delta[c]);
+          p[0][nt][e] = !decltype(masked)::value || seen(c, e) ? ds : 0.0f;
+        }
+    };
+    if (whole)
+      score_gradients(std::false_type{});
+    else
+      score_gradients(std::true_type{});
     accumulate_times_tile<D>(dk, p, sq, ld, lane);
 
     if (next) store_query_stat(lse_buffer(1 - buf), delta_buffer(1 - buf), next_stat);
@@ -276,7 +293,10 @@ LOOM_SIMT_GLOBAL void q_kernel(Args a) {
   const Layout L = layout<D>();
   const int warp = static_cast<int>(thread_x() / 32), lane = static_cast<int>(thread_x() % 32);
   const int group = lane / 4, quad = lane % 4;
-  const int bh = static_cast<int>(block_y()), q0 = static_cast<int>(block_x()) * kRows, w0 = warp * 16;
+  // The last query blocks first, the longest under a causal mask (the dK/dV
+  // pass's first key blocks are its longest: its natural order).
+  const int bh = static_cast<int>(block_y()), w0 = warp * 16;
+  const int q0 = static_cast<int>(grid_dim_x() - 1 - block_x()) * kRows;
   const size_t q_base = static_cast<size_t>(bh) * a.lq * D, k_base = static_cast<size_t>(bh) * a.lk * D;
   const bf16* k = static_cast<const bf16*>(a.k) + k_base;
   const bf16* v = static_cast<const bf16*>(a.v) + k_base;
@@ -286,11 +306,11 @@ LOOM_SIMT_GLOBAL void q_kernel(Args a) {
   const auto k_buffer = [&](int i) { return i == 0 ? at<bf16>(L.theirs_a[0]) : at<bf16>(L.theirs_a[1]); };
   const auto v_buffer = [&](int i) { return i == 0 ? at<bf16>(L.theirs_b[0]) : at<bf16>(L.theirs_b[1]); };
 
-  fetch_rows<D>(at<bf16>(L.mine_a), ld, static_cast<const bf16*>(a.q) + q_base, q0, a.lq, kRows);
-  fetch_rows<D>(at<bf16>(L.mine_b), ld, static_cast<const bf16*>(a.grad_out) + q_base, q0, a.lq, kRows);
+  fetch_rows<D, kRows>(at<bf16>(L.mine_a), ld, static_cast<const bf16*>(a.q) + q_base, q0, a.lq);
+  fetch_rows<D, kRows>(at<bf16>(L.mine_b), ld, static_cast<const bf16*>(a.grad_out) + q_base, q0, a.lq);
   if (steps > 0) {
-    fetch_rows<D>(k_buffer(0), ld, k, 0, a.lk, kTile);
-    fetch_rows<D>(v_buffer(0), ld, v, 0, a.lk, kTile);
+    fetch_rows<D, kTile>(k_buffer(0), ld, k, 0, a.lk);
+    fetch_rows<D, kTile>(v_buffer(0), ld, v, 0, a.lk);
   }
   cp_async_commit();
   cp_async_wait_all();
@@ -318,8 +338,8 @@ LOOM_SIMT_GLOBAL void q_kernel(Args a) {
   for (int t = 0; t < steps; ++t) {
     const int buf = t % 2, k0 = t * kTile;
     if (t + 1 < steps) {
-      fetch_rows<D>(k_buffer(1 - buf), ld, k, k0 + kTile, a.lk, kTile);
-      fetch_rows<D>(v_buffer(1 - buf), ld, v, k0 + kTile, a.lk, kTile);
+      fetch_rows<D, kTile>(k_buffer(1 - buf), ld, k, k0 + kTile, a.lk);
+      fetch_rows<D, kTile>(v_buffer(1 - buf), ld, v, k0 + kTile, a.lk);
     }
     cp_async_commit();
     const bf16* sk = k_buffer(buf);
@@ -331,15 +351,21 @@ LOOM_SIMT_GLOBAL void q_kernel(Args a) {
     const bool whole = q0 + kRows <= a.lq && k0 + kTile <= a.lk && a.key_keep == nullptr &&
                        (!a.causal || k0 + kTile - 1 <= q0 + (a.lk - a.lq));
     // dS = P ∘ (dP − delta), into p; 0 where not seen (see the dK/dV pass).
-    LOOM_SIMT_UNROLL
-    for (int nt = 0; nt < kTileNs; ++nt)
+    const auto score_gradients = [&](auto masked) {
       LOOM_SIMT_UNROLL
-      for (int e = 0; e < 4; ++e) {
-        const int r = e / 2, c = k0 + nt * 8 + quad * 2 + e % 2;
-        const float pv = exp2f(p[0][nt][e] * scale_log2 - lse[r]);
-        const float ds = pv * (dp[0][nt][e] - delta[r]);
-        p[0][nt][e] = whole || visible(a, bh, query[r], c) ? ds : 0.0f;
-      }
+      for (int nt = 0; nt < kTileNs; ++nt)
+        LOOM_SIMT_UNROLL
+        for (int e = 0; e < 4; ++e) {
+          const int r = e / 2, c = k0 + nt * 8 + quad * 2 + e % 2;
+          const float pv = fast_exp2(fmaf(p[0][nt][e], scale_log2, -lse[r]));
+          const float ds = pv * (dp[0][nt][e] - delta[r]);
+          p[0][nt][e] = !decltype(masked)::value || visible(a, bh, query[r], c) ? ds : 0.0f;
+        }
+    };
+    if (whole)
+      score_gradients(std::false_type{});
+    else
+      score_gradients(std::true_type{});
     accumulate_times_tile<D>(dq, p, sk, ld, lane);
 
     cp_async_wait_all();

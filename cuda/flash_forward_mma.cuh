@@ -5,21 +5,30 @@
 // causal), (2·Lq + 2·Lk)·BH·D elements moved: compute-bound.
 //
 // A block of four warps owns 128 queries of one head (32 per warp: two
-// 16-row tiles; 64 and 16 at head dim 128) and walks the keys 64 at a time.
-// Per key tile a warp:
-//   S = q kᵀ        q's fragments sit in registers for the whole walk, k's
+// 16-row tiles) and walks the keys 64 at a time (32 at head dim 128, where
+// 64 would need more than 255 registers). Per key tile a warp:
+//   S = q kᵀ        q's fragments sit in registers for the whole walk up to
+//                   head dim 64 (from shared memory per tile at 128), k's
 //                   come from shared memory by ldmatrix; S is 16 x 64 f32 in
-//                   registers per row tile (8 accumulator tiles);
-//   online softmax  in the log2 domain (scale·log2 e folded into S): the
-//                   running max and partial sums per row, reduced across the
-//                   four lanes that share a row by two shuffles;
+//                   registers per row tile (8 accumulator tiles; 4 at 128);
+//   online softmax  in the log2 domain: the max of the raw scores, then
+//                   2^(c·s − m) as one FFMA and one ex2.approx (c = scale ·
+//                   log2 e); the row statistics reduced across the four lanes
+//                   that share a row by two shuffles; O rescaled only when
+//                   some row of the warp found a new max;
 //   O += P v        P's accumulator tiles are repacked as bf16 A fragments
 //                   in place (an m16n8 C tile pair has the m16k16 A layout),
 //                   v's fragments come by ldmatrix.trans; O is 16 x D f32 in
 //                   registers per row tile.
 // K and V tiles are double-buffered in shared memory: cp.async fetches tile
 // t+1 while tile t is multiplied. Rows are padded by 16 bytes, so each
-// ldmatrix phase's eight rows fall in distinct banks.
+// ldmatrix phase's eight rows fall in distinct banks. Tiles that no mask
+// touches run a softmax without the mask's tests, and whole tiles are fetched
+// without bounds tests. In the SASS of the unmasked path a warp issues 5.0
+// instructions per mma.sync at head dim 64 and 4.6 at 128, rescale included
+// (scripts/sass-census.sh); exp2f's range fix-up, per-element mask tests and
+// indexed copies made it 9.4 and 7.6.
+// Blocks start from the last queries, the longest under a causal mask.
 //
 // Head dims 16, 32, 64 and 128 (register arrays need compile-time sizes);
 // flash_attention.cuh's wmma kernel takes the others and f32. Masks and the
@@ -34,16 +43,22 @@ inline namespace LOOM_SIMT_ABI {
 
 namespace mma_forward {
 
-inline constexpr int kKeys = 64;  // keys per tile
+// Keys per tile: 64, or 32 at head dim 128, where two row tiles' output rows
+// (128 registers) and 64 keys' scores (64 more) spill.
+LOOM_SIMT_HOST_DEVICE constexpr int tile_keys(int d) { return d <= 64 ? 64 : 32; }
 inline constexpr float kLog2e = 1.4426950408889634f;
 inline constexpr float kLn2 = 0.6931471805599453f;
 
-// 16-row tiles a warp owns: two up to head dim 64, so that each k and v
-// fragment read from shared memory feeds two products (shared-memory reads
-// bound the one-tile kernel); one at 128, where two would need more than
-// the 255 registers a thread has.
-LOOM_SIMT_HOST_DEVICE constexpr int row_tiles(int d) { return d <= 64 ? 2 : 1; }
+// A warp owns two 16-row tiles, so that each k and v fragment read from
+// shared memory feeds two products (shared-memory reads bound a one-tile
+// kernel). Up to head dim 64 its query fragments stay in registers for the
+// whole walk; at 128 they would not fit beside two tiles' output rows (128
+// registers), so they are read from shared memory again per key tile, as
+// FlashAttention-2 reads q: 40 KB of shared reads per warp and key tile for
+// 32 rows, against 32 KB for 16 rows with q held.
+LOOM_SIMT_HOST_DEVICE constexpr int row_tiles(int) { return 2; }
 LOOM_SIMT_HOST_DEVICE constexpr int block_rows(int d) { return kWarps * 16 * row_tiles(d); }
+LOOM_SIMT_HOST_DEVICE constexpr bool q_held(int d) { return d <= 64; }
 
 struct Layout {
   Tile q, k[2], v[2];
@@ -55,8 +70,8 @@ LOOM_SIMT_HOST_DEVICE Layout layout() {
   Layout l{};
   l.q = c.take(block_rows(D), D, sizeof(bf16));
   for (int i = 0; i < 2; ++i) {
-    l.k[i] = c.take(kKeys, D, sizeof(bf16));
-    l.v[i] = c.take(kKeys, D, sizeof(bf16));
+    l.k[i] = c.take(tile_keys(D), D, sizeof(bf16));
+    l.v[i] = c.take(tile_keys(D), D, sizeof(bf16));
   }
   l.bytes = c.bytes;
   return l;
@@ -67,11 +82,25 @@ struct CopyAsync {
   LOOM_SIMT_DEVICE void operator()(void* dst, const void* src) const { cp_async16(dst, src); }
 };
 
-// Rows [row0, row0 + rows) of a [total, D] matrix into a tile by cp.async
-// (load_rows with the head dim a constant: its divisions fold away).
-template <int D>
-LOOM_SIMT_DEVICE void fetch_rows(bf16* dst, int ld, const bf16* src, int row0, int total, int rows) {
-  load_rows(dst, ld, src, row0, total, D, rows, CopyAsync{});
+// Rows [row0, row0 + kRows) of a [total, D] matrix into a tile by cp.async.
+// When every row is there, a thread's pieces sit a fixed stride apart and
+// their addresses fold to one base plus constants: no index arithmetic or
+// bounds tests per piece, which cost more instructions per key tile than its
+// exponentials. A tile crossing the end takes load_rows, which zero-fills.
+template <int D, int kRows>
+LOOM_SIMT_DEVICE void fetch_rows(bf16* dst, int ld, const bf16* src, int row0, int total) {
+  constexpr int kPieces = D / 8;                // 16-byte pieces per row
+  constexpr int kStride = kThreads / kPieces;  // rows between a thread's pieces
+  static_assert(kThreads % kPieces == 0 && kRows % kStride == 0, "whole rounds of pieces per thread");
+  if (row0 + kRows > total) {
+    load_rows(dst, ld, src, row0, total, D, kRows, CopyAsync{});
+    return;
+  }
+  const int t = static_cast<int>(thread_x()), r = t / kPieces, c = t % kPieces * 8;
+  bf16* to = dst + r * ld + c;
+  const bf16* from = src + (static_cast<size_t>(row0) + r) * D + c;
+  LOOM_SIMT_UNROLL
+  for (int j = 0; j < kRows / kStride; ++j) cp_async16(to + j * kStride * ld, from + j * kStride * D);
 }
 
 // c[mt][2 pair] and c[mt][2 pair + 1] += a[mt] · the two B fragments in b,
@@ -86,6 +115,60 @@ LOOM_SIMT_DEVICE void mma_tile_pair(float (&c)[kM][kN][4], const uint32_t (&a)[k
   }
 }
 
+// One key tile's step of the online softmax, per row tile of the warp: s
+// holds the raw scores q·kᵀ and leaves with their unnormalised
+// probabilities 2^(c·s − m), c = scale·log2 e > 0; the running max m (log2
+// domain) and this lane's part of the running sum l move on, and the output
+// rows O are rescaled unless no row of the warp found a new max (the common
+// case once a row has seen its largest scores: the multiply by 1 is skipped,
+// not approximated). kMasked: some query of the block must not see some key
+// of the tile (the causal diagonal, a padding mask, the keys' end).
+template <bool kMasked, int kM, int kN, int kDimTiles>
+LOOM_SIMT_DEVICE void online_softmax(float (&s)[kM][kN][4], float (&o)[kM][kDimTiles][4], float (&m)[kM][2],
+                                     float (&l)[kM][2], float c, const Args& a, int bh, const int (&rows_q)[kM][2],
+                                     int k0, int quad) {
+  float m_use[kM][2], alpha[kM][2];
+  bool unmoved = true;
+  LOOM_SIMT_UNROLL
+  for (int mt = 0; mt < kM; ++mt) {
+    float tile_max[2] = {-INFINITY, -INFINITY};
+    LOOM_SIMT_UNROLL
+    for (int nt = 0; nt < kN; ++nt)
+      LOOM_SIMT_UNROLL
+      for (int e = 0; e < 4; ++e) {
+        if constexpr (kMasked)
+          if (!visible(a, bh, rows_q[mt][e / 2], k0 + nt * 8 + quad * 2 + e % 2)) s[mt][nt][e] = -INFINITY;
+        tile_max[e / 2] = fmaxf(tile_max[e / 2], s[mt][nt][e]);
+      }
+    LOOM_SIMT_UNROLL
+    for (int r = 0; r < 2; ++r) {
+      tile_max[r] = fmaxf(tile_max[r], shfl_xor(tile_max[r], 1));
+      tile_max[r] = fmaxf(tile_max[r], shfl_xor(tile_max[r], 2));
+      const float m_new = fmaxf(m[mt][r], tile_max[r] * c);  // c > 0: the max of the scaled scores
+      m_use[mt][r] = m_new == -INFINITY ? 0.0f : m_new;       // no key yet: every term 0, not NaN
+      alpha[mt][r] = exp2f(m[mt][r] - m_use[mt][r]);         // exactly 1 when the max stays
+      unmoved = unmoved && m_new == m[mt][r];
+      m[mt][r] = m_new;
+      l[mt][r] *= alpha[mt][r];
+    }
+    LOOM_SIMT_UNROLL
+    for (int nt = 0; nt < kN; ++nt)
+      LOOM_SIMT_UNROLL
+      for (int e = 0; e < 4; ++e) {
+        const float p = fast_exp2(fmaf(s[mt][nt][e], c, -m_use[mt][e / 2]));
+        s[mt][nt][e] = p;
+        l[mt][e / 2] += p;
+      }
+  }
+  if (all_lanes(unmoved)) return;
+  LOOM_SIMT_UNROLL
+  for (int mt = 0; mt < kM; ++mt)
+    LOOM_SIMT_UNROLL
+    for (int dt = 0; dt < kDimTiles; ++dt)
+      LOOM_SIMT_UNROLL
+      for (int e = 0; e < 4; ++e) o[mt][dt][e] *= alpha[mt][e / 2];
+}
+
 // grid (ceil(lq / block_rows(D)), bh), kThreads threads
 template <int D>
 LOOM_SIMT_GLOBAL void kernel(Args a) {
@@ -93,20 +176,23 @@ LOOM_SIMT_GLOBAL void kernel(Args a) {
   constexpr int kRows = block_rows(D);  // queries per block
   constexpr int kSteps = D / 16;        // k-steps of q kᵀ
   constexpr int kDimTiles = D / 8;      // accumulator tiles of O
+  constexpr int kKeys = tile_keys(D);
   constexpr int kKeyTiles = kKeys / 8;  // accumulator tiles of S
   const Layout L = layout<D>();
   const int warp = static_cast<int>(thread_x() / 32), lane = static_cast<int>(thread_x() % 32);
   const int group = lane / 4, quad = lane % 4;
-  const int bh = static_cast<int>(block_y()), q0 = static_cast<int>(block_x()) * kRows;
+  // The last query blocks first: under a causal mask they walk the most keys,
+  // and starting the longest work first keeps the grid's tail short.
+  const int bh = static_cast<int>(block_y()), q0 = static_cast<int>(grid_dim_x() - 1 - block_x()) * kRows;
   const bf16* q = static_cast<const bf16*>(a.q) + static_cast<size_t>(bh) * a.lq * D;
   const bf16* k = static_cast<const bf16*>(a.k) + static_cast<size_t>(bh) * a.lk * D;
   const bf16* v = static_cast<const bf16*>(a.v) + static_cast<size_t>(bh) * a.lk * D;
   const int tiles = (key_end(a, q0, kRows) + kKeys - 1) / kKeys;
 
-  fetch_rows<D>(at<bf16>(L.q), L.q.ld, q, q0, a.lq, kRows);
+  fetch_rows<D, kRows>(at<bf16>(L.q), L.q.ld, q, q0, a.lq);
   if (tiles > 0) {
-    fetch_rows<D>(at<bf16>(L.k[0]), L.k[0].ld, k, 0, a.lk, kKeys);
-    fetch_rows<D>(at<bf16>(L.v[0]), L.v[0].ld, v, 0, a.lk, kKeys);
+    fetch_rows<D, kKeys>(at<bf16>(L.k[0]), L.k[0].ld, k, 0, a.lk);
+    fetch_rows<D, kKeys>(at<bf16>(L.v[0]), L.v[0].ld, v, 0, a.lk);
   }
   cp_async_commit();
   cp_async_wait_all();
@@ -115,12 +201,15 @@ LOOM_SIMT_GLOBAL void kernel(Args a) {
   // This warp's query rows as A fragments, per row tile and k-step. ldmatrix
   // matrices: rows 0-7 | 8-15 by columns 0-7, then the same by columns 8-15.
   const int w0 = warp * 16 * kM;
-  uint32_t qf[kSteps][kM][4];
-  LOOM_SIMT_UNROLL
-  for (int mt = 0; mt < kM; ++mt) {
-    const bf16* rows = at<bf16>(L.q) + (w0 + mt * 16 + (lane / 8) % 2 * 8 + lane % 8) * L.q.ld + lane / 16 * 8;
+  const bf16* q_rows = at<bf16>(L.q) + (w0 + (lane / 8) % 2 * 8 + lane % 8) * L.q.ld + lane / 16 * 8;
+  const auto load_q = [&](uint32_t(&f)[kM][4], int st) {
     LOOM_SIMT_UNROLL
-    for (int st = 0; st < kSteps; ++st) ldmatrix_x4(qf[st][mt], rows + st * 16);
+    for (int mt = 0; mt < kM; ++mt) ldmatrix_x4(f[mt], q_rows + mt * 16 * L.q.ld + st * 16);
+  };
+  uint32_t qf[q_held(D) ? kSteps : 1][kM][4];
+  if constexpr (q_held(D)) {
+    LOOM_SIMT_UNROLL
+    for (int st = 0; st < kSteps; ++st) load_q(qf[st], st);
   }
 
   float o[kM][kDimTiles][4] = {};
@@ -146,8 +235,8 @@ LOOM_SIMT_GLOBAL void kernel(Args a) {
   for (int t = 0; t < tiles; ++t) {
     const int buf = t % 2, k0 = t * kKeys;
     if (t + 1 < tiles) {  // the other buffer was released by the last tile's sync_block
-      fetch_rows<D>(k_buffer(1 - buf), ld, k, k0 + kKeys, a.lk, kKeys);
-      fetch_rows<D>(v_buffer(1 - buf), ld, v, k0 + kKeys, a.lk, kKeys);
+      fetch_rows<D, kKeys>(k_buffer(1 - buf), ld, k, k0 + kKeys, a.lk);
+      fetch_rows<D, kKeys>(v_buffer(1 - buf), ld, v, k0 + kKeys, a.lk);
     }
     cp_async_commit();
     const bf16* sk = k_buffer(buf);
@@ -159,58 +248,24 @@ LOOM_SIMT_GLOBAL void kernel(Args a) {
     {
       const bf16* rows = sk + (lane / 16 * 8 + lane % 8) * ld + (lane / 8) % 2 * 8;
       LOOM_SIMT_UNROLL
-      for (int st = 0; st < kSteps; ++st)
+      for (int st = 0; st < kSteps; ++st) {
+        if constexpr (!q_held(D)) load_q(qf[0], st);
         LOOM_SIMT_UNROLL
         for (int pair = 0; pair < kKeyTiles / 2; ++pair) {
           uint32_t b[4];
           ldmatrix_x4(b, rows + pair * 16 * ld + st * 16);
-          mma_tile_pair(s, qf[st], b, pair);
-        }
-    }
-
-    // Scale and mask; a tile every query of the block sees whole skips the tests.
-    const bool whole = k0 + kKeys <= a.lk && a.key_keep == nullptr &&
-                       (!a.causal || k0 + kKeys - 1 <= q0 + (a.lk - a.lq));
-    LOOM_SIMT_UNROLL
-    for (int mt = 0; mt < kM; ++mt) {
-      float tile_max[2] = {-INFINITY, -INFINITY};
-      LOOM_SIMT_UNROLL
-      for (int nt = 0; nt < kKeyTiles; ++nt)
-        LOOM_SIMT_UNROLL
-        for (int e = 0; e < 4; ++e) {
-          const int r = e / 2;
-          float x = s[mt][nt][e] * scale_log2;
-          if (!whole && !visible(a, bh, rows_q[mt][r], k0 + nt * 8 + quad * 2 + e % 2)) x = -INFINITY;
-          s[mt][nt][e] = x;
-          tile_max[r] = fmaxf(tile_max[r], x);
-        }
-
-      // Online softmax: new running max, rescale what was summed so far.
-      float m_use[2];
-      LOOM_SIMT_UNROLL
-      for (int r = 0; r < 2; ++r) {
-        tile_max[r] = fmaxf(tile_max[r], shfl_xor(tile_max[r], 1));
-        tile_max[r] = fmaxf(tile_max[r], shfl_xor(tile_max[r], 2));
-        const float m_new = fmaxf(m[mt][r], tile_max[r]);
-        m_use[r] = m_new == -INFINITY ? 0.0f : m_new;  // no key yet: every term 0, not NaN
-        const float alpha = exp2f(m[mt][r] - m_use[r]);
-        m[mt][r] = m_new;
-        l[mt][r] *= alpha;
-        LOOM_SIMT_UNROLL
-        for (int dt = 0; dt < kDimTiles; ++dt) {
-          o[mt][dt][2 * r] *= alpha;
-          o[mt][dt][2 * r + 1] *= alpha;
+          mma_tile_pair(s, qf[q_held(D) ? st : 0], b, pair);
         }
       }
-      LOOM_SIMT_UNROLL
-      for (int nt = 0; nt < kKeyTiles; ++nt)
-        LOOM_SIMT_UNROLL
-        for (int e = 0; e < 4; ++e) {
-          const float p = exp2f(s[mt][nt][e] - m_use[e / 2]);
-          s[mt][nt][e] = p;
-          l[mt][e / 2] += p;
-        }
     }
+
+    // A tile every query of the block sees whole skips the mask's tests.
+    const bool whole = k0 + kKeys <= a.lk && a.key_keep == nullptr &&
+                       (!a.causal || k0 + kKeys - 1 <= q0 + (a.lk - a.lq));
+    if (whole)
+      online_softmax<false>(s, o, m, l, scale_log2, a, bh, rows_q, k0, quad);
+    else
+      online_softmax<true>(s, o, m, l, scale_log2, a, bh, rows_q, k0, quad);
 
     // O += P v, 16 keys per step. ldmatrix.trans matrices: keys 0-7 | 8-15
     // by dims 0-7 (one output tile's two B registers), then dims 8-15.

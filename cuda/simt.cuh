@@ -79,6 +79,16 @@ LOOM_SIMT_DEVICE void sync_block() { __syncthreads(); }
 LOOM_SIMT_DEVICE void sync_warp() { __syncwarp(); }
 LOOM_SIMT_DEVICE float shfl_xor(float v, int lane_mask) { return __shfl_xor_sync(0xffffffffu, v, lane_mask); }
 LOOM_SIMT_DEVICE double shfl_xor(double v, int lane_mask) { return __shfl_xor_sync(0xffffffffu, v, lane_mask); }
+// Whether `p` holds on every lane of the warp; every lane must call it.
+LOOM_SIMT_DEVICE bool all_lanes(bool p) { return __all_sync(0xffffffffu, p) != 0; }
+// 2^x on the special-function unit (ex2.approx: about 2 ulp), subnormal
+// results flushed to zero. For softmax terms, which are summed with a term of
+// 1: one instruction where exp2f spends four on its range fix-up.
+LOOM_SIMT_DEVICE float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
 
 template <class T>
 LOOM_SIMT_DEVICE T* dynamic_shared() {
@@ -292,6 +302,21 @@ T shfl_xor_lanes(T v, int lane_mask) {
 }
 inline float shfl_xor(float v, int lane_mask) { return shfl_xor_lanes(v, lane_mask); }
 inline double shfl_xor(double v, int lane_mask) { return shfl_xor_lanes(v, lane_mask); }
+inline bool all_lanes(bool p) {
+  detail::Warp& w = detail::self.block->warps[detail::self.thread / 32];
+  w.slots[detail::self.thread % 32] = p;
+  detail::barrier(detail::Scope::warp);
+  bool all = true;
+  for (const uint64_t slot : w.slots) all = all && slot != 0;
+  detail::barrier(detail::Scope::warp);
+  return all;
+}
+// The device's ex2.approx.ftz rounds differently in the last bits; what the
+// emulator keeps is its flush of subnormal results to zero.
+inline float fast_exp2(float x) {
+  const float y = std::exp2(x);
+  return std::fpclassify(y) == FP_SUBNORMAL ? 0.0f : y;
+}
 
 template <class T>
 T* dynamic_shared() {

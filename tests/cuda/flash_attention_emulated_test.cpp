@@ -7,6 +7,7 @@
 // GPU, cuda.ops checks the device build against the CPU as well.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <optional>
@@ -14,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "flash_backward_mma.cuh"
+#include "flash_attention_args.hpp"
 #include "loom/loom.hpp"
 
 namespace {
@@ -24,6 +25,7 @@ using loom::Tensor;
 struct Case {
   int bh = 2, lq = 64, lk = 64, d = 32;
   bool causal = false, padding = false;
+  int zero_keys_from = -1;  // keys from here on are zero vectors (score 0); -1: none
 };
 
 struct Result {
@@ -59,6 +61,10 @@ Inputs make_inputs(const Case& c, uint32_t seed) {
             keep_mask(c)};
   for (std::vector<float>* v : {&in.q, &in.k, &in.v, &in.dout})
     for (float& x : *v) x = static_cast<float>(T(x));  // round to the kernel's dtype
+  if (c.zero_keys_from >= 0)
+    for (int h = 0; h < c.bh; ++h)
+      for (int j = c.zero_keys_from; j < c.lk; ++j)
+        std::fill_n(in.k.begin() + (static_cast<ptrdiff_t>(h) * c.lk + j) * c.d, c.d, 0.0f);
   return in;
 }
 
@@ -233,6 +239,30 @@ TEST_CASE("flash attention bf16: whole blocks of rows that see no key skip the f
   // the emulator faults on a read of shared memory never written), the third
   // some. The rows' values are those of masking every key: NaN.
   check_case<loom::bf16>({.bh = 1, .lq = 300, .lk = 40, .d = 16, .causal = true}, kBf16, /*dv_differs=*/true);
+}
+
+TEST_CASE("flash attention bf16: key tiles that move no row's max skip the output rescale", "[flash]") {
+  // Keys from 64 on score 0, below every row's max over the first 64 random
+  // scores (all 64 at or below 0 has odds of 2^-64): from there on no row of
+  // a warp finds a new max, and the forward leaves its output rows as they
+  // are instead of multiplying them by 1. Random keys take the other branch.
+  check_case<loom::bf16>({.bh = 2, .lq = 140, .lk = 260, .d = 64, .zero_keys_from = 64}, kBf16);
+  check_case<loom::bf16>({.bh = 1, .lq = 140, .lk = 260, .d = 128, .causal = true, .zero_keys_from = 64}, kBf16);
+}
+
+TEST_CASE("flash attention: a scale that is not positive and finite is refused, naming it", "[flash]") {
+  // The kernels take the max of the raw scores and fold the scale into the
+  // exponent, which holds for a positive scale only (the op passes 1/sqrt(D)).
+  const auto t = [](int64_t l) { return loom::zeros({1, l, 32}, loom::TensorOptions(loom::DType::bf16)); };
+  const Tensor q = t(16), k = t(16), v = t(16), out = t(16);
+  const Tensor lse = loom::zeros({1, 16}, loom::TensorOptions(loom::DType::f32));
+  for (const double scale : {0.0, -0.5, std::numeric_limits<double>::quiet_NaN()}) {
+    CAPTURE(scale);
+    const loom::kernels::AttentionParams p{false, scale, false};
+    CHECK_THROWS_WITH(loom::flash::run_forward(q, k, v, Tensor(), out, lse, p, loom::simt::kMaxSharedBytes, {},
+                                               [](int, const char*) {}),
+                      Catch::Contains("attention: scale must be positive and finite"));
+  }
 }
 
 TEST_CASE("flash attention bf16, head dim 48: the shared-memory forward", "[flash]") {

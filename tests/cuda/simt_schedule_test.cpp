@@ -148,6 +148,34 @@ TEST_CASE("emulator schedules: shuffles exchange between lanes under every sched
   }
 }
 
+namespace {
+
+// Each lane votes; lane 5 of warp 1 votes no.
+LOOM_SIMT_GLOBAL void vote(int* out) {
+  const unsigned t = simt::thread_x();
+  out[t] = simt::all_lanes(t != 32 + 5) ? 1 : 0;
+}
+
+}  // namespace
+
+TEST_CASE("emulator: all_lanes is the warp's vote under every schedule", "[simt][schedule]") {
+  for (simt::Schedule s : kAll) {
+    CAPTURE(static_cast<int>(s));
+    std::vector<int> out(96, -1);
+    simt::ScheduleGuard guard(s);
+    simt::launch(simt::Dim3(1), simt::Dim3(96), 0, {}, vote, out.data());
+    for (unsigned t = 0; t < 96; ++t) CHECK(out[t] == (t / 32 == 1 ? 0 : 1));
+  }
+}
+
+TEST_CASE("emulator: fast_exp2 flushes subnormal results to zero, as ex2.approx.ftz does", "[simt]") {
+  CHECK(simt::fast_exp2(3.0f) == 8.0f);
+  CHECK(simt::fast_exp2(-126.0f) == std::ldexp(1.0f, -126));  // the smallest normal float
+  CHECK(simt::fast_exp2(-127.0f) == 0.0f);
+  CHECK(simt::fast_exp2(-INFINITY) == 0.0f);
+  CHECK(std::isnan(simt::fast_exp2(NAN)));
+}
+
 TEST_CASE("emulator schedules: reading a stored wmma tile needs sync_warp", "[simt][schedule]") {
   for (simt::Schedule s : kAll) {
     CAPTURE(static_cast<int>(s));
