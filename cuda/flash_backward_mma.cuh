@@ -397,7 +397,7 @@ bool takes_head_dim(int d, size_t max_shared_bytes) {
     return by_register_head_dim(
         d,
         [&]<int D>() {
-          return mma_forward::layout<D>().bytes <= max_shared_bytes &&
+          return mma_forward::layout<mma_forward::Shape<D>>().bytes <= max_shared_bytes &&
                  mma_backward::layout<D>().bytes <= max_shared_bytes;
         },
         tiles);

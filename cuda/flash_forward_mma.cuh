@@ -43,35 +43,42 @@ inline namespace LOOM_SIMT_ABI {
 
 namespace mma_forward {
 
-// Keys per tile: 64, or 32 at head dim 128, where two row tiles' output rows
-// (128 registers) and 64 keys' scores (64 more) spill.
-LOOM_SIMT_HOST_DEVICE constexpr int tile_keys(int d) { return d <= 64 ? 64 : 32; }
 inline constexpr float kLog2e = 1.4426950408889634f;
 inline constexpr float kLn2 = 0.6931471805599453f;
 
-// A warp owns two 16-row tiles, so that each k and v fragment read from
-// shared memory feeds two products (shared-memory reads bound a one-tile
-// kernel). Up to head dim 64 its query fragments stay in registers for the
-// whole walk; at 128 they would not fit beside two tiles' output rows (128
-// registers), so they are read from shared memory again per key tile, as
-// FlashAttention-2 reads q: 40 KB of shared reads per warp and key tile for
-// 32 rows, against 32 KB for 16 rows with q held.
-LOOM_SIMT_HOST_DEVICE constexpr int row_tiles(int) { return 2; }
-LOOM_SIMT_HOST_DEVICE constexpr int block_rows(int d) { return kWarps * 16 * row_tiles(d); }
-LOOM_SIMT_HOST_DEVICE constexpr bool q_held(int d) { return d <= 64; }
+// The kernel's tile shape, by default:
+// - Two 16-row tiles per warp, so that each k and v fragment read from shared
+//   memory feeds two products (shared-memory reads bound a one-tile kernel).
+// - Up to head dim 64 the warp's query fragments stay in registers for the
+//   whole walk; at 128 they would not fit beside two tiles' output rows (128
+//   registers) and are read from shared memory again per key tile, as
+//   FlashAttention-2 reads q: 40 KB of shared reads per warp and 64 keys for
+//   32 rows, against 32 KB for 16 rows with q held.
+// - 64 keys per tile, 32 at head dim 128, where 64 keys' scores (64 more
+//   registers) spill.
+// benchmarks/flash_shapes.cu times the other shapes against these.
+template <int D, int RowTiles = 2, int Keys = (D <= 64 ? 64 : 32), bool QHeld = (D <= 64)>
+struct Shape {
+  static constexpr int kD = D;
+  static constexpr int kRowTiles = RowTiles;            // 16-row tiles per warp
+  static constexpr int kRows = kWarps * 16 * RowTiles;  // queries per block
+  static constexpr int kKeys = Keys;                    // keys per tile
+  static constexpr bool kQHeld = QHeld;                 // q's fragments in registers for the walk
+  static_assert(D % 16 == 0 && Keys % 16 == 0 && RowTiles >= 1, "whole m16n8k16 tiles");
+};
 
 struct Layout {
   Tile q, k[2], v[2];
   size_t bytes;
 };
-template <int D>
+template <class S>
 LOOM_SIMT_HOST_DEVICE Layout layout() {
   Carver c;
   Layout l{};
-  l.q = c.take(block_rows(D), D, sizeof(bf16));
+  l.q = c.take(S::kRows, S::kD, sizeof(bf16));
   for (int i = 0; i < 2; ++i) {
-    l.k[i] = c.take(tile_keys(D), D, sizeof(bf16));
-    l.v[i] = c.take(tile_keys(D), D, sizeof(bf16));
+    l.k[i] = c.take(S::kKeys, S::kD, sizeof(bf16));
+    l.v[i] = c.take(S::kKeys, S::kD, sizeof(bf16));
   }
   l.bytes = c.bytes;
   return l;
@@ -91,8 +98,8 @@ template <int D, int kRows>
 LOOM_SIMT_DEVICE void fetch_rows(bf16* dst, int ld, const bf16* src, int row0, int total) {
   constexpr int kPieces = D / 8;                // 16-byte pieces per row
   constexpr int kStride = kThreads / kPieces;  // rows between a thread's pieces
-  static_assert(kThreads % kPieces == 0 && kRows % kStride == 0, "whole rounds of pieces per thread");
-  if (row0 + kRows > total) {
+  static_assert(kThreads % kPieces == 0, "whole rows of pieces per round of the block's threads");
+  if (kRows % kStride != 0 || row0 + kRows > total) {  // the first: too few rows for whole rounds
     load_rows(dst, ld, src, row0, total, D, kRows, CopyAsync{});
     return;
   }
@@ -169,16 +176,14 @@ LOOM_SIMT_DEVICE void online_softmax(float (&s)[kM][kN][4], float (&o)[kM][kDimT
       for (int e = 0; e < 4; ++e) o[mt][dt][e] *= alpha[mt][e / 2];
 }
 
-// grid (ceil(lq / block_rows(D)), bh), kThreads threads
-template <int D>
+// grid (ceil(lq / S::kRows), bh), kThreads threads
+template <class S>
 LOOM_SIMT_GLOBAL void kernel(Args a) {
-  constexpr int kM = row_tiles(D);      // 16-row tiles per warp
-  constexpr int kRows = block_rows(D);  // queries per block
+  constexpr int D = S::kD, kM = S::kRowTiles, kRows = S::kRows, kKeys = S::kKeys;
   constexpr int kSteps = D / 16;        // k-steps of q kᵀ
   constexpr int kDimTiles = D / 8;      // accumulator tiles of O
-  constexpr int kKeys = tile_keys(D);
   constexpr int kKeyTiles = kKeys / 8;  // accumulator tiles of S
-  const Layout L = layout<D>();
+  const Layout L = layout<S>();
   const int warp = static_cast<int>(thread_x() / 32), lane = static_cast<int>(thread_x() % 32);
   const int group = lane / 4, quad = lane % 4;
   // The last query blocks first: under a causal mask they walk the most keys,
@@ -206,8 +211,8 @@ LOOM_SIMT_GLOBAL void kernel(Args a) {
     LOOM_SIMT_UNROLL
     for (int mt = 0; mt < kM; ++mt) ldmatrix_x4(f[mt], q_rows + mt * 16 * L.q.ld + st * 16);
   };
-  uint32_t qf[q_held(D) ? kSteps : 1][kM][4];
-  if constexpr (q_held(D)) {
+  uint32_t qf[S::kQHeld ? kSteps : 1][kM][4];
+  if constexpr (S::kQHeld) {
     LOOM_SIMT_UNROLL
     for (int st = 0; st < kSteps; ++st) load_q(qf[st], st);
   }
@@ -249,12 +254,12 @@ LOOM_SIMT_GLOBAL void kernel(Args a) {
       const bf16* rows = sk + (lane / 16 * 8 + lane % 8) * ld + (lane / 8) % 2 * 8;
       LOOM_SIMT_UNROLL
       for (int st = 0; st < kSteps; ++st) {
-        if constexpr (!q_held(D)) load_q(qf[0], st);
+        if constexpr (!S::kQHeld) load_q(qf[0], st);
         LOOM_SIMT_UNROLL
         for (int pair = 0; pair < kKeyTiles / 2; ++pair) {
           uint32_t b[4];
           ldmatrix_x4(b, rows + pair * 16 * ld + st * 16);
-          mma_tile_pair(s, qf[q_held(D) ? st : 0], b, pair);
+          mma_tile_pair(s, qf[S::kQHeld ? st : 0], b, pair);
         }
       }
     }
@@ -312,11 +317,11 @@ LOOM_SIMT_GLOBAL void kernel(Args a) {
     }
 }
 
-template <int D>
+template <class S>
 auto launch(const Args& a, Stream stream) {
-  const auto blocks = static_cast<unsigned>((a.lq + block_rows(D) - 1) / block_rows(D));
-  return simt::launch(Dim3(blocks, static_cast<unsigned>(a.bh)), Dim3(kThreads), layout<D>().bytes, stream,
-                      kernel<D>, a);
+  const auto blocks = static_cast<unsigned>((a.lq + S::kRows - 1) / S::kRows);
+  return simt::launch(Dim3(blocks, static_cast<unsigned>(a.bh)), Dim3(kThreads), layout<S>().bytes, stream,
+                      kernel<S>, a);
 }
 
 }  // namespace mma_forward
@@ -341,7 +346,7 @@ template <class T>
 auto launch_forward(const Args& a, Stream stream) {
   const auto tiles = [&] { return launch_forward_tiles<T>(a, stream); };
   if constexpr (std::is_same_v<T, bf16>)
-    return by_register_head_dim(a.d, [&]<int D>() { return mma_forward::launch<D>(a, stream); }, tiles);
+    return by_register_head_dim(a.d, [&]<int D>() { return mma_forward::launch<mma_forward::Shape<D>>(a, stream); }, tiles);
   else
     return tiles();
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # gpu-check: build loom with CUDA on a machine with an NVIDIA GPU, run the CUDA
 # tests (ctest -L cuda), device timings (copy bandwidth, f32 and bf16 GEMM
-# rates, kernels) and GPT-2 124M training steps in fp32 and bf16 (MFU against
+# rates, kernels, the flash-attention forward at other tile shapes) and GPT-2
+# 124M training steps in fp32 and bf16 (MFU against
 # the measured bf16 GEMM rate), and print one summary block.
 # Meant for a short-lived GPU machine: builds only what the CUDA tests need and
 # keeps to a time budget (default 540 s, all phases together).
@@ -10,7 +11,7 @@
 #   scripts/gpu-check.sh --prebuilt DIR  skip the build: take loom_cuda_tests and
 #                                      loom-bench from DIR (made by --stage-prebuilt);
 #                                      builds after all when they cannot load
-#   scripts/gpu-check.sh --stage-prebuilt  build those two here (CUDA compiles
+#   scripts/gpu-check.sh --stage-prebuilt  build those (and loom-flash-shapes) here (CUDA compiles
 #                                      without a GPU) into build-gpu-bin/, to carry
 #   scripts/gpu-check.sh --stage-deps  run on a machine that has the build
 #                                      dependencies installed (Debian packages
@@ -72,7 +73,7 @@ BUILD=${LOOM_GPU_BUILD_DIR:-build-gpu}
 JOBS=${LOOM_JOBS:-16}
 ARCH=${LOOM_CUDA_ARCH:-90}
 BUDGET=${LOOM_GPU_CHECK_BUDGET:-540}
-TARGETS=(loom_cuda_tests loom-bench)
+TARGETS=(loom_cuda_tests loom-bench loom-flash-shapes)
 
 # The configure line, here and on the GPU machine alike.
 cmake_args() {
@@ -100,7 +101,7 @@ if [[ "${1:-}" == "--stage-prebuilt" ]]; then
   cmake --build "$BUILD" -j "${LOOM_JOBS:-2}" --target "${TARGETS[@]}"
   rm -rf "$ROOT/build-gpu-bin"
   mkdir -p "$ROOT/build-gpu-bin"
-  cp "$BUILD/bin/loom_cuda_tests" "$BUILD/bin/loom-bench" "$ROOT/build-gpu-bin/"
+  cp "$BUILD/bin/loom_cuda_tests" "$BUILD/bin/loom-bench" "$BUILD/bin/loom-flash-shapes" "$ROOT/build-gpu-bin/"
   git -C "$ROOT" describe --always --dirty >"$ROOT/build-gpu-bin/commit"  # "-dirty": uncommitted changes built in
   du -sh "$ROOT/build-gpu-bin"
   echo "staged into build-gpu-bin/; carry it and run scripts/gpu-check.sh --prebuilt build-gpu-bin"
@@ -115,7 +116,7 @@ fi
 
 LOGS=${OUT:-$ROOT/$BUILD/gpu-check-logs}
 mkdir -p "$LOGS"
-rm -f "$LOGS"/{env,configure,build,suites,sanitizer,bench,train}.log "$LOGS/summary.txt"  # this run's logs only
+rm -f "$LOGS"/{env,configure,build,suites,sanitizer,bench,shapes,train}.log "$LOGS/summary.txt"  # this run's logs only
 START=$(date +%s)
 SUMMARY=()
 STATUS=0
@@ -238,6 +239,14 @@ if [[ -n "$BIN" ]]; then
   else
     BENCH_LINE="failed: see bench.log"
   fi
+  # The flash-attention forward at other tile shapes than loom's; a shape
+  # whose output differs from loom's fails the check (exit 1).
+  if [[ -x "$BIN/loom-flash-shapes" ]]; then
+    run_phase "flash-attention tile shapes (loom-flash-shapes)" "$LOGS/shapes.log" 90 "$BIN/loom-flash-shapes"
+    (( $? == 1 )) && STATUS=1
+  else
+    SUMMARY+=("$(printf '  %-8s %6s  %s' SKIP - "loom-flash-shapes not in $BIN")")
+  fi
   # GPT-2 124M (12 layers, width 768, sequence 1024, batch 8, the vocabulary
   # padded to 50304), random tokens; MFU against the bf16 GEMM rate measured
   # above. The bf16 run also prints where its step's time goes (kernel profile).
@@ -311,6 +320,8 @@ fi
   grep -hE "ERROR SUMMARY" "$LOGS/sanitizer.log" 2>/dev/null | sed 's/^/    /'
   echo "  timings: $BENCH_LINE"
   grep -hE '"median_ms"|"fraction_of_gemm"|"speedup"|"error"|"allocator"' "$LOGS/bench.log" 2>/dev/null | sed 's/^/    /'
+  echo "  flash-attention tile shapes:"
+  grep -hE '"flash_forward_shape"' "$LOGS/shapes.log" 2>/dev/null | sed 's/^/    /'
   if (( ${#NCU_LINES[@]} > 0 )); then
     echo "  nsight compute:"
     printf '    %s\n' "${NCU_LINES[@]}"

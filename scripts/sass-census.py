@@ -82,7 +82,7 @@ def force_common_paths(cuda_dir):
         text, n = re.subn(r"const bool whole = ([^;]*);", r"const bool whole = true; (void)(\1);", text)
         if n == 0:
             sys.exit(f"sass-census: no `const bool whole` in {name}: the script needs updating")
-        text = text.replace("  if (row0 + kRows > total) {", "  if (false) {")
+        text = text.replace("row0 + kRows > total", "false")
         open(path, "w").write(text)
 
 
@@ -129,7 +129,8 @@ def census(ref, build, command, cuobjdump):
         if not KERNELS.match(mangled):
             continue
         name = subprocess.run(["c++filt", mangled], capture_output=True, text=True).stdout.strip()
-        name = re.sub(r".*(mma_\w+::\w+<\d+>).*", r"\1", name)
+        name = re.sub(r"loom::flash::\w+::", "", name).replace("void ", "").replace("(Args)", "")
+        name = re.sub(r"mma_forward::kernel<mma_forward::Shape<(.*)> >", r"mma_forward::kernel<\1>", name)
         found = loops(body)
         if not found:
             continue
@@ -147,10 +148,10 @@ def main():
     cuobjdump = tool("cuobjdump")
     for ref in args.refs:
         print(f"# {ref}")
-        print(f"{'kernel':30s} {'instr':>6s} {'HMMA':>5s} {'/HMMA':>6s} {'LDSM':>5s} {'MUFU':>5s} {'FMUL':>5s} {'FSETP':>6s}")
+        print(f"{'kernel':36s} {'instr':>6s} {'HMMA':>5s} {'/HMMA':>6s} {'LDSM':>5s} {'MUFU':>5s} {'FMUL':>5s} {'FSETP':>6s}")
         for name, ops in census(ref, args.build, command, cuobjdump):
             total, hmma = sum(ops.values()), ops["HMMA"]
-            print(f"{name:30s} {total:6d} {hmma:5d} {total / max(hmma, 1):6.2f} {ops['LDSM']:5d} {ops['MUFU']:5d} "
+            print(f"{name:36s} {total:6d} {hmma:5d} {total / max(hmma, 1):6.2f} {ops['LDSM']:5d} {ops['MUFU']:5d} "
                   f"{ops['FMUL']:5d} {ops['FSETP']:6d}")
 
 

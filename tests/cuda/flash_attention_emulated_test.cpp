@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <optional>
 #include <random>
@@ -108,8 +109,9 @@ Result reference(const Case& c, const Inputs& in) {
   return r;
 }
 
+// forward: launches the forward (default: loom's choice, launch_forward).
 template <class T>
-Result run_kernels(const Case& c, const Inputs& in) {
+Result run_kernels(const Case& c, const Inputs& in, std::function<void(const loom::flash::Args&)> forward = {}) {
   auto cast = [](const std::vector<float>& v) { return std::vector<T>(v.begin(), v.end()); };
   std::vector<T> q = cast(in.q), k = cast(in.k), v = cast(in.v), dout = cast(in.dout);
   const T nan = T(std::numeric_limits<float>::quiet_NaN());
@@ -134,7 +136,10 @@ Result run_kernels(const Case& c, const Inputs& in) {
   a.d = c.d;
   a.causal = c.causal;
   a.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(c.d)));
-  loom::flash::launch_forward<T>(a, {});
+  if (forward)
+    forward(a);
+  else
+    loom::flash::launch_forward<T>(a, {});
   loom::flash::launch_backward<T>(a, {});
 
   auto to_double = [](const auto& xs) {
@@ -246,8 +251,40 @@ TEST_CASE("flash attention bf16: key tiles that move no row's max skip the outpu
   // scores (all 64 at or below 0 has odds of 2^-64): from there on no row of
   // a warp finds a new max, and the forward leaves its output rows as they
   // are instead of multiplying them by 1. Random keys take the other branch.
-  check_case<loom::bf16>({.bh = 2, .lq = 140, .lk = 260, .d = 64, .zero_keys_from = 64}, kBf16);
-  check_case<loom::bf16>({.bh = 1, .lq = 140, .lk = 260, .d = 128, .causal = true, .zero_keys_from = 64}, kBf16);
+  check_case<loom::bf16>({.bh = 1, .lq = 100, .lk = 200, .d = 64, .zero_keys_from = 64}, kBf16);
+  check_case<loom::bf16>({.bh = 1, .lq = 100, .lk = 200, .d = 128, .causal = true, .zero_keys_from = 64}, kBf16);
+}
+
+namespace {
+
+// The register-resident forward at tile shape S (loom launches Shape<D>;
+// benchmarks/flash_shapes.cu times the others), against the reference.
+template <class S>
+void check_forward_shape(Case c) {
+  c.d = S::kD;
+  CAPTURE(S::kRowTiles, S::kKeys, S::kQHeld, c.causal, c.padding);
+  const Inputs in = make_inputs<loom::bf16>(c, 99u + static_cast<uint32_t>(S::kKeys + S::kRowTiles));
+  const Result want = reference(c, in);
+  const Result got = run_kernels<loom::bf16>(
+      c, in, [](const loom::flash::Args& a) { loom::flash::mma_forward::launch<S>(a, {}); });
+  check_close(got.out, want.out, kBf16, "out");
+  check_close(got.lse, want.lse, kBf16, "lse");
+}
+
+}  // namespace
+
+TEST_CASE("flash attention bf16 forward at the tile shapes the shape benchmark times", "[flash]") {
+  using loom::flash::mma_forward::Shape;
+  // Each of the benchmark's departures from loom's shapes once (one row tile;
+  // q from shared memory at 64; 32 and 128 keys a tile), causal and padded.
+  const Case causal{.bh = 1, .lq = 100, .lk = 100, .causal = true};
+  const Case padded{.bh = 1, .lq = 40, .lk = 140, .padding = true};
+  for (const Case& c : {causal, padded}) {
+    check_forward_shape<Shape<64, 1, 64, true>>(c);
+    check_forward_shape<Shape<64, 2, 64, false>>(c);
+    check_forward_shape<Shape<64, 1, 128, true>>(c);
+    check_forward_shape<Shape<128, 1, 32, true>>(c);
+  }
 }
 
 TEST_CASE("flash attention: a scale that is not positive and finite is refused, naming it", "[flash]") {

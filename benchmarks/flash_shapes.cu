@@ -1,0 +1,199 @@
+// loom-flash-shapes: the register-resident flash-attention forward
+// (cuda/flash_forward_mma.cuh) timed at tile shapes other than the ones loom
+// launches, on the device, so that one run on a GPU says which shape to take.
+//
+//   loom-flash-shapes [--reps N] [--seq L]
+//
+// Per head dim (64, 128) and mask (none, causal), on bf16 [2, 16, L, D]
+// (L = 4096 by default): each shape's median time over N launches (default
+// 20, after 3 warm-ups; CUDA events around each launch), its TFLOP/s (dense
+// 4·B·H·L²·D, half when causal), its ratio to loom's shape, and its largest
+// difference from loom's shape's output (tile shapes change only the order
+// of the online softmax's sums: more than 2e-2 of the output's scale is an
+// error and fails the run). One JSON object per line; exit status 1 when a
+// shape's output is wrong, 2 without a device.
+//
+// The shapes (rows per warp in 16-row tiles, keys per tile, q's fragments in
+// registers or read from shared memory per key tile) are template arguments:
+// a shape added here is compiled here only, loom's library keeps its own.
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "flash_forward_mma.cuh"
+
+namespace {
+
+using loom::flash::Args;
+using loom::flash::mma_forward::Shape;
+
+void check(cudaError_t e, const char* what) {
+  if (e == cudaSuccess) return;
+  std::fprintf(stderr, "loom-flash-shapes: %s: %s\n", what, cudaGetErrorString(e));
+  std::exit(1);
+}
+
+struct Problem {
+  int bh = 32, lq = 4096, d = 64;
+  bool causal = false;
+  __nv_bfloat16 *q = nullptr, *k = nullptr, *v = nullptr, *out = nullptr;
+  float* lse = nullptr;
+
+  size_t elements() const { return static_cast<size_t>(bh) * lq * d; }
+  double flops() const { return 4.0 * bh * lq * static_cast<double>(lq) * d * (causal ? 0.5 : 1.0); }
+  Args args() const {
+    Args a;
+    a.q = q;
+    a.k = k;
+    a.v = v;
+    a.out = out;
+    a.lse = lse;
+    a.bh = bh;
+    a.lq = a.lk = lq;
+    a.d = d;
+    a.causal = causal;
+    a.scale = 1.0f / std::sqrt(static_cast<float>(d));
+    return a;
+  }
+};
+
+std::vector<float> output(const Problem& p) {
+  std::vector<__nv_bfloat16> raw(p.elements());
+  check(cudaMemcpy(raw.data(), p.out, raw.size() * sizeof(raw[0]), cudaMemcpyDeviceToHost), "copy out");
+  std::vector<float> out(raw.size());
+  for (size_t i = 0; i < raw.size(); ++i) out[i] = __bfloat162float(raw[i]);
+  return out;
+}
+
+// Median ms of `reps` launches of shape S, and its output.
+template <class S>
+double time_shape(const Problem& p, int reps, std::vector<float>& out) {
+  const Args a = p.args();
+  cudaEvent_t start, stop;
+  check(cudaEventCreate(&start), "cudaEventCreate");
+  check(cudaEventCreate(&stop), "cudaEventCreate");
+  check(cudaMemset(p.out, 0xff, p.elements() * sizeof(__nv_bfloat16)), "poison out");  // NaN until written
+  for (int i = 0; i < 3; ++i) check(loom::flash::mma_forward::launch<S>(a, nullptr), "launch");
+  std::vector<double> ms;
+  for (int i = 0; i < reps; ++i) {
+    check(cudaEventRecord(start), "cudaEventRecord");
+    check(loom::flash::mma_forward::launch<S>(a, nullptr), "launch");
+    check(cudaEventRecord(stop), "cudaEventRecord");
+    check(cudaEventSynchronize(stop), "the kernel");
+    float t = 0;
+    check(cudaEventElapsedTime(&t, start, stop), "cudaEventElapsedTime");
+    ms.push_back(t);
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  std::sort(ms.begin(), ms.end());
+  out = output(p);
+  return ms.size() % 2 ? ms[ms.size() / 2] : 0.5 * (ms[ms.size() / 2 - 1] + ms[ms.size() / 2]);
+}
+
+// Largest |a - b| over max(1, max |b|); infinity when a has a non-finite value b has not.
+double difference(const std::vector<float>& a, const std::vector<float>& b) {
+  double scale = 1, worst = 0;
+  for (float x : b) scale = std::max(scale, static_cast<double>(std::abs(x)));
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::isfinite(a[i]) != std::isfinite(b[i])) return INFINITY;
+    if (std::isfinite(b[i])) worst = std::max(worst, static_cast<double>(std::abs(a[i] - b[i])));
+  }
+  return worst / scale;
+}
+
+struct Report {
+  const Problem& p;
+  int reps;
+  double loom_ms = 0;
+  std::vector<float> loom_out;
+  bool wrong = false;
+
+  template <class S>
+  void shape(const char* what) {
+    std::vector<float> out;
+    const double ms = time_shape<S>(p, reps, out);
+    const bool is_loom = loom_out.empty();  // loom's shape runs first
+    if (is_loom) loom_ms = ms, loom_out = out;
+    const double diff = is_loom ? 0.0 : difference(out, loom_out);
+    const bool bad = !(diff <= 2e-2);
+    wrong = wrong || bad;
+    std::printf(
+        "{\"name\": \"flash_forward_shape\", \"shape\": \"[2, 16, %d, %d]%s\", \"dtype\": \"bf16\", "
+        "\"rows_per_warp\": %d, \"keys_per_tile\": %d, \"q\": \"%s\", \"what\": \"%s\", \"median_ms\": %.4f, "
+        "\"tflops\": %.1f, \"vs_loom\": %.3f, \"max_difference\": %.2e%s}\n",
+        p.lq, p.d, p.causal ? " causal" : "", 16 * S::kRowTiles, S::kKeys, S::kQHeld ? "registers" : "shared",
+        what, ms, p.flops() / (ms * 1e-3) / 1e12, loom_ms / ms, diff, bad ? ", \"error\": \"output differs\"" : "");
+    std::fflush(stdout);
+  }
+};
+
+void fill(__nv_bfloat16* device, size_t n, std::mt19937& rng) {
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<__nv_bfloat16> host(n);
+  for (auto& x : host) x = __float2bfloat16(normal(rng));
+  check(cudaMemcpy(device, host.data(), n * sizeof(host[0]), cudaMemcpyHostToDevice), "upload");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int reps = 20, seq = 4096;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if ((arg == "--reps" || arg == "--seq") && i + 1 < argc) {
+      (arg == "--reps" ? reps : seq) = std::atoi(argv[++i]);
+    } else {
+      std::fprintf(stderr, "usage: loom-flash-shapes [--reps N] [--seq L]\n");
+      return 2;
+    }
+  }
+  if (reps < 1 || seq < 64) {
+    std::fprintf(stderr, "loom-flash-shapes: --reps must be at least 1 and --seq at least 64\n");
+    return 2;
+  }
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+    std::fprintf(stderr, "loom-flash-shapes: skipped: no GPU\n");
+    return 2;
+  }
+  bool wrong = false;
+  std::mt19937 rng(7);
+  for (const int d : {64, 128}) {
+    Problem p;
+    p.lq = seq;
+    p.d = d;
+    for (auto** t : {&p.q, &p.k, &p.v, &p.out}) check(cudaMalloc(t, p.elements() * sizeof(__nv_bfloat16)), "cudaMalloc");
+    check(cudaMalloc(&p.lse, static_cast<size_t>(p.bh) * p.lq * sizeof(float)), "cudaMalloc");
+    for (auto* t : {p.q, p.k, p.v}) fill(t, p.elements(), rng);
+    for (const bool causal : {false, true}) {
+      p.causal = causal;
+      Report r{p, reps};
+      if (d == 64) {
+        r.shape<Shape<64>>("loom's");
+        r.shape<Shape<64, 1, 64, true>>("one row tile a warp");
+        r.shape<Shape<64, 2, 64, false>>("q from shared memory (fewer registers)");
+        r.shape<Shape<64, 2, 32, true>>("32 keys a tile");
+        r.shape<Shape<64, 1, 128, true>>("one row tile, 128 keys a tile");
+      } else {
+        r.shape<Shape<128>>("loom's");
+        r.shape<Shape<128, 1, 64, true>>("one row tile a warp, q held");
+        r.shape<Shape<128, 1, 32, true>>("one row tile, 32 keys a tile");
+        r.shape<Shape<128, 2, 64, false>>("64 keys a tile (spills)");
+      }
+      wrong = wrong || r.wrong;
+    }
+    for (void* t : {static_cast<void*>(p.q), static_cast<void*>(p.k), static_cast<void*>(p.v),
+                    static_cast<void*>(p.out), static_cast<void*>(p.lse)})
+      cudaFree(t);
+  }
+  return wrong ? 1 : 0;
+}
