@@ -26,7 +26,7 @@
 // touches run a softmax without the mask's tests, and whole tiles are fetched
 // without bounds tests. In the SASS of the unmasked path a warp issues 5.0
 // instructions per mma.sync at head dim 64 and 4.6 at 128, rescale included
-// (scripts/sass-census.sh); exp2f's range fix-up, per-element mask tests and
+// (scripts/sass-census.py); exp2f's range fix-up, per-element mask tests and
 // indexed copies made it 9.4 and 7.6.
 // Blocks start from the last queries, the longest under a causal mask.
 //
@@ -52,8 +52,9 @@ inline constexpr float kLn2 = 0.6931471805599453f;
 // - Up to head dim 64 the warp's query fragments stay in registers for the
 //   whole walk; at 128 they would not fit beside two tiles' output rows (128
 //   registers) and are read from shared memory again per key tile, as
-//   FlashAttention-2 reads q: 40 KB of shared reads per warp and 64 keys for
-//   32 rows, against 32 KB for 16 rows with q held.
+//   FlashAttention-2 reads q: per row and key a warp then reads 3/4 of the
+//   shared-memory bytes that one row tile with q held reads (k, v and q for
+//   32 rows, against k and v for 16).
 // - 64 keys per tile, 32 at head dim 128, where 64 keys' scores (64 more
 //   registers) spill.
 // benchmarks/flash_shapes.cu times the other shapes against these.

@@ -1194,23 +1194,30 @@ void report(const std::string& name, const std::string& shape, double ms, double
   std::fflush(stdout);
 }
 
-// Flash attention (bf16, 2 x 16 heads, sequence 4096) forward, and forward +
-// backward, against the same attention composed from matmul and softmax and
-// against cuDNN's fused attention, and as a fraction of the measured bf16
-// GEMM rate. FLOPs count the useful work
-// (forward 4·L²·D per head, backward 2.5x that; halved when causal).
+// Flash attention (bf16) forward, and forward + backward, against the same
+// attention composed from matmul and softmax and against cuDNN's fused
+// attention, and as a fraction of the measured bf16 GEMM rate: at sequence
+// 4096 (2 x 16 heads of 64 and 128, the targets' shapes; and of 32), and at
+// GPT-2 124M's training shape (8 x 12 heads of 64, sequence 1024), where the
+// automatic choice decides between cuDNN's kernel and loom's. FLOPs count
+// the useful work (forward 4·L²·D per head, backward 2.5x that; halved when
+// causal).
 void bench_attention(double gemm_tflops) {
-  const int64_t b = 2, h = 16, l = 4096;
+  struct Shape {
+    int64_t b, h, l, d;
+  };
   const bool has_vendor = cuda_k().vendor_attention != nullptr;
   if (!has_vendor) std::printf("attention_cudnn: not in this build (no cuDNN frontend headers)\n");
   Generator gen(3);
-  for (const int64_t d : {int64_t{64}, int64_t{128}}) {
+  for (const auto [b, h, l, d] :
+       {Shape{2, 16, 4096, 64}, Shape{2, 16, 4096, 128}, Shape{2, 16, 4096, 32}, Shape{8, 12, 1024, 64}}) {
     for (const bool causal : {false, true}) {
       const auto opts = TensorOptions(DType::f32).with_device(kDev);
       Tensor q = randn({b, h, l, d}, opts, &gen).to(DType::bf16), k = randn({b, h, l, d}, opts, &gen).to(DType::bf16),
              v = randn({b, h, l, d}, opts, &gen).to(DType::bf16);
       const double fwd = 4.0 * b * h * l * l * d * (causal ? 0.5 : 1.0);
-      const std::string shape = "[2, 16, 4096, " + std::to_string(d) + "] bf16" + (causal ? " causal" : "");
+      const std::string shape = "[" + std::to_string(b) + ", " + std::to_string(h) + ", " + std::to_string(l) + ", " +
+                                std::to_string(d) + "] bf16" + (causal ? " causal" : "");
       const auto line = [&](const char* name, double ms, double flops) {
         report(name, shape, ms, 0, flops);
         std::printf("{\"name\": \"%s_vs_gemm\", \"shape\": \"%s\", \"fraction_of_gemm\": %.3f}\n", name,
