@@ -5,13 +5,17 @@
 //   loom-flash-shapes [--reps N] [--seq L]
 //
 // Per head dim (64, 128) and mask (none, causal), on bf16 [2, 16, L, D]
-// (L = 4096 by default): each shape's median time over N launches (default
-// 20, after 3 warm-ups; CUDA events around each launch), its TFLOP/s (dense
-// 4·B·H·L²·D, half when causal), its ratio to loom's shape, and its largest
-// difference from loom's shape's output (tile shapes change only the order
-// of the online softmax's sums: more than 2e-2 of the output's scale is an
-// error and fails the run). One JSON object per line; exit status 1 when a
-// shape's output is wrong, 2 without a device.
+// (L = 4096 by default): each shape's time per launch (the median of N
+// batches of 4 back-to-back launches between two CUDA events, after 3
+// warm-ups; default N = 10), its TFLOP/s (dense 4·B·H·L²·D, half when
+// causal), its speed-up over loom's shape (> 1: faster than loom's), and its
+// largest difference from loom's shape's output relative to the output's
+// largest magnitude. Tile shapes change the order of the online softmax's
+// sums and where P is rounded to bf16, nothing else: a difference above 2e-2,
+// or a non-finite value in any output, is an error. The same comparison runs
+// untimed at length 1000 (not a multiple of any tile: the bounds-tested
+// copies and the keys' end). One JSON object per line; exit status 1 when an
+// output is wrong or a CUDA call fails, 2 for a usage error or no device.
 //
 // The shapes (rows per warp in 16-row tiles, keys per tile, q's fragments in
 // registers or read from shared memory per key tile) are template arguments:
@@ -23,7 +27,6 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -73,9 +76,12 @@ std::vector<float> output(const Problem& p) {
   return out;
 }
 
-// Median ms of `reps` launches of shape S, and its output.
+// Per-launch ms of shape S: the median over `reps` batches of 4 launches
+// between two events (a start event recorded on an idle stream would count
+// the host's launch latency); and its output.
 template <class S>
 double time_shape(const Problem& p, int reps, std::vector<float>& out) {
+  constexpr int kBatch = 4;
   const Args a = p.args();
   cudaEvent_t start, stop;
   check(cudaEventCreate(&start), "cudaEventCreate");
@@ -85,12 +91,12 @@ double time_shape(const Problem& p, int reps, std::vector<float>& out) {
   std::vector<double> ms;
   for (int i = 0; i < reps; ++i) {
     check(cudaEventRecord(start), "cudaEventRecord");
-    check(loom::flash::mma_forward::launch<S>(a, nullptr), "launch");
+    for (int j = 0; j < kBatch; ++j) check(loom::flash::mma_forward::launch<S>(a, nullptr), "launch");
     check(cudaEventRecord(stop), "cudaEventRecord");
     check(cudaEventSynchronize(stop), "the kernel");
     float t = 0;
     check(cudaEventElapsedTime(&t, start, stop), "cudaEventElapsedTime");
-    ms.push_back(t);
+    ms.push_back(t / kBatch);
   }
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
@@ -99,20 +105,25 @@ double time_shape(const Problem& p, int reps, std::vector<float>& out) {
   return ms.size() % 2 ? ms[ms.size() / 2] : 0.5 * (ms[ms.size() / 2 - 1] + ms[ms.size() / 2]);
 }
 
-// Largest |a - b| over max(1, max |b|); infinity when a has a non-finite value b has not.
+// Largest |a - b| over the largest |b|; infinity when either holds a
+// non-finite value (no output of these unmasked or causal inputs is NaN).
 double difference(const std::vector<float>& a, const std::vector<float>& b) {
-  double scale = 1, worst = 0;
-  for (float x : b) scale = std::max(scale, static_cast<double>(std::abs(x)));
+  double scale = 0, worst = 0;
   for (size_t i = 0; i < a.size(); ++i) {
-    if (std::isfinite(a[i]) != std::isfinite(b[i])) return INFINITY;
-    if (std::isfinite(b[i])) worst = std::max(worst, static_cast<double>(std::abs(a[i] - b[i])));
+    if (!std::isfinite(a[i]) || !std::isfinite(b[i])) return INFINITY;
+    scale = std::max(scale, static_cast<double>(std::abs(b[i])));
+    worst = std::max(worst, static_cast<double>(std::abs(a[i] - b[i])));
   }
-  return worst / scale;
+  return scale > 0 ? worst / scale : worst;
 }
 
+// Runs shapes on one problem: loom's first (its output is the reference,
+// checked for non-finite values against itself), each line printed as it
+// finishes. `timed` false: one launch each, only the outputs compared.
 struct Report {
   const Problem& p;
   int reps;
+  bool timed = true;
   double loom_ms = 0;
   std::vector<float> loom_out;
   bool wrong = false;
@@ -120,19 +131,38 @@ struct Report {
   template <class S>
   void shape(const char* what) {
     std::vector<float> out;
-    const double ms = time_shape<S>(p, reps, out);
-    const bool is_loom = loom_out.empty();  // loom's shape runs first
+    const double ms = time_shape<S>(p, timed ? reps : 1, out);
+    const bool is_loom = loom_out.empty();
     if (is_loom) loom_ms = ms, loom_out = out;
-    const double diff = is_loom ? 0.0 : difference(out, loom_out);
+    const double diff = difference(out, loom_out);
     const bool bad = !(diff <= 2e-2);
     wrong = wrong || bad;
-    std::printf(
-        "{\"name\": \"flash_forward_shape\", \"shape\": \"[2, 16, %d, %d]%s\", \"dtype\": \"bf16\", "
-        "\"rows_per_warp\": %d, \"keys_per_tile\": %d, \"q\": \"%s\", \"what\": \"%s\", \"median_ms\": %.4f, "
-        "\"tflops\": %.1f, \"vs_loom\": %.3f, \"max_difference\": %.2e%s}\n",
-        p.lq, p.d, p.causal ? " causal" : "", 16 * S::kRowTiles, S::kKeys, S::kQHeld ? "registers" : "shared",
-        what, ms, p.flops() / (ms * 1e-3) / 1e12, loom_ms / ms, diff, bad ? ", \"error\": \"output differs\"" : "");
+    std::printf("{\"name\": \"%s\", \"shape\": \"[%d, %d, %d, %d]%s\", \"dtype\": \"bf16\", "
+                "\"rows_per_warp\": %d, \"keys_per_tile\": %d, \"q\": \"%s\", \"what\": \"%s\", ",
+                timed ? "flash_forward_shape" : "flash_forward_shape_check", 2, p.bh / 2, p.lq, p.d,
+                p.causal ? " causal" : "", 16 * S::kRowTiles, S::kKeys, S::kQHeld ? "registers" : "shared", what);
+    if (timed)
+      std::printf("\"median_ms\": %.4f, \"tflops\": %.1f, \"speedup_over_loom\": %.3f, ", ms,
+                  p.flops() / (ms * 1e-3) / 1e12, loom_ms / ms);
+    std::printf("\"max_difference\": %.2e%s}\n", diff, bad ? ", \"error\": \"output differs or is not finite\"" : "");
     std::fflush(stdout);
+  }
+
+  // Every shape this benchmark knows at head dim D.
+  template <int D>
+  void shapes() {
+    if constexpr (D == 64) {
+      shape<Shape<64>>("loom's");
+      shape<Shape<64, 1, 64, true>>("one row tile a warp");
+      shape<Shape<64, 2, 64, false>>("q from shared memory (fewer registers)");
+      shape<Shape<64, 2, 32, true>>("32 keys a tile");
+      shape<Shape<64, 1, 128, true>>("one row tile, 128 keys a tile");
+    } else {
+      shape<Shape<128>>("loom's");
+      shape<Shape<128, 1, 64, true>>("one row tile a warp, q held");
+      shape<Shape<128, 1, 32, true>>("one row tile, 32 keys a tile");
+      shape<Shape<128, 2, 64, false>>("64 keys a tile (spills)");
+    }
   }
 };
 
@@ -146,7 +176,7 @@ void fill(__nv_bfloat16* device, size_t n, std::mt19937& rng) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int reps = 20, seq = 4096;
+  int reps = 10, seq = 4096;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if ((arg == "--reps" || arg == "--seq") && i + 1 < argc) {
@@ -167,33 +197,30 @@ int main(int argc, char** argv) {
   }
   bool wrong = false;
   std::mt19937 rng(7);
+  std::vector<int> lengths{seq};
+  if (seq != 1000) lengths.push_back(1000);  // the untimed check
   for (const int d : {64, 128}) {
-    Problem p;
-    p.lq = seq;
-    p.d = d;
-    for (auto** t : {&p.q, &p.k, &p.v, &p.out}) check(cudaMalloc(t, p.elements() * sizeof(__nv_bfloat16)), "cudaMalloc");
-    check(cudaMalloc(&p.lse, static_cast<size_t>(p.bh) * p.lq * sizeof(float)), "cudaMalloc");
-    for (auto* t : {p.q, p.k, p.v}) fill(t, p.elements(), rng);
-    for (const bool causal : {false, true}) {
-      p.causal = causal;
-      Report r{p, reps};
-      if (d == 64) {
-        r.shape<Shape<64>>("loom's");
-        r.shape<Shape<64, 1, 64, true>>("one row tile a warp");
-        r.shape<Shape<64, 2, 64, false>>("q from shared memory (fewer registers)");
-        r.shape<Shape<64, 2, 32, true>>("32 keys a tile");
-        r.shape<Shape<64, 1, 128, true>>("one row tile, 128 keys a tile");
-      } else {
-        r.shape<Shape<128>>("loom's");
-        r.shape<Shape<128, 1, 64, true>>("one row tile a warp, q held");
-        r.shape<Shape<128, 1, 32, true>>("one row tile, 32 keys a tile");
-        r.shape<Shape<128, 2, 64, false>>("64 keys a tile (spills)");
+    for (const int length : lengths) {
+      Problem p;
+      p.lq = length;
+      p.d = d;
+      for (auto** t : {&p.q, &p.k, &p.v, &p.out})
+        check(cudaMalloc(t, p.elements() * sizeof(__nv_bfloat16)), "cudaMalloc");
+      check(cudaMalloc(&p.lse, static_cast<size_t>(p.bh) * p.lq * sizeof(float)), "cudaMalloc");
+      for (auto* t : {p.q, p.k, p.v}) fill(t, p.elements(), rng);
+      for (const bool causal : {false, true}) {
+        p.causal = causal;
+        Report r{p, reps, /*timed=*/length == seq};
+        if (d == 64)
+          r.shapes<64>();
+        else
+          r.shapes<128>();
+        wrong = wrong || r.wrong;
       }
-      wrong = wrong || r.wrong;
+      for (void* t : {static_cast<void*>(p.q), static_cast<void*>(p.k), static_cast<void*>(p.v),
+                      static_cast<void*>(p.out), static_cast<void*>(p.lse)})
+        cudaFree(t);
     }
-    for (void* t : {static_cast<void*>(p.q), static_cast<void*>(p.k), static_cast<void*>(p.v),
-                    static_cast<void*>(p.out), static_cast<void*>(p.lse)})
-      cudaFree(t);
   }
   return wrong ? 1 : 0;
 }

@@ -44,10 +44,13 @@ inline bool takes(const Tensor& q, const Tensor& k, const Tensor& v, const Tenso
                          : takes_head_dim<simt::bf16>(d, max_shared_bytes);
 }
 
-// The kernels fold the scale into their exponentials and take the max of the
-// raw scores, which needs a positive scale (the op passes 1/sqrt(D) for none).
-inline void check_scale(const kernels::AttentionParams& p, const char* op) {
-  LOOM_CHECK(p.scale > 0 && std::isfinite(p.scale), op, ": scale must be positive and finite (got ", p.scale, ")");
+// The kernels fold the scale, as a float, into their exponentials and take
+// the max of the raw scores, which needs it positive and finite (the op
+// passes 1/sqrt(D) for none; a double too small or too large for a float
+// composes instead).
+inline bool takes_scale(const kernels::AttentionParams& p) {
+  const float scale = static_cast<float>(p.scale);
+  return scale > 0 && std::isfinite(scale);
 }
 
 inline void check_outputs(const Tensor& q, const Tensor& out, const Tensor& lse, const char* op) {
@@ -115,8 +118,7 @@ template <class Check>
 bool run_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_keep, const Tensor& out,
                  const Tensor& lse, const kernels::AttentionParams& p, size_t max_shared_bytes, Stream stream,
                  Check&& check) {
-  if (!takes(q, k, v, key_keep, max_shared_bytes)) return false;
-  check_scale(p, "attention");
+  if (!takes(q, k, v, key_keep, max_shared_bytes) || !takes_scale(p)) return false;
   check_outputs(q, out, lse, "attention");
   const Args a = forward_args(q, k, v, key_keep, out, lse, p);
   report(q.dtype() == DType::f32 ? launch_forward<float>(a, stream) : launch_forward<simt::bf16>(a, stream),
@@ -131,9 +133,8 @@ void run_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tenso
                   const Tensor& grad_v, const kernels::AttentionParams& p, size_t max_shared_bytes, Stream stream,
                   Check&& check) {
   const char* op = "attention backward";
-  LOOM_CHECK(takes(q, k, v, key_keep, max_shared_bytes), op, ": the forward kernel does not take these inputs (",
-             describe(q, k), ")");
-  check_scale(p, op);
+  LOOM_CHECK(takes(q, k, v, key_keep, max_shared_bytes) && takes_scale(p), op,
+             ": the forward kernel does not take these inputs (", describe(q, k), ", scale ", p.scale, ")");
   check_outputs(q, out, lse, op);
   check_gradients(q, k, v, grad_out, grad_q, grad_k, grad_v, op);
   Tensor delta = empty({q.size(0), q.size(1)}, TensorOptions(DType::f32).with_device(q.device()));

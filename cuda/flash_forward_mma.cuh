@@ -26,8 +26,9 @@
 // touches run a softmax without the mask's tests, and whole tiles are fetched
 // without bounds tests. In the SASS of the unmasked path a warp issues 5.0
 // instructions per mma.sync at head dim 64 and 4.6 at 128, rescale included
-// (scripts/sass-census.py); exp2f's range fix-up, per-element mask tests and
-// indexed copies made it 9.4 and 7.6.
+// (scripts/sass-census.py); exp2f's range fix-up, the separate scale multiply
+// and indexed copies made it 9.4 and 7.6, before the per-element mask tests
+// the unversioned loop also carried.
 // Blocks start from the last queries, the longest under a causal mask.
 //
 // Head dims 16, 32, 64 and 128 (register arrays need compile-time sizes);

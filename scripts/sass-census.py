@@ -11,12 +11,15 @@ that pick a key tile's path by their common outcome (`whole`: no mask touches
 the tile; `fetch_rows`' bounds test: every row there), compiles
 cuda/flash_attention.cu with the compile command of the CUDA build in --build
 (a Ninja build configured with LOOM_CUDA), disassembles it, and prints per
-kernel the longest loop's instructions: in all, mma.sync (HMMA), per HMMA, and
-a few classes (ldmatrix, the special-function unit, FMUL, FSETP).
+kernel and architecture the longest loop's instructions: in all, mma.sync
+(HMMA), per HMMA, a few classes (ldmatrix, the special-function unit, FMUL,
+FSETP) and local-memory loads and stores (spills).
 
 The loop is the unmasked, in-bounds path that long sequences spend their time
 in, counted statically: a branch inside it (the forward's rescale of O, skipped
-when no row's max moved) counts as taken. Issue slots are not time: the
+when no row's max moved) counts as taken, if the compiler placed its block
+inside the loop's span. Forcing `whole` also folds away the per-element mask
+tests an unforced loop carries, so a census never counts those. Issue slots are not time: the
 figures rank changes, a GPU measures them.
 
 cuobjdump and nvdisasm come from PyPI (nvidia-cuda-cuobjdump,
@@ -24,6 +27,7 @@ nvidia-cuda-nvdisasm) into ~/.cache/loom/sass-tools when not on PATH.
 """
 import argparse
 import collections
+import glob
 import os
 import re
 import shlex
@@ -42,13 +46,16 @@ def tool(name):
     found = shutil.which(name)
     if found:
         return found
-    path = os.path.join(TOOLS, "nvidia", "cu13", "bin", name)
-    if not os.path.exists(path):
+    pattern = os.path.join(TOOLS, "nvidia", "*", "bin", name)  # cu13/bin in the 13.x wheels
+    if not glob.glob(pattern):
         print(f"sass-census: installing {name} from PyPI into {TOOLS}", file=sys.stderr)
         subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--target", TOOLS,
                         "nvidia-cuda-cuobjdump", "nvidia-cuda-nvdisasm"], check=True)
-    os.chmod(path, 0o755)
-    return path
+    paths = sorted(glob.glob(pattern))
+    if not paths:
+        sys.exit(f"sass-census: no {name} under {TOOLS} after installing nvidia-cuda-cuobjdump and nvidia-cuda-nvdisasm")
+    os.chmod(paths[-1], 0o755)
+    return paths[-1]
 
 
 def compile_command(build):
@@ -123,6 +130,14 @@ def census(ref, build, command, cuobjdump):
         subprocess.run(cmd + ["-o", obj], check=True, cwd=build)
         env = dict(os.environ, PATH=os.path.dirname(tool("nvdisasm")) + os.pathsep + os.environ["PATH"])
         sass = subprocess.run([cuobjdump, "-sass", obj], check=True, capture_output=True, text=True, env=env).stdout
+    # cuobjdump prints "code for sm_XX" before each architecture's functions.
+    rows = []
+    for arch, code in zip(*[iter(re.split(r"code for (sm_\w+)", sass)[1:])] * 2):
+        rows += census_of(arch, code)
+    return rows
+
+
+def census_of(arch, sass):
     parts = FUNCTIONS.split(sass)
     rows = []
     for mangled, body in zip(parts[1::2], parts[2::2]):
@@ -133,9 +148,10 @@ def census(ref, build, command, cuobjdump):
         name = re.sub(r"mma_forward::kernel<mma_forward::Shape<(.*)> >", r"mma_forward::kernel<\1>", name)
         found = loops(body)
         if not found:
+            print(f"sass-census: no loop found in {name} ({arch})", file=sys.stderr)
             continue
         ops = max(found, key=lambda f: sum(f[2].values()))[2]
-        rows.append((name, ops))
+        rows.append((f"{name} {arch}", ops))
     return rows
 
 
@@ -148,11 +164,12 @@ def main():
     cuobjdump = tool("cuobjdump")
     for ref in args.refs:
         print(f"# {ref}")
-        print(f"{'kernel':36s} {'instr':>6s} {'HMMA':>5s} {'/HMMA':>6s} {'LDSM':>5s} {'MUFU':>5s} {'FMUL':>5s} {'FSETP':>6s}")
+        print(f"{'kernel':44s} {'instr':>6s} {'HMMA':>5s} {'/HMMA':>6s} {'LDSM':>5s} {'MUFU':>5s} {'FMUL':>5s} "
+              f"{'FSETP':>6s} {'LDL+STL':>8s}")
         for name, ops in census(ref, args.build, command, cuobjdump):
             total, hmma = sum(ops.values()), ops["HMMA"]
-            print(f"{name:36s} {total:6d} {hmma:5d} {total / max(hmma, 1):6.2f} {ops['LDSM']:5d} {ops['MUFU']:5d} "
-                  f"{ops['FMUL']:5d} {ops['FSETP']:6d}")
+            print(f"{name:44s} {total:6d} {hmma:5d} {total / max(hmma, 1):6.2f} {ops['LDSM']:5d} {ops['MUFU']:5d} "
+                  f"{ops['FMUL']:5d} {ops['FSETP']:6d} {ops['LDL'] + ops['STL']:8d}")
 
 
 if __name__ == "__main__":

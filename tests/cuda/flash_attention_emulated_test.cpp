@@ -287,18 +287,45 @@ TEST_CASE("flash attention bf16 forward at the tile shapes the shape benchmark t
   }
 }
 
-TEST_CASE("flash attention: a scale that is not positive and finite is refused, naming it", "[flash]") {
-  // The kernels take the max of the raw scores and fold the scale into the
-  // exponent, which holds for a positive scale only (the op passes 1/sqrt(D)).
+TEST_CASE("flash attention: a scale that is not a positive finite float is declined", "[flash]") {
+  // The kernels take the max of the raw scores and fold the scale, as a
+  // float, into the exponent, which holds for a positive finite one only
+  // (the op passes 1/sqrt(D)); the op composes the rest.
   const auto t = [](int64_t l) { return loom::zeros({1, l, 32}, loom::TensorOptions(loom::DType::bf16)); };
   const Tensor q = t(16), k = t(16), v = t(16), out = t(16);
   const Tensor lse = loom::zeros({1, 16}, loom::TensorOptions(loom::DType::f32));
-  for (const double scale : {0.0, -0.5, std::numeric_limits<double>::quiet_NaN()}) {
-    CAPTURE(scale);
+  const auto forward = [&](double scale) {
     const loom::kernels::AttentionParams p{false, scale, false};
-    CHECK_THROWS_WITH(loom::flash::run_forward(q, k, v, Tensor(), out, lse, p, loom::simt::kMaxSharedBytes, {},
-                                               [](int, const char*) {}),
-                      Catch::Contains("attention: scale must be positive and finite"));
+    return loom::flash::run_forward(q, k, v, Tensor(), out, lse, p, loom::simt::kMaxSharedBytes, {},
+                                    [](int, const char*) {});
+  };
+  CHECK(forward(0.125));
+  for (const double scale : {0.0, -0.5, 1e-50, 1e39, std::numeric_limits<double>::quiet_NaN(),
+                             std::numeric_limits<double>::infinity()}) {
+    CAPTURE(scale);
+    CHECK_FALSE(forward(scale));  // 1e-50 and 1e39 are 0 and inf as floats
+  }
+  const Tensor grad = t(16);
+  const loom::kernels::AttentionParams zero{false, 0.0, false};
+  CHECK_THROWS_WITH(loom::flash::run_backward(q, k, v, Tensor(), out, grad, lse, t(16), t(16), t(16), zero,
+                                              loom::simt::kMaxSharedBytes, {}, [](int, const char*) {}),
+                    Catch::Contains("attention backward: the forward kernel does not take these inputs") &&
+                        Catch::Contains("scale 0"));
+}
+
+TEST_CASE("flash attention bf16: a NaN key makes the rows that see it NaN, the others stay finite", "[flash]") {
+  // Causal: the queries before the NaN key do not see it, in masked and
+  // unmasked tiles alike; the composed softmax in float64 is NaN from it on.
+  for (const int d : {64, 128}) {
+    Case c{.bh = 1, .lq = 200, .lk = 200, .d = d, .causal = true};
+    Inputs in = make_inputs<loom::bf16>(c, 5u);
+    in.k[static_cast<size_t>(130) * c.d + 3] = std::numeric_limits<float>::quiet_NaN();
+    const Result want = reference(c, in);
+    const Result got = run_kernels<loom::bf16>(c, in);
+    REQUIRE(std::isnan(want.out[static_cast<size_t>(130) * c.d]));
+    REQUIRE(std::isfinite(want.out[static_cast<size_t>(129) * c.d]));
+    check_close(got.out, want.out, kBf16, "out");
+    check_close(got.lse, want.lse, kBf16, "lse");
   }
 }
 
