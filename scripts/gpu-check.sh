@@ -116,7 +116,7 @@ fi
 
 LOGS=${OUT:-$ROOT/$BUILD/gpu-check-logs}
 mkdir -p "$LOGS"
-rm -f "$LOGS"/{env,configure,build,suites,sanitizer,bench,shapes,train}.log "$LOGS/summary.txt"  # this run's logs only
+rm -f "$LOGS"/{env,configure,build,suites,sanitizer,racecheck,bench,shapes,train}.log "$LOGS/summary.txt"  # this run's logs only
 START=$(date +%s)
 SUMMARY=()
 STATUS=0
@@ -284,6 +284,18 @@ if [[ -n "$BIN" && -n "$SANITIZER" ]]; then
 elif [[ -n "$BIN" ]]; then
   SANITIZER_LINE="compute-sanitizer not found"
 fi
+# Shared-memory races (a missing __syncthreads between a write and another
+# thread's read) in the kernel suite, which launches every hand-written tile
+# kernel: the emulator's serial schedules catch most, not all (cuda/README.md).
+RACECHECK_LINE="not run"
+if [[ -n "$BIN" && -n "$SANITIZER" ]]; then
+  run_phase "compute-sanitizer racecheck cuda.kernels" "$LOGS/racecheck.log" 180 \
+    "$SANITIZER" --tool racecheck --error-exitcode 3 "$BIN/loom_cuda_tests" kernels
+  rc=$?
+  if (( rc == 0 )); then RACECHECK_LINE="clean";
+  elif (( rc == 3 )); then RACECHECK_LINE="hazards: see racecheck.log"; STATUS=1;
+  else RACECHECK_LINE="incomplete (rc $rc): see racecheck.log"; fi
+fi
 
 # --- Nsight Compute over named kernels (LOOM_GPU_CHECK_NCU) ----------------------------
 NCU_LINES=()
@@ -318,6 +330,8 @@ fi
   grep -hE "^  failed: " "$LOGS/suites.log" 2>/dev/null | head -n 30 | cut -c1-300 | sed 's/^/  /'
   echo "  memcheck: $SANITIZER_LINE"
   grep -hE "ERROR SUMMARY" "$LOGS/sanitizer.log" 2>/dev/null | sed 's/^/    /'
+  echo "  racecheck: $RACECHECK_LINE"
+  grep -hE "RACECHECK SUMMARY|ERROR SUMMARY" "$LOGS/racecheck.log" 2>/dev/null | sed 's/^/    /'
   echo "  timings: $BENCH_LINE"
   grep -hE '"median_ms"|"fraction_of_gemm"|"speedup"|"error"|"allocator"' "$LOGS/bench.log" 2>/dev/null | sed 's/^/    /'
   echo "  flash-attention tile shapes:"

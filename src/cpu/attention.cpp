@@ -44,6 +44,7 @@
 #pragma GCC diagnostic pop
 #endif
 
+#include "cpu/exp_row.hpp"
 #include "cpu/kernels.hpp"
 #include "cpu/loops.hpp"
 #include "cpu/vec_math.hpp"
@@ -297,7 +298,7 @@ bool attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& 
             std::fill(row, row + n, 0.0f);
             continue;
           }
-          const double total = lane_sum<float>(n, [&](int64_t j) { return row[j] = vec::exp(row[j] - m); });
+          const double total = exp_row_sum<float>(row, row, n, m);
           const float inv = static_cast<float>(1.0 / total);
           for (int64_t j = 0; j < n; ++j) row[j] *= inv;
           lse_rows[r] = m + static_cast<float>(std::log(total));

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <limits>
 
+#include "cpu/exp_row.hpp"
 #include "cpu/kernels.hpp"
 #include "cpu/loops.hpp"
 #include "cpu/vec_math.hpp"
@@ -56,14 +57,14 @@ void cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& lo
         }
         const T* row = xp + i * c;
         const T mx = lane_max(row, c);
-        const auto [total, sum_x] = lane_sum2<T>(
-            c, [&](int64_t j) { return math<T>::exp(row[j] - mx); }, [&](int64_t j) { return row[j]; });
-        const double lse = mx + std::log(total);
+        const double lse = mx + std::log(exp_row_sum<T>(row, nullptr, c, mx));
         sp[i] = static_cast<T>(lse);
         const double nll = lse - row[t];
         // -mean_c logp[c], only with smoothing: masked (-inf) logits would
         // make it infinite, and 0 * inf a NaN loss.
-        const double smooth = p.label_smoothing != 0 ? lse - sum_x / static_cast<double>(c) : 0.0;
+        const double smooth =
+            p.label_smoothing != 0 ? lse - lane_sum<T>(c, [&](int64_t j) { return row[j]; }) / static_cast<double>(c)
+                                   : 0.0;
         lp[i] = static_cast<T>((1.0 - p.label_smoothing) * nll + p.label_smoothing * smooth);
       }
     });

@@ -3,13 +3,14 @@
 //   softmax:     dx = y * (g - sum(g * y))
 //   log_softmax: dx = g - exp(y) * sum(g)
 // Contiguous rows (inner == 1, the common case: attention scores, logits)
-// reduce in lanes with a vectorised exp (vec_row.hpp, vec_math.hpp); a row
+// reduce in lanes with a vectorised exp (exp_row.hpp, vec_row.hpp); a row
 // is read from memory once and revisited from L1/L2. Strided rows (inner > 1)
 // walk each column serially.
 #include <cmath>
 #include <cstdint>
 #include <limits>
 
+#include "cpu/exp_row.hpp"
 #include "cpu/kernels.hpp"
 #include "cpu/loops.hpp"
 #include "cpu/vec_math.hpp"
@@ -30,11 +31,11 @@ template <class T>
 void softmax_row(const T* in, T* o, int64_t r, bool log) {
   const T mx = finite_max(lane_max(in, r));
   if (log) {
-    const double total = lane_sum<T>(r, [&](int64_t k) { return math<T>::exp(in[k] - mx); });
+    const double total = exp_row_sum<T>(in, nullptr, r, mx);
     const T lse = mx + static_cast<T>(std::log(total));
     for (int64_t k = 0; k < r; ++k) o[k] = in[k] - lse;
   } else {
-    const double total = lane_sum<T>(r, [&](int64_t k) { return o[k] = math<T>::exp(in[k] - mx); });
+    const double total = exp_row_sum<T>(in, o, r, mx);
     const T inv = static_cast<T>(1.0 / total);
     for (int64_t k = 0; k < r; ++k) o[k] *= inv;
   }

@@ -1,4 +1,5 @@
-// The vectorisable float exp / tanh / erf (src/cpu/vec_math.hpp) against
+// The vectorisable float exp / tanh / erf (src/cpu/vec_math.hpp) and the row
+// exp of src/cpu/exp_row.hpp (AVX-512 where the build has it) against
 // libm in double over dense sweeps and special values, and the f32 fast paths
 // of the memory-bound kernels (softmax, norms, gelu, cross-entropy, AdamW)
 // against the same ops run in f64, at row lengths around the 16-lane width
@@ -9,9 +10,11 @@
 #include <cstring>
 #include <functional>
 #include <limits>
+#include <vector>
 
 #include <loom/loom.hpp>
 
+#include "../../src/cpu/exp_row.hpp"
 #include "../../src/cpu/vec_math.hpp"
 
 using namespace loom;
@@ -83,6 +86,82 @@ void check_against_f64(const std::vector<Tensor>& inputs32, const std::function<
 }
 
 }  // namespace
+
+namespace {
+
+// exp_row_sum over floats of [lo, hi] (every stride-th bit pattern of each
+// sign), in rows of `row` elements shifted by `shift`: the largest error of a
+// stored term, as max_rel_error counts it, and of a row's sum, relative.
+std::pair<double, double> row_exp_errors(float lo, float hi, uint32_t stride, int64_t row, float shift,
+                                         double abs_floor = 0) {
+  std::vector<float> xs;
+  for (uint32_t sign : {0u, 0x80000000u})
+    for (uint32_t bits = 0; bits < 0x7F800000u; bits += stride) {
+      const uint32_t b = bits | sign;
+      float x;
+      std::memcpy(&x, &b, 4);
+      if (x - shift >= lo && x - shift <= hi) xs.push_back(x);
+    }
+  double worst = 0, worst_sum = 0;
+  std::vector<float> out(static_cast<size_t>(row));
+  for (size_t i = 0; i + static_cast<size_t>(row) <= xs.size(); i += static_cast<size_t>(row)) {
+    const double sum = cpu::exp_row_sum<float>(xs.data() + i, out.data(), row, shift);
+    double want_sum = 0;
+    for (int64_t k = 0; k < row; ++k) {
+      const double r = std::exp(static_cast<double>(xs[i + k] - shift));  // the shift is a float subtraction
+      want_sum += r;
+      const double err = std::fabs(static_cast<double>(out[k]) - r);
+      if (err > abs_floor)
+        worst = std::max(worst, err / std::max(std::fabs(r), double(std::numeric_limits<float>::min())));
+    }
+    // Sums in float lanes: rows that near float's largest value may overflow.
+    if (want_sum > 1e-30 && want_sum < 1e36) worst_sum = std::max(worst_sum, std::fabs(sum - want_sum) / want_sum);
+  }
+  return {worst, worst_sum};
+}
+
+}  // namespace
+
+TEST_CASE("exp_row_sum matches libm over the float range, stored and summed, at every row length", "[vec_math]") {
+  // Rows of 37 take the two-block body, a whole block and a partial one;
+  // shifted inputs as softmax shifts them by the row max.
+  for (const float shift : {0.0f, 3.5f}) {
+    CAPTURE(shift);
+    const auto [term, sum] = row_exp_errors(-87.33f, 88.72f, 97, 37, shift);
+    CHECK(term < 2e-7);
+    CHECK(sum < 1e-6);
+    CHECK(row_exp_errors(-104.0f, -87.33f, 97, 37, shift, 2.0 * kDenormMin).first == 0);
+  }
+  // Every length up to 70: the sum and each term against exp(x - shift).
+  std::vector<float> x(70), out(70, -1.0f);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = 0.37f * static_cast<float>(i) - 11.0f;
+  for (int64_t n = 0; n <= 70; ++n) {
+    CAPTURE(n);
+    std::fill(out.begin(), out.end(), -1.0f);
+    const double sum = cpu::exp_row_sum<float>(x.data(), out.data(), n, 2.0f);
+    double want = 0;
+    for (int64_t k = 0; k < n; ++k) {
+      const double r = std::exp(static_cast<double>(x[k] - 2.0f));
+      want += r;
+      CHECK(out[k] == Approx(r).epsilon(2e-7));
+    }
+    for (int64_t k = n; k < 70; ++k) CHECK(out[k] == -1.0f);  // nothing past the row written
+    CHECK(sum == Approx(want).epsilon(1e-6));
+    CHECK(cpu::exp_row_sum<float>(x.data(), nullptr, n, 2.0f) == sum);  // summing only: the same sum
+  }
+  // Special values, in place.
+  std::vector<float> v = {-kInf, kInf, std::nanf(""), 88.8f, -105.0f, -103.0f, 0.0f, 88.72f};
+  const double total = cpu::exp_row_sum<float>(v.data(), v.data(), static_cast<int64_t>(v.size()), 0.0f);
+  CHECK(v[0] == 0.0f);
+  CHECK(v[1] == kInf);
+  CHECK(std::isnan(v[2]));
+  CHECK(v[3] == kInf);
+  CHECK(v[4] == 0.0f);
+  CHECK(v[5] > 0.0f);  // denormal, not flushed
+  CHECK(v[6] == 1.0f);
+  CHECK(v[7] == Approx(std::exp(88.72f)).epsilon(2e-7));
+  CHECK(std::isnan(total));
+}
 
 TEST_CASE("vec::exp matches libm over the float range", "[vec_math]") {
   CHECK(max_rel_error(cpu::vec::exp, ref_exp, -87.33f, 88.72f, 97) < 2e-7);

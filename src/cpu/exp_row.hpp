@@ -1,0 +1,94 @@
+// e^(x - shift) over one contiguous row, summed and optionally stored: the
+// inner loop of softmax, log-softmax, cross-entropy and the fused attention's
+// scores.
+//
+// For f32 on AVX-512 the vector body computes e^y = p(r) · 2^n with y = n ln2
+// + r, |r| <= ln2 / 2, p the degree-7 Taylor polynomial (truncation 5e-9),
+// and applies 2^n with vscalefps, which also rounds denormal and overflowing
+// results correctly. The portable vec::exp cannot scale in one instruction:
+// it keeps 2^h normal by squaring it, so its polynomial covers |r| <= ln2 and
+// needs degree 9. Measured on one core over an L1-resident row of 1024: 0.156
+// against 0.206 ns per element. Both stay within 2e-7 of the correctly rounded
+// result (tests/unit/vec_math_test.cpp); -inf gives 0, +inf gives inf, NaN
+// gives NaN. Other types and machines run vec::exp (libm for f64) in lanes.
+#pragma once
+
+#include <cstdint>
+#include <type_traits>
+
+#include "vec_math.hpp"
+#include "vec_row.hpp"
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+namespace loom::cpu {
+
+#if defined(__AVX512F__)
+namespace detail {
+
+// The zero-masking forms with every lane selected: the plain ones of GCC 12's
+// headers merge into _mm512_undefined_ps(), a self-initialised variable that
+// -Wuninitialized reports wherever they are inlined.
+constexpr __mmask16 kAll = 0xffff;
+
+inline __m512 exp16(__m512 y) {
+  // Clamped as vec::exp clamps; max(c, y) and min(c, y) return y when it is NaN.
+  y = _mm512_maskz_min_ps(kAll, _mm512_set1_ps(89.0f), _mm512_maskz_max_ps(kAll, _mm512_set1_ps(-104.0f), y));
+  const __m512 n = _mm512_maskz_roundscale_ps(kAll, _mm512_mul_ps(y, _mm512_set1_ps(1.44269504088896341f)),
+                                              _MM_FROUND_TO_NEAREST_INT);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), y);  // ln2 split hi + lo
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), r);
+  __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
+  for (const float c : {1.0f / 720.0f, 1.0f / 120.0f, 1.0f / 24.0f, 1.0f / 6.0f, 0.5f, 1.0f, 1.0f})
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+  return _mm512_maskz_scalef_ps(kAll, p, n);
+}
+
+// kStore: also write each term to out.
+template <bool kStore>
+double exp_row_sum_avx512(const float* x, float* out, int64_t n, float shift) {
+  const __m512 s = _mm512_set1_ps(shift);
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {  // two chains in flight
+    const __m512 e0 = exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), s));
+    const __m512 e1 = exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i + 16), s));
+    if constexpr (kStore) {
+      _mm512_storeu_ps(out + i, e0);
+      _mm512_storeu_ps(out + i + 16, e1);
+    }
+    acc0 = _mm512_add_ps(acc0, e0);
+    acc1 = _mm512_add_ps(acc1, e1);
+  }
+  for (; i < n; i += 16) {  // at most two more blocks, the last one partial
+    const __mmask16 m = n - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1);
+    const __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), s));
+    if constexpr (kStore) _mm512_mask_storeu_ps(out + i, m, e);
+    acc0 = _mm512_mask_add_ps(acc0, m, acc0, e);
+  }
+  float lanes[kLanes];
+  _mm512_storeu_ps(lanes, _mm512_add_ps(acc0, acc1));
+  double total = 0;
+  for (const float l : lanes) total += l;
+  return total;
+}
+
+}  // namespace detail
+#endif
+
+// Σ_k e^(x[k] − shift) over k < n, in double; out[k] = e^(x[k] − shift) as
+// well when out is not null (out may be x).
+template <class T>
+double exp_row_sum(const T* x, T* out, int64_t n, T shift) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>)
+    return out ? detail::exp_row_sum_avx512<true>(x, out, n, shift)
+               : detail::exp_row_sum_avx512<false>(x, nullptr, n, shift);
+#endif
+  if (out) return lane_sum<T>(n, [&](int64_t k) { return out[k] = math<T>::exp(x[k] - shift); });
+  return lane_sum<T>(n, [&](int64_t k) { return math<T>::exp(x[k] - shift); });
+}
+
+}  // namespace loom::cpu
