@@ -47,7 +47,6 @@
 #include "cpu/exp_row.hpp"
 #include "cpu/kernels.hpp"
 #include "cpu/loops.hpp"
-#include "cpu/vec_math.hpp"
 #include "cpu/vec_row.hpp"
 #include "loom/core/threads.hpp"
 
@@ -365,7 +364,7 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
             std::fill(row, row + n, 0.0f);
             continue;
           }
-          for (int64_t j = 0; j < n; ++j) row[j] = vec::exp(row[j] - l);
+          exp_row_affine(row, row, n, l, 1.0f, 0.0f);
         }
         // dV += Pᵀ dout
         const View dout_block = douth.rows_from(i0, rows);

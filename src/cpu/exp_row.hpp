@@ -46,28 +46,31 @@ inline __m512 exp16(__m512 y) {
   return _mm512_maskz_scalef_ps(kAll, p, n);
 }
 
-// kStore: also write each term to out.
-template <bool kStore>
-double exp_row_sum_avx512(const float* x, float* out, int64_t n, float shift) {
+// Hands each(i, lanes, e) every block of 16 terms from x + i (lanes: the
+// mask of those inside the row), e = e^(x − shift), two blocks in flight;
+// returns the sum of the terms when kSum.
+template <bool kSum, class Each>
+double exp_blocks(const float* x, int64_t n, float shift, Each&& each) {
   const __m512 s = _mm512_set1_ps(shift);
   __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
   int64_t i = 0;
-  for (; i + 32 <= n; i += 32) {  // two chains in flight
+  for (; i + 32 <= n; i += 32) {
     const __m512 e0 = exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), s));
     const __m512 e1 = exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i + 16), s));
-    if constexpr (kStore) {
-      _mm512_storeu_ps(out + i, e0);
-      _mm512_storeu_ps(out + i + 16, e1);
+    each(i, kAll, e0);
+    each(i + 16, kAll, e1);
+    if constexpr (kSum) {
+      acc0 = _mm512_add_ps(acc0, e0);
+      acc1 = _mm512_add_ps(acc1, e1);
     }
-    acc0 = _mm512_add_ps(acc0, e0);
-    acc1 = _mm512_add_ps(acc1, e1);
   }
   for (; i < n; i += 16) {  // at most two more blocks, the last one partial
-    const __mmask16 m = n - i >= 16 ? __mmask16(0xffff) : __mmask16((1u << (n - i)) - 1);
+    const __mmask16 m = n - i >= 16 ? kAll : __mmask16((1u << (n - i)) - 1);
     const __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), s));
-    if constexpr (kStore) _mm512_mask_storeu_ps(out + i, m, e);
-    acc0 = _mm512_mask_add_ps(acc0, m, acc0, e);
+    each(i, m, e);
+    if constexpr (kSum) acc0 = _mm512_mask_add_ps(acc0, m, acc0, e);
   }
+  if constexpr (!kSum) return 0;
   float lanes[kLanes];
   _mm512_storeu_ps(lanes, _mm512_add_ps(acc0, acc1));
   double total = 0;
@@ -83,12 +86,31 @@ double exp_row_sum_avx512(const float* x, float* out, int64_t n, float shift) {
 template <class T>
 double exp_row_sum(const T* x, T* out, int64_t n, T shift) {
 #if defined(__AVX512F__)
-  if constexpr (std::is_same_v<T, float>)
-    return out ? detail::exp_row_sum_avx512<true>(x, out, n, shift)
-               : detail::exp_row_sum_avx512<false>(x, nullptr, n, shift);
+  if constexpr (std::is_same_v<T, float>) {
+    if (!out) return detail::exp_blocks<true>(x, n, shift, [](int64_t, __mmask16, __m512) {});
+    return detail::exp_blocks<true>(x, n, shift,
+                                    [&](int64_t i, __mmask16 m, __m512 e) { _mm512_mask_storeu_ps(out + i, m, e); });
+  }
 #endif
   if (out) return lane_sum<T>(n, [&](int64_t k) { return out[k] = math<T>::exp(x[k] - shift); });
   return lane_sum<T>(n, [&](int64_t k) { return math<T>::exp(x[k] - shift); });
+}
+
+// out[k] = a · e^(x[k] − shift) + b for k < n (out may be x): the
+// cross-entropy gradient (a the row's scale, b its smoothing share) and the
+// attention backward's P (a = 1, b = 0).
+template <class T>
+void exp_row_affine(const T* x, T* out, int64_t n, T shift, T a, T b) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    const __m512 va = _mm512_set1_ps(a), vb = _mm512_set1_ps(b);
+    detail::exp_blocks<false>(x, n, shift, [&](int64_t i, __mmask16 m, __m512 e) {
+      _mm512_mask_storeu_ps(out + i, m, _mm512_fmadd_ps(va, e, vb));
+    });
+    return;
+  }
+#endif
+  for (int64_t k = 0; k < n; ++k) out[k] = a * math<T>::exp(x[k] - shift) + b;
 }
 
 }  // namespace loom::cpu

@@ -2,17 +2,15 @@
 //   loss = -(1 - eps) * logp[t] - (eps / C) * sum_c logp[c]
 //   dloss/dx_c = softmax_c - (1 - eps) * [c == t] - eps / C
 // The full log-probabilities are never stored. Rows run in parallel; each is
-// read from memory once (max), then revisited from L1/L2 for the sums of
-// exp(x - max) and x in lanes with a vectorised exp (vec_row.hpp,
-// vec_math.hpp). The forward keeps each row's log-sum-exp, so the backward
-// is one pass: softmax_c = exp(x_c - lse).
+// read from memory once (max), then revisited from L1/L2 for the sum of
+// exp(x - max) (exp_row.hpp), and of x with smoothing. The forward keeps each
+// row's log-sum-exp, so the backward is one pass: softmax_c = exp(x_c - lse).
 #include <cmath>
 #include <limits>
 
 #include "cpu/exp_row.hpp"
 #include "cpu/kernels.hpp"
 #include "cpu/loops.hpp"
-#include "cpu/vec_math.hpp"
 #include "cpu/vec_row.hpp"
 #include "loom/core/threads.hpp"
 
@@ -98,7 +96,7 @@ void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const T
         const double scale = sp[i * row_scale.stride(0)];
         const T k = static_cast<T>(scale);
         const T shift = static_cast<T>(scale * p.label_smoothing / static_cast<double>(c));
-        for (int64_t j = 0; j < c; ++j) g[j] = k * math<T>::exp(row[j] - lse_i) - shift;
+        exp_row_affine<T>(row, g, c, lse_i, k, -shift);
         g[t] -= static_cast<T>(scale * (1.0 - p.label_smoothing));
       }
     });

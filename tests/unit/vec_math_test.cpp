@@ -122,7 +122,7 @@ std::pair<double, double> row_exp_errors(float lo, float hi, uint32_t stride, in
 
 }  // namespace
 
-TEST_CASE("exp_row_sum matches libm over the float range, stored and summed, at every row length", "[vec_math]") {
+TEST_CASE("exp_row_sum and exp_row_affine match libm over the float range at every row length", "[vec_math]") {
   // Rows of 37 take the two-block body, a whole block and a partial one;
   // shifted inputs as softmax shifts them by the row max.
   for (const float shift : {0.0f, 3.5f}) {
@@ -148,6 +148,14 @@ TEST_CASE("exp_row_sum matches libm over the float range, stored and summed, at 
     for (int64_t k = n; k < 70; ++k) CHECK(out[k] == -1.0f);  // nothing past the row written
     CHECK(sum == Approx(want).epsilon(1e-6));
     CHECK(cpu::exp_row_sum<float>(x.data(), nullptr, n, 2.0f) == sum);  // summing only: the same sum
+    // a e^(x - shift) + b, as the cross-entropy gradient takes it
+    std::fill(out.begin(), out.end(), -1.0f);
+    cpu::exp_row_affine<float>(x.data(), out.data(), n, 2.0f, 0.7f, -0.02f);
+    for (int64_t k = 0; k < n; ++k) {
+      const double r = 0.7 * std::exp(static_cast<double>(x[k] - 2.0f)) - 0.02;
+      CHECK(out[k] == Approx(r).epsilon(3e-7).margin(1e-8));
+    }
+    for (int64_t k = n; k < 70; ++k) CHECK(out[k] == -1.0f);
   }
   // Special values, in place.
   std::vector<float> v = {-kInf, kInf, std::nanf(""), 88.8f, -105.0f, -103.0f, 0.0f, 88.72f};
