@@ -1276,6 +1276,27 @@ void bench_attention(double gemm_tflops) {
       set_grad_enabled(grad_was);
     }
   }
+  // fp32 at GPT-2 124M's shape: cuDNN has no fp32 attention, so an fp32
+  // step runs loom's kernel (shared-memory tiles on FMAs) or the composition
+  // (cuBLAS products, the softmax kernel, an [L, L] score matrix per head);
+  // these two lines say which the automatic choice should take there.
+  {
+    const int64_t b = 8, h = 12, l = 1024, d = 64;
+    const auto opts = TensorOptions(DType::f32).with_device(kDev);
+    Tensor q = randn({b, h, l, d}, opts, &gen), k = randn({b, h, l, d}, opts, &gen), v = randn({b, h, l, d}, opts, &gen);
+    Tensor g = randn({b, h, l, d}, opts, &gen);
+    for (Tensor* t : {&q, &k, &v}) t->requires_grad_(true);
+    const double flops = 3.5 * 4.0 * b * h * l * l * d * 0.5;
+    const bool grad_was = grad_enabled();
+    set_grad_enabled(true);
+    const auto step = [&] { scaled_dot_product_attention(q, k, v, Tensor(), true).backward(g); };
+    for (const auto& [name, kernel] : {std::pair{"attention_fused_fwd_bwd", AttentionKernel::fused},
+                                       std::pair{"attention_composed_fwd_bwd", AttentionKernel::composed}}) {
+      AttentionKernelGuard use(kernel);
+      report(name, "[8, 12, 1024, 64] f32 causal", median_ms(step, 10), 0, flops);
+    }
+    set_grad_enabled(grad_was);
+  }
 }
 
 int run_bench() {
