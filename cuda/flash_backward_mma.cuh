@@ -172,6 +172,17 @@ LOOM_SIMT_DEVICE void store_query_stat(float* lse, float* delta, float value) {
     delta[i - kTile] = value;
 }
 
+// body(std::false_type{}) for a step no mask touches (`whole`), else
+// body(std::true_type{}): an element loop built twice, without the mask's
+// tests and with them.
+template <class Body>
+LOOM_SIMT_DEVICE void by_mask(bool whole, Body&& body) {
+  if (whole)
+    body(std::false_type{});
+  else
+    body(std::true_type{});
+}
+
 // dK, dV: grid (ceil(lk / 64), bh), kThreads threads.
 template <int D>
 LOOM_SIMT_GLOBAL void kv_kernel(Args a) {
@@ -237,8 +248,7 @@ LOOM_SIMT_GLOBAL void kv_kernel(Args a) {
     float p[1][kTileNs][4];
     product_with_rows<D>(p, kf, at<bf16>(L.mine_a), w0, sq, ld, lane);
     // A step whose every query sees every key of the block skips the mask's
-    // tests: each element loop below is built twice, masked (std::true_type)
-    // and not.
+    // tests (by_mask).
     const bool whole = k0 + kRows <= a.lk && q0 + kTile <= a.lq && a.key_keep == nullptr &&
                        (!a.causal || k0 + kRows - 1 <= q0 + (a.lk - a.lq));
     const auto seen = [&](int c, int e) { return visible(a, bh, q0 + c, key[e / 2]); };
@@ -252,10 +262,7 @@ LOOM_SIMT_GLOBAL void kv_kernel(Args a) {
           p[0][nt][e] = !decltype(masked)::value || seen(c, e) ? x : 0.0f;
         }
     };
-    if (whole)
-      probabilities(std::false_type{});
-    else
-      probabilities(std::true_type{});
+    by_mask(whole, probabilities);
     accumulate_times_tile<D>(dv, p, sdo, ld, lane);
 
     // dSᵀ = Pᵀ ∘ (dPᵀ − delta), into p; 0 where the key is not seen, even
@@ -272,10 +279,7 @@ LOOM_SIMT_GLOBAL void kv_kernel(Args a) {
           p[0][nt][e] = !decltype(masked)::value || seen(c, e) ? ds : 0.0f;
         }
     };
-    if (whole)
-      score_gradients(std::false_type{});
-    else
-      score_gradients(std::true_type{});
+    by_mask(whole, score_gradients);
     accumulate_times_tile<D>(dk, p, sq, ld, lane);
 
     if (next) store_query_stat(lse_buffer(1 - buf), delta_buffer(1 - buf), next_stat);
@@ -362,10 +366,7 @@ LOOM_SIMT_GLOBAL void q_kernel(Args a) {
           p[0][nt][e] = !decltype(masked)::value || visible(a, bh, query[r], c) ? ds : 0.0f;
         }
     };
-    if (whole)
-      score_gradients(std::false_type{});
-    else
-      score_gradients(std::true_type{});
+    by_mask(whole, score_gradients);
     accumulate_times_tile<D>(dq, p, sk, ld, lane);
 
     cp_async_wait_all();
