@@ -3,7 +3,7 @@
 // scores.
 //
 // For f32 on AVX-512 the vector body computes e^y = p(r) · 2^n with y = n ln2
-// + r, |r| <= ln2 / 2, p the degree-7 Taylor polynomial (truncation 5e-9),
+// + r, |r| <= ln2 / 2, p the degree-7 Taylor polynomial (truncation 7e-9),
 // and applies 2^n with vscalefps, which also rounds denormal and overflowing
 // results correctly. The portable vec::exp cannot scale in one instruction:
 // it keeps 2^h normal by squaring it, so its polynomial covers |r| <= ln2 and
@@ -31,13 +31,13 @@ namespace detail {
 // The zero-masking forms with every lane selected: the plain ones of GCC 12's
 // headers merge into _mm512_undefined_ps(), a self-initialised variable that
 // -Wuninitialized reports wherever they are inlined.
-constexpr __mmask16 kAll = 0xffff;
+inline constexpr __mmask16 kAll = 0xffff;
 
 inline __m512 exp16(__m512 y) {
   // Clamped as vec::exp clamps; max(c, y) and min(c, y) return y when it is NaN.
   y = _mm512_maskz_min_ps(kAll, _mm512_set1_ps(89.0f), _mm512_maskz_max_ps(kAll, _mm512_set1_ps(-104.0f), y));
   const __m512 n = _mm512_maskz_roundscale_ps(kAll, _mm512_mul_ps(y, _mm512_set1_ps(1.44269504088896341f)),
-                                              _MM_FROUND_TO_NEAREST_INT);
+                                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), y);  // ln2 split hi + lo
   r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), r);
   __m512 p = _mm512_set1_ps(1.0f / 5040.0f);
@@ -81,8 +81,23 @@ double exp_blocks(const float* x, int64_t n, float shift, Each&& each) {
 }  // namespace detail
 #endif
 
+namespace detail {
+
+// The portable bodies: vec::exp for float (libm for double) in lanes.
+template <class T>
+double exp_row_sum_lanes(const T* x, T* out, int64_t n, T shift) {
+  if (out) return lane_sum<T>(n, [&](int64_t k) { return out[k] = math<T>::exp(x[k] - shift); });
+  return lane_sum<T>(n, [&](int64_t k) { return math<T>::exp(x[k] - shift); });
+}
+template <class T>
+void exp_row_affine_lanes(const T* x, T* out, int64_t n, T shift, T a, T b) {
+  for (int64_t k = 0; k < n; ++k) out[k] = a * math<T>::exp(x[k] - shift) + b;
+}
+
+}  // namespace detail
+
 // Σ_k e^(x[k] − shift) over k < n, in double; out[k] = e^(x[k] − shift) as
-// well when out is not null (out may be x).
+// well when out is not null (out may be x itself, not a partial overlap).
 template <class T>
 double exp_row_sum(const T* x, T* out, int64_t n, T shift) {
 #if defined(__AVX512F__)
@@ -92,13 +107,12 @@ double exp_row_sum(const T* x, T* out, int64_t n, T shift) {
                                     [&](int64_t i, __mmask16 m, __m512 e) { _mm512_mask_storeu_ps(out + i, m, e); });
   }
 #endif
-  if (out) return lane_sum<T>(n, [&](int64_t k) { return out[k] = math<T>::exp(x[k] - shift); });
-  return lane_sum<T>(n, [&](int64_t k) { return math<T>::exp(x[k] - shift); });
+  return detail::exp_row_sum_lanes(x, out, n, shift);
 }
 
-// out[k] = a · e^(x[k] − shift) + b for k < n (out may be x): the
-// cross-entropy gradient (a the row's scale, b its smoothing share) and the
-// attention backward's P (a = 1, b = 0).
+// out[k] = a · e^(x[k] − shift) + b for k < n (out may be x itself, not a
+// partial overlap): the cross-entropy gradient (a the row's scale, b its
+// smoothing share) and the attention backward's P (a = 1, b = 0).
 template <class T>
 void exp_row_affine(const T* x, T* out, int64_t n, T shift, T a, T b) {
 #if defined(__AVX512F__)
@@ -110,7 +124,7 @@ void exp_row_affine(const T* x, T* out, int64_t n, T shift, T a, T b) {
     return;
   }
 #endif
-  for (int64_t k = 0; k < n; ++k) out[k] = a * math<T>::exp(x[k] - shift) + b;
+  detail::exp_row_affine_lanes(x, out, n, shift, a, b);
 }
 
 }  // namespace loom::cpu

@@ -6,10 +6,12 @@
 // and on strided inputs that take the general loops.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <functional>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include <loom/loom.hpp>
@@ -89,11 +91,19 @@ void check_against_f64(const std::vector<Tensor>& inputs32, const std::function<
 
 namespace {
 
-// exp_row_sum over floats of [lo, hi] (every stride-th bit pattern of each
-// sign), in rows of `row` elements shifted by `shift`: the largest error of a
-// stored term, as max_rel_error counts it, and of a row's sum, relative.
-std::pair<double, double> row_exp_errors(float lo, float hi, uint32_t stride, int64_t row, float shift,
-                                         double abs_floor = 0) {
+// The row exp as loom runs it here (AVX-512 where the build has it) and its
+// portable body, which a machine without AVX-512 runs.
+using RowSum = double (*)(const float*, float*, int64_t, float);
+using RowAffine = void (*)(const float*, float*, int64_t, float, float, float);
+const std::pair<const char*, std::pair<RowSum, RowAffine>> kRowExps[] = {
+    {"exp_row", {cpu::exp_row_sum<float>, cpu::exp_row_affine<float>}},
+    {"portable", {cpu::detail::exp_row_sum_lanes<float>, cpu::detail::exp_row_affine_lanes<float>}}};
+
+// row_sum over floats of [lo, hi] (every stride-th bit pattern of each sign),
+// in rows of `row` elements shifted by `shift`: the largest error of a stored
+// term, as max_rel_error counts it, and of a row's sum, relative.
+std::pair<double, double> row_exp_errors(RowSum row_sum, float lo, float hi, uint32_t stride, int64_t row,
+                                         float shift, double abs_floor = 0) {
   std::vector<float> xs;
   for (uint32_t sign : {0u, 0x80000000u})
     for (uint32_t bits = 0; bits < 0x7F800000u; bits += stride) {
@@ -105,7 +115,7 @@ std::pair<double, double> row_exp_errors(float lo, float hi, uint32_t stride, in
   double worst = 0, worst_sum = 0;
   std::vector<float> out(static_cast<size_t>(row));
   for (size_t i = 0; i + static_cast<size_t>(row) <= xs.size(); i += static_cast<size_t>(row)) {
-    const double sum = cpu::exp_row_sum<float>(xs.data() + i, out.data(), row, shift);
+    const double sum = row_sum(xs.data() + i, out.data(), row, shift);
     double want_sum = 0;
     for (int64_t k = 0; k < row; ++k) {
       const double r = std::exp(static_cast<double>(xs[i + k] - shift));  // the shift is a float subtraction
@@ -123,52 +133,63 @@ std::pair<double, double> row_exp_errors(float lo, float hi, uint32_t stride, in
 }  // namespace
 
 TEST_CASE("exp_row_sum and exp_row_affine match libm over the float range at every row length", "[vec_math]") {
-  // Rows of 37 take the two-block body, a whole block and a partial one;
-  // shifted inputs as softmax shifts them by the row max.
-  for (const float shift : {0.0f, 3.5f}) {
-    CAPTURE(shift);
-    const auto [term, sum] = row_exp_errors(-87.33f, 88.72f, 97, 37, shift);
-    CHECK(term < 2e-7);
-    CHECK(sum < 1e-6);
-    CHECK(row_exp_errors(-104.0f, -87.33f, 97, 37, shift, 2.0 * kDenormMin).first == 0);
-  }
-  // Every length up to 70: the sum and each term against exp(x - shift).
-  std::vector<float> x(70), out(70, -1.0f);
-  for (size_t i = 0; i < x.size(); ++i) x[i] = 0.37f * static_cast<float>(i) - 11.0f;
-  for (int64_t n = 0; n <= 70; ++n) {
-    CAPTURE(n);
-    std::fill(out.begin(), out.end(), -1.0f);
-    const double sum = cpu::exp_row_sum<float>(x.data(), out.data(), n, 2.0f);
-    double want = 0;
-    for (int64_t k = 0; k < n; ++k) {
-      const double r = std::exp(static_cast<double>(x[k] - 2.0f));
-      want += r;
-      CHECK(out[k] == Approx(r).epsilon(2e-7));
+  for (const auto& [name, fns] : kRowExps) {
+    const auto [row_sum, row_affine] = fns;
+    CAPTURE(name);
+    // Rows of 37 take the two-block body, a whole block and a partial one;
+    // shifted inputs as softmax shifts them by the row max.
+    for (const float shift : {0.0f, 3.5f}) {
+      CAPTURE(shift);
+      const auto [term, sum] = row_exp_errors(row_sum, -87.33f, 88.72f, 389, 37, shift);
+      CHECK(term < 2e-7);
+      CHECK(sum < 1e-6);
+      CHECK(row_exp_errors(row_sum, -104.0f, -87.33f, 389, 37, shift, 2.0 * kDenormMin).first == 0);
     }
-    for (int64_t k = n; k < 70; ++k) CHECK(out[k] == -1.0f);  // nothing past the row written
-    CHECK(sum == Approx(want).epsilon(1e-6));
-    CHECK(cpu::exp_row_sum<float>(x.data(), nullptr, n, 2.0f) == sum);  // summing only: the same sum
-    // a e^(x - shift) + b, as the cross-entropy gradient takes it
-    std::fill(out.begin(), out.end(), -1.0f);
-    cpu::exp_row_affine<float>(x.data(), out.data(), n, 2.0f, 0.7f, -0.02f);
-    for (int64_t k = 0; k < n; ++k) {
-      const double r = 0.7 * std::exp(static_cast<double>(x[k] - 2.0f)) - 0.02;
-      CHECK(out[k] == Approx(r).epsilon(3e-7).margin(1e-8));
+    // Every length up to 70: the sum and each term against exp(x - shift).
+    std::vector<float> x(70), out(70, -1.0f);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = 0.37f * static_cast<float>(i) - 11.0f;
+    for (int64_t n = 0; n <= 70; ++n) {
+      CAPTURE(n);
+      std::fill(out.begin(), out.end(), -1.0f);
+      const double sum = row_sum(x.data(), out.data(), n, 2.0f);
+      double want = 0;
+      for (int64_t k = 0; k < n; ++k) {
+        const double r = std::exp(static_cast<double>(x[k] - 2.0f));
+        want += r;
+        CHECK(out[k] == Approx(r).epsilon(2e-7));
+      }
+      for (int64_t k = n; k < 70; ++k) CHECK(out[k] == -1.0f);  // nothing past the row written
+      CHECK(sum == Approx(want).epsilon(1e-6));
+      CHECK(row_sum(x.data(), nullptr, n, 2.0f) == sum);  // summing only: the same sum
+      // a e^(x - shift) + b, as the cross-entropy gradient takes it, in place
+      std::vector<float> y(x.begin(), x.end());
+      row_affine(y.data(), y.data(), n, 2.0f, 0.7f, -0.02f);
+      for (int64_t k = 0; k < n; ++k) {
+        const double r = 0.7 * std::exp(static_cast<double>(x[k] - 2.0f)) - 0.02;
+        CHECK(y[k] == Approx(r).epsilon(3e-7).margin(1e-8));
+      }
+      for (int64_t k = n; k < 70; ++k) CHECK(y[k] == x[k]);
     }
-    for (int64_t k = n; k < 70; ++k) CHECK(out[k] == -1.0f);
+    // Special values, in place.
+    const std::vector<float> special = {-kInf, kInf, std::nanf(""), 88.8f, -105.0f, -103.0f, 0.0f, 88.72f};
+    std::vector<float> v = special;
+    const double total = row_sum(v.data(), v.data(), static_cast<int64_t>(v.size()), 0.0f);
+    CHECK(v[0] == 0.0f);
+    CHECK(v[1] == kInf);
+    CHECK(std::isnan(v[2]));
+    CHECK(v[3] == kInf);
+    CHECK(v[4] == 0.0f);
+    CHECK(v[5] > 0.0f);  // denormal, not flushed
+    CHECK(v[6] == 1.0f);
+    CHECK(v[7] == Approx(std::exp(88.72f)).epsilon(2e-7));
+    CHECK(std::isnan(total));
+    v = special;
+    row_affine(v.data(), v.data(), static_cast<int64_t>(v.size()), 0.0f, 2.0f, 1.0f);
+    CHECK(v[0] == 1.0f);
+    CHECK(v[1] == kInf);
+    CHECK(std::isnan(v[2]));
+    CHECK(v[6] == 3.0f);
   }
-  // Special values, in place.
-  std::vector<float> v = {-kInf, kInf, std::nanf(""), 88.8f, -105.0f, -103.0f, 0.0f, 88.72f};
-  const double total = cpu::exp_row_sum<float>(v.data(), v.data(), static_cast<int64_t>(v.size()), 0.0f);
-  CHECK(v[0] == 0.0f);
-  CHECK(v[1] == kInf);
-  CHECK(std::isnan(v[2]));
-  CHECK(v[3] == kInf);
-  CHECK(v[4] == 0.0f);
-  CHECK(v[5] > 0.0f);  // denormal, not flushed
-  CHECK(v[6] == 1.0f);
-  CHECK(v[7] == Approx(std::exp(88.72f)).epsilon(2e-7));
-  CHECK(std::isnan(total));
 }
 
 TEST_CASE("vec::exp matches libm over the float range", "[vec_math]") {
