@@ -1396,11 +1396,23 @@ int run_bench() {
     const double flops = 2.0 * 64 * 768 * 14 * 14 * (3 * 16 * 16);
     report("conv2d", "patch stem [64, 3, 224, 224] 16x16/16 -> 768 bf16",
            median_ms([&] { conv2d(img, w, cb, {16, 16}, {0, 0}); }), 0, flops);
-    report("conv2d_composed", "patch stem [64, 3, 224, 224] 16x16/16 -> 768 bf16", median_ms([&] {
-             Tensor cols = unfold2d(img, {16, 16}, {16, 16}, {0, 0});
-             add(matmul(w.reshape({768, -1}), cols).reshape({64, 768, 14, 14}), cb.reshape({1, 768, 1, 1}));
-           }),
-           0, flops);
+    const auto composed = [&] {
+      Tensor cols = unfold2d(img, {16, 16}, {16, 16}, {0, 0});
+      return add(matmul(w.reshape({768, -1}), cols).reshape({64, 768, 14, 14}), cb.reshape({1, 768, 1, 1}));
+    };
+    report("conv2d_composed", "patch stem [64, 3, 224, 224] 16x16/16 -> 768 bf16", median_ms(composed), 0, flops);
+    // With the backward: the weight and bias gradients (an image needs none),
+    // which decides whether the entry should decline patch stems for training.
+    w.requires_grad_(true);
+    cb.requires_grad_(true);
+    Tensor g = randn({64, 768, 14, 14}, opts, &gen).to(DType::bf16);
+    const bool grad_was = grad_enabled();  // run_bench times under NoGradGuard
+    set_grad_enabled(true);
+    report("conv2d_fwd_bwd", "patch stem [64, 3, 224, 224] 16x16/16 -> 768 bf16",
+           median_ms([&] { conv2d(img, w, cb, {16, 16}, {0, 0}).backward(g); }), 0, 2.0 * flops);
+    report("conv2d_composed_fwd_bwd", "patch stem [64, 3, 224, 224] 16x16/16 -> 768 bf16",
+           median_ms([&] { composed().backward(g); }), 0, 2.0 * flops);
+    set_grad_enabled(grad_was);
   }
   {  // log-mel of 64 ten-second clips at 16 kHz on the device (cuFFT spectra, mel GEMM)
     Tensor clips = randn({64, 160000}, opts, &gen);
