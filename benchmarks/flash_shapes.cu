@@ -20,21 +20,23 @@
 // The shapes (rows per warp in 16-row tiles, keys per tile, q's fragments in
 // registers or read from shared memory per key tile) are template arguments:
 // a shape added here is compiled here only, loom's library keeps its own.
-#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <random>
 #include <string>
 #include <vector>
 
-#include "flash_forward_mma.cuh"
+#include "flash_attention_args.hpp"
+#include "loom/loom.hpp"
 
 namespace {
 
+using loom::DType;
+using loom::Tensor;
+using loom::TensorOptions;
 using loom::flash::Args;
 using loom::flash::mma_forward::Shape;
 
@@ -44,37 +46,27 @@ void check(cudaError_t e, const char* what) {
   std::exit(1);
 }
 
+// bf16 q, k, v [B·H, L, D] on cuda:0, loom's tensors; the kernels' arguments
+// as loom's attention entry builds them.
 struct Problem {
-  int bh = 32, lq = 4096, d = 64;
+  int64_t bh = 32, lq = 4096, d = 64;
   bool causal = false;
-  __nv_bfloat16 *q = nullptr, *k = nullptr, *v = nullptr, *out = nullptr;
-  float* lse = nullptr;
+  Tensor q, k, v, out, lse;
 
-  size_t elements() const { return static_cast<size_t>(bh) * lq * d; }
+  Problem(int64_t length, int64_t head_dim, loom::Generator& gen) : lq(length), d(head_dim) {
+    const auto device = TensorOptions(DType::f32).with_device(loom::cuda_device());
+    for (Tensor* t : {&q, &k, &v}) *t = loom::randn({bh, lq, d}, device, &gen).to(DType::bf16);
+    out = loom::empty({bh, lq, d}, TensorOptions(DType::bf16).with_device(loom::cuda_device()));
+    lse = loom::empty({bh, lq}, device);
+    loom::cuda::synchronize();  // the kernels run on the default stream, loom's work on its own
+  }
   double flops() const { return 4.0 * bh * lq * static_cast<double>(lq) * d * (causal ? 0.5 : 1.0); }
   Args args() const {
-    Args a;
-    a.q = q;
-    a.k = k;
-    a.v = v;
-    a.out = out;
-    a.lse = lse;
-    a.bh = bh;
-    a.lq = a.lk = lq;
-    a.d = d;
-    a.causal = causal;
-    a.scale = 1.0f / std::sqrt(static_cast<float>(d));
-    return a;
+    return loom::flash::forward_args(q, k, v, Tensor(), out, lse, {causal, 1.0 / std::sqrt(double(d)), false});
   }
 };
 
-std::vector<float> output(const Problem& p) {
-  std::vector<__nv_bfloat16> raw(p.elements());
-  check(cudaMemcpy(raw.data(), p.out, raw.size() * sizeof(raw[0]), cudaMemcpyDeviceToHost), "copy out");
-  std::vector<float> out(raw.size());
-  for (size_t i = 0; i < raw.size(); ++i) out[i] = __bfloat162float(raw[i]);
-  return out;
-}
+std::vector<float> output(const Problem& p) { return p.out.to(loom::kCPU).to(DType::f32).to_vector<float>(); }
 
 // Per-launch ms of shape S: the median over `reps` batches of 4 launches
 // between two events (a start event recorded on an idle stream would count
@@ -86,7 +78,7 @@ double time_shape(const Problem& p, int reps, std::vector<float>& out) {
   cudaEvent_t start, stop;
   check(cudaEventCreate(&start), "cudaEventCreate");
   check(cudaEventCreate(&stop), "cudaEventCreate");
-  check(cudaMemset(p.out, 0xff, p.elements() * sizeof(__nv_bfloat16)), "poison out");  // NaN until written
+  check(cudaMemset(p.out.raw_data(), 0xff, p.out.numel() * sizeof(uint16_t)), "poison out");  // NaN until written
   for (int i = 0; i < 3; ++i) check(loom::flash::mma_forward::launch<S>(a, nullptr), "launch");
   std::vector<double> ms;
   for (int i = 0; i < reps; ++i) {
@@ -139,7 +131,8 @@ struct Report {
     wrong = wrong || bad;
     std::printf("{\"name\": \"%s\", \"shape\": \"[%d, %d, %d, %d]%s\", \"dtype\": \"bf16\", "
                 "\"rows_per_warp\": %d, \"keys_per_tile\": %d, \"q\": \"%s\", \"what\": \"%s\", ",
-                timed ? "flash_forward_shape" : "flash_forward_shape_check", 2, p.bh / 2, p.lq, p.d,
+                timed ? "flash_forward_shape" : "flash_forward_shape_check", 2, static_cast<int>(p.bh / 2),
+                static_cast<int>(p.lq), static_cast<int>(p.d),
                 p.causal ? " causal" : "", 16 * S::kRowTiles, S::kKeys, S::kQHeld ? "registers" : "shared", what);
     if (timed)
       std::printf("\"median_ms\": %.4f, \"tflops\": %.1f, \"speedup_over_loom\": %.3f, ", ms,
@@ -166,13 +159,6 @@ struct Report {
   }
 };
 
-void fill(__nv_bfloat16* device, size_t n, std::mt19937& rng) {
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<__nv_bfloat16> host(n);
-  for (auto& x : host) x = __float2bfloat16(normal(rng));
-  check(cudaMemcpy(device, host.data(), n * sizeof(host[0]), cudaMemcpyHostToDevice), "upload");
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -190,37 +176,32 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "loom-flash-shapes: --reps must be at least 1 and --seq at least 64\n");
     return 2;
   }
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-    std::fprintf(stderr, "loom-flash-shapes: skipped: no GPU\n");
+  if (!loom::cuda_available()) {
+    std::fprintf(stderr, "loom-flash-shapes: skipped: no GPU (%s)\n", loom::cuda_unavailable_reason().c_str());
     return 2;
   }
   bool wrong = false;
-  std::mt19937 rng(7);
+  loom::Generator gen(7);
   std::vector<int> lengths{seq};
   if (seq != 1000) lengths.push_back(1000);  // the untimed check
-  for (const int d : {64, 128}) {
-    for (const int length : lengths) {
-      Problem p;
-      p.lq = length;
-      p.d = d;
-      for (auto** t : {&p.q, &p.k, &p.v, &p.out})
-        check(cudaMalloc(t, p.elements() * sizeof(__nv_bfloat16)), "cudaMalloc");
-      check(cudaMalloc(&p.lse, static_cast<size_t>(p.bh) * p.lq * sizeof(float)), "cudaMalloc");
-      for (auto* t : {p.q, p.k, p.v}) fill(t, p.elements(), rng);
-      for (const bool causal : {false, true}) {
-        p.causal = causal;
-        Report r{p, reps, /*timed=*/length == seq};
-        if (d == 64)
-          r.shapes<64>();
-        else
-          r.shapes<128>();
-        wrong = wrong || r.wrong;
+  try {
+    for (const int d : {64, 128}) {
+      for (const int length : lengths) {
+        Problem p(length, d, gen);
+        for (const bool causal : {false, true}) {
+          p.causal = causal;
+          Report r{p, reps, /*timed=*/length == seq};
+          if (d == 64)
+            r.shapes<64>();
+          else
+            r.shapes<128>();
+          wrong = wrong || r.wrong;
+        }
       }
-      for (void* t : {static_cast<void*>(p.q), static_cast<void*>(p.k), static_cast<void*>(p.v),
-                      static_cast<void*>(p.out), static_cast<void*>(p.lse)})
-        cudaFree(t);
     }
+  } catch (const loom::Error& e) {
+    std::fprintf(stderr, "loom-flash-shapes: %s\n", e.what());
+    return 1;
   }
   return wrong ? 1 : 0;
 }
