@@ -1265,15 +1265,13 @@ void bench_attention(double gemm_tflops) {
       k.requires_grad_(true);
       v.requires_grad_(true);
       Tensor g = randn({b, h, l, d}, opts, &gen).to(DType::bf16);
-      const bool grad_was = grad_enabled();  // run_bench times under NoGradGuard
-      set_grad_enabled(true);
+      GradModeGuard with_grad(true);  // run_bench times under NoGradGuard
       const auto forward_backward = [&] { scaled_dot_product_attention(q, k, v, Tensor(), causal).backward(g); };
       const double fused_ms = [&] {
         AttentionKernelGuard own(AttentionKernel::fused);
         return line("attention_fused_fwd_bwd", median_ms(forward_backward, 10), 3.5 * fwd);
       }();
       against_cudnn("attention_cudnn_fwd_bwd", forward_backward, 3.5 * fwd, fused_ms);
-      set_grad_enabled(grad_was);
     }
   }
   // fp32 at GPT-2 124M's shape: cuDNN has no fp32 attention, so an fp32
@@ -1287,15 +1285,13 @@ void bench_attention(double gemm_tflops) {
     Tensor g = randn({b, h, l, d}, opts, &gen);
     for (Tensor* t : {&q, &k, &v}) t->requires_grad_(true);
     const double flops = 3.5 * 4.0 * b * h * l * l * d * 0.5;
-    const bool grad_was = grad_enabled();
-    set_grad_enabled(true);
+    GradModeGuard with_grad(true);
     const auto step = [&] { scaled_dot_product_attention(q, k, v, Tensor(), true).backward(g); };
     for (const auto& [name, kernel] : {std::pair{"attention_fused_fwd_bwd", AttentionKernel::fused},
                                        std::pair{"attention_composed_fwd_bwd", AttentionKernel::composed}}) {
       AttentionKernelGuard use(kernel);
       report(name, "[8, 12, 1024, 64] f32 causal", median_ms(step, 10), 0, flops);
     }
-    set_grad_enabled(grad_was);
   }
 }
 
@@ -1406,13 +1402,11 @@ int run_bench() {
     w.requires_grad_(true);
     cb.requires_grad_(true);
     Tensor g = randn({64, 768, 14, 14}, opts, &gen).to(DType::bf16);
-    const bool grad_was = grad_enabled();  // run_bench times under NoGradGuard
-    set_grad_enabled(true);
+    GradModeGuard with_grad(true);  // run_bench times under NoGradGuard
     report("conv2d_fwd_bwd", "patch stem [64, 3, 224, 224] 16x16/16 -> 768 bf16",
            median_ms([&] { conv2d(img, w, cb, {16, 16}, {0, 0}).backward(g); }), 0, 2.0 * flops);
     report("conv2d_composed_fwd_bwd", "patch stem [64, 3, 224, 224] 16x16/16 -> 768 bf16",
            median_ms([&] { composed().backward(g); }), 0, 2.0 * flops);
-    set_grad_enabled(grad_was);
   }
   {  // log-mel of 64 ten-second clips at 16 kHz on the device (cuFFT spectra, mel GEMM)
     Tensor clips = randn({64, 160000}, opts, &gen);

@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <stdexcept>
+
 #include <loom/loom.hpp>
 
 #include "../support/random_leaf.hpp"
@@ -56,6 +58,24 @@ TEST_CASE("NoGradGuard and detach stop the graph", "[autograd]") {
   Tensor z = add(mul(x, d), 0.0);
   sum(z).backward();
   CHECK(x.grad().to_vector<float>() == std::vector<float>{1, 1});  // d is a constant
+}
+
+TEST_CASE("GradModeGuard sets grad mode for its scope and restores it, also past an exception", "[autograd]") {
+  Tensor x = ones({2}, TensorOptions().with_requires_grad());
+  NoGradGuard off;
+  {
+    GradModeGuard on(true);
+    CHECK(grad_enabled());
+    CHECK(mul(x, 2.0).requires_grad());
+  }
+  CHECK_FALSE(grad_enabled());
+  try {
+    GradModeGuard on(true);
+    throw std::runtime_error("leaving the scope");
+  } catch (const std::runtime_error&) {
+  }
+  CHECK_FALSE(grad_enabled());
+  CHECK_FALSE(mul(x, 2.0).requires_grad());
 }
 
 TEST_CASE("retain_graph allows a second backward, without it a clear error", "[autograd]") {
