@@ -73,10 +73,11 @@ void fwd_bwd(const Options& opt, const std::string& name, const std::string& sha
 
 constexpr double F = 4.0;  // bytes per f32
 
-void softmax_case(const Options& opt, int64_t rows, int64_t cols) {
+void softmax_case(const Options& opt, bool log, int64_t rows, int64_t cols) {
   const double n = static_cast<double>(rows * cols);
-  fwd_bwd(opt, "softmax", dims({rows, cols}), {randn({rows, cols}).requires_grad_()},
-          [](const std::vector<Tensor>& in) { return softmax(in[0], -1); }, 2 * n * F, 3 * n * F, false);
+  fwd_bwd(opt, log ? "log_softmax" : "softmax", dims({rows, cols}), {randn({rows, cols}).requires_grad_()},
+          [log](const std::vector<Tensor>& in) { return log ? log_softmax(in[0], -1) : softmax(in[0], -1); },
+          2 * n * F, 3 * n * F, false);
 }
 
 void norm_case(const Options& opt, bool rms, int64_t rows, int64_t cols) {
@@ -169,8 +170,10 @@ double conv_flops(int64_t n, int64_t cin, int64_t cout, int64_t ho, int64_t wo, 
 void run_memory(const std::string& which, const Options& opt) {
   const bool all = which == "memory";
   if (all || which == "softmax") {
-    softmax_case(opt, 8192, 1024);
-    softmax_case(opt, 16 * 6 * 128, 128);  // poetry-gpt attention scores
+    for (bool log : {false, true}) {
+      softmax_case(opt, log, 8192, 1024);
+      softmax_case(opt, log, 16 * 6 * 128, 128);  // poetry-gpt attention scores
+    }
   }
   if (all || which == "layer_norm") {
     norm_case(opt, false, 8192, 1024);

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <type_traits>
 
 #include "vec_math.hpp"
@@ -78,8 +79,84 @@ double exp_blocks(const float* x, int64_t n, float shift, Each&& each) {
   return total;
 }
 
+// The row's per-lane running maxima and sums of e^(x − max) in one pass:
+// each block of 8 vectors is read once, its maximum taken, the lanes' sums
+// rescaled by e^(old max − new max) (exactly 1 in lanes whose max did not
+// move) and its exponentials added. One exp in 9 is the rescale's, instead of
+// a second pass over the row: the loads of the next block overlap this
+// block's arithmetic. 2048 rows of 4096 (cross-entropy's forward, 2 cores):
+// 1.33 ms in two passes, 0.83 ms with blocks of 4 vectors, 0.79 with 8.
+struct LaneExpSums {
+  __m512 max;  // -inf in lanes that saw only -inf; never NaN
+  __m512 sum;  // Σ e^(x − shift) per lane, shift = max, or 0 where max is -inf
+};
+
+constexpr int kExpBlock = 8;  // vectors a block
+constexpr int64_t kExpSpan = 16 * kExpBlock;
+
+// Takes in one block: its lane-wise maximum, the lanes' sums rescaled to the
+// new maxima (by exactly 1 in lanes whose maximum did not move; nothing to
+// rescale in a row's first block), then its exponentials. Lanes outside
+// `in` hold -inf and add no term: their e^-inf is never computed, because it
+// underflows, and an underflowing result costs a microcode assist (rows of
+// 192 ran at 0.87 ns an element, 0.51 without). max(data, acc) returns acc
+// where data is NaN: a NaN never becomes a lane's maximum, and reaches the
+// sum through its own exponential.
+inline void add_block(LaneExpSums& acc, bool first, const __m512 (&v)[kExpBlock], const __mmask16 (&in)[kExpBlock]) {
+  __m512 pairs[kExpBlock / 2];  // the block's maximum as a tree, not a chain of dependent max
+  for (int k = 0; k < kExpBlock / 2; ++k) pairs[k] = _mm512_maskz_max_ps(kAll, v[2 * k], v[2 * k + 1]);
+  for (int w = kExpBlock / 4; w >= 1; w /= 2)
+    for (int k = 0; k < w; ++k) pairs[k] = _mm512_maskz_max_ps(kAll, pairs[2 * k], pairs[2 * k + 1]);
+  const __m512 max = _mm512_maskz_max_ps(kAll, pairs[0], acc.max);
+  const __m512 shift = _mm512_mask_mov_ps(max, _mm512_cmp_ps_mask(max, _mm512_set1_ps(-__builtin_inff()), _CMP_EQ_OQ),
+                                          _mm512_setzero_ps());
+  __m512 terms = _mm512_maskz_mov_ps(in[0], exp16(_mm512_maskz_sub_ps(in[0], v[0], shift)));
+  for (int k = 1; k < kExpBlock; ++k)
+    terms = _mm512_mask_add_ps(terms, in[k], terms, exp16(_mm512_maskz_sub_ps(in[k], v[k], shift)));
+  acc.sum = first ? terms : _mm512_fmadd_ps(acc.sum, exp16(_mm512_sub_ps(acc.max, shift)), terms);
+  acc.max = max;
+}
+
+inline LaneExpSums lane_exp_sums(const float* x, int64_t n) {
+  const __m512 ninf = _mm512_set1_ps(-__builtin_inff());
+  LaneExpSums acc{ninf, _mm512_setzero_ps()};
+  __m512 v[kExpBlock];
+  __mmask16 in[kExpBlock];
+  int64_t i = 0;
+  for (; i + kExpSpan <= n; i += kExpSpan) {
+    for (int k = 0; k < kExpBlock; ++k) {
+      v[k] = _mm512_loadu_ps(x + i + 16 * k);
+      in[k] = kAll;
+    }
+    add_block(acc, i == 0, v, in);
+  }
+  if (i < n) {
+    // The rest as one whole block (a block of fewer vectors, counted at run
+    // time, went through the stack). Vectors wholly past the row are not
+    // loaded at all: a load with an empty mask one vector past the row cost
+    // this AMD machine as much as a cache miss (rows of 240 ran at 1.1 ns an
+    // element against 0.36 for rows of 256).
+    for (int k = 0; k < kExpBlock; ++k) {
+      const int64_t left = n - i - 16 * k;
+      in[k] = static_cast<__mmask16>(_bzhi_u32(kAll, left <= 0 ? 0u : (left >= 16 ? 16u : static_cast<unsigned>(left))));
+      v[k] = left > 0 ? _mm512_mask_loadu_ps(ninf, in[k], x + i + 16 * k) : ninf;
+    }
+    add_block(acc, i == 0, v, in);
+  }
+  return acc;
+}
+
 }  // namespace detail
 #endif
+
+// A row's log-sum-exp as shift + log(sum): shift is the row's maximum (NaN
+// ignored), or 0 when that is -inf (an empty or fully masked row, whose sum is
+// then 0), and sum = Σ_k e^(x[k] − shift) in double (NaN if any x[k] is).
+template <class T>
+struct ShiftedExpSum {
+  T shift;
+  double sum;
+};
 
 namespace detail {
 
@@ -92,6 +169,17 @@ double exp_row_sum_lanes(const T* x, T* out, int64_t n, T shift) {
 template <class T>
 void exp_row_affine_lanes(const T* x, T* out, int64_t n, T shift, T a, T b) {
   for (int64_t k = 0; k < n; ++k) out[k] = a * math<T>::exp(x[k] - shift) + b;
+}
+// The row's maximum, or 0 when that is -inf: ShiftedExpSum's shift.
+template <class T>
+T finite_row_max(const T* x, int64_t n) {
+  const T mx = lane_max(x, n);
+  return mx == -std::numeric_limits<T>::infinity() ? T(0) : mx;
+}
+template <class T>
+ShiftedExpSum<T> shifted_exp_sum_lanes(const T* x, int64_t n) {
+  const T mx = finite_row_max(x, n);
+  return {mx, exp_row_sum_lanes<T>(x, nullptr, n, mx)};
 }
 
 }  // namespace detail
@@ -108,6 +196,36 @@ double exp_row_sum(const T* x, T* out, int64_t n, T shift) {
   }
 #endif
   return detail::exp_row_sum_lanes(x, out, n, shift);
+}
+
+// One pass over x where AVX-512 allows and the row spans two blocks or more
+// (each element read once, the maximum and the sum kept together per lane);
+// the maximum, then the sum, otherwise.
+template <class T>
+ShiftedExpSum<T> shifted_exp_sum(const T* x, int64_t n) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    // A row of one block waits on its own chain of max, exp and sum with
+    // little to overlap: rows of 128 ran 0.55 ns an element in one pass, 0.49
+    // in two.
+    if (n >= 2 * detail::kExpSpan) {
+      const detail::LaneExpSums lanes = detail::lane_exp_sums(x, n);
+      float lane_maxima[kLanes];  // not _mm512_reduce_max_ps: GCC 12's warns as the plain forms do
+      _mm512_storeu_ps(lane_maxima, lanes.max);
+      float mx = -std::numeric_limits<float>::infinity();
+      for (const float m : lane_maxima) mx = m > mx ? m : mx;
+      if (mx == -std::numeric_limits<float>::infinity()) mx = 0;
+      // Each lane's sum moved from its own max to the row's: e^(lane max − mx) <= 1.
+      float part[kLanes];
+      _mm512_storeu_ps(part, _mm512_mul_ps(lanes.sum, detail::exp16(_mm512_sub_ps(lanes.max, _mm512_set1_ps(mx)))));
+      double total = 0;
+      for (const float p : part) total += p;
+      return {mx, total};
+    }
+  }
+#endif
+  const T mx = detail::finite_row_max(x, n);
+  return {mx, exp_row_sum<T>(x, nullptr, n, mx)};
 }
 
 // out[k] = a · e^(x[k] − shift) + b for k < n (out may be x itself, not a

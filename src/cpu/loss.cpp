@@ -2,8 +2,8 @@
 //   loss = -(1 - eps) * logp[t] - (eps / C) * sum_c logp[c]
 //   dloss/dx_c = softmax_c - (1 - eps) * [c == t] - eps / C
 // The full log-probabilities are never stored. Rows run in parallel; each is
-// read from memory once (max), then revisited from L1/L2 for the sum of
-// exp(x - max) (exp_row.hpp), and of x with smoothing. The forward keeps each
+// read from memory once for its maximum and sum of exp(x - max) together
+// (exp_row.hpp), then revisited from L1/L2 for the sum of x with smoothing. The forward keeps each
 // row's log-sum-exp, so the backward is one pass: softmax_c = exp(x_c - lse).
 #include <cmath>
 #include <limits>
@@ -54,8 +54,8 @@ void cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& lo
           continue;
         }
         const T* row = xp + i * c;
-        const T mx = lane_max(row, c);
-        const double lse = mx + std::log(exp_row_sum<T>(row, nullptr, c, mx));
+        const ShiftedExpSum<T> e = shifted_exp_sum(row, c);
+        const double lse = e.shift + std::log(e.sum);
         sp[i] = static_cast<T>(lse);
         const double nll = lse - row[t];
         // -mean_c logp[c], only with smoothing: masked (-inf) logits would

@@ -29,12 +29,12 @@ T finite_max(T mx) {
 // softmax / log_softmax of one contiguous row.
 template <class T>
 void softmax_row(const T* in, T* o, int64_t r, bool log) {
-  const T mx = finite_max(lane_max(in, r));
   if (log) {
-    const double total = exp_row_sum<T>(in, nullptr, r, mx);
-    const T lse = mx + static_cast<T>(std::log(total));
+    const ShiftedExpSum<T> e = shifted_exp_sum(in, r);
+    const T lse = e.shift + static_cast<T>(std::log(e.sum));
     for (int64_t k = 0; k < r; ++k) o[k] = in[k] - lse;
   } else {
+    const T mx = finite_max(lane_max(in, r));
     const double total = exp_row_sum<T>(in, o, r, mx);
     const T inv = static_cast<T>(1.0 / total);
     for (int64_t k = 0; k < r; ++k) o[k] *= inv;

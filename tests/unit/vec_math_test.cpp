@@ -192,6 +192,92 @@ TEST_CASE("exp_row_sum and exp_row_affine match libm over the float range at eve
   }
 }
 
+namespace {
+
+// Σ e^(x − shift) in double, shift the row's maximum (0 for an empty or
+// all -inf row), as shifted_exp_sum defines them.
+std::pair<double, double> shifted_exp_sum_reference(const std::vector<float>& x) {
+  double mx = -std::numeric_limits<double>::infinity();
+  for (const float v : x) mx = std::max(mx, static_cast<double>(v));
+  const double shift = mx == -std::numeric_limits<double>::infinity() ? 0.0 : mx;
+  double sum = 0;
+  for (const float v : x) sum += std::exp(static_cast<double>(v) - shift);
+  return {shift, sum};
+}
+
+}  // namespace
+
+TEST_CASE("shifted_exp_sum is a row's log-sum-exp in one pass at every length", "[vec_math]") {
+  using Fn = cpu::ShiftedExpSum<float> (*)(const float*, int64_t);
+  const std::pair<const char*, Fn> kinds[] = {{"shifted_exp_sum", cpu::shifted_exp_sum<float>},
+                                              {"portable", cpu::detail::shifted_exp_sum_lanes<float>}};
+  const std::vector<float> noise = mul(randn({4200}), 4.0).to_vector<float>();
+  for (const auto& [name, fn] : kinds) {
+    CAPTURE(name);
+    std::vector<int64_t> lengths;
+    for (int64_t n = 0; n <= 400; ++n) lengths.push_back(n);  // one and several blocks, every tail
+    for (int64_t n : {1000, 1024, 4095, 4096, 4111}) lengths.push_back(n);
+    for (const int64_t n : lengths) {
+      CAPTURE(n);
+      // Random rows, rows whose maximum rises in every block (each block
+      // rescales the lanes' sums), and rows whose maximum comes first.
+      std::vector<float> random(noise.begin(), noise.begin() + n), rising(static_cast<size_t>(n)),
+          falling(static_cast<size_t>(n));
+      for (int64_t k = 0; k < n; ++k) {
+        rising[k] = 0.05f * static_cast<float>(k) + 0.3f * noise[k];
+        falling[k] = -rising[k];
+      }
+      for (const auto* row : {&random, &rising, &falling}) {
+        const cpu::ShiftedExpSum<float> got = fn(row->data(), n);
+        const auto [shift, sum] = shifted_exp_sum_reference(*row);
+        CHECK(got.shift == shift);
+        CHECK(got.sum == Approx(sum).epsilon(2e-6).margin(n == 0 ? 0 : 1e-300));
+      }
+    }
+  }
+  // Masked entries (-inf), NaN and inf, at lengths of one block and several.
+  const float nan = std::nanf("");
+  for (const auto& [name, fn] : kinds) {
+    CAPTURE(name);
+    for (const int64_t n : {7, 130, 300, 1000}) {
+      CAPTURE(n);
+      std::vector<float> row(static_cast<size_t>(n), -kInf);
+      auto [shift, sum] = [&] {
+        const cpu::ShiftedExpSum<float> e = fn(row.data(), n);
+        return std::pair<double, double>(e.shift, e.sum);
+      }();
+      CHECK(shift == 0.0);  // a fully masked row: log-sum-exp -inf
+      CHECK(sum == 0.0);
+      // The last entries only: lanes that saw -inf for blocks, then values.
+      for (int64_t k = n - 5; k < n; ++k) row[k] = noise[k];
+      const cpu::ShiftedExpSum<float> tail = fn(row.data(), n);
+      const auto want = shifted_exp_sum_reference(row);
+      CHECK(tail.shift == want.first);
+      CHECK(tail.sum == Approx(want.second).epsilon(1e-6));
+      // Every other entry masked.
+      for (int64_t k = 0; k < n; ++k) row[k] = k % 2 ? -kInf : noise[k];
+      const cpu::ShiftedExpSum<float> half = fn(row.data(), n);
+      const auto half_want = shifted_exp_sum_reference(row);
+      CHECK(half.shift == half_want.first);
+      CHECK(half.sum == Approx(half_want.second).epsilon(2e-6));
+      // A NaN anywhere makes the sum NaN; the shift stays the largest number.
+      for (const int64_t at : {int64_t{0}, n / 2, n - 1}) {
+        std::vector<float> with_nan(noise.begin(), noise.begin() + n);
+        with_nan[at] = nan;
+        const cpu::ShiftedExpSum<float> e = fn(with_nan.data(), n);
+        CHECK(std::isnan(e.sum));
+        with_nan[at] = -kInf;
+        CHECK(e.shift == shifted_exp_sum_reference(with_nan).first);
+      }
+      std::vector<float> with_inf(noise.begin(), noise.begin() + n);
+      with_inf[n / 3] = kInf;
+      const cpu::ShiftedExpSum<float> e = fn(with_inf.data(), n);
+      CHECK(e.shift == kInf);
+      CHECK(std::isnan(e.sum));  // e^(inf − inf), as the two passes give it
+    }
+  }
+}
+
 TEST_CASE("vec::exp matches libm over the float range", "[vec_math]") {
   CHECK(max_rel_error(cpu::vec::exp, ref_exp, -87.33f, 88.72f, 97) < 2e-7);
   // Results in the denormal range: within a couple of the smallest denormals.
@@ -234,7 +320,7 @@ TEST_CASE("vec::erf matches libm, saturates and keeps signs", "[vec_math]") {
 }
 
 TEST_CASE("f32 softmax and log_softmax fast paths match f64", "[vec_math]") {
-  for (int64_t cols : {1, 15, 16, 17, 1000}) {
+  for (int64_t cols : {1, 15, 16, 17, 300, 1000}) {
     INFO("cols " << cols);
     const Tensor x = mul(randn({37, cols}), 4.0);
     check_against_f64({x}, [](const std::vector<Tensor>& t) { return softmax(t[0], -1); });
@@ -291,7 +377,7 @@ TEST_CASE("f32 gelu, tanh, sigmoid, silu and exp fast paths match f64", "[vec_ma
 }
 
 TEST_CASE("f32 cross_entropy fast path matches f64", "[vec_math]") {
-  for (int64_t classes : {1, 15, 17, 1000}) {
+  for (int64_t classes : {1, 15, 17, 300, 1000}) {
     INFO("classes " << classes);
     const Tensor logits = mul(randn({53, classes}), 3.0);
     std::vector<int64_t> t = randint(0, classes, {53}).to_vector<int64_t>();
