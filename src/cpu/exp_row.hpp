@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <limits>
 #include <type_traits>
+#include <utility>
 
 #include "vec_math.hpp"
 #include "vec_row.hpp"
@@ -96,13 +97,15 @@ constexpr int64_t kExpSpan = 16 * kExpBlock;
 
 // Takes in one block: its lane-wise maximum, the lanes' sums rescaled to the
 // new maxima (by exactly 1 in lanes whose maximum did not move; nothing to
-// rescale in a row's first block), then its exponentials. Lanes outside
-// `in` hold -inf and add no term: their e^-inf is never computed, because it
-// underflows, and an underflowing result costs a microcode assist (rows of
-// 192 ran at 0.87 ns an element, 0.51 without). max(data, acc) returns acc
-// where data is NaN: a NaN never becomes a lane's maximum, and reaches the
-// sum through its own exponential.
-inline void add_block(LaneExpSums& acc, bool first, const __m512 (&v)[kExpBlock], const __mmask16 (&in)[kExpBlock]) {
+// rescale in a row's first block), then its exponentials, handed to
+// each(shift, e) as well. Lanes outside `in` hold -inf and their terms are 0:
+// their e^-inf is never computed, because it underflows, and an underflowing
+// result costs a microcode assist (rows of 192 ran at 0.87 ns an element,
+// 0.51 without). max(data, acc) returns acc where data is NaN: a NaN never
+// becomes a lane's maximum, and reaches the sum through its own exponential.
+template <class Each>
+inline void add_block(LaneExpSums& acc, bool first, const __m512 (&v)[kExpBlock], const __mmask16 (&in)[kExpBlock],
+                      Each&& each) {
   __m512 pairs[kExpBlock / 2];  // the block's maximum as a tree, not a chain of dependent max
   for (int k = 0; k < kExpBlock / 2; ++k) pairs[k] = _mm512_maskz_max_ps(kAll, v[2 * k], v[2 * k + 1]);
   for (int w = kExpBlock / 4; w >= 1; w /= 2)
@@ -110,14 +113,20 @@ inline void add_block(LaneExpSums& acc, bool first, const __m512 (&v)[kExpBlock]
   const __m512 max = _mm512_maskz_max_ps(kAll, pairs[0], acc.max);
   const __m512 shift = _mm512_mask_mov_ps(max, _mm512_cmp_ps_mask(max, _mm512_set1_ps(-__builtin_inff()), _CMP_EQ_OQ),
                                           _mm512_setzero_ps());
-  __m512 terms = _mm512_maskz_mov_ps(in[0], exp16(_mm512_maskz_sub_ps(in[0], v[0], shift)));
-  for (int k = 1; k < kExpBlock; ++k)
-    terms = _mm512_mask_add_ps(terms, in[k], terms, exp16(_mm512_maskz_sub_ps(in[k], v[k], shift)));
+  __m512 e[kExpBlock];
+  for (int k = 0; k < kExpBlock; ++k) e[k] = _mm512_maskz_mov_ps(in[k], exp16(_mm512_maskz_sub_ps(in[k], v[k], shift)));
+  __m512 terms = e[0];
+  for (int k = 1; k < kExpBlock; ++k) terms = _mm512_add_ps(terms, e[k]);
+  each(shift, e);
   acc.sum = first ? terms : _mm512_fmadd_ps(acc.sum, exp16(_mm512_sub_ps(acc.max, shift)), terms);
   acc.max = max;
 }
 
-inline LaneExpSums lane_exp_sums(const float* x, int64_t n) {
+// The lanes' running maxima and sums over x[0, n); each(i, shift, e, in)
+// sees every block: its first element i, the shift its exponentials e took,
+// and the lanes in the row.
+template <class Each>
+inline LaneExpSums lane_exp_sums(const float* x, int64_t n, Each&& each) {
   const __m512 ninf = _mm512_set1_ps(-__builtin_inff());
   LaneExpSums acc{ninf, _mm512_setzero_ps()};
   __m512 v[kExpBlock];
@@ -128,7 +137,7 @@ inline LaneExpSums lane_exp_sums(const float* x, int64_t n) {
       v[k] = _mm512_loadu_ps(x + i + 16 * k);
       in[k] = kAll;
     }
-    add_block(acc, i == 0, v, in);
+    add_block(acc, i == 0, v, in, [&](__m512 shift, const __m512(&e)[kExpBlock]) { each(i, shift, e, in); });
   }
   if (i < n) {
     // The rest as one whole block (a block of fewer vectors, counted at run
@@ -141,9 +150,25 @@ inline LaneExpSums lane_exp_sums(const float* x, int64_t n) {
       in[k] = static_cast<__mmask16>(_bzhi_u32(kAll, left <= 0 ? 0u : (left >= 16 ? 16u : static_cast<unsigned>(left))));
       v[k] = left > 0 ? _mm512_mask_loadu_ps(ninf, in[k], x + i + 16 * k) : ninf;
     }
-    add_block(acc, i == 0, v, in);
+    add_block(acc, i == 0, v, in, [&](__m512 shift, const __m512(&e)[kExpBlock]) { each(i, shift, e, in); });
   }
   return acc;
+}
+
+// The row's maximum (0 for -inf, as ShiftedExpSum's shift) and its sum of
+// e^(x − max) from the lanes' running ones.
+inline std::pair<float, double> combine_lanes(const LaneExpSums& lanes) {
+  float lane_maxima[kLanes];  // not _mm512_reduce_max_ps: GCC 12's warns as the plain forms do
+  _mm512_storeu_ps(lane_maxima, lanes.max);
+  float mx = -std::numeric_limits<float>::infinity();
+  for (const float m : lane_maxima) mx = m > mx ? m : mx;
+  if (mx == -std::numeric_limits<float>::infinity()) mx = 0;
+  // Each lane's sum moved from its own max to the row's: e^(lane max − mx) <= 1.
+  float part[kLanes];
+  _mm512_storeu_ps(part, _mm512_mul_ps(lanes.sum, exp16(_mm512_sub_ps(lanes.max, _mm512_set1_ps(mx)))));
+  double total = 0;
+  for (const float p : part) total += p;
+  return {mx, total};
 }
 
 }  // namespace detail
@@ -209,23 +234,50 @@ ShiftedExpSum<T> shifted_exp_sum(const T* x, int64_t n) {
     // little to overlap: rows of 128 ran 0.55 ns an element in one pass, 0.49
     // in two.
     if (n >= 2 * detail::kExpSpan) {
-      const detail::LaneExpSums lanes = detail::lane_exp_sums(x, n);
-      float lane_maxima[kLanes];  // not _mm512_reduce_max_ps: GCC 12's warns as the plain forms do
-      _mm512_storeu_ps(lane_maxima, lanes.max);
-      float mx = -std::numeric_limits<float>::infinity();
-      for (const float m : lane_maxima) mx = m > mx ? m : mx;
-      if (mx == -std::numeric_limits<float>::infinity()) mx = 0;
-      // Each lane's sum moved from its own max to the row's: e^(lane max − mx) <= 1.
-      float part[kLanes];
-      _mm512_storeu_ps(part, _mm512_mul_ps(lanes.sum, detail::exp16(_mm512_sub_ps(lanes.max, _mm512_set1_ps(mx)))));
-      double total = 0;
-      for (const float p : part) total += p;
+      const auto [mx, total] = detail::combine_lanes(detail::lane_exp_sums(x, n, [](auto&&...) {}));
       return {mx, total};
     }
   }
 #endif
   const T mx = detail::finite_row_max(x, n);
   return {mx, exp_row_sum<T>(x, nullptr, n, mx)};
+}
+
+// softmax of one row into out (which may be x) with x read once, or false
+// (nothing written) for a row the caller's passes take: not f32 on AVX-512,
+// a row of one block (see shifted_exp_sum), or one of more than 64 blocks.
+// Each block's e^(x − its lanes' shift) is stored as the one-pass sum makes
+// it, its shifts kept; then a pass over out, from L1/L2, scales each block's
+// lanes by e^(shift − max) / sum (one exp per block). Against max, then exp
+// and store, then scale: the block loads overlap the arithmetic. Two float
+// differences are rounded (x − shift, shift − max) where the passes round
+// one: a small result e^(x − max) carries up to 2^-23 |x − max| relative
+// error instead of 2^-24 |x − max| (1e-6 at x − max = -16, e^-16 = 1e-7).
+template <class T>
+bool softmax_row_one_pass(const T* x, T* out, int64_t n) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    constexpr int64_t kMaxBlocks = 64;
+    if (n < 2 * detail::kExpSpan || n > kMaxBlocks * detail::kExpSpan) return false;
+    __m512 shifts[kMaxBlocks];
+    const auto [mx, total] = detail::combine_lanes(detail::lane_exp_sums(
+        x, n, [&](int64_t i, __m512 shift, const __m512(&e)[detail::kExpBlock], const __mmask16(&in)[detail::kExpBlock]) {
+          shifts[i / detail::kExpSpan] = shift;
+          for (int k = 0; k < detail::kExpBlock; ++k) _mm512_mask_storeu_ps(out + i + 16 * k, in[k], e[k]);
+        }));
+    const __m512 row_max = _mm512_set1_ps(mx), inv = _mm512_set1_ps(static_cast<float>(1.0 / total));
+    for (int64_t i = 0; i < n; i += detail::kExpSpan) {
+      const __m512 scale = _mm512_mul_ps(detail::exp16(_mm512_sub_ps(shifts[i / detail::kExpSpan], row_max)), inv);
+      for (int64_t j = i; j < i + detail::kExpSpan && j < n; j += 16) {
+        const __mmask16 m = n - j >= 16 ? detail::kAll : static_cast<__mmask16>(_bzhi_u32(detail::kAll, n - j));
+        _mm512_mask_storeu_ps(out + j, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, out + j), scale));
+      }
+    }
+    return true;
+  }
+#endif
+  (void)x, (void)out, (void)n;
+  return false;
 }
 
 // out[k] = a · e^(x[k] − shift) + b for k < n (out may be x itself, not a

@@ -4,8 +4,9 @@
 //   log_softmax: dx = g - exp(y) * sum(g)
 // Contiguous rows (inner == 1, the common case: attention scores, logits)
 // reduce in lanes with a vectorised exp (exp_row.hpp, vec_row.hpp); a row
-// is read from memory once and revisited from L1/L2. Strided rows (inner > 1)
-// walk each column serially.
+// is read from memory once (its maximum and sum of exponentials together,
+// for rows of two blocks or more on AVX-512) and revisited from L1/L2.
+// Strided rows (inner > 1) walk each column serially.
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -34,6 +35,7 @@ void softmax_row(const T* in, T* o, int64_t r, bool log) {
     const T lse = e.shift + static_cast<T>(std::log(e.sum));
     for (int64_t k = 0; k < r; ++k) o[k] = in[k] - lse;
   } else {
+    if (softmax_row_one_pass(in, o, r)) return;
     const T mx = finite_max(lane_max(in, r));
     const double total = exp_row_sum<T>(in, o, r, mx);
     const T inv = static_cast<T>(1.0 / total);

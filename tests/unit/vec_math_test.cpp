@@ -278,6 +278,68 @@ TEST_CASE("shifted_exp_sum is a row's log-sum-exp in one pass at every length", 
   }
 }
 
+TEST_CASE("softmax_row_one_pass matches softmax in double, in place too, and declines other rows", "[vec_math]") {
+#if defined(__AVX512F__)
+  constexpr bool kTakes = true;
+#else
+  constexpr bool kTakes = false;  // the portable build: every row goes to softmax's passes
+#endif
+  const std::vector<float> noise = mul(randn({8300}), 4.0).to_vector<float>();
+  std::vector<int64_t> lengths;
+  for (int64_t n = 256; n <= 530; ++n) lengths.push_back(n);  // two to five blocks, every tail
+  for (int64_t n : {1000, 1024, 4095, 8191, 8192}) lengths.push_back(n);
+  for (const int64_t n : lengths) {
+    CAPTURE(n);
+    std::vector<float> rising(static_cast<size_t>(n));
+    for (int64_t k = 0; k < n; ++k) rising[k] = 0.05f * static_cast<float>(k) + 0.3f * noise[k];
+    for (const std::vector<float>& row : {std::vector<float>(noise.begin(), noise.begin() + n), rising}) {
+      std::vector<float> out(static_cast<size_t>(n) + 16, -7.0f);
+      REQUIRE(cpu::softmax_row_one_pass(row.data(), out.data(), n) == kTakes);
+      if (!kTakes) continue;
+      const auto [shift, sum] = shifted_exp_sum_reference(row);
+      for (int64_t k = 0; k < n; ++k) {
+        // e^(x − max) in float rounds x − max, relatively 2^-24 |x − max| of
+        // the result; here x − lane shift and lane shift − max are rounded.
+        // Results below float's normal range count absolutely.
+        const double arg = static_cast<double>(row[k]) - shift, want = std::exp(arg) / sum;
+        if (std::fabs(out[k] - want) > (2e-6 + 1.2e-7 * std::fabs(arg)) * want + 1.2e-38)
+          FAIL_CHECK("element " << k << ": " << out[k] << " vs " << want);
+      }
+      for (size_t k = static_cast<size_t>(n); k < out.size(); ++k) CHECK(out[k] == -7.0f);  // nothing past the row
+      std::vector<float> in_place = row;
+      REQUIRE(cpu::softmax_row_one_pass(in_place.data(), in_place.data(), n));
+      CHECK(std::equal(in_place.begin(), in_place.end(), out.begin()));
+    }
+  }
+  // Rows of one block, and of more than 64, are declined with nothing written.
+  for (const int64_t n : {0, 1, 128, 255, 8193}) {
+    CAPTURE(n);
+    std::vector<float> row(static_cast<size_t>(n), 0.5f), out(static_cast<size_t>(n), -7.0f);
+    CHECK_FALSE(cpu::softmax_row_one_pass(row.data(), out.data(), n));
+    CHECK(std::all_of(out.begin(), out.end(), [](float v) { return v == -7.0f; }));
+  }
+  if (!kTakes) return;
+  // As softmax's passes: a fully masked row gives NaN, masked entries 0, a NaN or inf anywhere NaN.
+  std::vector<float> row(300, -kInf), out(300);
+  REQUIRE(cpu::softmax_row_one_pass(row.data(), out.data(), 300));
+  CHECK(std::all_of(out.begin(), out.end(), [](float v) { return std::isnan(v); }));
+  for (size_t k = 0; k < row.size(); k += 3) row[k] = noise[k];
+  REQUIRE(cpu::softmax_row_one_pass(row.data(), out.data(), 300));
+  double total = 0;
+  for (size_t k = 0; k < row.size(); ++k) {
+    if (k % 3) CHECK(out[k] == 0.0f);
+    total += out[k];
+  }
+  CHECK(total == Approx(1.0).epsilon(1e-6));
+  for (const float bad : {std::nanf(""), kInf}) {
+    std::vector<float> with_bad(noise.begin(), noise.begin() + 300);
+    with_bad[150] = bad;
+    REQUIRE(cpu::softmax_row_one_pass(with_bad.data(), out.data(), 300));
+    CHECK(std::isnan(out[150]));
+    CHECK(std::isnan(out[0]));
+  }
+}
+
 TEST_CASE("vec::exp matches libm over the float range", "[vec_math]") {
   CHECK(max_rel_error(cpu::vec::exp, ref_exp, -87.33f, 88.72f, 97) < 2e-7);
   // Results in the denormal range: within a couple of the smallest denormals.
@@ -320,7 +382,7 @@ TEST_CASE("vec::erf matches libm, saturates and keeps signs", "[vec_math]") {
 }
 
 TEST_CASE("f32 softmax and log_softmax fast paths match f64", "[vec_math]") {
-  for (int64_t cols : {1, 15, 16, 17, 300, 1000}) {
+  for (int64_t cols : {1, 15, 16, 17, 300, 1000, 8193}) {
     INFO("cols " << cols);
     const Tensor x = mul(randn({37, cols}), 4.0);
     check_against_f64({x}, [](const std::vector<Tensor>& t) { return softmax(t[0], -1); });
