@@ -12,7 +12,11 @@
 #                                      loom-bench from DIR (made by --stage-prebuilt);
 #                                      builds after all when they cannot load
 #   scripts/gpu-check.sh --stage-prebuilt  build those (and loom-flash-shapes) here (CUDA compiles
-#                                      without a GPU) into build-gpu-bin/, to carry
+#                                      without a GPU) into build-gpu-bin/, to carry,
+#                                      xz-compressed (each statically linked binary is
+#                                      about 15 MiB, 3.5 compressed: three of them and
+#                                      build-gpu-deps/ would not fit the 64 MiB a
+#                                      device call carries); --prebuilt unpacks them
 #   scripts/gpu-check.sh --stage-deps  run on a machine that has the build
 #                                      dependencies installed (Debian packages
 #                                      nlohmann-json3-dev, libeigen3-dev, catch2,
@@ -101,21 +105,54 @@ if [[ "${1:-}" == "--stage-prebuilt" ]]; then
   cmake --build "$BUILD" -j "${LOOM_JOBS:-2}" --target "${TARGETS[@]}"
   rm -rf "$ROOT/build-gpu-bin"
   mkdir -p "$ROOT/build-gpu-bin"
-  cp "$BUILD/bin/loom_cuda_tests" "$BUILD/bin/loom-bench" "$BUILD/bin/loom-flash-shapes" "$ROOT/build-gpu-bin/"
+  for b in loom_cuda_tests loom-bench loom-flash-shapes; do
+    if command -v xz >/dev/null; then
+      xz -T0 -6 -c "$BUILD/bin/$b" >"$ROOT/build-gpu-bin/$b.xz"
+    else
+      python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(open(sys.argv[1], "rb"), lzma.open(sys.argv[2], "wb"))' \
+        "$BUILD/bin/$b" "$ROOT/build-gpu-bin/$b.xz"
+    fi
+  done
   git -C "$ROOT" describe --always --dirty >"$ROOT/build-gpu-bin/commit"  # "-dirty": uncommitted changes built in
   du -sh "$ROOT/build-gpu-bin"
   echo "staged into build-gpu-bin/; carry it and run scripts/gpu-check.sh --prebuilt build-gpu-bin"
   exit 0
 fi
-PREBUILT=""
-if [[ "${1:-}" == "--prebuilt" ]]; then
-  [[ -n "${2:-}" && -x "${2}/loom_cuda_tests" && -x "${2}/loom-bench" ]] ||
-    { echo "gpu-check: --prebuilt '${2:-}' holds no loom_cuda_tests and loom-bench (scripts/gpu-check.sh --stage-prebuilt makes them)" >&2; exit 2; }
-  PREBUILT=$(cd "$2" && pwd)
-fi
-
 LOGS=${OUT:-$ROOT/$BUILD/gpu-check-logs}
 mkdir -p "$LOGS"
+
+# unpack_prebuilt DIR: the staged binaries, DIR/NAME.xz, unpacked into a
+# folder of their own (xz, or Python's lzma where xz is missing); binaries
+# staged uncompressed are taken where they are. Prints the folder.
+unpack_prebuilt() {
+  local dir=$1
+  compgen -G "$dir/*.xz" >/dev/null || { (cd "$dir" && pwd); return; }
+  local into=${TMPDIR:-/tmp}/loom-prebuilt-$$
+  mkdir -p "$into"
+  cp "$dir/commit" "$into/" 2>/dev/null || true
+  local f name
+  for f in "$dir"/*.xz; do
+    name=$(basename "$f" .xz)
+    if command -v xz >/dev/null; then
+      xz -d -c "$f" >"$into/$name" || return 1
+    else
+      python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' \
+        "$f" "$into/$name" || return 1
+    fi
+    chmod +x "$into/$name"
+  done
+  echo "$into"
+}
+
+PREBUILT=""
+if [[ "${1:-}" == "--prebuilt" ]]; then
+  has() { [[ -f "${2:-}/$1" || -f "${2:-}/$1.xz" ]]; }
+  [[ -n "${2:-}" ]] && has loom_cuda_tests "$2" && has loom-bench "$2" ||
+    { echo "gpu-check: --prebuilt '${2:-}' holds no loom_cuda_tests and loom-bench (scripts/gpu-check.sh --stage-prebuilt makes them)" >&2; exit 2; }
+  PREBUILT=$(unpack_prebuilt "$2") ||
+    { echo "gpu-check: could not unpack the binaries in '$2' (xz, or python3's lzma)" >&2; exit 2; }
+  [[ "$PREBUILT" == */loom-prebuilt-$$ ]] && trap 'rm -rf "$PREBUILT"' EXIT
+fi
 rm -f "$LOGS"/{env,configure,build,suites,sanitizer,racecheck,bench,shapes,train}.log "$LOGS/summary.txt"  # this run's logs only
 START=$(date +%s)
 SUMMARY=()
