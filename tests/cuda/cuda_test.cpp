@@ -8,7 +8,11 @@
 //                             and f64, forward and backward, CUDA vs CPU
 //   loom_cuda_tests models    whole training steps (GPT, ViT, CNN) moved with
 //                             Module::to, against the CPU
-//   loom_cuda_tests bench     a few timings (not a test; scripts/gpu-check.sh)
+//   loom_cuda_tests bench [SECTION...]
+//                             timings (not a test; scripts/gpu-check.sh): every
+//                             section, or the ones named (pointwise, rows,
+//                             norms768, copies, matmul, attention, linear_gelu,
+//                             conv, log_mel, cross_entropy)
 //
 // Every device allocation is poisoned with NaN bytes first, so an output
 // element a kernel fails to write cannot match the CPU by accident. Without a
@@ -1295,128 +1299,184 @@ void bench_attention(double gemm_tflops) {
   }
 }
 
-int run_bench() {
+// The bf16 GEMM rate training steps and attention are measured against
+// (8192^3, reported as a timing of its own).
+double bench_gemm_bf16(const TensorOptions& opts, Generator& gen) {
+  const int64_t m = 8192;
+  Tensor p = randn({m, m}, opts, &gen).to(DType::bf16), q = randn({m, m}, opts, &gen).to(DType::bf16);
+  const double ms = median_ms([&] { matmul(p, q); }, 10), flops = 2.0 * m * m * m;
+  report("matmul", std::to_string(m) + "^3 bf16", ms, 0, flops);
+  return flops / ms / 1e9;
+}
+
+// The timed sections of `bench`, each on tensors of its own: `loom_cuda_tests
+// bench [SECTION...]` runs the named ones, in this order (every one without
+// names), so that a build of another kernel version can time only what it
+// changes.
+struct BenchSection {
+  const char* name;
+  void (*run)(const TensorOptions& opts, Generator& gen);
+};
+
+const BenchSection kBenchSections[] = {
+    {"pointwise",
+     [](const TensorOptions& opts, Generator& gen) {
+       const int64_t n = int64_t{64} << 20;
+       Tensor a = randn({n}, opts, &gen), b = randn({n}, opts, &gen), c = empty({n}, opts);
+       report("copy", "[64M] f32", median_ms([&] { c.copy_(a); }), 8.0 * n, 0);
+       report("add", "[64M] f32", median_ms([&] { add(a, b); }), 12.0 * n, 0);
+       report("sum", "[64M] f32", median_ms([&] { sum(a); }), 4.0 * n, 0);
+       // The packed pointwise path (16 bytes per access).
+       Tensor ah = a.to(DType::bf16), bh = b.to(DType::bf16);
+       report("add", "[64M] bf16", median_ms([&] { add(ah, bh); }), 6.0 * n, 0);
+       report("mul_scalar", "[64M] f32", median_ms([&] { mul(a, 0.5); }), 8.0 * n, 0);
+       report("gelu_tanh", "[64M] f32", median_ms([&] { gelu(a, GeluApprox::tanh); }), 8.0 * n, 0);
+       // host to device through the pinned staging blocks (the caller does not wait; the median includes the sync)
+       Tensor host = randn({n}, DType::f32, &gen);
+       report("upload", "[64M] f32 host->cuda:0", median_ms([&] { c.copy_(host); }), 4.0 * n, 0);
+     }},
+    {"rows",
+     [](const TensorOptions& opts, Generator& gen) {
+       Tensor x = randn({8192, 4096}, opts, &gen);
+       report("softmax", "[8192, 4096] f32", median_ms([&] { softmax(x, -1); }), 8.0 * x.numel(), 0);
+       Tensor lw = randn({4096}, opts, &gen), lb = randn({4096}, opts, &gen);
+       report("layer_norm", "[8192, 4096] f32", median_ms([&] { layer_norm(x, {4096}, lw, lb); }), 8.0 * x.numel(), 0);
+       // The residual add fused with the norm against the two ops (both
+       // counted at the fused bytes: x, r read, sum, normed written).
+       Tensor r = randn({8192, 4096}, opts, &gen);
+       report("residual_layer_norm", "[8192, 4096] f32",
+              median_ms([&] { residual_layer_norm(x, r, {4096}, lw, lb); }), 16.0 * x.numel(), 0);
+       report("add+layer_norm", "[8192, 4096] f32", median_ms([&] { layer_norm(add(x, r), {4096}, lw, lb); }),
+              16.0 * x.numel(), 0);
+     }},
+    {"norms768",
+     [](const TensorOptions& opts, Generator& gen) {
+       // GPT-2's width (the warp-per-row kernels): the fused norm forward, and
+       // its backward at the backend entry (reads grad, grad_sum and h, writes
+       // grad_h; the weight and bias sums ride along)
+       Tensor h = randn({8192, 768}, opts, &gen), hr = randn({8192, 768}, opts, &gen);
+       Tensor w = randn({768}, opts, &gen), bias = randn({768}, opts, &gen);
+       const double values = static_cast<double>(h.numel());
+       report("residual_layer_norm", "[8192, 768] f32", median_ms([&] { residual_layer_norm(h, hr, {768}, w, bias); }),
+              16.0 * values, 0);
+       kernels::NormShape s;
+       s.rows = 8192;
+       s.cols = 768;
+       Tensor mean = empty({8192}, opts), rstd = empty({8192}, opts), out = empty_like(h);
+       cuda_k().norm(h, Tensor(), w, bias, out, Tensor(), mean, rstd, s);
+       Tensor grad_h = empty_like(h), grad_w = empty_like(w), grad_b = empty_like(bias);
+       report("residual_layer_norm_backward", "[8192, 768] f32", median_ms([&] {
+                cuda_k().norm_backward(out, hr, h, w, mean, rstd, grad_h, Tensor(), grad_w, grad_b, s);
+              }),
+              16.0 * values, 0);
+       report("residual_layer_norm_backward_x", "[8192, 768] f32 (grad_h only)", median_ms([&] {
+                cuda_k().norm_backward(out, hr, h, w, mean, rstd, grad_h, Tensor(), Tensor(), Tensor(), s);
+              }),
+              16.0 * values, 0);
+       // Autocast's: the branch and the output in bf16, the gradients read and written in bf16 as well
+       Tensor h16 = h.to(DType::bf16), out16 = out.to(DType::bf16), sum = empty_like(h), grad_h16 = empty_like(out16);
+       report("residual_layer_norm", "[8192, 768] bf16 branch and output",
+              median_ms([&] { cuda_k().norm(h16, hr, w, bias, out16, sum, mean, rstd, s); }), 12.0 * values, 0);
+       report("residual_layer_norm_backward", "[8192, 768] bf16 output grad, f32 + bf16 grad_h", median_ms([&] {
+                cuda_k().norm_backward(out16, hr, sum, w, mean, rstd, grad_h, grad_h16, grad_w, grad_b, s);
+              }),
+              16.0 * values, 0);
+     }},
+    {"copies",
+     [](const TensorOptions& opts, Generator& gen) {
+       // the copies a transformer step makes: heads split out of [B, T, H, Dh] (bf16), and autocast's casts
+       Tensor heads = randn({8, 1024, 12, 64}, opts, &gen).to(DType::bf16);
+       report("permute_copy", "[8, 1024, 12, 64] -> [8, 12, 1024, 64] bf16",
+              median_ms([&] { heads.transpose(1, 2).contiguous(); }), 4.0 * heads.numel(), 0);
+       Tensor acts = randn({8192, 768}, opts, &gen);
+       report("cast", "[8192, 768] f32 -> bf16", median_ms([&] { acts.to(DType::bf16); }), 6.0 * acts.numel(), 0);
+       Tensor logits16 = randn({8192, 50304}, opts, &gen).to(DType::bf16);
+       report("cast", "[8192, 50304] bf16 -> f32", median_ms([&] { logits16.to(DType::f32); }),
+              6.0 * logits16.numel(), 0);
+     }},
+    {"matmul",
+     [](const TensorOptions& opts, Generator& gen) {
+       for (int64_t m : {1024, 4096}) {
+         Tensor p = randn({m, m}, opts, &gen), q = randn({m, m}, opts, &gen);
+         report("matmul", std::to_string(m) + "^3 f32", median_ms([&] { matmul(p, q); }, 10), 0, 2.0 * m * m * m);
+       }
+       bench_gemm_bf16(opts, gen);
+     }},
+    {"attention",
+     [](const TensorOptions& opts, Generator& gen) { bench_attention(bench_gemm_bf16(opts, gen)); }},
+    {"linear_gelu",
+     [](const TensorOptions& opts, Generator& gen) {
+       // GPT-2 124M's MLP input layer over 8 x 1024 tokens, bf16: cuBLASLt's GELU epilogue against matmul + add + gelu
+       const int64_t m = 8192, k = 768, nn = 3072;
+       Tensor xs = randn({m, k}, opts, &gen).to(DType::bf16), ws = randn({nn, k}, opts, &gen).to(DType::bf16);
+       Tensor bs = randn({nn}, opts, &gen).to(DType::bf16);
+       const double flops = 2.0 * m * k * nn;
+       report("linear_gelu", "[8192, 768] x [3072, 768]^T bf16", median_ms([&] { linear_gelu(xs, ws, bs); }), 0, flops);
+       report("matmul+add+gelu", "[8192, 768] x [3072, 768]^T bf16",
+              median_ms([&] { gelu(add(matmul(xs, ws.t()), bs), GeluApprox::tanh); }), 0, flops);
+     }},
+    {"conv",
+     [](const TensorOptions& opts, Generator& gen) {
+       // a ViT patch stem (224 px, 16 x 16 patches, 768 channels, batch 64), bf16: cuDNN against im2col + GEMM
+       Tensor img = randn({64, 3, 224, 224}, opts, &gen).to(DType::bf16);
+       Tensor w = randn({768, 3, 16, 16}, opts, &gen).to(DType::bf16), cb = randn({768}, opts, &gen).to(DType::bf16);
+       const double flops = 2.0 * 64 * 768 * 14 * 14 * (3 * 16 * 16);
+       report("conv2d", "patch stem [64, 3, 224, 224] 16x16/16 -> 768 bf16",
+              median_ms([&] { conv2d(img, w, cb, {16, 16}, {0, 0}); }), 0, flops);
+       const auto composed = [&] {
+         Tensor cols = unfold2d(img, {16, 16}, {16, 16}, {0, 0});
+         return add(matmul(w.reshape({768, -1}), cols).reshape({64, 768, 14, 14}), cb.reshape({1, 768, 1, 1}));
+       };
+       report("conv2d_composed", "patch stem [64, 3, 224, 224] 16x16/16 -> 768 bf16", median_ms(composed), 0, flops);
+       // With the backward: the weight and bias gradients (an image needs none),
+       // which decides whether the entry should decline patch stems for training.
+       w.requires_grad_(true);
+       cb.requires_grad_(true);
+       Tensor g = randn({64, 768, 14, 14}, opts, &gen).to(DType::bf16);
+       GradModeGuard with_grad(true);  // run_bench times under NoGradGuard
+       report("conv2d_fwd_bwd", "patch stem [64, 3, 224, 224] 16x16/16 -> 768 bf16",
+              median_ms([&] { conv2d(img, w, cb, {16, 16}, {0, 0}).backward(g); }), 0, 2.0 * flops);
+       report("conv2d_composed_fwd_bwd", "patch stem [64, 3, 224, 224] 16x16/16 -> 768 bf16",
+              median_ms([&] { composed().backward(g); }), 0, 2.0 * flops);
+     }},
+    {"log_mel",
+     [](const TensorOptions& opts, Generator& gen) {
+       // log-mel of 64 ten-second clips at 16 kHz on the device (cuFFT spectra, mel GEMM)
+       Tensor clips = randn({64, 160000}, opts, &gen);
+       report("log_mel", "64 x 10 s, 16 kHz -> [64, 999, 80]", median_ms([&] { audio::log_mel_spectrogram(clips); }),
+              4.0 * clips.numel(), 0);
+     }},
+    {"cross_entropy",
+     [](const TensorOptions& opts, Generator& gen) {
+       Tensor logits = randn({4096, 32000}, opts, &gen);
+       Tensor targets = to_device(randint(0, 32000, {4096}, DType::i64, &gen), kDev);
+       report("cross_entropy", "[4096, 32000] f32", median_ms([&] { cross_entropy(logits, targets); }),
+              4.0 * logits.numel(), 0);
+     }},
+};
+
+// False, saying which, when a name is not a section.
+bool bench_sections_known(const std::vector<std::string>& names) {
+  for (const std::string& name : names) {
+    const bool known = std::any_of(std::begin(kBenchSections), std::end(kBenchSections),
+                                   [&](const BenchSection& s) { return name == s.name; });
+    if (!known) {
+      std::string all;
+      for (const BenchSection& s : kBenchSections) all += std::string(all.empty() ? "" : ", ") + s.name;
+      std::fprintf(stderr, "bench: no section '%s' (sections: %s)\n", name.c_str(), all.c_str());
+      return false;
+    }
+  }
+  return true;
+}
+
+// The sections named (every one when none is), then the allocator's counts.
+int run_bench(const std::vector<std::string>& names) {
   NoGradGuard guard;
   const auto opts = TensorOptions(DType::f32).with_device(kDev);
   Generator gen(1);
-  const int64_t n = int64_t{64} << 20;
-  Tensor a = randn({n}, opts, &gen), b = randn({n}, opts, &gen), c = empty({n}, opts);
-  report("copy", "[64M] f32", median_ms([&] { c.copy_(a); }), 8.0 * n, 0);
-  report("add", "[64M] f32", median_ms([&] { add(a, b); }), 12.0 * n, 0);
-  report("sum", "[64M] f32", median_ms([&] { sum(a); }), 4.0 * n, 0);
-  Tensor x = randn({8192, 4096}, opts, &gen);
-  report("softmax", "[8192, 4096] f32", median_ms([&] { softmax(x, -1); }), 8.0 * x.numel(), 0);
-  Tensor lw = randn({4096}, opts, &gen), lb = randn({4096}, opts, &gen);
-  report("layer_norm", "[8192, 4096] f32", median_ms([&] { layer_norm(x, {4096}, lw, lb); }), 8.0 * x.numel(), 0);
-  // The packed pointwise path (16 bytes per access), and the residual add
-  // fused with the norm against the two ops (both counted at the fused bytes:
-  // x, r read, sum, normed written).
-  Tensor ah = a.to(DType::bf16), bh = b.to(DType::bf16);
-  report("add", "[64M] bf16", median_ms([&] { add(ah, bh); }), 6.0 * n, 0);
-  report("mul_scalar", "[64M] f32", median_ms([&] { mul(a, 0.5); }), 8.0 * n, 0);
-  report("gelu_tanh", "[64M] f32", median_ms([&] { gelu(a, GeluApprox::tanh); }), 8.0 * n, 0);
-  Tensor r = randn({8192, 4096}, opts, &gen);
-  report("residual_layer_norm", "[8192, 4096] f32",
-         median_ms([&] { residual_layer_norm(x, r, {4096}, lw, lb); }), 16.0 * x.numel(), 0);
-  report("add+layer_norm", "[8192, 4096] f32", median_ms([&] { layer_norm(add(x, r), {4096}, lw, lb); }),
-         16.0 * x.numel(), 0);
-  {  // GPT-2's width (the warp-per-row kernels): the fused norm forward, and its backward at the backend entry
-     // (reads grad, grad_sum and h, writes grad_h; the weight and bias sums ride along)
-    Tensor h = randn({8192, 768}, opts, &gen), hr = randn({8192, 768}, opts, &gen);
-    Tensor w = randn({768}, opts, &gen), bias = randn({768}, opts, &gen);
-    const double values = static_cast<double>(h.numel());
-    report("residual_layer_norm", "[8192, 768] f32", median_ms([&] { residual_layer_norm(h, hr, {768}, w, bias); }),
-           16.0 * values, 0);
-    kernels::NormShape s;
-    s.rows = 8192;
-    s.cols = 768;
-    Tensor mean = empty({8192}, opts), rstd = empty({8192}, opts), out = empty_like(h);
-    cuda_k().norm(h, Tensor(), w, bias, out, Tensor(), mean, rstd, s);
-    Tensor grad_h = empty_like(h), grad_w = empty_like(w), grad_b = empty_like(bias);
-    report("residual_layer_norm_backward", "[8192, 768] f32", median_ms([&] {
-             cuda_k().norm_backward(out, hr, h, w, mean, rstd, grad_h, Tensor(), grad_w, grad_b, s);
-           }),
-           16.0 * values, 0);
-    report("residual_layer_norm_backward_x", "[8192, 768] f32 (grad_h only)", median_ms([&] {
-             cuda_k().norm_backward(out, hr, h, w, mean, rstd, grad_h, Tensor(), Tensor(), Tensor(), s);
-           }),
-           16.0 * values, 0);
-    // Autocast's: the branch and the output in bf16, the gradients read and written in bf16 as well
-    Tensor h16 = h.to(DType::bf16), out16 = out.to(DType::bf16), sum = empty_like(h), grad_h16 = empty_like(out16);
-    report("residual_layer_norm", "[8192, 768] bf16 branch and output",
-           median_ms([&] { cuda_k().norm(h16, hr, w, bias, out16, sum, mean, rstd, s); }), 12.0 * values, 0);
-    report("residual_layer_norm_backward", "[8192, 768] bf16 output grad, f32 + bf16 grad_h", median_ms([&] {
-             cuda_k().norm_backward(out16, hr, sum, w, mean, rstd, grad_h, grad_h16, grad_w, grad_b, s);
-           }),
-           16.0 * values, 0);
-  }
-  {  // host to device through the pinned staging blocks (the caller does not wait; the median includes the sync)
-    Tensor host = randn({n}, DType::f32, &gen);
-    report("upload", "[64M] f32 host->cuda:0", median_ms([&] { c.copy_(host); }), 4.0 * n, 0);
-  }
-  {  // the copies a transformer step makes: heads split out of [B, T, H, Dh] (bf16), and autocast's casts
-    Tensor heads = randn({8, 1024, 12, 64}, opts, &gen).to(DType::bf16);
-    report("permute_copy", "[8, 1024, 12, 64] -> [8, 12, 1024, 64] bf16",
-           median_ms([&] { heads.transpose(1, 2).contiguous(); }), 4.0 * heads.numel(), 0);
-    Tensor acts = randn({8192, 768}, opts, &gen);
-    report("cast", "[8192, 768] f32 -> bf16", median_ms([&] { acts.to(DType::bf16); }), 6.0 * acts.numel(), 0);
-    Tensor logits16 = randn({8192, 50304}, opts, &gen).to(DType::bf16);
-    report("cast", "[8192, 50304] bf16 -> f32", median_ms([&] { logits16.to(DType::f32); }),
-           6.0 * logits16.numel(), 0);
-  }
-  for (int64_t m : {1024, 4096}) {
-    Tensor p = randn({m, m}, opts, &gen), q = randn({m, m}, opts, &gen);
-    report("matmul", std::to_string(m) + "^3 f32", median_ms([&] { matmul(p, q); }, 10), 0, 2.0 * m * m * m);
-  }
-  double gemm_bf16_tflops = 0;
-  {  // the tensor-core rate training steps and attention are measured against
-    const int64_t m = 8192;
-    Tensor p = randn({m, m}, opts, &gen).to(DType::bf16), q = randn({m, m}, opts, &gen).to(DType::bf16);
-    const double ms = median_ms([&] { matmul(p, q); }, 10), flops = 2.0 * m * m * m;
-    report("matmul", std::to_string(m) + "^3 bf16", ms, 0, flops);
-    gemm_bf16_tflops = flops / ms / 1e9;
-  }
-  bench_attention(gemm_bf16_tflops);
-  {  // GPT-2 124M's MLP input layer over 8 x 1024 tokens, bf16: cuBLASLt's GELU epilogue against matmul + add + gelu
-    const int64_t m = 8192, k = 768, nn = 3072;
-    Tensor xs = randn({m, k}, opts, &gen).to(DType::bf16), ws = randn({nn, k}, opts, &gen).to(DType::bf16);
-    Tensor bs = randn({nn}, opts, &gen).to(DType::bf16);
-    const double flops = 2.0 * m * k * nn;
-    report("linear_gelu", "[8192, 768] x [3072, 768]^T bf16", median_ms([&] { linear_gelu(xs, ws, bs); }), 0, flops);
-    report("matmul+add+gelu", "[8192, 768] x [3072, 768]^T bf16",
-           median_ms([&] { gelu(add(matmul(xs, ws.t()), bs), GeluApprox::tanh); }), 0, flops);
-  }
-  {  // a ViT patch stem (224 px, 16 x 16 patches, 768 channels, batch 64), bf16: cuDNN against im2col + GEMM
-    Tensor img = randn({64, 3, 224, 224}, opts, &gen).to(DType::bf16);
-    Tensor w = randn({768, 3, 16, 16}, opts, &gen).to(DType::bf16), cb = randn({768}, opts, &gen).to(DType::bf16);
-    const double flops = 2.0 * 64 * 768 * 14 * 14 * (3 * 16 * 16);
-    report("conv2d", "patch stem [64, 3, 224, 224] 16x16/16 -> 768 bf16",
-           median_ms([&] { conv2d(img, w, cb, {16, 16}, {0, 0}); }), 0, flops);
-    const auto composed = [&] {
-      Tensor cols = unfold2d(img, {16, 16}, {16, 16}, {0, 0});
-      return add(matmul(w.reshape({768, -1}), cols).reshape({64, 768, 14, 14}), cb.reshape({1, 768, 1, 1}));
-    };
-    report("conv2d_composed", "patch stem [64, 3, 224, 224] 16x16/16 -> 768 bf16", median_ms(composed), 0, flops);
-    // With the backward: the weight and bias gradients (an image needs none),
-    // which decides whether the entry should decline patch stems for training.
-    w.requires_grad_(true);
-    cb.requires_grad_(true);
-    Tensor g = randn({64, 768, 14, 14}, opts, &gen).to(DType::bf16);
-    GradModeGuard with_grad(true);  // run_bench times under NoGradGuard
-    report("conv2d_fwd_bwd", "patch stem [64, 3, 224, 224] 16x16/16 -> 768 bf16",
-           median_ms([&] { conv2d(img, w, cb, {16, 16}, {0, 0}).backward(g); }), 0, 2.0 * flops);
-    report("conv2d_composed_fwd_bwd", "patch stem [64, 3, 224, 224] 16x16/16 -> 768 bf16",
-           median_ms([&] { composed().backward(g); }), 0, 2.0 * flops);
-  }
-  {  // log-mel of 64 ten-second clips at 16 kHz on the device (cuFFT spectra, mel GEMM)
-    Tensor clips = randn({64, 160000}, opts, &gen);
-    report("log_mel", "64 x 10 s, 16 kHz -> [64, 999, 80]", median_ms([&] { audio::log_mel_spectrogram(clips); }),
-           4.0 * clips.numel(), 0);
-  }
-  Tensor logits = randn({4096, 32000}, opts, &gen);
-  Tensor targets = to_device(randint(0, 32000, {4096}, DType::i64, &gen), kDev);
-  report("cross_entropy", "[4096, 32000] f32", median_ms([&] { cross_entropy(logits, targets); }),
-         4.0 * logits.numel(), 0);
+  for (const BenchSection& s : kBenchSections)
+    if (names.empty() || std::find(names.begin(), names.end(), s.name) != names.end()) s.run(opts, gen);
   const auto st = cuda::memory_stats(0);
   std::printf("{\"name\": \"allocator\", \"device_mallocs\": %llu, \"allocations\": %llu, \"cache_hits\": %llu, "
               "\"peak_allocated_mib\": %.1f, \"reserved_mib\": %.1f}\n",
@@ -1437,10 +1497,17 @@ int main(int argc, char** argv) {
     return 2;
   };
   if (suite != "runtime" && suite != "kernels" && suite != "ops" && suite != "models" && suite != "bench") {
-    std::fprintf(stderr, "usage: %s runtime|kernels|ops|models|bench [--host-emulation|--host-emulation-tiles]\n",
-                 argv[0]);
+    std::fprintf(stderr,
+                 "usage: %s runtime|kernels|ops|models [--host-emulation|--host-emulation-tiles]\n"
+                 "       %s bench [SECTION...]\n",
+                 argv[0], argv[0]);
     return 2;
   }
+  const bool emulation_flag =
+      argc > 2 && (std::string(argv[2]) == "--host-emulation" || std::string(argv[2]) == "--host-emulation-tiles");
+  std::vector<std::string> bench_sections;  // (an emulation flag is answered below)
+  if (suite == "bench" && !emulation_flag) bench_sections.assign(argv + 2, argv + argc);
+  if (!testing::bench_sections_known(bench_sections)) return 2;
   if (argc > 2 && std::string(argv[2]) == "--host-emulation-tiles") {
     // As below, plus the CUDA backend's own tile kernels (flash attention)
     // on the SIMT emulator: ops take their fused paths as on a GPU, and the
@@ -1468,7 +1535,7 @@ int main(int argc, char** argv) {
     return testing::kSkip;
   }
   std::printf("%s on %s\n", suite.c_str(), cuda::device_name(0).c_str());
-  if (suite == "bench") return testing::run_bench();
+  if (suite == "bench") return testing::run_bench(bench_sections);
   cuda::set_poison_allocations(true);
   if (suite == "runtime") return testing::run_runtime();
   if (suite == "kernels") return testing::run_kernels();
