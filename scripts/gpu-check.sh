@@ -37,6 +37,11 @@
 #   LOOM_JOBS                parallel build jobs (default 16)
 #   LOOM_CUDA_ARCH           CMAKE_CUDA_ARCHITECTURES (default 90: H100/H200)
 #   LOOM_GPU_CHECK_BUDGET    seconds for the whole run (default 540)
+#   LOOM_GPU_CHECK_VARIANTS  --stage-prebuilt: the branches staged as variants (default:
+#                            every local gpu-pending/* branch; "" for none): each one's
+#                            loom_cuda_tests, built from a worktree under build-variants/,
+#                            times the bench sections it names against this tree's, in
+#                            turns (variant-NAME.log; a table in the summary)
 #   LOOM_GPU_CHECK_NCU       space-separated regexes of mangled kernel names: each
 #                            one's first launch in `loom_cuda_tests bench` profiled
 #                            by Nsight Compute (ncu-N.txt; occupancy, DRAM and SM
@@ -79,11 +84,13 @@ ARCH=${LOOM_CUDA_ARCH:-90}
 BUDGET=${LOOM_GPU_CHECK_BUDGET:-540}
 TARGETS=(loom_cuda_tests loom-bench loom-flash-shapes)
 
-# The configure line, here and on the GPU machine alike.
+# The configure line, here and on the GPU machine alike (cmake_args [SOURCE
+# BUILD]: another checkout, such as a variant's, and its build folder).
 cmake_args() {
-  CMAKE_ARGS=(-S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DLOOM_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=$ARCH"
+  local source=${1:-$ROOT} build=${2:-$BUILD}
+  CMAKE_ARGS=(-S "$source" -B "$build" -DCMAKE_BUILD_TYPE=Release -DLOOM_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=$ARCH"
               -DLOOM_MPI=OFF -DLOOM_BUILD_EXAMPLES=OFF -DLOOM_BUILD_BENCHMARKS=ON)
-  command -v ninja >/dev/null && [[ ! -f "$BUILD/Makefile" ]] && CMAKE_ARGS+=(-G Ninja)
+  command -v ninja >/dev/null && [[ ! -f "$build/Makefile" ]] && CMAKE_ARGS+=(-G Ninja)
   if [[ -d "$ROOT/build-gpu-deps" ]]; then
     CMAKE_ARGS+=("-DCMAKE_PREFIX_PATH=$ROOT/build-gpu-deps" "-DZLIB_INCLUDE_DIR=$ROOT/build-gpu-deps/include"
                  "-DZLIB_LIBRARY=$ROOT/build-gpu-deps/lib/libz.so")
@@ -98,6 +105,41 @@ cmake_args() {
   return 0
 }
 
+# xz_to SOURCE TARGET: SOURCE compressed into TARGET (xz, or Python's lzma).
+xz_to() {
+  if command -v xz >/dev/null; then
+    xz -T0 -6 -c "$1" >"$2"
+  else
+    python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(open(sys.argv[1], "rb"), lzma.open(sys.argv[2], "wb"))' "$1" "$2"
+  fi
+}
+
+# Variants: another version of some kernels, on a branch, timed against this
+# tree's on the GPU in the same run. A branch's last commit message names the
+# bench sections that time it, on a line "bench: SECTION..." (default: rows
+# norms768 cross_entropy). build-gpu-bin/variants lists "NAME COMMIT
+# SECTION..." per variant, beside loom_cuda_tests.variant-NAME.xz.
+stage_variants() {
+  local branches br name src bld sections
+  branches=${LOOM_GPU_CHECK_VARIANTS-$(git -C "$ROOT" for-each-ref --format='%(refname:short)' 'refs/heads/gpu-pending/*')}
+  for br in $branches; do
+    name=${br##*/}
+    src=$ROOT/build-variants/$name/src
+    bld=$ROOT/build-variants/$name/build
+    echo "==> variant $name ($br): loom_cuda_tests in $bld"
+    git -C "$ROOT" worktree remove --force "$src" 2>/dev/null || rm -rf "$src"
+    git -C "$ROOT" worktree prune
+    git -C "$ROOT" worktree add -q --detach "$src" "$br"
+    cmake_args "$src" "$bld"
+    cmake "${CMAKE_ARGS[@]}" >/dev/null
+    cmake --build "$bld" -j "${LOOM_JOBS:-2}" --target loom_cuda_tests
+    xz_to "$bld/bin/loom_cuda_tests" "$ROOT/build-gpu-bin/loom_cuda_tests.variant-$name.xz"
+    sections=$(git -C "$ROOT" log -1 --format=%B "$br" | sed -n 's/^bench: *//p' | head -n 1)
+    echo "$name $(git -C "$ROOT" rev-parse --short "$br") ${sections:-rows norms768 cross_entropy}" \
+      >>"$ROOT/build-gpu-bin/variants"
+  done
+}
+
 if [[ "${1:-}" == "--stage-prebuilt" ]]; then
   set -e
   cmake_args
@@ -105,15 +147,9 @@ if [[ "${1:-}" == "--stage-prebuilt" ]]; then
   cmake --build "$BUILD" -j "${LOOM_JOBS:-2}" --target "${TARGETS[@]}"
   rm -rf "$ROOT/build-gpu-bin"
   mkdir -p "$ROOT/build-gpu-bin"
-  for b in loom_cuda_tests loom-bench loom-flash-shapes; do
-    if command -v xz >/dev/null; then
-      xz -T0 -6 -c "$BUILD/bin/$b" >"$ROOT/build-gpu-bin/$b.xz"
-    else
-      python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(open(sys.argv[1], "rb"), lzma.open(sys.argv[2], "wb"))' \
-        "$BUILD/bin/$b" "$ROOT/build-gpu-bin/$b.xz"
-    fi
-  done
+  for b in loom_cuda_tests loom-bench loom-flash-shapes; do xz_to "$BUILD/bin/$b" "$ROOT/build-gpu-bin/$b.xz"; done
   git -C "$ROOT" describe --always --dirty >"$ROOT/build-gpu-bin/commit"  # "-dirty": uncommitted changes built in
+  stage_variants
   du -sh "$ROOT/build-gpu-bin"
   echo "staged into build-gpu-bin/; carry it and run scripts/gpu-check.sh --prebuilt build-gpu-bin"
   exit 0
@@ -129,7 +165,7 @@ unpack_prebuilt() {
   compgen -G "$dir/*.xz" >/dev/null || { (cd "$dir" && pwd); return; }
   local into=${TMPDIR:-/tmp}/loom-prebuilt-$$
   mkdir -p "$into"
-  cp "$dir/commit" "$into/" 2>/dev/null || true
+  cp "$dir/commit" "$dir/variants" "$into/" 2>/dev/null || true
   local f name
   for f in "$dir"/*.xz; do
     name=$(basename "$f" .xz)
@@ -153,7 +189,7 @@ if [[ "${1:-}" == "--prebuilt" ]]; then
     { echo "gpu-check: could not unpack the binaries in '$2' (xz, or python3's lzma)" >&2; exit 2; }
   [[ "$PREBUILT" == */loom-prebuilt-$$ ]] && trap 'rm -rf "$PREBUILT"' EXIT
 fi
-rm -f "$LOGS"/{env,configure,build,suites,sanitizer,racecheck,bench,shapes,train}.log "$LOGS/summary.txt"  # this run's logs only
+rm -f "$LOGS"/{env,configure,build,suites,sanitizer,racecheck,bench,shapes,train}.log "$LOGS"/variant-*.log "$LOGS/summary.txt"  # this run's logs only
 START=$(date +%s)
 SUMMARY=()
 STATUS=0
@@ -301,6 +337,40 @@ if [[ -n "$BIN" ]]; then
     ${PEAK:+--peak-tflops "$PEAK"} || true
 fi
 
+# --- variants: other versions of some kernels, timed against these in turns -----------
+# Main's sections, the variant's, main's, the variant's (the device's clocks
+# and neighbours drift between minutes; each turn is seconds).
+VARIANT_LINES=()
+if [[ -n "$BIN" && -f "$BIN/variants" ]]; then
+  while read -r name commit sections; do
+    variant=$BIN/loom_cuda_tests.variant-$name
+    run_phase "variant $name ($commit): bench $sections, in turns" "$LOGS/variant-$name.log" 90 bash -c '
+      for turn in 1 2; do
+        echo "== main $turn"; "$1" bench $3 || exit
+        echo "== $4 $turn"; "$2" bench $3 || exit
+      done' _ "$BIN/loom_cuda_tests" "$variant" "$sections" "$name"
+    VARIANT_LINES+=("$name ($commit):")
+    while IFS= read -r line; do VARIANT_LINES+=("  $line"); done < <(python3 - "$LOGS/variant-$name.log" "$name" <<'PY' 2>&1
+import json, re, statistics, sys
+log, name = sys.argv[1], sys.argv[2]
+times, who = {}, None
+for line in open(log):
+    m = re.match(r"== (\S+) \d+$", line.strip())
+    if m:
+        who = "main" if m.group(1) == "main" else (m.group(1) if m.group(1) == name else None)
+        continue
+    if who and line.startswith("{") and '"median_ms"' in line:
+        r = json.loads(line)
+        times.setdefault((r["name"], r["shape"]), {}).setdefault(who, []).append(r["median_ms"])
+for (kernel, shape), t in times.items():
+    if "main" in t and name in t:
+        a, b = statistics.median(t["main"]), statistics.median(t[name])
+        print(f"{kernel} {shape}: main {a:.4f} ms, variant {b:.4f} ms, speed-up {a / b:.3f}x")
+PY
+    )
+  done <"$BIN/variants"
+fi
+
 # --- memory checker: the runtime and kernel suites under compute-sanitizer -----------
 # Out-of-bounds and misaligned accesses, leaks of device memory. Failed API
 # calls are not reported: loom checks each itself, and the runtime suite makes
@@ -373,6 +443,10 @@ fi
   grep -hE '"median_ms"|"fraction_of_gemm"|"speedup"|"error"|"allocator"' "$LOGS/bench.log" 2>/dev/null | sed 's/^/    /'
   echo "  flash-attention tile shapes:"
   grep -hE '"flash_forward_shape"' "$LOGS/shapes.log" 2>/dev/null | sed 's/^/    /'
+  if (( ${#VARIANT_LINES[@]} > 0 )); then
+    echo "  variants (speed-up > 1: the variant is faster):"
+    printf '    %s\n' "${VARIANT_LINES[@]}"
+  fi
   if (( ${#NCU_LINES[@]} > 0 )); then
     echo "  nsight compute:"
     printf '    %s\n' "${NCU_LINES[@]}"
