@@ -127,9 +127,12 @@ stage_variants() {
     src=$ROOT/build-variants/$name/src
     bld=$ROOT/build-variants/$name/build
     echo "==> variant $name ($br): loom_cuda_tests in $bld"
-    git -C "$ROOT" worktree remove --force "$src" 2>/dev/null || rm -rf "$src"
-    git -C "$ROOT" worktree prune
-    git -C "$ROOT" worktree add -q --detach "$src" "$br"
+    if [[ -e "$src/.git" ]]; then  # moved to the branch's commit: only files that differ rebuild
+      git -C "$src" checkout -q --detach --force "$br"
+    else
+      git -C "$ROOT" worktree prune
+      git -C "$ROOT" worktree add -q --detach "$src" "$br"
+    fi
     cmake_args "$src" "$bld"
     cmake "${CMAKE_ARGS[@]}" >/dev/null
     cmake --build "$bld" -j "${LOOM_JOBS:-2}" --target loom_cuda_tests
