@@ -124,6 +124,8 @@ stage_variants() {
   branches=${LOOM_GPU_CHECK_VARIANTS-$(git -C "$ROOT" for-each-ref --format='%(refname:short)' 'refs/heads/gpu-pending/*')}
   for br in $branches; do
     name=${br##*/}
+    git -C "$ROOT" merge-base --is-ancestor HEAD "$br" ||
+      echo "gpu-check: warning: $br is not based on this tree's HEAD; rebase it, or its timings may not compare" >&2
     src=$ROOT/build-variants/$name/src
     bld=$ROOT/build-variants/$name/build
     echo "==> variant $name ($br): loom_cuda_tests in $bld"
