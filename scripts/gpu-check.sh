@@ -45,7 +45,9 @@
 #   LOOM_GPU_CHECK_NCU       space-separated regexes of mangled kernel names: each
 #                            one's first launch in `loom_cuda_tests bench` profiled
 #                            by Nsight Compute (ncu-N.txt; occupancy, DRAM and SM
-#                            throughput, stalls in the summary), about 10 s each
+#                            throughput, stalls in the summary); SECTION:REGEX runs
+#                            only that bench section (e.g. norms768:norm_warp_rows_kernel),
+#                            seconds instead of the whole bench's minute or two
 # Exit status: 0 when the build and every CUDA test passed, 1 otherwise.
 set -uo pipefail
 
@@ -417,11 +419,14 @@ if [[ -n "$BIN" && -n "${LOOM_GPU_CHECK_NCU:-}" ]]; then
     NCU_LINES+=("ncu not found")
   else
     n=0
-    for kernel in $LOOM_GPU_CHECK_NCU; do
+    for entry in $LOOM_GPU_CHECK_NCU; do
       n=$((n + 1))
-      run_phase "ncu $kernel" "$LOGS/ncu-$n.txt" 90 "$NCU" --kernel-name-base mangled -k "regex:$kernel" -c 1 \
-        --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
-        --section MemoryWorkloadAnalysis "$BIN/loom_cuda_tests" bench || true
+      kernel=${entry#*:}
+      sections=""
+      [[ "$entry" == *:* ]] && sections=${entry%%:*}
+      run_phase "ncu $kernel${sections:+ (bench $sections)}" "$LOGS/ncu-$n.txt" 90 "$NCU" --kernel-name-base mangled \
+        -k "regex:$kernel" -c 1 --section SpeedOfLight --section Occupancy --section LaunchStats \
+        --section WarpStateStats --section MemoryWorkloadAnalysis "$BIN/loom_cuda_tests" bench $sections || true
       NCU_LINES+=("$kernel (ncu-$n.txt):")
       while IFS= read -r line; do NCU_LINES+=("  $line"); done < <(grep -hE \
         "Duration|DRAM Throughput|Compute \(SM\) Throughput|Registers Per Thread|Achieved Occupancy|Theoretical Occupancy|Avg. Active Threads" \
