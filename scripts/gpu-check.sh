@@ -47,7 +47,9 @@
 #                            by Nsight Compute (ncu-N.txt; occupancy, DRAM and SM
 #                            throughput, stalls in the summary); SECTION:REGEX runs
 #                            only that bench section (e.g. norms768:norm_warp_rows_kernel),
-#                            seconds instead of the whole bench's minute or two
+#                            seconds instead of the whole bench's minute or two (a
+#                            regex containing ':' needs a section before it); this
+#                            tree's kernels, not a variant's
 # Exit status: 0 when the build and every CUDA test passed, 1 otherwise.
 set -uo pipefail
 
@@ -125,7 +127,12 @@ stage_variants() {
   local branches br name src bld sections
   branches=${LOOM_GPU_CHECK_VARIANTS-$(git -C "$ROOT" for-each-ref --format='%(refname:short)' 'refs/heads/gpu-pending/*')}
   for br in $branches; do
-    name=${br##*/}
+    name=${br#gpu-pending/}
+    name=${name//\//-}
+    if [[ "$name" == main ]]; then
+      echo "gpu-check: a variant cannot be named 'main' (the check's own binary is): $br skipped" >&2
+      continue
+    fi
     git -C "$ROOT" merge-base --is-ancestor HEAD "$br" ||
       echo "gpu-check: warning: $br is not based on this tree's HEAD; rebase it, or its timings may not compare" >&2
     src=$ROOT/build-variants/$name/src
@@ -177,11 +184,11 @@ unpack_prebuilt() {
   for f in "$dir"/*.xz; do
     name=$(basename "$f" .xz)
     if command -v xz >/dev/null; then
-      xz -d -c "$f" >"$into/$name" || return 1
+      xz -d -c "$f" >"$into/$name"
     else
       python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' \
-        "$f" "$into/$name" || return 1
-    fi
+        "$f" "$into/$name"
+    fi || { rm -rf "$into"; return 1; }
     chmod +x "$into/$name"
   done
   echo "$into"
@@ -355,8 +362,12 @@ if [[ -n "$BIN" && -f "$BIN/variants" ]]; then
       for turn in 1 2; do
         echo "== main $turn"; "$1" bench $3 || exit
         echo "== $4 $turn"; "$2" bench $3 || exit
-      done' _ "$BIN/loom_cuda_tests" "$variant" "$sections" "$name"
+      done' _ "$BIN/loom_cuda_tests" "$variant" "$sections" "$name" </dev/null
     VARIANT_LINES+=("$name ($commit):")
+    if [[ ! -f "$LOGS/variant-$name.log" ]]; then  # skipped: the time budget was spent
+      VARIANT_LINES+=("  not run")
+      continue
+    fi
     while IFS= read -r line; do VARIANT_LINES+=("  $line"); done < <(python3 - "$LOGS/variant-$name.log" "$name" <<'PY' 2>&1
 import json, re, statistics, sys
 log, name = sys.argv[1], sys.argv[2]

@@ -95,14 +95,24 @@ struct LaneExpSums {
 constexpr int kExpBlock = 8;  // vectors a block
 constexpr int64_t kExpSpan = 16 * kExpBlock;
 
+// The first `lanes` lanes of a vector (all 16 from 16 on, none from 0 down),
+// without BMI2's bzhi, which AVX-512F alone does not imply.
+inline __mmask16 first_lanes(int64_t lanes) {
+  return lanes >= 16 ? kAll : lanes <= 0 ? __mmask16(0) : static_cast<__mmask16>((1u << lanes) - 1);
+}
+
 // Takes in one block: its lane-wise maximum, the lanes' sums rescaled to the
 // new maxima (by exactly 1 in lanes whose maximum did not move; nothing to
-// rescale in a row's first block), then its exponentials, handed to
-// each(shift, e) as well. Lanes outside `in` hold -inf and their terms are 0:
+// rescale in a row's first block), then its exponentials e, handed to
+// each(max, e) as well: e = e^(x − max), or 0 in a lane whose max is still
+// -inf (its shift is 0 there), so e · e^(max − m) is e^(x − m) for any
+// finite m in every lane. Lanes outside `in` hold -inf and their terms are 0:
 // their e^-inf is never computed, because it underflows, and an underflowing
 // result costs a microcode assist (rows of 192 ran at 0.87 ns an element,
-// 0.51 without). max(data, acc) returns acc where data is NaN: a NaN never
-// becomes a lane's maximum, and reaches the sum through its own exponential.
+// 0.51 without). A NaN reaches the sum through its own exponential; the
+// maxima are then unspecified (vmaxps returns its second operand when either
+// is NaN, so a NaN may hide its partner in the block's tree) but stay
+// numbers: the last max takes the lanes' own, never NaN, second.
 template <class Each>
 inline void add_block(LaneExpSums& acc, bool first, const __m512 (&v)[kExpBlock], const __mmask16 (&in)[kExpBlock],
                       Each&& each) {
@@ -117,14 +127,14 @@ inline void add_block(LaneExpSums& acc, bool first, const __m512 (&v)[kExpBlock]
   for (int k = 0; k < kExpBlock; ++k) e[k] = _mm512_maskz_mov_ps(in[k], exp16(_mm512_maskz_sub_ps(in[k], v[k], shift)));
   __m512 terms = e[0];
   for (int k = 1; k < kExpBlock; ++k) terms = _mm512_add_ps(terms, e[k]);
-  each(shift, e);
+  each(max, e);
   acc.sum = first ? terms : _mm512_fmadd_ps(acc.sum, exp16(_mm512_sub_ps(acc.max, shift)), terms);
   acc.max = max;
 }
 
-// The lanes' running maxima and sums over x[0, n); each(i, shift, e, in)
-// sees every block: its first element i, the shift its exponentials e took,
-// and the lanes in the row.
+// The lanes' running maxima and sums over x[0, n); each(i, max, e, in)
+// sees every block: its first element i, the lanes' maxima and exponentials
+// as add_block hands them on, and the lanes in the row.
 template <class Each>
 inline LaneExpSums lane_exp_sums(const float* x, int64_t n, Each&& each) {
   const __m512 ninf = _mm512_set1_ps(-__builtin_inff());
@@ -137,7 +147,7 @@ inline LaneExpSums lane_exp_sums(const float* x, int64_t n, Each&& each) {
       v[k] = _mm512_loadu_ps(x + i + 16 * k);
       in[k] = kAll;
     }
-    add_block(acc, i == 0, v, in, [&](__m512 shift, const __m512(&e)[kExpBlock]) { each(i, shift, e, in); });
+    add_block(acc, i == 0, v, in, [&](__m512 max, const __m512(&e)[kExpBlock]) { each(i, max, e, in); });
   }
   if (i < n) {
     // The rest as one whole block (a block of fewer vectors, counted at run
@@ -147,10 +157,10 @@ inline LaneExpSums lane_exp_sums(const float* x, int64_t n, Each&& each) {
     // element against 0.36 for rows of 256).
     for (int k = 0; k < kExpBlock; ++k) {
       const int64_t left = n - i - 16 * k;
-      in[k] = static_cast<__mmask16>(_bzhi_u32(kAll, left <= 0 ? 0u : (left >= 16 ? 16u : static_cast<unsigned>(left))));
+      in[k] = first_lanes(left);
       v[k] = left > 0 ? _mm512_mask_loadu_ps(ninf, in[k], x + i + 16 * k) : ninf;
     }
-    add_block(acc, i == 0, v, in, [&](__m512 shift, const __m512(&e)[kExpBlock]) { each(i, shift, e, in); });
+    add_block(acc, i == 0, v, in, [&](__m512 max, const __m512(&e)[kExpBlock]) { each(i, max, e, in); });
   }
   return acc;
 }
@@ -174,9 +184,10 @@ inline std::pair<float, double> combine_lanes(const LaneExpSums& lanes) {
 }  // namespace detail
 #endif
 
-// A row's log-sum-exp as shift + log(sum): shift is the row's maximum (NaN
-// ignored), or 0 when that is -inf (an empty or fully masked row, whose sum is
-// then 0), and sum = Σ_k e^(x[k] − shift) in double (NaN if any x[k] is).
+// A row's log-sum-exp as shift + log(sum): shift is the row's maximum, or 0
+// when that is -inf (an empty or fully masked row, whose sum is then 0), and
+// sum = Σ_k e^(x[k] − shift) in double. With a NaN in the row the sum is NaN
+// and the shift some number of the row (not NaN).
 template <class T>
 struct ShiftedExpSum {
   T shift;
@@ -230,9 +241,9 @@ template <class T>
 ShiftedExpSum<T> shifted_exp_sum(const T* x, int64_t n) {
 #if defined(__AVX512F__)
   if constexpr (std::is_same_v<T, float>) {
-    // A row of one block waits on its own chain of max, exp and sum with
-    // little to overlap: rows of 128 ran 0.55 ns an element in one pass, 0.49
-    // in two.
+    // A row shorter than two blocks waits on its own chain of max, exp and
+    // sum with little to overlap: rows of 128 ran 0.55 ns an element in one
+    // pass, 0.49 in two.
     if (n >= 2 * detail::kExpSpan) {
       const auto [mx, total] = detail::combine_lanes(detail::lane_exp_sums(x, n, [](auto&&...) {}));
       return {mx, total};
@@ -245,10 +256,11 @@ ShiftedExpSum<T> shifted_exp_sum(const T* x, int64_t n) {
 
 // softmax of one row into out (which may be x) with x read once, or false
 // (nothing written) for a row the caller's passes take: not f32 on AVX-512,
-// a row of one block (see shifted_exp_sum), or one of more than 64 blocks.
-// Each block's e^(x − its lanes' shift) is stored as the one-pass sum makes
-// it, its shifts kept; then a pass over out, from L1/L2, scales each block's
-// lanes by e^(shift − max) / sum (one exp per block). Against max, then exp
+// shorter than two blocks (256; see shifted_exp_sum), or longer than 64.
+// Each block's e^(x − its lanes' maxima) is stored as the one-pass sum makes
+// it, the maxima kept; then a pass over out, from L1/L2, scales each block's
+// lanes by e^(lane max − row max) / sum (one exp per block; 0 in a lane that
+// saw only -inf so far, whose stored terms are 0). Against max, then exp
 // and store, then scale: the block loads overlap the arithmetic. Two float
 // differences are rounded (x − shift, shift − max) where the passes round
 // one: a small result e^(x − max) carries up to 2^-23 |x − max| relative
@@ -259,17 +271,18 @@ bool softmax_row_one_pass(const T* x, T* out, int64_t n) {
   if constexpr (std::is_same_v<T, float>) {
     constexpr int64_t kMaxBlocks = 64;
     if (n < 2 * detail::kExpSpan || n > kMaxBlocks * detail::kExpSpan) return false;
-    __m512 shifts[kMaxBlocks];
+    __m512 block_max[kMaxBlocks];
     const auto [mx, total] = detail::combine_lanes(detail::lane_exp_sums(
-        x, n, [&](int64_t i, __m512 shift, const __m512(&e)[detail::kExpBlock], const __mmask16(&in)[detail::kExpBlock]) {
-          shifts[i / detail::kExpSpan] = shift;
-          for (int k = 0; k < detail::kExpBlock; ++k) _mm512_mask_storeu_ps(out + i + 16 * k, in[k], e[k]);
+        x, n, [&](int64_t i, __m512 max, const __m512(&e)[detail::kExpBlock], const __mmask16(&in)[detail::kExpBlock]) {
+          block_max[i / detail::kExpSpan] = max;
+          for (int k = 0; k < detail::kExpBlock; ++k)  // no store wholly past the row (see lane_exp_sums' loads)
+            if (in[k]) _mm512_mask_storeu_ps(out + i + 16 * k, in[k], e[k]);
         }));
     const __m512 row_max = _mm512_set1_ps(mx), inv = _mm512_set1_ps(static_cast<float>(1.0 / total));
     for (int64_t i = 0; i < n; i += detail::kExpSpan) {
-      const __m512 scale = _mm512_mul_ps(detail::exp16(_mm512_sub_ps(shifts[i / detail::kExpSpan], row_max)), inv);
+      const __m512 scale = _mm512_mul_ps(detail::exp16(_mm512_sub_ps(block_max[i / detail::kExpSpan], row_max)), inv);
       for (int64_t j = i; j < i + detail::kExpSpan && j < n; j += 16) {
-        const __mmask16 m = n - j >= 16 ? detail::kAll : static_cast<__mmask16>(_bzhi_u32(detail::kAll, n - j));
+        const __mmask16 m = detail::first_lanes(n - j);
         _mm512_mask_storeu_ps(out + j, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, out + j), scale));
       }
     }
