@@ -48,8 +48,8 @@
 #                            throughput, stalls in the summary); SECTION:REGEX runs
 #                            only that bench section (e.g. norms768:norm_warp_rows_kernel),
 #                            seconds instead of the whole bench's minute or two (a
-#                            regex containing ':' needs a section before it); this
-#                            tree's kernels, not a variant's
+#                            regex containing ':' needs a section, or an empty one,
+#                            before it); this tree's kernels, not a variant's
 # Exit status: 0 when the build and every CUDA test passed, 1 otherwise.
 set -uo pipefail
 
@@ -129,8 +129,9 @@ stage_variants() {
   for br in $branches; do
     name=${br#gpu-pending/}
     name=${name//\//-}
-    if [[ "$name" == main ]]; then
-      echo "gpu-check: a variant cannot be named 'main' (the check's own binary is): $br skipped" >&2
+    if [[ "$name" == main ]] ||
+       awk -v n="$name" '$1 == n { found = 1 } END { exit !found }' "$ROOT/build-gpu-bin/variants" 2>/dev/null; then
+      echo "gpu-check: variant name '$name' is 'main' or taken by another branch: $br skipped" >&2
       continue
     fi
     git -C "$ROOT" merge-base --is-ancestor HEAD "$br" ||

@@ -106,7 +106,7 @@ inline __mmask16 first_lanes(int64_t lanes) {
 // rescale in a row's first block), then its exponentials e, handed to
 // each(max, e) as well: e = e^(x − max), or 0 in a lane whose max is still
 // -inf (its shift is 0 there), so e · e^(max − m) is e^(x − m) for any
-// finite m in every lane. Lanes outside `in` hold -inf and their terms are 0:
+// finite m in every lane whose max is not +inf. Lanes outside `in` hold -inf and their terms are 0:
 // their e^-inf is never computed, because it underflows, and an underflowing
 // result costs a microcode assist (rows of 192 ran at 0.87 ns an element,
 // 0.51 without). A NaN reaches the sum through its own exponential; the
@@ -187,7 +187,8 @@ inline std::pair<float, double> combine_lanes(const LaneExpSums& lanes) {
 // A row's log-sum-exp as shift + log(sum): shift is the row's maximum, or 0
 // when that is -inf (an empty or fully masked row, whose sum is then 0), and
 // sum = Σ_k e^(x[k] − shift) in double. With a NaN in the row the sum is NaN
-// and the shift some number of the row (not NaN).
+// and the shift a number, not NaN (the maximum of what the NaN leaves
+// visible, or 0).
 template <class T>
 struct ShiftedExpSum {
   T shift;
@@ -256,7 +257,8 @@ ShiftedExpSum<T> shifted_exp_sum(const T* x, int64_t n) {
 
 // softmax of one row into out (which may be x) with x read once, or false
 // (nothing written) for a row the caller's passes take: not f32 on AVX-512,
-// shorter than two blocks (256; see shifted_exp_sum), or longer than 64.
+// shorter than two blocks (256; see shifted_exp_sum), or longer than 64
+// blocks (8192).
 // Each block's e^(x − its lanes' maxima) is stored as the one-pass sum makes
 // it, the maxima kept; then a pass over out, from L1/L2, scales each block's
 // lanes by e^(lane max − row max) / sum (one exp per block; 0 in a lane that

@@ -307,7 +307,7 @@ TEST_CASE("softmax_row_one_pass matches softmax in double, in place too, and dec
       const auto [shift, sum] = shifted_exp_sum_reference(row);
       for (int64_t k = 0; k < n; ++k) {
         // e^(x − max) in float rounds x − max, relatively 2^-24 |x − max| of
-        // the result; here x − lane shift and lane shift − max are rounded.
+        // the result; here x − lane max and lane max − row max are rounded.
         // Results below float's normal range count absolutely.
         const double arg = static_cast<double>(row[k]) - shift, want = std::exp(arg) / sum;
         if (std::fabs(out[k] - want) > (2e-6 + 1.2e-7 * std::fabs(arg)) * want + 1.2e-38)
