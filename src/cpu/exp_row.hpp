@@ -18,6 +18,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "gemm_simd.hpp"
 #include "vec_math.hpp"
 #include "vec_row.hpp"
 
@@ -34,6 +35,10 @@ namespace detail {
 // headers merge into _mm512_undefined_ps(), a self-initialised variable that
 // -Wuninitialized reports wherever they are inlined.
 inline constexpr __mmask16 kAll = 0xffff;
+
+// The first `count` lanes of a vector (all from 16 on, none from 0 down): the
+// GEMM's lane masks, without BMI2's bzhi, which AVX-512F alone does not imply.
+using gemm_f32::simd::first_lanes;
 
 inline __m512 exp16(__m512 y) {
   // Clamped as vec::exp clamps; max(c, y) and min(c, y) return y when it is NaN.
@@ -67,7 +72,7 @@ double exp_blocks(const float* x, int64_t n, float shift, Each&& each) {
     }
   }
   for (; i < n; i += 16) {  // at most two more blocks, the last one partial
-    const __mmask16 m = n - i >= 16 ? kAll : __mmask16((1u << (n - i)) - 1);
+    const __mmask16 m = first_lanes(n - i);
     const __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), s));
     each(i, m, e);
     if constexpr (kSum) acc0 = _mm512_mask_add_ps(acc0, m, acc0, e);
@@ -94,12 +99,6 @@ struct LaneExpSums {
 
 constexpr int kExpBlock = 8;  // vectors a block
 constexpr int64_t kExpSpan = 16 * kExpBlock;
-
-// The first `lanes` lanes of a vector (all 16 from 16 on, none from 0 down),
-// without BMI2's bzhi, which AVX-512F alone does not imply.
-inline __mmask16 first_lanes(int64_t lanes) {
-  return lanes >= 16 ? kAll : lanes <= 0 ? __mmask16(0) : static_cast<__mmask16>((1u << lanes) - 1);
-}
 
 // Takes in one block: its lane-wise maximum, the lanes' sums rescaled to the
 // new maxima (by exactly 1 in lanes whose maximum did not move; nothing to
