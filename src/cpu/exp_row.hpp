@@ -28,6 +28,17 @@
 
 namespace loom::cpu {
 
+namespace detail {
+
+// The row's maximum, or 0 when that is -inf: ShiftedExpSum's shift.
+template <class T>
+T finite_row_max(const T* x, int64_t n) {
+  const T mx = lane_max(x, n);
+  return mx == -std::numeric_limits<T>::infinity() ? T(0) : mx;
+}
+
+}  // namespace detail
+
 #if defined(__AVX512F__)
 namespace detail {
 
@@ -80,9 +91,7 @@ double exp_blocks(const float* x, int64_t n, float shift, Each&& each) {
   if constexpr (!kSum) return 0;
   float lanes[kLanes];
   _mm512_storeu_ps(lanes, _mm512_add_ps(acc0, acc1));
-  double total = 0;
-  for (const float l : lanes) total += l;
-  return total;
+  return lanes_total(lanes);
 }
 
 // The row's per-lane running maxima and sums of e^(x − max) in one pass:
@@ -105,10 +114,10 @@ constexpr int64_t kExpSpan = 16 * kExpBlock;
 // rescale in a row's first block), then its exponentials e, handed to
 // each(max, e) as well: e = e^(x − max), or 0 in a lane whose max is still
 // -inf (its shift is 0 there), so e · e^(max − m) is e^(x − m) for any
-// finite m in every lane whose max is not +inf. Lanes outside `in` hold -inf and their terms are 0:
-// their e^-inf is never computed, because it underflows, and an underflowing
-// result costs a microcode assist (rows of 192 ran at 0.87 ns an element,
-// 0.51 without). A NaN reaches the sum through its own exponential; the
+// finite m in every lane whose max is not +inf. Lanes outside `in` hold -inf
+// and their terms are 0: their e^-inf is never computed, because it
+// underflows, and an underflowing result costs a microcode assist (rows of
+// 192 ran at 0.87 ns an element, 0.51 without). A NaN reaches the sum through its own exponential; the
 // maxima are then unspecified (vmaxps returns its second operand when either
 // is NaN, so a NaN may hide its partner in the block's tree) but stay
 // numbers: the last max takes the lanes' own, never NaN, second.
@@ -169,15 +178,11 @@ inline LaneExpSums lane_exp_sums(const float* x, int64_t n, Each&& each) {
 inline std::pair<float, double> combine_lanes(const LaneExpSums& lanes) {
   float lane_maxima[kLanes];  // not _mm512_reduce_max_ps: GCC 12's warns as the plain forms do
   _mm512_storeu_ps(lane_maxima, lanes.max);
-  float mx = -std::numeric_limits<float>::infinity();
-  for (const float m : lane_maxima) mx = m > mx ? m : mx;
-  if (mx == -std::numeric_limits<float>::infinity()) mx = 0;
+  const float mx = finite_row_max(lane_maxima, kLanes);
   // Each lane's sum moved from its own max to the row's: e^(lane max − mx) <= 1.
   float part[kLanes];
   _mm512_storeu_ps(part, _mm512_mul_ps(lanes.sum, exp16(_mm512_sub_ps(lanes.max, _mm512_set1_ps(mx)))));
-  double total = 0;
-  for (const float p : part) total += p;
-  return {mx, total};
+  return {mx, lanes_total(part)};
 }
 
 }  // namespace detail
@@ -205,12 +210,6 @@ double exp_row_sum_lanes(const T* x, T* out, int64_t n, T shift) {
 template <class T>
 void exp_row_affine_lanes(const T* x, T* out, int64_t n, T shift, T a, T b) {
   for (int64_t k = 0; k < n; ++k) out[k] = a * math<T>::exp(x[k] - shift) + b;
-}
-// The row's maximum, or 0 when that is -inf: ShiftedExpSum's shift.
-template <class T>
-T finite_row_max(const T* x, int64_t n) {
-  const T mx = lane_max(x, n);
-  return mx == -std::numeric_limits<T>::infinity() ? T(0) : mx;
 }
 template <class T>
 ShiftedExpSum<T> shifted_exp_sum_lanes(const T* x, int64_t n) {

@@ -3,8 +3,9 @@
 //   dloss/dx_c = softmax_c - (1 - eps) * [c == t] - eps / C
 // The full log-probabilities are never stored. Rows run in parallel; each is
 // read from memory once for its maximum and sum of exp(x - max) together
-// (exp_row.hpp), then revisited from L1/L2 for the sum of x with smoothing. The forward keeps each
-// row's log-sum-exp, so the backward is one pass: softmax_c = exp(x_c - lse).
+// (exp_row.hpp), then revisited from L1/L2 for the sum of x with smoothing.
+// The forward keeps each row's log-sum-exp, so the backward is one pass:
+// softmax_c = exp(x_c - lse).
 #include <cmath>
 #include <limits>
 

@@ -36,7 +36,7 @@ void softmax_row(const T* in, T* o, int64_t r, bool log) {
     for (int64_t k = 0; k < r; ++k) o[k] = in[k] - lse;
   } else {
     if (softmax_row_one_pass(in, o, r)) return;
-    const T mx = finite_max(lane_max(in, r));
+    const T mx = detail::finite_row_max(in, r);
     const double total = exp_row_sum<T>(in, o, r, mx);
     const T inv = static_cast<T>(1.0 / total);
     for (int64_t k = 0; k < r; ++k) o[k] *= inv;
