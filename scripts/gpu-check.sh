@@ -40,8 +40,9 @@
 #   LOOM_GPU_CHECK_VARIANTS  --stage-prebuilt: the branches staged as variants (default:
 #                            every local gpu-pending/* branch; "" for none): each one's
 #                            loom_cuda_tests, built from a worktree under build-variants/,
-#                            times the bench sections it names against this tree's, in
-#                            turns (variant-NAME.log; a table in the summary)
+#                            runs the CUDA suites it names, then times the bench sections
+#                            it names against this tree's, in turns (variant-NAME.log; a
+#                            table in the summary)
 #   LOOM_GPU_CHECK_NCU       space-separated regexes of mangled kernel names: each
 #                            one's first launch in `loom_cuda_tests bench` profiled
 #                            by Nsight Compute (ncu-N.txt; occupancy, DRAM and SM
@@ -119,12 +120,24 @@ xz_to() {
 }
 
 # Variants: another version of some kernels, on a branch, timed against this
-# tree's on the GPU in the same run. A branch's last commit message names the
-# bench sections that time it, on a line "bench: SECTION..." (default: rows
-# norms768 cross_entropy). build-gpu-bin/variants lists "NAME COMMIT
-# SECTION..." per variant, beside loom_cuda_tests.variant-NAME.xz.
+# tree's on the GPU in the same run. A branch's last commit message may hold
+# three lines:
+#   bench: SECTION...  the bench sections that time it (default: rows
+#                      norms768 cross_entropy);
+#   check: SUITE...    the CUDA suites of its own loom_cuda_tests that must
+#                      pass first (kernels, ops, ...): a kernel the emulator
+#                      passed may still be wrong on the device, and a wrong
+#                      kernel's timings are not compared (default: none);
+#   arch: ARCHS        its CMAKE_CUDA_ARCHITECTURES, e.g. 90a for Hopper's
+#                      arch-specific instructions (default: this run's).
+# build-gpu-bin/variants lists "NAME COMMIT CHECKS SECTION..." per variant
+# (CHECKS: suites joined by commas, or -), beside
+# loom_cuda_tests.variant-NAME.xz.
+commit_line() {  # commit_line BRANCH KEY: the value of the "KEY: ..." line of its last commit
+  git -C "$ROOT" log -1 --format=%B "$1" | sed -n "s/^$2: *//p" | head -n 1
+}
 stage_variants() {
-  local branches br name src bld sections
+  local branches br name src bld sections checks ARCH=$ARCH  # cmake_args reads ARCH
   branches=${LOOM_GPU_CHECK_VARIANTS-$(git -C "$ROOT" for-each-ref --format='%(refname:short)' 'refs/heads/gpu-pending/*')}
   for br in $branches; do
     name=${br#gpu-pending/}
@@ -145,12 +158,16 @@ stage_variants() {
       git -C "$ROOT" worktree prune
       git -C "$ROOT" worktree add -q --detach "$src" "$br"
     fi
+    ARCH=$(commit_line "$br" arch)
+    ARCH=${ARCH:-${LOOM_CUDA_ARCH:-90}}
     cmake_args "$src" "$bld"
     cmake "${CMAKE_ARGS[@]}" >/dev/null
     cmake --build "$bld" -j "${LOOM_JOBS:-2}" --target loom_cuda_tests
     xz_to "$bld/bin/loom_cuda_tests" "$ROOT/build-gpu-bin/loom_cuda_tests.variant-$name.xz"
-    sections=$(git -C "$ROOT" log -1 --format=%B "$br" | sed -n 's/^bench: *//p' | head -n 1)
-    echo "$name $(git -C "$ROOT" rev-parse --short "$br") ${sections:-rows norms768 cross_entropy}" \
+    sections=$(commit_line "$br" bench)
+    checks=$(commit_line "$br" check)
+    checks=${checks// /,}
+    echo "$name $(git -C "$ROOT" rev-parse --short "$br") ${checks:--} ${sections:-rows norms768 cross_entropy}" \
       >>"$ROOT/build-gpu-bin/variants"
   done
 }
@@ -357,14 +374,31 @@ fi
 # and neighbours drift between minutes; each turn is seconds).
 VARIANT_LINES=()
 if [[ -n "$BIN" && -f "$BIN/variants" ]]; then
-  while read -r name commit sections; do
+  while read -r name commit checks sections; do
     variant=$BIN/loom_cuda_tests.variant-$name
+    VARIANT_LINES+=("$name ($commit):")
+    if [[ "$checks" != - ]]; then
+      run_phase "variant $name ($commit): its suites ${checks//,/ }" "$LOGS/variant-$name-check.log" 180 \
+        bash -c 'for suite in ${1//,/ }; do "$2" "$suite" || exit; done' _ "$checks" "$variant" </dev/null
+      rc=$?
+      if (( rc != 0 )); then
+        case $rc in
+          99) verdict="not run (time budget spent)" ;;
+          77) verdict="skipped (no GPU)" ;;
+          *) verdict="FAILED ($rc)" ;;
+        esac
+        VARIANT_LINES+=("  its suites ${checks//,/ }: $verdict: not timed")
+        while IFS= read -r line; do VARIANT_LINES+=("  $line"); done < <(
+          grep -hE "^  failed: " "$LOGS/variant-$name-check.log" 2>/dev/null | head -n 10 | cut -c1-200)
+        continue
+      fi
+      VARIANT_LINES+=("  its suites ${checks//,/ }: passed")
+    fi
     run_phase "variant $name ($commit): bench $sections, in turns" "$LOGS/variant-$name.log" 90 bash -c '
       for turn in 1 2; do
         echo "== main $turn"; "$1" bench $3 || exit
         echo "== $4 $turn"; "$2" bench $3 || exit
       done' _ "$BIN/loom_cuda_tests" "$variant" "$sections" "$name" </dev/null
-    VARIANT_LINES+=("$name ($commit):")
     if [[ ! -f "$LOGS/variant-$name.log" ]]; then  # skipped: the time budget was spent
       VARIANT_LINES+=("  not run")
       continue
