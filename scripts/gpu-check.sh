@@ -137,7 +137,7 @@ commit_line() {  # commit_line BRANCH KEY: the value of the "KEY: ..." line of i
   git -C "$ROOT" log -1 --format=%B "$1" | sed -n "s/^$2: *//p" | head -n 1
 }
 stage_variants() {
-  local branches br name src bld sections checks ARCH=$ARCH  # cmake_args reads ARCH
+  local branches br name src bld sections checks run_arch=$ARCH ARCH  # cmake_args reads ARCH
   branches=${LOOM_GPU_CHECK_VARIANTS-$(git -C "$ROOT" for-each-ref --format='%(refname:short)' 'refs/heads/gpu-pending/*')}
   for br in $branches; do
     name=${br#gpu-pending/}
@@ -159,7 +159,7 @@ stage_variants() {
       git -C "$ROOT" worktree add -q --detach "$src" "$br"
     fi
     ARCH=$(commit_line "$br" arch)
-    ARCH=${ARCH:-${LOOM_CUDA_ARCH:-90}}
+    ARCH=${ARCH:-$run_arch}
     cmake_args "$src" "$bld"
     cmake "${CMAKE_ARGS[@]}" >/dev/null
     cmake --build "$bld" -j "${LOOM_JOBS:-2}" --target loom_cuda_tests
