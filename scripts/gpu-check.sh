@@ -378,21 +378,23 @@ if [[ -n "$BIN" && -f "$BIN/variants" ]]; then
     variant=$BIN/loom_cuda_tests.variant-$name
     VARIANT_LINES+=("$name ($commit):")
     if [[ "$checks" != - ]]; then
-      run_phase "variant $name ($commit): its suites ${checks//,/ }" "$LOGS/variant-$name-check.log" 180 \
-        bash -c 'for suite in ${1//,/ }; do "$2" "$suite" || exit; done' _ "$checks" "$variant" </dev/null
+      suites=${checks//,/ }
+      run_phase "variant $name ($commit): its suites $suites" "$LOGS/variant-$name-check.log" 180 \
+        bash -c 'for suite in $1; do "$2" "$suite" || exit; done' _ "$suites" "$variant" </dev/null
       rc=$?
+      case $rc in
+        0) verdict=passed ;;
+        99) verdict="not run (time budget spent)" ;;
+        77) verdict="skipped (no GPU)" ;;
+        124 | 137) verdict="timed out" ;;
+        *) verdict="FAILED ($rc)" ;;
+      esac
+      VARIANT_LINES+=("  its suites $suites: $verdict$( ((rc != 0)) && echo ': not timed')")
       if (( rc != 0 )); then
-        case $rc in
-          99) verdict="not run (time budget spent)" ;;
-          77) verdict="skipped (no GPU)" ;;
-          *) verdict="FAILED ($rc)" ;;
-        esac
-        VARIANT_LINES+=("  its suites ${checks//,/ }: $verdict: not timed")
         while IFS= read -r line; do VARIANT_LINES+=("  $line"); done < <(
           grep -hE "^  failed: " "$LOGS/variant-$name-check.log" 2>/dev/null | head -n 10 | cut -c1-200)
         continue
       fi
-      VARIANT_LINES+=("  its suites ${checks//,/ }: passed")
     fi
     run_phase "variant $name ($commit): bench $sections, in turns" "$LOGS/variant-$name.log" 90 bash -c '
       for turn in 1 2; do

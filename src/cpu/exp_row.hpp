@@ -30,11 +30,17 @@ namespace loom::cpu {
 
 namespace detail {
 
+// A row's maximum as a shift: 0 when it is -inf (a fully masked row), so
+// that x − shift stays -inf and its exponentials 0 instead of NaN.
+template <class T>
+T finite_shift(T mx) {
+  return mx == -std::numeric_limits<T>::infinity() ? T(0) : mx;
+}
+
 // The row's maximum, or 0 when that is -inf: ShiftedExpSum's shift.
 template <class T>
 T finite_row_max(const T* x, int64_t n) {
-  const T mx = lane_max(x, n);
-  return mx == -std::numeric_limits<T>::infinity() ? T(0) : mx;
+  return finite_shift(lane_max(x, n));
 }
 
 }  // namespace detail
@@ -117,10 +123,11 @@ constexpr int64_t kExpSpan = 16 * kExpBlock;
 // finite m in every lane whose max is not +inf. Lanes outside `in` hold -inf
 // and their terms are 0: their e^-inf is never computed, because it
 // underflows, and an underflowing result costs a microcode assist (rows of
-// 192 ran at 0.87 ns an element, 0.51 without). A NaN reaches the sum through its own exponential; the
-// maxima are then unspecified (vmaxps returns its second operand when either
-// is NaN, so a NaN may hide its partner in the block's tree) but stay
-// numbers: the last max takes the lanes' own, never NaN, second.
+// 192 ran at 0.87 ns an element, 0.51 without). A NaN reaches the sum
+// through its own exponential; the maxima are then unspecified (vmaxps
+// returns its second operand when either is NaN, so a NaN may hide its
+// partner in the block's tree) but stay numbers: the last max takes the
+// lanes' own, never NaN, second.
 template <class Each>
 inline void add_block(LaneExpSums& acc, bool first, const __m512 (&v)[kExpBlock], const __mmask16 (&in)[kExpBlock],
                       Each&& each) {

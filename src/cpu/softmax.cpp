@@ -22,11 +22,6 @@ namespace loom::cpu {
 
 namespace {
 
-template <class T>
-T finite_max(T mx) {
-  return mx == -std::numeric_limits<T>::infinity() ? T(0) : mx;  // a fully masked row stays finite-safe
-}
-
 // softmax / log_softmax of one contiguous row.
 template <class T>
 void softmax_row(const T* in, T* o, int64_t r, bool log) {
@@ -60,7 +55,7 @@ template <class T>
 void softmax_strided(const T* in, T* o, int64_t r, int64_t inner, bool log) {
   T mx = -std::numeric_limits<T>::infinity();
   for (int64_t k = 0; k < r; ++k) mx = std::max(mx, in[k * inner]);
-  mx = finite_max(mx);
+  mx = detail::finite_shift(mx);
   double total = 0;
   for (int64_t k = 0; k < r; ++k) {
     const T e = math<T>::exp(in[k * inner] - mx);
