@@ -221,6 +221,14 @@ void conv_pair(const Options& opt, const std::string& shape, std::vector<Tensor>
             },
             fwd_flops, bwd_flops, true);
   }
+  // A patch stem (kernel = stride, no padding) also as tokens through
+  // patch_embed: patchify and one GEMM, the composition that may replace
+  // nn::PatchEmbed's conv2d + transpose where it is faster.
+  const bool patch_stem = padding[0] == 0 && padding[1] == 0 && stride[0] == in[1].size(2) &&
+                          stride[1] == in[1].size(3) && stride[0] == stride[1];
+  if (patch_stem)
+    fwd_bwd(opt, "patch_embed", shape, in,
+            [](const std::vector<Tensor>& t) { return patch_embed(t[0], t[1], t[2]); }, fwd_flops, bwd_flops, true);
 }
 
 }  // namespace
@@ -234,6 +242,10 @@ void run_conv(const Options& opt) {
   const Case cases[] = {
       // fashion-vit's patch stem: 1 -> 64 channels, 4x4 stride 4
       {"x128x1x28x28_w64x1x4x4_s4", 128, 1, 28, 28, 64, 4, 4, 4, 4, 0, 0, false},
+      // omni-tiny's patch stem after its conv stem: 64 channels, 2x2 stride 2
+      {"x32x64x16x16_w64x64x2x2_s2", 32, 64, 16, 16, 64, 2, 2, 2, 2, 0, 0, true},
+      // ViT-B/16's stem on a small batch: 224x224 RGB -> 768 channels
+      {"x8x3x224x224_w768x3x16x16_s16", 8, 3, 224, 224, 768, 16, 16, 16, 16, 0, 0, false},
       // a 3x3 stride-2 convolution of the CNN recipe arch: 32 -> 64 channels, 28x28 -> 14x14
       {"x128x32x28x28_w64x32x3x3_s2p1", 128, 32, 28, 28, 64, 3, 3, 2, 2, 1, 1, true},
       // omni-tiny, batch 32: the image stem (64x64 RGB -> 32 channels -> 64,

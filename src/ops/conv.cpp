@@ -2,7 +2,8 @@
 // the call (cuDNN on CUDA; im2col + GEMM as one node on the CPU), otherwise
 // composed as im2col +
 // one batched GEMM: conv2d(x, w) = w[O, C*KH*KW] . unfold2d(x).
-// conv1d is conv2d over a height of 1.
+// conv1d is conv2d over a height of 1. A patch stem (kernel = stride, no
+// padding) has its own entry, patch_embed: patchify, then one GEMM.
 #include <optional>
 
 #include "loom/ops/creation.hpp"
@@ -111,6 +112,32 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, std::ve
   Tensor y = matmul(weight.reshape({out_ch, -1}), cols).reshape({x.size(0), out_ch, out_height(x, win), out_width(x, win)});
   if (bias.defined()) y = add(y, ops::autocast_product_operand(bias).reshape({1, out_ch, 1, 1}));
   return y;
+}
+
+Tensor patchify(const Tensor& x, int64_t patch) {
+  check_defined(x, "patchify", "x");
+  LOOM_CHECK(patch > 0, "patchify: patch must be positive, got ", patch);
+  LOOM_CHECK(x.dim() == 4 && x.size(2) % patch == 0 && x.size(3) % patch == 0, "patchify: input ",
+             shape_str(x.shape()), " must be [N, C, H, W] with H and W multiples of the patch ", patch);
+  const int64_t n = x.size(0), c = x.size(1), rows = x.size(2) / patch, cols = x.size(3) / patch;
+  // The permute keeps a patch row's p pixels innermost and contiguous, so
+  // the copy moves runs of p elements.
+  return x.reshape({n, c, rows, patch, cols, patch})
+      .permute({0, 2, 4, 1, 3, 5})
+      .reshape({n, rows * cols, c * patch * patch});
+}
+
+Tensor patch_embed(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  check_defined(x, "patch_embed", "x");
+  check_defined(weight, "patch_embed", "weight");
+  LOOM_CHECK(weight.dim() == 4 && weight.size(2) == weight.size(3) && x.dim() == 4 && x.size(1) == weight.size(1),
+             "patch_embed: input ", shape_str(x.shape()), " ([N, C, H, W]) does not match weight ",
+             shape_str(weight.shape()), " ([O, C, p, p])");
+  const int64_t out_ch = weight.size(0);
+  // Cast before the reshape: autocast keeps its cached copy for the
+  // parameter itself, not for a view of it.
+  const Tensor w = ops::autocast_product_operand(weight).reshape({out_ch, -1});
+  return linear(patchify(x, weight.size(2)), w, bias);
 }
 
 Tensor conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding) {

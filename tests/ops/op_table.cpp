@@ -105,6 +105,8 @@ std::vector<OpCase> build() {
                [](const V& v) { return conv2d(v[0], v[1], v[2], {2, 2}, {1, 1}); }});
   c.push_back({"conv2d_patch", {in({1, 3, 4, 4}), in({5, 3, 2, 2})},
                [](const V& v) { return conv2d(v[0], v[1], Tensor(), {2, 2}, {0, 0}); }});
+  c.push_back({"patch_embed", {in({2, 3, 4, 6}), in({5, 3, 2, 2}), in({5})},
+               [](const V& v) { return patch_embed(v[0], v[1], v[2]); }});
   c.push_back({"attention", {in({2, 3, 4}), in({2, 5, 4}), in({2, 5, 3})},
                [](const V& v) { return scaled_dot_product_attention(v[0], v[1], v[2]); }});
   c.push_back({"attention_causal", {in({1, 2, 4, 3}), nc({1, 2, 4, 3}), in({1, 2, 4, 3})},

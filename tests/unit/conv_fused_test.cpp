@@ -141,3 +141,61 @@ TEST_CASE("conv2d names what is wrong", "[conv]") {
   CHECK_THROWS_WITH(conv2d(zeros({1, 3, 2, 2}), zeros({2, 3, 3, 3})), Contains("conv2d: kernel [3, 3] larger"));
   CHECK_THROWS_WITH(conv2d(zeros({1, 3, 4, 4}), zeros({2, 3, 3, 3}), Tensor(), {0}), Contains("stride must be positive"));
 }
+
+TEST_CASE("patch_embed is conv2d with kernel = stride = patch, as tokens", "[conv]") {
+  struct Case {
+    Shape x, w;
+    bool bias;
+  };
+  // non-square images, several channels, a patch of 1, no bias
+  const std::vector<Case> cases = {{{2, 3, 8, 12}, {5, 3, 4, 4}, true},
+                                   {{1, 2, 6, 4}, {3, 2, 2, 2}, false},
+                                   {{3, 1, 5, 5}, {2, 1, 5, 5}, true},
+                                   {{2, 4, 3, 2}, {6, 4, 1, 1}, true}};
+  for (DType t : {DType::f64, DType::f32}) {
+    for (const Case& c : cases) {
+      INFO(dtype_name(t) << " x " << shape_str(c.x) << " w " << shape_str(c.w));
+      const double tol = t == DType::f64 ? 1e-12 : 1e-4;
+      const int64_t p = c.w[2];
+      ConvInputs e(24, t, c.x, c.w), v(24, t, c.x, c.w);
+      const Tensor tokens = patch_embed(e.x, e.w, c.bias ? e.b : Tensor());
+      const Tensor want = conv2d(v.x, v.w, c.bias ? v.b : Tensor(), {p}, {0}).flatten(2).transpose(1, 2);
+      CHECK(tokens.shape() == Shape{c.x[0], (c.x[2] / p) * (c.x[3] / p), c.w[0]});
+      CHECK(tokens.is_contiguous());
+      CHECK(max_diff(tokens, want) < tol);
+      weighted_sum(tokens).backward();
+      weighted_sum(want).backward();
+      CHECK(max_diff(e.x.grad(), v.x.grad()) < tol);
+      CHECK(max_diff(e.w.grad(), v.w.grad()) < tol);
+      if (c.bias) CHECK(max_diff(e.b.grad(), v.b.grad()) < tol);
+    }
+  }
+}
+
+TEST_CASE("patchify orders each patch as a conv2d weight flattens", "[conv]") {
+  // x[n, c, h, w] = 1000 n + 100 c + 10 h + w names its own position.
+  const Tensor x = add(add(mul(arange(0, 2, 1, DType::f64).reshape({2, 1, 1, 1}), 1000.0),
+                           mul(arange(0, 2, 1, DType::f64).reshape({1, 2, 1, 1}), 100.0)),
+                       add(mul(arange(0, 4, 1, DType::f64).reshape({1, 1, 4, 1}), 10.0),
+                           arange(0, 6, 1, DType::f64).reshape({1, 1, 1, 6})));
+  const Tensor rows = patchify(x, 2);  // [2, 2 * 3, 2 * 2 * 2]
+  REQUIRE(rows.shape() == Shape{2, 6, 8});
+  for (int64_t n = 0; n < 2; ++n)
+    for (int64_t patch = 0; patch < 6; ++patch)
+      for (int64_t k = 0; k < 8; ++k) {
+        const int64_t c = k / 4, i = k / 2 % 2, j = k % 2, h = patch / 3 * 2 + i, w = patch % 3 * 2 + j;
+        INFO("image " << n << " patch " << patch << " entry " << k);
+        CHECK(rows.select(0, n).select(0, patch).select(0, k).item<double>() == 1000 * n + 100 * c + 10 * h + w);
+      }
+}
+
+TEST_CASE("patchify and patch_embed name what is wrong", "[conv]") {
+  using Catch::Contains;
+  const Tensor x = randn({2, 3, 8, 8});
+  CHECK_THROWS_WITH(patchify(x, 3), Contains("patchify") && Contains("[2, 3, 8, 8]") && Contains("3"));
+  CHECK_THROWS_WITH(patchify(x, 0), Contains("patch must be positive"));
+  CHECK_THROWS_WITH(patchify(randn({3, 8, 8}), 2), Contains("[N, C, H, W]"));
+  CHECK_THROWS_WITH(patch_embed(x, randn({4, 2, 4, 4})), Contains("patch_embed") && Contains("[4, 2, 4, 4]"));
+  CHECK_THROWS_WITH(patch_embed(x, randn({4, 3, 4, 2})), Contains("[O, C, p, p]"));
+  CHECK_THROWS_WITH(patch_embed(x, randn({4, 3, 4, 4}), randn({3})), Contains("bias"));
+}

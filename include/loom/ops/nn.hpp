@@ -63,6 +63,15 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor
 // The patches conv2d multiplies: [N, C*KH*KW, H'*W'].
 Tensor unfold2d(const Tensor& x, std::vector<int64_t> kernel, std::vector<int64_t> stride,
                 std::vector<int64_t> padding);
+// Non-overlapping p x p patches as rows: [N, C, H, W] -> [N, (H/p)*(W/p), C*p*p],
+// patches in raster order, each row ordered (c, i, j) as a conv2d weight
+// [O, C, p, p] flattens. H and W must be multiples of p. One copy.
+Tensor patchify(const Tensor& x, int64_t patch);
+// A ViT patch stem: conv2d with kernel = stride = p and no padding, as tokens:
+// x [N, C, H, W], weight [O, C, p, p] -> [N, (H/p)*(W/p), O]. It runs as
+// patchify and one GEMM with the bias in its epilogue, so the tokens come out
+// contiguous and no convolution algorithm is involved.
+Tensor patch_embed(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
 
 // softmax(q k^T * scale + mask) v over q [..., Lq, D], k [..., Lk, D], v [..., Lk, Dv].
 // `mask`: bool, broadcastable to [..., Lq, Lk], true where attention is allowed
