@@ -130,14 +130,23 @@ Tensor patchify(const Tensor& x, int64_t patch) {
 Tensor patch_embed(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   check_defined(x, "patch_embed", "x");
   check_defined(weight, "patch_embed", "weight");
-  LOOM_CHECK(weight.dim() == 4 && weight.size(2) == weight.size(3) && x.dim() == 4 && x.size(1) == weight.size(1),
-             "patch_embed: input ", shape_str(x.shape()), " ([N, C, H, W]) does not match weight ",
-             shape_str(weight.shape()), " ([O, C, p, p])");
-  const int64_t out_ch = weight.size(0);
+  LOOM_CHECK(weight.dim() == 4 && weight.size(2) == weight.size(3), "patch_embed: weight ", shape_str(weight.shape()),
+             " must be [O, C, p, p] (square patches)");
+  const int64_t out_ch = weight.size(0), patch = weight.size(2);
+  LOOM_CHECK(x.dim() == 4 && x.size(1) == weight.size(1) && x.size(2) % patch == 0 && x.size(3) % patch == 0,
+             "patch_embed: input ", shape_str(x.shape()), " must be [N, C, H, W] with C = ", weight.size(1),
+             " and H, W multiples of ", patch, " to match weight ", shape_str(weight.shape()), " ([O, C, p, p])");
+  LOOM_CHECK(!bias.defined() || (bias.dim() == 1 && bias.size(0) == out_ch), "patch_embed: bias ",
+             shape_str(bias.defined() ? bias.shape() : Shape{}), " must be [", out_ch, "] to match weight ",
+             shape_str(weight.shape()));
+  LOOM_CHECK(weight.device() == x.device() && (!bias.defined() || bias.device() == x.device()),
+             "patch_embed: input, weight and bias must be on one device");
   // Cast before the reshape: autocast keeps its cached copy for the
-  // parameter itself, not for a view of it.
+  // parameter itself, not for a view of it. The bias is cast with it so that
+  // the two reach linear in one dtype and the bias stays in the epilogue.
   const Tensor w = ops::autocast_product_operand(weight).reshape({out_ch, -1});
-  return linear(patchify(x, weight.size(2)), w, bias);
+  const Tensor b = bias.defined() ? ops::autocast_product_operand(bias) : Tensor();
+  return linear(patchify(x, patch), w, b);
 }
 
 Tensor conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding) {

@@ -192,10 +192,11 @@ TEST_CASE("patchify orders each patch as a conv2d weight flattens", "[conv]") {
 TEST_CASE("patchify and patch_embed name what is wrong", "[conv]") {
   using Catch::Contains;
   const Tensor x = randn({2, 3, 8, 8});
-  CHECK_THROWS_WITH(patchify(x, 3), Contains("patchify") && Contains("[2, 3, 8, 8]") && Contains("3"));
+  CHECK_THROWS_WITH(patchify(x, 3), Contains("patchify") && Contains("[2, 3, 8, 8]") && Contains("multiples of the patch 3"));
   CHECK_THROWS_WITH(patchify(x, 0), Contains("patch must be positive"));
   CHECK_THROWS_WITH(patchify(randn({3, 8, 8}), 2), Contains("[N, C, H, W]"));
   CHECK_THROWS_WITH(patch_embed(x, randn({4, 2, 4, 4})), Contains("patch_embed") && Contains("[4, 2, 4, 4]"));
-  CHECK_THROWS_WITH(patch_embed(x, randn({4, 3, 4, 2})), Contains("[O, C, p, p]"));
-  CHECK_THROWS_WITH(patch_embed(x, randn({4, 3, 4, 4}), randn({3})), Contains("bias"));
+  CHECK_THROWS_WITH(patch_embed(x, randn({4, 3, 4, 2})), Contains("square patches"));
+  CHECK_THROWS_WITH(patch_embed(x, randn({4, 3, 3, 3})), Contains("multiples of 3") && Contains("[2, 3, 8, 8]"));
+  CHECK_THROWS_WITH(patch_embed(x, randn({4, 3, 4, 4}), randn({3})), Contains("bias [3] must be [4]"));
 }
