@@ -139,6 +139,11 @@ CASES = {
     "conv1d": ([S([2, 3, 7]), S([4, 3, 3]), S([4])], lambda x, w, b: F.conv1d(x, w, b, stride=2, padding=1)),
     "conv2d": ([S([2, 2, 5, 5]), S([3, 2, 3, 3]), S([3])], lambda x, w, b: F.conv2d(x, w, b, stride=2, padding=1)),
     "conv2d_patch": ([S([1, 3, 4, 4]), S([5, 3, 2, 2])], lambda x, w: F.conv2d(x, w, stride=2)),
+    # a ViT patch stem as tokens: [N, C, H, W] -> [N, (H/p)*(W/p), O]
+    "patch_embed": (
+        [S([2, 3, 4, 6]), S([5, 3, 2, 2]), S([5])],
+        lambda x, w, b: F.conv2d(x, w, b, stride=2).flatten(2).transpose(1, 2),
+    ),
     "attention": ([S([2, 3, 4]), S([2, 5, 4]), S([2, 5, 3])], attention),
     "attention_causal": (
         [S([1, 2, 4, 3]), S([1, 2, 4, 3]), S([1, 2, 4, 3])],
