@@ -1,4 +1,4 @@
-// Pointwise kernels: copy/convert, fill, unary ops and their derivatives,
+// Pointwise kernels: fill, unary ops and their derivatives,
 // binary ops, comparisons and where. Halves are computed in float. Every
 // kernel splits its output across the thread pool (for_each_run_parallel);
 // unit-stride runs are plain loops the compiler vectorises, with exp, tanh
@@ -6,6 +6,7 @@
 #include <cmath>
 #include <type_traits>
 
+#include "cpu/convert.hpp"
 #include "cpu/kernels.hpp"
 #include "cpu/loops.hpp"
 #include "cpu/vec_math.hpp"
@@ -16,27 +17,6 @@ namespace {
 
 template <class T>
 constexpr bool is_float_v = std::is_floating_point_v<T> || std::is_same_v<T, bf16> || std::is_same_v<T, f16>;
-
-template <class T>
-double to_double(T x) {
-  if constexpr (std::is_same_v<T, bf16> || std::is_same_v<T, f16>) return static_cast<float>(x);
-  else return static_cast<double>(x);
-}
-
-template <class U, class T>
-U convert(T x) {
-  if constexpr (std::is_same_v<U, T>) {
-    return x;
-  } else if constexpr (std::is_same_v<U, bool>) {
-    return to_double(x) != 0.0;
-  } else if constexpr (std::is_same_v<U, bf16> || std::is_same_v<U, f16>) {
-    return U(static_cast<float>(to_double(x)));
-  } else if constexpr (std::is_integral_v<U> && std::is_integral_v<T>) {
-    return static_cast<U>(x);
-  } else {
-    return static_cast<U>(to_double(x));
-  }
-}
 
 template <class T, class F>
 void map_unary(const Tensor& x, const Tensor& out, F f) {
@@ -101,34 +81,6 @@ C normal_cdf(C v, C& gauss) {
 }
 
 }  // namespace
-
-Tensor as_f32(const Tensor& t) {
-  if (t.dtype() == DType::f32) return t;
-  Tensor f = empty(t.shape(), DType::f32);
-  copy(t, f);
-  return f;
-}
-
-void copy(const Tensor& src, const Tensor& dst) {
-  LOOM_CHECK(src.shape() == dst.shape(), "copy: source shape ", shape_str(src.shape()), " != destination shape ",
-             shape_str(dst.shape()));
-  dispatch_all(src.dtype(), [&]<class S>() {
-    dispatch_all(dst.dtype(), [&]<class D>() {
-      const S* sp = ptr<S>(src);
-      D* dp = ptr<D>(dst);
-      const Strides ds = dst.strides();
-      for_each_run_parallel<2>(dst.shape(), {&ds, &src.strides()}, [&](auto off, int64_t n, auto st) {
-        D* o = dp + off[0];
-        const S* a = sp + off[1];
-        if (st[0] == 1 && st[1] == 1) {
-          for (int64_t i = 0; i < n; ++i) o[i] = convert<D>(a[i]);
-        } else {
-          for (int64_t i = 0; i < n; ++i) o[i * st[0]] = convert<D>(a[i * st[1]]);
-        }
-      });
-    });
-  });
-}
 
 void fill(const Tensor& dst, double value) {
   dispatch_all(dst.dtype(), [&]<class T>() {

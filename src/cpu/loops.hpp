@@ -42,18 +42,36 @@ void for_each_run(const Shape& shape, const std::array<const Strides*, N>& strid
     run(offset, int64_t{1}, unit);
     return;
   }
-  const size_t outer_dims = sizes.size() - 1;
+  // The two dims above the run are walked by a loop nest on locals and only
+  // the rest by the odometer: a permuted copy of small patches (a 2x2 patch
+  // row is a run of 2) spends its time between runs, not in them.
+  while (sizes.size() < 3) {
+    sizes.push_back(1);
+    steps.push_back({});
+  }
+  const int64_t n0 = sizes[0], n1 = sizes[1], n2 = sizes[2];
+  const std::array<int64_t, N> s0 = steps[0], s1 = steps[1], s2 = steps[2];
+  const size_t outer_dims = sizes.size() - 3;
   std::vector<int64_t> counter(outer_dims, 0);
   while (true) {
-    run(offset, sizes[0], steps[0]);
-    size_t d = 1;
-    for (; d <= outer_dims; ++d) {
-      for (size_t k = 0; k < N; ++k) offset[k] += steps[d][k];
-      if (++counter[d - 1] < sizes[d]) break;
-      for (size_t k = 0; k < N; ++k) offset[k] -= steps[d][k] * sizes[d];
-      counter[d - 1] = 0;
+    std::array<int64_t, N> at2 = offset;
+    for (int64_t i2 = 0; i2 < n2; ++i2) {
+      std::array<int64_t, N> at1 = at2;
+      for (int64_t i1 = 0; i1 < n1; ++i1) {
+        run(at1, n0, s0);
+        for (size_t k = 0; k < N; ++k) at1[k] += s1[k];
+      }
+      for (size_t k = 0; k < N; ++k) at2[k] += s2[k];
     }
-    if (d > outer_dims) return;
+    size_t d = 0;
+    for (; d < outer_dims; ++d) {
+      const auto& step = steps[d + 3];
+      for (size_t k = 0; k < N; ++k) offset[k] += step[k];
+      if (++counter[d] < sizes[d + 3]) break;
+      for (size_t k = 0; k < N; ++k) offset[k] -= step[k] * sizes[d + 3];
+      counter[d] = 0;
+    }
+    if (d == outer_dims) return;
   }
 }
 

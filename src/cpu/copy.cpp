@@ -1,0 +1,112 @@
+// copy: strided, dtype-converting copies (contiguous() of a view, casts).
+//
+// Most copies are runs both sides walk together (for_each_run). A copy whose
+// destination and source walk different dims with unit stride (a transpose,
+// [N, C, L] -> [N, L, C]) would read one element per cache line along every
+// destination run; it moves square blocks instead, so the lines of both sides
+// stay in cache while a block is copied.
+#include <algorithm>
+#include <optional>
+
+#include "cpu/convert.hpp"
+#include "cpu/kernels.hpp"
+#include "cpu/loops.hpp"
+
+namespace loom::cpu {
+
+namespace {
+
+// Side of the square blocks: 32 x 32 f32 is 4 KiB a side, well inside L1.
+constexpr int64_t kBlock = 32;
+// Dims shorter than this move as runs: a block would be mostly edge.
+constexpr int64_t kMinBlockedDim = 8;
+constexpr int64_t kMinPerPart = int64_t{1} << 15;
+
+// The dims a transposed copy blocks: `a` is the destination's unit-stride
+// dim, `b` the source's. None when both walk the same dim, when either has
+// no unit-stride dim, when either dim is short, or when the destination
+// repeats an element (a stride-0 dim: the parts would not be disjoint).
+struct TransposeDims {
+  size_t a, b;
+};
+std::optional<TransposeDims> transpose_dims(const Shape& shape, const Strides& dst, const Strides& src) {
+  std::optional<size_t> a, b;
+  for (size_t d = 0; d < shape.size(); ++d) {
+    if (shape[d] == 1) continue;
+    if (dst[d] == 0) return std::nullopt;
+    if (dst[d] == 1) a = d;
+    if (src[d] == 1) b = d;
+  }
+  if (!a || !b || *a == *b || shape[*a] < kMinBlockedDim || shape[*b] < kMinBlockedDim) return std::nullopt;
+  return TransposeDims{*a, *b};
+}
+
+template <class S, class D>
+void copy_runs(const S* sp, D* dp, const Shape& shape, const Strides& ds, const Strides& ss) {
+  for_each_run_parallel<2>(shape, {&ds, &ss}, [&](auto off, int64_t n, auto st) {
+    D* o = dp + off[0];
+    const S* a = sp + off[1];
+    if (st[0] == 1 && st[1] == 1) {
+      for (int64_t i = 0; i < n; ++i) o[i] = convert<D>(a[i]);
+    } else {
+      for (int64_t i = 0; i < n; ++i) o[i * st[0]] = convert<D>(a[i * st[1]]);
+    }
+  });
+}
+
+// The threads split dim b (each takes whole blocks of it, for every position
+// of the other dims), so their writes are disjoint and the result does not
+// depend on the thread count.
+template <class S, class D>
+void copy_blocked(const S* sp, D* dp, const Shape& shape, const Strides& ds, const Strides& ss, TransposeDims t) {
+  const int64_t na = shape[t.a], nb = shape[t.b];
+  const int64_t src_a = ss[t.a], dst_b = ds[t.b];
+  Shape outer = shape;
+  outer[t.a] = outer[t.b] = 1;
+  const int64_t per_b = na * numel(outer);
+  const int64_t blocks_b = (nb + kBlock - 1) / kBlock;
+  const int64_t grain = std::max<int64_t>(1, kMinPerPart / std::max<int64_t>(per_b * kBlock, 1));
+  parallel_for(0, blocks_b, grain, [&](int64_t lo, int64_t hi) {
+    for_each_run<2>(outer, {&ds, &ss}, [&](auto off, int64_t n, auto st) {
+      for (int64_t r = 0; r < n; ++r) {
+        D* o = dp + off[0] + r * st[0];
+        const S* s = sp + off[1] + r * st[1];
+        for (int64_t b0 = lo * kBlock; b0 < std::min(nb, hi * kBlock); b0 += kBlock) {
+          const int64_t b1 = std::min(nb, b0 + kBlock);
+          for (int64_t a0 = 0; a0 < na; a0 += kBlock) {
+            const int64_t a1 = std::min(na, a0 + kBlock);
+            for (int64_t j = b0; j < b1; ++j)
+              for (int64_t i = a0; i < a1; ++i) o[i + j * dst_b] = convert<D>(s[i * src_a + j]);
+          }
+        }
+      }
+    });
+  });
+}
+
+}  // namespace
+
+Tensor as_f32(const Tensor& t) {
+  if (t.dtype() == DType::f32) return t;
+  Tensor f = empty(t.shape(), DType::f32);
+  copy(t, f);
+  return f;
+}
+
+void copy(const Tensor& src, const Tensor& dst) {
+  LOOM_CHECK(src.shape() == dst.shape(), "copy: source shape ", shape_str(src.shape()), " != destination shape ",
+             shape_str(dst.shape()));
+  dispatch_all(src.dtype(), [&]<class S>() {
+    dispatch_all(dst.dtype(), [&]<class D>() {
+      const S* sp = ptr<S>(src);
+      D* dp = ptr<D>(dst);
+      const Strides ds = dst.strides();
+      if (const auto t = transpose_dims(dst.shape(), ds, src.strides()))
+        copy_blocked(sp, dp, dst.shape(), ds, src.strides(), *t);
+      else
+        copy_runs(sp, dp, dst.shape(), ds, src.strides());
+    });
+  });
+}
+
+}  // namespace loom::cpu
