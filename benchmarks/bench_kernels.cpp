@@ -1,6 +1,6 @@
 // Memory-bound kernels (softmax, layer_norm, rms_norm, the residual add fused
 // with layer_norm against the two ops, gelu, fused cross-entropy, AdamW,
-// dropout's one-pass mask against rand + ge + where + mul),
+// dropout's one-pass mask against rand + ge + where + mul, strided copies),
 // convolutions and linear + GELU (fused entries beside the compositions they
 // replace) and attention, each timed through
 // loom's public ops: "fwd" under NoGradGuard, "fwd+bwd" as forward with grad
@@ -161,6 +161,18 @@ void dropout_case(const Options& opt, int64_t rows, int64_t cols) {
   }
 }
 
+// Strided copies (contiguous() of a permuted view), forward only: the
+// copy's bytes (read once, written once) against the copy bandwidth. The
+// contiguous clone is the baseline; the others differ in the length of the
+// runs both sides agree on: a 2x2 patch row (2), a 16x16 one (16), an
+// attention head (64), and a 2-D transpose (strided reads of 1).
+void copy_case(const Options& opt, const std::string& name, const Tensor& x,
+               const std::function<Tensor(const Tensor&)>& view) {
+  const double n = static_cast<double>(x.numel());
+  fwd_bwd(opt, name, dims(x.shape()), {x}, [view](const std::vector<Tensor>& t) { return view(t[0]).contiguous(); },
+          2 * n * F, 0, false, "fwd");
+}
+
 double conv_flops(int64_t n, int64_t cin, int64_t cout, int64_t ho, int64_t wo, int64_t kh, int64_t kw) {
   return 2.0 * static_cast<double>(n * cout * ho * wo) * static_cast<double>(cin * kh * kw);
 }
@@ -195,6 +207,13 @@ void run_memory(const std::string& which, const Options& opt) {
   }
   if (all || which == "cross_entropy") cross_entropy_case(opt, 2048, 4096);  // poetry-gpt logits
   if (all || which == "adamw") adamw_case(opt, opt.integer("params", 4 << 20));
+  if (all || which == "copy") {
+    copy_case(opt, "copy.clone", randn({8192, 1024}), [](const Tensor& x) { return x.clone(); });
+    copy_case(opt, "copy.patchify2", randn({32, 64, 16, 16}), [](const Tensor& x) { return patchify(x, 2); });
+    copy_case(opt, "copy.patchify16", randn({8, 3, 224, 224}), [](const Tensor& x) { return patchify(x, 16); });
+    copy_case(opt, "copy.heads", randn({8, 1024, 12, 64}), [](const Tensor& x) { return x.permute({0, 2, 1, 3}); });
+    copy_case(opt, "copy.transpose", randn({4096, 4096}), [](const Tensor& x) { return x.t(); });
+  }
   if (all || which == "dropout") {
     dropout_case(opt, 8192, 1024);
     dropout_case(opt, 2048, 128);  // poetry-gpt activations
@@ -221,14 +240,19 @@ void conv_pair(const Options& opt, const std::string& shape, std::vector<Tensor>
             },
             fwd_flops, bwd_flops, true);
   }
-  // A patch stem (kernel = stride, no padding) also as tokens through
-  // patch_embed: patchify and one GEMM, the composition that may replace
-  // nn::PatchEmbed's conv2d + transpose where it is faster.
+  // A patch stem (kernel = stride, no padding) also as tokens [N, L, O], the
+  // layout a transformer reads: conv2d with its output transposed into
+  // tokens, against patch_embed (patchify and one GEMM, tokens out).
   const bool patch_stem = padding[0] == 0 && padding[1] == 0 && stride[0] == in[1].size(2) &&
                           stride[1] == in[1].size(3) && stride[0] == stride[1];
-  if (patch_stem)
-    fwd_bwd(opt, "patch_embed", shape, in,
-            [](const std::vector<Tensor>& t) { return patch_embed(t[0], t[1], t[2]); }, fwd_flops, bwd_flops, true);
+  if (!patch_stem) return;
+  fwd_bwd(opt, "conv2d_tokens", shape, in,
+          [stride](const std::vector<Tensor>& t) {
+            return conv2d(t[0], t[1], t[2], stride, {0, 0}).flatten(2).transpose(1, 2).contiguous();
+          },
+          fwd_flops, bwd_flops, true);
+  fwd_bwd(opt, "patch_embed", shape, in,
+          [](const std::vector<Tensor>& t) { return patch_embed(t[0], t[1], t[2]); }, fwd_flops, bwd_flops, true);
 }
 
 }  // namespace

@@ -112,7 +112,7 @@ void usage() {
                "  peak                               fp32 FMA peak and copy bandwidth of this machine\n"
                "  gemm [--m M --n N --k K]           one product (default: square sweep + recipe shapes;\n"
                "       [--trans-a 1] [--trans-b 1]    --max-square N caps the sweep, default 2048)\n"
-               "  softmax | layer_norm | rms_norm | residual_norm | gelu | cross_entropy | adamw | dropout\n"
+               "  softmax | layer_norm | rms_norm | residual_norm | gelu | cross_entropy | adamw | dropout | copy\n"
                "  memory                             all of the above\n"
                "  conv                               patch embedding and a 3x3 convolution (fused and composed)\n"
                "  linear                             linear + GELU: the fused entry against matmul + add + gelu\n"
@@ -161,7 +161,7 @@ int main(int argc, char** argv) {
       run_gemm(opt);
     } else if (name == "softmax" || name == "layer_norm" || name == "rms_norm" || name == "residual_norm" ||
                name == "gelu" ||
-               name == "cross_entropy" || name == "adamw" || name == "dropout" || name == "memory") {
+               name == "cross_entropy" || name == "adamw" || name == "dropout" || name == "copy" || name == "memory") {
       run_memory(name, opt);
     } else if (name == "conv") {
       run_conv(opt);

@@ -1444,7 +1444,12 @@ const BenchSection kBenchSections[] = {
          return add(matmul(w.reshape({768, -1}), cols).reshape({64, 768, 14, 14}), cb.reshape({1, 768, 1, 1}));
        };
        report("conv2d_composed", "patch stem [64, 3, 224, 224] 16x16/16 -> 768 bf16", median_ms(composed), 0, flops);
-       // As tokens [64, 196, 768] (what a ViT consumes): patchify and one GEMM with the bias in its epilogue.
+       // As tokens [64, 196, 768] (what a ViT consumes): conv2d transposed into tokens, against
+       // patchify and one GEMM with the bias in its epilogue (what nn::PatchEmbed calls).
+       const auto conv_tokens = [&] {
+         return conv2d(img, w, cb, {16, 16}, {0, 0}).flatten(2).transpose(1, 2).contiguous();
+       };
+       report("conv2d_tokens", "patch stem [64, 3, 224, 224] 16x16/16 -> 768 bf16", median_ms(conv_tokens), 0, flops);
        report("patch_embed", "patch stem [64, 3, 224, 224] 16x16/16 -> 768 bf16",
               median_ms([&] { patch_embed(img, w, cb); }), 0, flops);
        // With the backward: the weight and bias gradients (an image needs none),
@@ -1458,6 +1463,8 @@ const BenchSection kBenchSections[] = {
        report("conv2d_composed_fwd_bwd", "patch stem [64, 3, 224, 224] 16x16/16 -> 768 bf16",
               median_ms([&] { composed().backward(g); }), 0, 2.0 * flops);
        Tensor g_tokens = g.flatten(2).transpose(1, 2).contiguous();
+       report("conv2d_tokens_fwd_bwd", "patch stem [64, 3, 224, 224] 16x16/16 -> 768 bf16",
+              median_ms([&] { conv_tokens().backward(g_tokens); }), 0, 2.0 * flops);
        report("patch_embed_fwd_bwd", "patch stem [64, 3, 224, 224] 16x16/16 -> 768 bf16",
               median_ms([&] { patch_embed(img, w, cb).backward(g_tokens); }), 0, 2.0 * flops);
      }},

@@ -30,6 +30,8 @@ class Conv2d : public Layer {
 };
 
 // Non-overlapping patches to tokens: [N, C, H, W] -> [N, (H/p)*(W/p), dim].
+// The weights are a Conv2d's (proj: [dim, C, p, p] and [dim]); the forward is
+// patch_embed (patchify and one GEMM), which returns the tokens contiguous.
 class PatchEmbed : public Layer {
  public:
   PatchEmbed(int64_t in_channels, int64_t dim, int64_t patch, Generator* gen = nullptr);
