@@ -18,8 +18,8 @@ inline constexpr size_t kBlockReduceSharedBytes = 32 * sizeof(double);
 // Threads for a block that walks one row of n elements (whole warps).
 inline unsigned row_threads(int64_t n) { return n >= 2048 ? 512 : n >= 512 ? 256 : n >= 128 ? 128 : 32; }
 
-// f(row[j], j) for this thread's elements, several loads issued before the
-// calls. A row that starts on a 16-byte boundary is read in 16-byte packs:
+// A block's walk over one row: this thread's elements, several loads issued
+// before the calls. A row that starts on a 16-byte boundary is read in 16-byte packs:
 // thread t takes packs t, t + threads, ..., four in flight (the last up to
 // three together; for_each_pack), then the last n % pack elements one each.
 // Any other row: elements t, t + threads, ..., four loads in flight. Walking
@@ -30,28 +30,41 @@ inline unsigned row_threads(int64_t n) { return n >= 2048 ? 512 : n >= 512 ? 256
 // up to 4096 are held in registers by 128-thread blocks instead:
 // row_quads.cuh), and bounds-checked batches of four scalar loads for the
 // rows' ends.
-template <class T, class F>
-LOOM_SIMT_DEVICE void for_each_in_row(const T* row, int64_t n, unsigned threads, F&& f) {
+// for_each_pack_in_row hands the packs over whole: on_pack(pack, index of its
+// first element) for each pack, on_element(row[j], j) for every other
+// element (the row's tail, or a whole row off the boundary).
+// for_each_in_row calls f(row[j], j) for every element, packed or not.
+template <class T, class OnPack, class OnElement>
+LOOM_SIMT_DEVICE void for_each_pack_in_row(const T* row, int64_t n, unsigned threads, OnPack&& on_pack,
+                                           OnElement&& on_element) {
   const int64_t step = threads;
   if (on_pack_boundary(row)) {
     constexpr int kP = kPack<T>;
     const int64_t packs = n / kP;
-    for_each_pack(row, packs, thread_x(), step, [&](const Pack<T>& v, int64_t p, int) {
-      LOOM_SIMT_UNROLL
-      for (int k = 0; k < kP; ++k) f(v.v[k], p * kP + k);
-    });
-    for (int64_t j = packs * kP + thread_x(); j < n; j += step) f(row[j], j);
+    for_each_pack(row, packs, thread_x(), step, [&](const Pack<T>& v, int64_t p, int) { on_pack(v, p * kP); });
+    for (int64_t j = packs * kP + thread_x(); j < n; j += step) on_element(row[j], j);
     return;
   }
   int64_t j = thread_x();
   for (; j + 3 * step < n; j += 4 * step) {
     const T v0 = row[j], v1 = row[j + step], v2 = row[j + 2 * step], v3 = row[j + 3 * step];
-    f(v0, j);
-    f(v1, j + step);
-    f(v2, j + 2 * step);
-    f(v3, j + 3 * step);
+    on_element(v0, j);
+    on_element(v1, j + step);
+    on_element(v2, j + 2 * step);
+    on_element(v3, j + 3 * step);
   }
-  for (; j < n; j += step) f(row[j], j);
+  for (; j < n; j += step) on_element(row[j], j);
+}
+
+template <class T, class F>
+LOOM_SIMT_DEVICE void for_each_in_row(const T* row, int64_t n, unsigned threads, F&& f) {
+  for_each_pack_in_row(
+      row, n, threads,
+      [&](const Pack<T>& v, int64_t first) {
+        LOOM_SIMT_UNROLL
+        for (int k = 0; k < kPack<T>; ++k) f(v.v[k], first + k);
+      },
+      f);
 }
 
 // The same over two rows at once: f(a[j], b[j], j) (in packs, two of each

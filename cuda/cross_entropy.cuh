@@ -64,7 +64,14 @@ LOOM_SIMT_DEVICE int64_t target_at(const void* t, bool is64, int64_t i) {
 // block then combines them, in double. Two passes (the maximum first) and
 // double arithmetic per logit held the bf16 [8192, 50304] logits of a GPT-2
 // step to a quarter of an H200's copy rate.
-template <class T, class S>
+//
+// kPackRescale (the kernel variant cross_entropy_pack_rescale, off unless
+// LOOM_KERNEL_VARIANTS names it): a 16-byte pack's logits are compared with
+// the running maximum once, through the pack's maximum, so the sum is
+// rescaled at most once a pack and each logit adds exp(v - m) without a
+// branch. Not yet timed on a device: the per-logit branch it removes
+// diverges within a warp wherever a new maximum appears.
+template <class T, class S, bool kPackRescale = false>
 LOOM_SIMT_GLOBAL void cross_entropy_kernel(Rows<T, S> a) {
   const int64_t i = block_x();
   const int64_t t = target_at(a.targets, a.targets_64, i * a.target_stride);
@@ -75,7 +82,7 @@ LOOM_SIMT_GLOBAL void cross_entropy_kernel(Rows<T, S> a) {
   const S* row = a.logits + i * a.c;
   const T lowest = -static_cast<T>(INFINITY);
   T m = lowest, e = 0, sx = 0;
-  for_each_in_row(row, a.c, a.threads, [&](S stored, int64_t) {
+  const auto add_logit = [&](S stored, int64_t) {
     const T v = static_cast<T>(stored);
     if (v > m) {
       e = e * m_exp(m - v) + T(1);
@@ -84,7 +91,34 @@ LOOM_SIMT_GLOBAL void cross_entropy_kernel(Rows<T, S> a) {
       e += m_exp(v - m);
     }
     sx += v;
-  });
+  };
+  if constexpr (kPackRescale) {
+    for_each_pack_in_row(
+        row, a.c, a.threads,
+        [&](const Pack<S>& pack, int64_t) {
+          constexpr int kP = kPack<S>;
+          T v[kP];
+          T pack_max = lowest;
+          LOOM_SIMT_UNROLL
+          for (int k = 0; k < kP; ++k) {
+            v[k] = static_cast<T>(pack.v[k]);
+            pack_max = v[k] > pack_max ? v[k] : pack_max;  // a NaN is skipped here and reaches e below
+            sx += v[k];
+          }
+          if (pack_max > m) {
+            e *= m_exp(m - pack_max);  // 0 * exp(-inf) = 0 while m is still -inf
+            m = pack_max;
+          }
+          // While m is -inf, every logit so far is -inf or NaN: against 0,
+          // -inf adds exp(-inf) = 0 and a NaN turns e NaN, as above.
+          const T base = m == lowest ? T(0) : m;
+          LOOM_SIMT_UNROLL
+          for (int k = 0; k < kP; ++k) e += m_exp(v[k] - base);
+        },
+        add_logit);
+  } else {
+    for_each_in_row(row, a.c, a.threads, add_logit);
+  }
   const T mx = block_max(m, a.threads);
   // A thread that saw only -inf (or nothing) adds 0 * exp(-inf) = 0, unless
   // it saw a NaN (e is NaN then: the loss must be); a row of only -inf gives

@@ -25,9 +25,11 @@ inline void check_args(const Tensor& logits, const Tensor& targets, const char* 
 }
 
 // `out`: the losses [N] (forward) or the gradients [N, C] (backward).
+// pack_rescale: the forward's kernel variant (cross_entropy.cuh).
 template <class T, class S, class Check>
 void launch_rows(const Tensor& logits, const Tensor& targets, const Tensor& lse, const Tensor& scale,
-                 const Tensor& out, const kernels::CrossEntropyParams& p, bool backward, Stream stream, Check& check) {
+                 const Tensor& out, const kernels::CrossEntropyParams& p, bool backward, bool pack_rescale,
+                 Stream stream, Check& check) {
   const int64_t n = logits.size(0), c = logits.size(1);
   const Rows<T, S> a{static_cast<const S*>(logits.raw_data()),
                      targets.raw_data(),
@@ -42,8 +44,10 @@ void launch_rows(const Tensor& logits, const Tensor& targets, const Tensor& lse,
                      p.ignore_index,
                      p.label_smoothing,
                      row_threads(c)};
-  check(launch(Dim3(static_cast<unsigned>(n)), Dim3(a.threads), kBlockReduceSharedBytes, stream,
-               backward ? cross_entropy_backward_kernel<T, S> : cross_entropy_kernel<T, S>, a),
+  const auto kernel = backward       ? cross_entropy_backward_kernel<T, S>
+                      : pack_rescale ? cross_entropy_kernel<T, S, true>
+                                     : cross_entropy_kernel<T, S, false>;
+  check(launch(Dim3(static_cast<unsigned>(n)), Dim3(a.threads), kBlockReduceSharedBytes, stream, kernel, a),
         backward ? "cross_entropy backward" : "cross_entropy");
 }
 
@@ -59,27 +63,27 @@ inline void check_rows(const Tensor& rows, const Tensor& logits, const char* op,
 
 template <class Check>
 void launch_for_dtype(const Tensor& logits, const Tensor& targets, const Tensor& lse, const Tensor& scale,
-                      const Tensor& out, const kernels::CrossEntropyParams& p, bool backward, Stream stream,
-                      Check& check) {
+                      const Tensor& out, const kernels::CrossEntropyParams& p, bool backward, bool pack_rescale,
+                      Stream stream, Check& check) {
   if (logits.dtype() == DType::f32)
-    launch_rows<float, float>(logits, targets, lse, scale, out, p, backward, stream, check);
+    launch_rows<float, float>(logits, targets, lse, scale, out, p, backward, pack_rescale, stream, check);
   else if (logits.dtype() == DType::bf16)
-    launch_rows<float, simt::bf16>(logits, targets, lse, scale, out, p, backward, stream, check);
+    launch_rows<float, simt::bf16>(logits, targets, lse, scale, out, p, backward, pack_rescale, stream, check);
   else
-    launch_rows<double, double>(logits, targets, lse, scale, out, p, backward, stream, check);
+    launch_rows<double, double>(logits, targets, lse, scale, out, p, backward, pack_rescale, stream, check);
 }
 
 // logits [N, C], targets [N] -> losses [N] (0 where ignored), and each row's
-// log-sum-exp [N] for the backward.
+// log-sum-exp [N] for the backward. pack_rescale: the kernel variant.
 template <class Check>
 void run_forward(const Tensor& logits, const Tensor& targets, const Tensor& losses, const Tensor& lse,
-                 const kernels::CrossEntropyParams& p, Stream stream, Check&& check) {
+                 const kernels::CrossEntropyParams& p, Stream stream, Check&& check, bool pack_rescale = false) {
   check_args(logits, targets, "cross_entropy");
   check_rows(losses, logits, "cross_entropy", "losses");
   check_rows(lse, logits, "cross_entropy", "lse");
   if (logits.size(0) == 0) return;
   LOOM_CHECK(logits.size(1) > 0, "cross_entropy: no classes");
-  launch_for_dtype(logits, targets, lse, Tensor(), losses, p, false, stream, check);
+  launch_for_dtype(logits, targets, lse, Tensor(), losses, p, false, pack_rescale, stream, check);
 }
 
 // grad_logits = row_scale[i] * d loss_i / d logits.
@@ -95,7 +99,7 @@ void run_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse
              "cross_entropy backward: row_scale must be [N] of ", dtype_name(row_dtype(logits)), ", got ",
              dtype_name(row_scale.dtype()), " ", shape_str(row_scale.shape()));
   if (logits.size(0) == 0 || logits.size(1) == 0) return;
-  launch_for_dtype(logits, targets, lse, row_scale, grad_logits, p, true, stream, check);
+  launch_for_dtype(logits, targets, lse, row_scale, grad_logits, p, true, false, stream, check);
 }
 
 }  // namespace LOOM_SIMT_ABI

@@ -2,6 +2,7 @@
 // cross_entropy.cuh).
 #include "cross_entropy_args.hpp"
 #include "kernels.hpp"
+#include "kernels/variants.hpp"
 #include "loops.cuh"
 
 namespace loom::cuda {
@@ -12,7 +13,8 @@ void cross_entropy(const Tensor& logits, const Tensor& targets, const Tensor& lo
   on.check(targets, "cross_entropy", "targets");
   on.check(losses, "cross_entropy", "losses");
   on.check(lse, "cross_entropy", "lse");
-  cross_entropy_kernels::run_forward(logits, targets, losses, lse, p, on.stream, check_launch);
+  cross_entropy_kernels::run_forward(logits, targets, losses, lse, p, on.stream, check_launch,
+                                     kernels::variant_on("cross_entropy_pack_rescale"));
 }
 
 void cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse, const Tensor& row_scale,

@@ -37,12 +37,11 @@
 #   LOOM_JOBS                parallel build jobs (default 16)
 #   LOOM_CUDA_ARCH           CMAKE_CUDA_ARCHITECTURES (default 90: H100/H200)
 #   LOOM_GPU_CHECK_BUDGET    seconds for the whole run (default 540)
-#   LOOM_GPU_CHECK_VARIANTS  --stage-prebuilt: the branches staged as variants (default:
-#                            every local gpu-pending/* branch; "" for none): each one's
-#                            loom_cuda_tests, built from a worktree under build-variants/,
-#                            runs the CUDA suites it names, then times the bench sections
-#                            it names against this tree's, in turns (variant-NAME.log; a
-#                            table in the summary)
+#   LOOM_GPU_CHECK_VARIANTS  the kernel variants to check (default: every one that
+#                            `loom_cuda_tests variants` lists; "" for none): each one's
+#                            CUDA suites run with LOOM_KERNEL_VARIANTS=NAME, then its
+#                            bench sections without and with it, in turns
+#                            (variant-NAME.log; a table in the summary)
 #   LOOM_GPU_CHECK_NCU       space-separated regexes of mangled kernel names: each
 #                            one's first launch in `loom_cuda_tests bench` profiled
 #                            by Nsight Compute (ncu-N.txt; occupancy, DRAM and SM
@@ -50,7 +49,7 @@
 #                            only that bench section (e.g. norms768:norm_warp_rows_kernel),
 #                            seconds instead of the whole bench's minute or two (a
 #                            regex containing ':' needs a section, or an empty one,
-#                            before it); this tree's kernels, not a variant's
+#                            before it); the kernels as they are, no variant on
 # Exit status: 0 when the build and every CUDA test passed, 1 otherwise.
 set -uo pipefail
 
@@ -89,10 +88,9 @@ ARCH=${LOOM_CUDA_ARCH:-90}
 BUDGET=${LOOM_GPU_CHECK_BUDGET:-540}
 TARGETS=(loom_cuda_tests loom-bench loom-flash-shapes)
 
-# The configure line, here and on the GPU machine alike (cmake_args [SOURCE
-# BUILD]: another checkout, such as a variant's, and its build folder).
+# The configure line, here and on the GPU machine alike.
 cmake_args() {
-  local source=${1:-$ROOT} build=${2:-$BUILD}
+  local source=$ROOT build=$BUILD
   CMAKE_ARGS=(-S "$source" -B "$build" -DCMAKE_BUILD_TYPE=Release -DLOOM_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=$ARCH"
               -DLOOM_MPI=OFF -DLOOM_BUILD_EXAMPLES=OFF -DLOOM_BUILD_BENCHMARKS=ON)
   command -v ninja >/dev/null && [[ ! -f "$build/Makefile" ]] && CMAKE_ARGS+=(-G Ninja)
@@ -119,59 +117,6 @@ xz_to() {
   fi
 }
 
-# Variants: another version of some kernels, on a branch, timed against this
-# tree's on the GPU in the same run. A branch's last commit message may hold
-# three lines:
-#   bench: SECTION...  the bench sections that time it (default: rows
-#                      norms768 cross_entropy);
-#   check: SUITE...    the CUDA suites of its own loom_cuda_tests that must
-#                      pass first (kernels, ops, ...): a kernel the emulator
-#                      passed may still be wrong on the device, and a wrong
-#                      kernel's timings are not compared (default: none);
-#   arch: ARCHS        its CMAKE_CUDA_ARCHITECTURES, e.g. 90a for Hopper's
-#                      arch-specific instructions (default: this run's).
-# build-gpu-bin/variants lists "NAME COMMIT CHECKS SECTION..." per variant
-# (CHECKS: suites joined by commas, or -), beside
-# loom_cuda_tests.variant-NAME.xz.
-commit_line() {  # commit_line BRANCH KEY: the value of the "KEY: ..." line of its last commit
-  git -C "$ROOT" log -1 --format=%B "$1" | sed -n "s/^$2: *//p" | head -n 1
-}
-stage_variants() {
-  local branches br name src bld sections checks run_arch=$ARCH ARCH  # cmake_args reads ARCH
-  branches=${LOOM_GPU_CHECK_VARIANTS-$(git -C "$ROOT" for-each-ref --format='%(refname:short)' 'refs/heads/gpu-pending/*')}
-  for br in $branches; do
-    name=${br#gpu-pending/}
-    name=${name//\//-}
-    if [[ "$name" == main ]] ||
-       awk -v n="$name" '$1 == n { found = 1 } END { exit !found }' "$ROOT/build-gpu-bin/variants" 2>/dev/null; then
-      echo "gpu-check: variant name '$name' is 'main' or taken by another branch: $br skipped" >&2
-      continue
-    fi
-    git -C "$ROOT" merge-base --is-ancestor HEAD "$br" ||
-      echo "gpu-check: warning: $br is not based on this tree's HEAD; rebase it, or its timings may not compare" >&2
-    src=$ROOT/build-variants/$name/src
-    bld=$ROOT/build-variants/$name/build
-    echo "==> variant $name ($br): loom_cuda_tests in $bld"
-    if [[ -e "$src/.git" ]]; then  # moved to the branch's commit: only files that differ rebuild
-      git -C "$src" checkout -q --detach --force "$br"
-    else
-      git -C "$ROOT" worktree prune
-      git -C "$ROOT" worktree add -q --detach "$src" "$br"
-    fi
-    ARCH=$(commit_line "$br" arch)
-    ARCH=${ARCH:-$run_arch}
-    cmake_args "$src" "$bld"
-    cmake "${CMAKE_ARGS[@]}" >/dev/null
-    cmake --build "$bld" -j "${LOOM_JOBS:-2}" --target loom_cuda_tests
-    xz_to "$bld/bin/loom_cuda_tests" "$ROOT/build-gpu-bin/loom_cuda_tests.variant-$name.xz"
-    sections=$(commit_line "$br" bench)
-    checks=$(commit_line "$br" check)
-    checks=${checks// /,}
-    echo "$name $(git -C "$ROOT" rev-parse --short "$br") ${checks:--} ${sections:-rows norms768 cross_entropy}" \
-      >>"$ROOT/build-gpu-bin/variants"
-  done
-}
-
 if [[ "${1:-}" == "--stage-prebuilt" ]]; then
   set -e
   cmake_args
@@ -181,7 +126,6 @@ if [[ "${1:-}" == "--stage-prebuilt" ]]; then
   mkdir -p "$ROOT/build-gpu-bin"
   for b in loom_cuda_tests loom-bench loom-flash-shapes; do xz_to "$BUILD/bin/$b" "$ROOT/build-gpu-bin/$b.xz"; done
   git -C "$ROOT" describe --always --dirty >"$ROOT/build-gpu-bin/commit"  # "-dirty": uncommitted changes built in
-  stage_variants
   du -sh "$ROOT/build-gpu-bin"
   echo "staged into build-gpu-bin/; carry it and run scripts/gpu-check.sh --prebuilt build-gpu-bin"
   exit 0
@@ -197,7 +141,7 @@ unpack_prebuilt() {
   compgen -G "$dir/*.xz" >/dev/null || { (cd "$dir" && pwd); return; }
   local into=${TMPDIR:-/tmp}/loom-prebuilt-$$
   mkdir -p "$into"
-  cp "$dir/commit" "$dir/variants" "$into/" 2>/dev/null || true
+  cp "$dir/commit" "$into/" 2>/dev/null || true
   local f name
   for f in "$dir"/*.xz; do
     name=$(basename "$f" .xz)
@@ -370,17 +314,26 @@ if [[ -n "$BIN" ]]; then
 fi
 
 # --- variants: other versions of some kernels, timed against these in turns -----------
-# Main's sections, the variant's, main's, the variant's (the device's clocks
-# and neighbours drift between minutes; each turn is seconds).
+# Kernel variants are on main, off unless LOOM_KERNEL_VARIANTS names them
+# (src/kernels/variants.hpp); `loom_cuda_tests variants` lists each one's
+# suites and bench sections. Its suites run with it on (a kernel the emulator
+# passed may still be wrong on the device, and a wrong kernel's timings are
+# not compared), then its sections without it and with it, in turns (the
+# device's clocks and neighbours drift between minutes; each turn is seconds).
 VARIANT_LINES=()
-if [[ -n "$BIN" && -f "$BIN/variants" ]]; then
-  while read -r name commit checks sections; do
-    variant=$BIN/loom_cuda_tests.variant-$name
-    VARIANT_LINES+=("$name ($commit):")
-    if [[ "$checks" != - ]]; then
-      suites=${checks//,/ }
-      run_phase "variant $name ($commit): its suites $suites" "$LOGS/variant-$name-check.log" 180 \
-        bash -c 'for suite in $1; do "$2" "$suite" || exit; done' _ "$suites" "$variant" </dev/null
+if [[ -n "$BIN" ]]; then
+  variant_list=$("$BIN/loom_cuda_tests" variants 2>"$LOGS/variants.log") ||
+    VARIANT_LINES+=("the variants' list is broken: $(head -n 3 "$LOGS/variants.log" | tr '\n' ' ')")
+  while IFS=$'\t' read -r name suites sections summary; do
+    [[ -n "$name" ]] || continue
+    if [[ -n "${LOOM_GPU_CHECK_VARIANTS+set}" && " ${LOOM_GPU_CHECK_VARIANTS//,/ } " != *" $name "* ]]; then
+      continue
+    fi
+    VARIANT_LINES+=("$name: $summary")
+    if [[ -n "$suites" ]]; then
+      run_phase "variant $name: its suites $suites" "$LOGS/variant-$name-check.log" 180 \
+        env LOOM_KERNEL_VARIANTS="$name" bash -c 'for suite in $1; do "$2" "$suite" || exit; done' _ "$suites" \
+        "$BIN/loom_cuda_tests" </dev/null
       rc=$?
       case $rc in
         0) verdict=passed ;;
@@ -396,11 +349,11 @@ if [[ -n "$BIN" && -f "$BIN/variants" ]]; then
         continue
       fi
     fi
-    run_phase "variant $name ($commit): bench $sections, in turns" "$LOGS/variant-$name.log" 90 bash -c '
+    run_phase "variant $name: bench $sections, in turns" "$LOGS/variant-$name.log" 90 bash -c '
       for turn in 1 2; do
-        echo "== main $turn"; "$1" bench $3 || exit
-        echo "== $4 $turn"; "$2" bench $3 || exit
-      done' _ "$BIN/loom_cuda_tests" "$variant" "$sections" "$name" </dev/null
+        echo "== main $turn"; "$1" bench $2 || exit
+        echo "== $3 $turn"; LOOM_KERNEL_VARIANTS=$3 "$1" bench $2 || exit
+      done' _ "$BIN/loom_cuda_tests" "$sections" "$name" </dev/null
     if [[ ! -f "$LOGS/variant-$name.log" ]]; then  # skipped: the time budget was spent
       VARIANT_LINES+=("  not run")
       continue
@@ -423,7 +376,7 @@ for (kernel, shape), t in times.items():
         print(f"{kernel} {shape}: main {a:.4f} ms, variant {b:.4f} ms, speed-up {a / b:.3f}x")
 PY
     )
-  done <"$BIN/variants"
+  done <<<"$variant_list"
 fi
 
 # --- memory checker: the runtime and kernel suites under compute-sanitizer -----------

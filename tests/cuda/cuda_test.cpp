@@ -31,6 +31,7 @@
 #include <cstring>
 #include <functional>
 #include <iostream>
+#include <iterator>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -41,6 +42,7 @@
 
 #include "../ops/op_table.hpp"
 #include "kernels/backend.hpp"
+#include "kernels/variants.hpp"
 
 namespace loom::testing {
 namespace {
@@ -1499,6 +1501,34 @@ bool bench_sections_known(const std::vector<std::string>& names) {
   return true;
 }
 
+// The kernel variants (src/kernels/variants.hpp), one a line for
+// scripts/gpu-check.sh: name, suites, bench sections, summary, tab-separated.
+// A variant naming a suite or a section this binary lacks fails (exit 2).
+int list_variants() {
+  const std::vector<std::string> suites = {"runtime", "kernels", "ops", "models"};
+  const auto words = [](const std::string& text) {
+    std::istringstream in(text);
+    return std::vector<std::string>(std::istream_iterator<std::string>(in), std::istream_iterator<std::string>());
+  };
+  int status = 0;
+  for (const kernels::KernelVariant& v : kernels::kernel_variants()) {
+    for (const std::string& suite : words(v.checks)) {
+      if (std::find(suites.begin(), suites.end(), suite) == suites.end()) {
+        std::fprintf(stderr, "variants: %s names the suite '%s' (suites: runtime, kernels, ops, models)\n", v.name,
+                     suite.c_str());
+        status = 2;
+      }
+    }
+    const std::vector<std::string> sections = words(v.sections);
+    if (sections.empty() || !bench_sections_known(sections)) {
+      std::fprintf(stderr, "variants: %s needs bench sections this binary has\n", v.name);
+      status = 2;
+    }
+    std::printf("%s\t%s\t%s\t%s\n", v.name, v.checks, v.sections, v.summary);
+  }
+  return status;
+}
+
 // The sections named (every one when none is), then the allocator's counts.
 int run_bench(const std::vector<std::string>& names) {
   NoGradGuard guard;
@@ -1525,11 +1555,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s: %s runs the %s suites, not %s\n", program, flag, suites, suite.c_str());
     return 2;
   };
+  if (suite == "variants") return testing::list_variants();
   if (suite != "runtime" && suite != "kernels" && suite != "ops" && suite != "models" && suite != "bench") {
     std::fprintf(stderr,
                  "usage: %s runtime|kernels|ops|models [--host-emulation|--host-emulation-tiles]\n"
-                 "       %s bench [SECTION...]\n",
-                 argv[0], argv[0]);
+                 "       %s bench [SECTION...]\n"
+                 "       %s variants   (the kernel variants: NAME, suites, bench sections, summary; tab-separated)\n",
+                 argv[0], argv[0], argv[0]);
     return 2;
   }
   const bool emulation_flag =

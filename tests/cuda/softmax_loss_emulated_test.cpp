@@ -2,7 +2,8 @@
 // cuda/cross_entropy.cuh on the SIMT emulator against the CPU backend's:
 // row widths around each block size (32, 128, 256, 512 threads), the
 // column kernels (inner > 1), log and plain, masked (-inf) and fully masked
-// rows, ignored targets, label smoothing, i32 and i64 targets.
+// rows, ignored targets, label smoothing, i32 and i64 targets; the
+// cross-entropy forward also as its kernel variant (src/kernels/variants.hpp).
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -81,6 +82,9 @@ TEST_CASE("emulated softmax kernels match the CPU: rows, columns, log, masked ro
 
 TEST_CASE("emulated cross-entropy kernels match the CPU: smoothing, ignored rows, i32 and i64 targets",
           "[cross_entropy]") {
+  // the forward as it is, and its kernel variant cross_entropy_pack_rescale
+  const bool pack_rescale = GENERATE(false, true);
+  INFO("pack_rescale " << pack_rescale);
   const kernels::Backend& cpu = kernels::backend(kCPU);
   Generator gen(62);
   for (DType t : {DType::f32, DType::f64}) {
@@ -102,7 +106,7 @@ TEST_CASE("emulated cross-entropy kernels match the CPU: smoothing, ignored rows
           targets = targets.to(target_type);
           Tensor want = empty({n}, t), got = empty({n}, t), want_lse = empty({n}, t), got_lse = empty({n}, t);
           cpu.cross_entropy(logits, targets, want, want_lse, p);
-          cross_entropy_kernels::run_forward(logits, targets, got, got_lse, p, {}, no_status);
+          cross_entropy_kernels::run_forward(logits, targets, got, got_lse, p, {}, no_status, pack_rescale);
           check_close(got, want, tolerance(t), name);
           check_close(got_lse, want_lse, tolerance(t), name + " log-sum-exp");
 
@@ -119,6 +123,9 @@ TEST_CASE("emulated cross-entropy kernels match the CPU: smoothing, ignored rows
 
 TEST_CASE("emulated cross-entropy with masked (-inf) logits, a row's maximum late, and a NaN logit",
           "[cross_entropy]") {
+  // the forward as it is, and its kernel variant cross_entropy_pack_rescale
+  const bool pack_rescale = GENERATE(false, true);
+  INFO("pack_rescale " << pack_rescale);
   // The forward's one pass keeps a running maximum per thread: -inf logits
   // (first in a row too) add nothing, a maximum found late rescales the sum,
   // and a NaN logit gives a NaN loss, as on the CPU.
@@ -137,7 +144,7 @@ TEST_CASE("emulated cross-entropy with masked (-inf) logits, a row's maximum lat
   Tensor targets = from_vector(std::vector<int64_t>{400, 5, 17, 9}, {n});
   Tensor want = empty({n}), got = empty({n}), want_lse = empty({n}), got_lse = empty({n});
   cpu.cross_entropy(logits, targets, want, want_lse, p);
-  cross_entropy_kernels::run_forward(logits, targets, got, got_lse, p, {}, no_status);
+  cross_entropy_kernels::run_forward(logits, targets, got, got_lse, p, {}, no_status, pack_rescale);
   check_close(got.narrow(0, 0, 3), want.narrow(0, 0, 3), 1e-5, "losses of the finite rows");
   check_close(got_lse.narrow(0, 0, 3), want_lse.narrow(0, 0, 3), 1e-5, "their log-sum-exps");
   for (int64_t i = 0; i < 3; ++i) CHECK(std::isfinite(want.to_vector<float>()[i]));  // masked logits: still finite
@@ -156,7 +163,7 @@ TEST_CASE("emulated cross-entropy with masked (-inf) logits, a row's maximum lat
   Tensor few_targets = from_vector(std::vector<int64_t>{9, 2, 3}, {3});
   Tensor few_got = empty({3}), few_lse = empty({3}), few_want = empty({3}), few_want_lse = empty({3});
   cpu.cross_entropy(few, few_targets, few_want, few_want_lse, p);
-  cross_entropy_kernels::run_forward(few, few_targets, few_got, few_lse, p, {}, no_status);
+  cross_entropy_kernels::run_forward(few, few_targets, few_got, few_lse, p, {}, no_status, pack_rescale);
   const std::vector<float> fw = few_want.to_vector<float>(), fg = few_got.to_vector<float>();
   CHECK(std::isnan(fw[0]));
   CHECK(std::isnan(fg[0]));
@@ -167,6 +174,9 @@ TEST_CASE("emulated cross-entropy with masked (-inf) logits, a row's maximum lat
 
 TEST_CASE("emulated cross-entropy on bf16 logits equals the f32 kernels on their values, gradients rounded once",
           "[cross_entropy]") {
+  // the forward as it is, and its kernel variant cross_entropy_pack_rescale
+  const bool pack_rescale = GENERATE(false, true);
+  INFO("pack_rescale " << pack_rescale);
   const kernels::Backend& cpu = kernels::backend(kCPU);
   Generator gen(63);
   for (int64_t classes : {40, 2500}) {
@@ -182,8 +192,8 @@ TEST_CASE("emulated cross-entropy on bf16 logits equals the f32 kernels on their
     }
     const Tensor widened = logits.to(DType::f32);
     Tensor want = empty({n}), want_lse = empty({n}), got = empty({n}), got_lse = empty({n});
-    cross_entropy_kernels::run_forward(widened, targets, want, want_lse, p, {}, no_status);
-    cross_entropy_kernels::run_forward(logits, targets, got, got_lse, p, {}, no_status);
+    cross_entropy_kernels::run_forward(widened, targets, want, want_lse, p, {}, no_status, pack_rescale);
+    cross_entropy_kernels::run_forward(logits, targets, got, got_lse, p, {}, no_status, pack_rescale);
     CHECK(got.to_vector<float>() == want.to_vector<float>());
     CHECK(got_lse.to_vector<float>() == want_lse.to_vector<float>());
 

@@ -1,0 +1,62 @@
+#include "kernels/variants.hpp"
+
+#include <cstdlib>
+
+#include "loom/core/error.hpp"
+
+namespace loom::kernels {
+
+const std::vector<KernelVariant>& kernel_variants() {
+  static const std::vector<KernelVariant> all = {
+      {"cross_entropy_pack_rescale", "kernels ops", "cross_entropy",
+       "the cross-entropy forward rescales its running sum once per 16-byte pack (the pack's maximum), "
+       "not at every new maximum, with no branch per logit"},
+  };
+  return all;
+}
+
+namespace {
+
+bool known(std::string_view name) {
+  for (const KernelVariant& v : kernel_variants())
+    if (name == v.name) return true;
+  return false;
+}
+
+std::string known_names() {
+  std::string out;
+  for (const KernelVariant& v : kernel_variants()) {
+    if (!out.empty()) out += ", ";
+    out += v.name;
+  }
+  return out.empty() ? "none" : out;
+}
+
+}  // namespace
+
+std::set<std::string> parse_kernel_variants(std::string_view list) {
+  std::set<std::string> on;
+  size_t start = 0;
+  while (start <= list.size()) {
+    const size_t comma = std::min(list.find(',', start), list.size());
+    const std::string_view name = list.substr(start, comma - start);
+    if (!name.empty()) {
+      LOOM_CHECK(known(name), "LOOM_KERNEL_VARIANTS: unknown kernel variant '", std::string(name),
+                 "' (this build has: ", known_names(), ")");
+      on.emplace(name);
+    }
+    start = comma + 1;
+  }
+  return on;
+}
+
+bool variant_on(std::string_view name) {
+  LOOM_CHECK(known(name), "variant_on: '", std::string(name), "' is not a registered kernel variant");
+  static const std::set<std::string> on = [] {
+    const char* env = std::getenv("LOOM_KERNEL_VARIANTS");
+    return parse_kernel_variants(env ? env : "");
+  }();
+  return on.count(std::string(name)) > 0;
+}
+
+}  // namespace loom::kernels
