@@ -1,6 +1,7 @@
 // The norm entries of the CUDA table: LayerNorm and RMSNorm, plain or fused
 // with the residual add before them (kernels and floors in norm.cuh).
 #include "kernels.hpp"
+#include "kernels/variants.hpp"
 #include "loops.cuh"
 #include "norm_args.hpp"
 
@@ -13,7 +14,8 @@ void norm(const Tensor& x, const Tensor& residual, const Tensor& weight, const T
   for (const Tensor* t : {&x, &mean, &rstd}) on.check(*t, op, "x/mean/rstd");
   for (const Tensor* t : {&residual, &sum, &weight, &bias})
     if (t->defined()) on.check(*t, op, "residual/sum/weight/bias");
-  norm_kernels::run_forward(x, residual, weight, bias, out, sum, mean, rstd, s, on.stream, check_launch);
+  norm_kernels::run_forward(x, residual, weight, bias, out, sum, mean, rstd, s, on.stream, check_launch,
+                            kernels::variant_on("norm_forward_prefetch"));
 }
 
 void norm_backward(const Tensor& grad, const Tensor& grad_sum, const Tensor& x, const Tensor& weight,

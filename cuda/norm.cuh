@@ -49,6 +49,9 @@ struct NormRows {
   double eps;
   bool rms;
   unsigned threads;  // the block size, a multiple of 32
+  // The kernel variant norm_forward_prefetch (register-resident rows only):
+  // a warp that takes several rows asks L2 for its next one first.
+  bool prefetch_next = false;
 };
 template <class T>
 using Forward = NormRows<T, T, T>;
@@ -326,8 +329,13 @@ LOOM_SIMT_GLOBAL void norm_warp_rows_kernel(WarpForward<In, Out> a) {
   load_lane_quads<kLanes>(a.bias, quads, lane, b);
   // A block-wide row's bound is the same for all its threads: each reaches
   // the barriers of row_mean.
-  for (int64_t row = static_cast<int64_t>(block_x()) * kGroups + thread_x() / kLanes; row < a.rows; row += step)
+  for (int64_t row = static_cast<int64_t>(block_x()) * kGroups + thread_x() / kLanes; row < a.rows; row += step) {
+    if (a.prefetch_next && row + step < a.rows) {  // its loads then wait on L2, not DRAM
+      prefetch_lane_quads<kLanes, Quads>(a.x + (row + step) * a.cols, quads, lane);
+      prefetch_lane_quads<kLanes, Quads>(a.residual ? a.residual + (row + step) * a.cols : nullptr, quads, lane);
+    }
     norm_warp_row<Warps>(a, w, b, row, lane);
+  }
 }
 
 // G: the dtype of the output's gradient (the output's, f32 or bf16); x (what

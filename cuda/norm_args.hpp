@@ -69,7 +69,8 @@ struct WarpBackwardKernel {
 template <class Check>
 void launch_warp_rows_forward(const Tensor& x, const Tensor& residual, const Tensor& weight, const Tensor& bias,
                               const Tensor& out, const Tensor& sum, const Tensor& mean, const Tensor& rstd,
-                              const kernels::NormShape& s, RowFit fit, Stream stream, Check& check) {
+                              const kernels::NormShape& s, RowFit fit, bool prefetch_next, Stream stream,
+                              Check& check) {
   const auto blocks = static_cast<unsigned>(warp_rows_forward_blocks(s.rows, fit.warps));
   with_f32_or_bf16(x.dtype(), [&]<class In>() {
     with_f32_or_bf16(out.dtype(), [&]<class Out>() {
@@ -79,7 +80,7 @@ void launch_warp_rows_forward(const Tensor& x, const Tensor& residual, const Ten
                                    mutable_or_null<float>(mean), mutable_or_null<float>(rstd),
                                    s.rows,                       s.cols,
                                    s.eps,                        s.rms,
-                                   kWarpRowThreads};
+                                   kWarpRowThreads,              prefetch_next};
       check(launch(Dim3(blocks), Dim3(kWarpRowThreads), row_quads_shared_bytes(fit.warps), stream,
                    by_fit<WarpForwardKernel<In, Out>::template Pick>(fit), a),
             op_name(s, false));
@@ -171,10 +172,11 @@ void launch_backward(const Tensor& grad, const Tensor& grad_sum, const Tensor& x
 // The Backend::norm entry after its device checks: the warp-per-row kernels
 // when they take the operands (half x and out read and written directly),
 // else the block-per-row kernels in mean's dtype (halves widened around them).
+// prefetch_next: the kernel variant norm_forward_prefetch (norm.cuh).
 template <class Check>
 void run_forward(const Tensor& x, const Tensor& residual, const Tensor& weight, const Tensor& bias, const Tensor& out,
                  const Tensor& sum, const Tensor& mean, const Tensor& rstd, const kernels::NormShape& s,
-                 Stream stream, Check&& check) {
+                 Stream stream, Check&& check, bool prefetch_next = false) {
   const char* op = op_name(s, false);
   check_float(mean, op);
   check_same_dtype({&residual, &weight, &bias, &sum, &rstd}, mean.dtype(), op, "residual, weight, bias, sum, rstd");
@@ -191,7 +193,8 @@ void run_forward(const Tensor& x, const Tensor& residual, const Tensor& weight, 
   LOOM_CHECK(s.cols > 0, op, ": empty rows");
   LOOM_CHECK(s.rows <= INT_MAX, op, ": ", s.rows, " rows, above the grid's ", INT_MAX);
   if (const RowFit fit = row_quads_fit(mean.dtype(), s.cols, {&x, &residual, &weight, &bias, &out, &sum}); fit.warps)
-    return launch_warp_rows_forward(x, residual, weight, bias, out, sum, mean, rstd, s, fit, stream, check);
+    return launch_warp_rows_forward(x, residual, weight, bias, out, sum, mean, rstd, s, fit, prefetch_next, stream,
+                                    check);
   kernels::norm_in_one_dtype(x, residual, weight, bias, out, sum, mean, rstd, s,
                              [&](const Tensor& x1, const Tensor& r1, const Tensor& w1, const Tensor& b1,
                                  const Tensor& o1, const Tensor& s1, const Tensor& m1, const Tensor& v1,

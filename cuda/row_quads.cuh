@@ -45,6 +45,17 @@ LOOM_SIMT_DEVICE void load_lane_quads(const U* row, int64_t quads, unsigned lane
   }
 }
 
+// Asks L2 for the lane's quads of a row (none when row is null).
+template <int Lanes, int Quads, class U>
+LOOM_SIMT_DEVICE void prefetch_lane_quads(const U* row, int64_t quads, unsigned lane) {
+  if (!row) return;
+  LOOM_SIMT_UNROLL
+  for (int p = 0; p < Quads; ++p) {
+    const int64_t q = lane + Lanes * p;
+    if (q < quads) prefetch_l2(row + q * 4);
+  }
+}
+
 // Rounded once into U.
 template <int Lanes, int Quads, class U>
 LOOM_SIMT_DEVICE void store_lane_quads(U* row, int64_t quads, unsigned lane, const Quad<float> (&in)[Quads]) {

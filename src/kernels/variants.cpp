@@ -11,6 +11,9 @@ const std::vector<KernelVariant>& kernel_variants() {
       {"cross_entropy_pack_rescale", "kernels ops", "cross_entropy",
        "the cross-entropy forward rescales its running sum once per 16-byte pack (the pack's maximum), "
        "not at every new maximum, with no branch per logit"},
+      {"norm_forward_prefetch", "kernels ops", "norms768",
+       "the register-resident norm forward asks L2 for a warp's next row (x and the residual) before it "
+       "reduces this one"},
   };
   return all;
 }

@@ -128,6 +128,12 @@ TEST_CASE("emulated register-resident norms over many blocks: several rows a war
   // four warps of a block per row.
   const kernels::Backend& cpu = kernels::backend(kCPU);
   Generator gen(47);
+  // the forward as it is, and its kernel variant norm_forward_prefetch (a
+  // warp's next row asked for first; the emulator's prefetch reads the byte
+  // it asks for, so one past the last row of x or the residual is an
+  // out-of-bounds read)
+  const bool prefetch_next = GENERATE(false, true);
+  INFO("prefetch_next " << prefetch_next);
   struct Case {
     int64_t rows, cols;
     int warps;
@@ -147,10 +153,17 @@ TEST_CASE("emulated register-resident norms over many blocks: several rows a war
     Tensor out = empty(rc), mean = empty({s.rows}), rstd = empty({s.rows});
     Tensor e_out = full(rc, NAN), e_mean = full({s.rows}, NAN), e_rstd = full({s.rows}, NAN);
     cpu.norm(x, Tensor(), w, b, out, Tensor(), mean, rstd, s);
-    norm_kernels::run_forward(x, Tensor(), w, b, e_out, Tensor(), e_mean, e_rstd, s, {}, no_status);
+    norm_kernels::run_forward(x, Tensor(), w, b, e_out, Tensor(), e_mean, e_rstd, s, {}, no_status, prefetch_next);
     check_close(e_out, out, 2e-5, "out");
     check_close(e_mean, mean, 2e-5, "mean");
     check_close(e_rstd, rstd, 2e-5, "rstd");
+    // fused with the residual add: the residual is read (and prefetched) too
+    Tensor r = randn(rc, DType::f32, &gen), sum = empty(rc), e_sum = full(rc, NAN);
+    cpu.norm(x, r, w, b, out, sum, mean, rstd, s);
+    norm_kernels::run_forward(x, r, w, b, e_out, e_sum, e_mean, e_rstd, s, {}, no_status, prefetch_next);
+    check_close(e_out, out, 2e-5, "fused out");
+    check_close(e_sum, sum, 0, "fused sum");
+    cpu.norm(x, Tensor(), w, b, out, Tensor(), mean, rstd, s);  // the statistics the backward below takes
     Tensor g = randn(rc, DType::f32, &gen);
     Tensor gx = empty(rc), gw = empty({s.cols}), gb = empty({s.cols});
     Tensor e_gx = full(rc, NAN), e_gw = full({s.cols}, NAN), e_gb = full({s.cols}, NAN);
