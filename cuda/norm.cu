@@ -27,7 +27,7 @@ void norm_backward(const Tensor& grad, const Tensor& grad_sum, const Tensor& x, 
   for (const Tensor* t : {&grad_sum, &weight, &grad_x, &grad_x_half, &grad_w, &grad_b})
     if (t->defined()) on.check(*t, op, "grad_sum/weight/grad_x/grad_x_half/grad_w/grad_b");
   norm_kernels::run_backward(grad, grad_sum, x, weight, mean, rstd, grad_x, grad_x_half, grad_w, grad_b, s,
-                             on.stream, check_launch);
+                             on.stream, check_launch, kernels::variant_on("norm_backward_shared_sums"));
 }
 
 }  // namespace loom::cuda

@@ -380,8 +380,15 @@ inline size_t warp_rows_backward_shared_bytes(int64_t cols, int warps, bool sums
 
 // grad_x of the block's rows, a row group per row; then the block's weight
 // and bias gradient sums (warp-wide rows: the warps' added in warp order).
-template <class G, int Warps, int Quads>
+//
+// kSharedSums (the kernel variant norm_backward_shared_sums; warp-wide rows
+// only): each warp keeps its lanes' column sums in its slice of shared
+// memory, where they end up anyway, instead of 2 * Quads quads of registers
+// a lane (at 768 columns the kernel held 210 registers a thread). The same
+// additions in the same order: the sums are the same bits.
+template <class G, int Warps, int Quads, bool kSharedSums = false>
 LOOM_SIMT_GLOBAL void norm_warp_rows_backward_kernel(WarpBackward<G> a) {
+  static_assert(!kSharedSums || Warps == 1, "shared column sums are for warp-wide rows");
   constexpr int kLanes = 32 * Warps, kGroups = kWarpRowWarps / Warps;
   const unsigned lane = thread_x() % kLanes, group = thread_x() / kLanes;
   const int64_t n = a.cols, quads = n / 4;
@@ -392,6 +399,14 @@ LOOM_SIMT_GLOBAL void norm_warp_rows_backward_kernel(WarpBackward<G> a) {
   load_lane_quads<kLanes>(a.weight, quads, lane, w);
   load_lane_quads<kLanes, Quads, float>(nullptr, quads, lane, gw);  // zeros
   load_lane_quads<kLanes, Quads, float>(nullptr, quads, lane, gb);
+  // kSharedSums: this warp's [2, cols] of the [warps, 2, cols] below, each
+  // lane touching only its own quads (so no barrier until the warps' sums)
+  float* const mine_sums =
+      kSharedSums && sums ? dynamic_shared<float>() + static_cast<int64_t>(group) * 2 * n : nullptr;
+  if (mine_sums) {
+    store_lane_quads<kLanes>(mine_sums, quads, lane, gw);
+    store_lane_quads<kLanes>(mine_sums + n, quads, lane, gb);
+  }
   for (int64_t row = first + group; row < last; row += kGroups) {  // the same bound block-wide: see the forward
     Quad<float> g[Quads], x[Quads], gs[Quads];
     load_lane_quads<kLanes>(a.grad + row * n, quads, lane, g);
@@ -404,11 +419,29 @@ LOOM_SIMT_GLOBAL void norm_warp_rows_backward_kernel(WarpBackward<G> a) {
       const float d = dxhat(p, k), xhat = (x[p].v[k] - mu) * r;
       sum_d += d;
       sum_dx += d * xhat;
-      if (sums) {
+      if (sums && !kSharedSums) {
         gw[p].v[k] += gv * xhat;
         gb[p].v[k] += gv;
       }
     });
+    if constexpr (kSharedSums) {
+      if (sums) {
+        LOOM_SIMT_UNROLL
+        for (int p = 0; p < Quads; ++p) {
+          const int64_t q = lane + kLanes * p;
+          if (q >= quads) continue;
+          Quad<float> sw = load_quad(mine_sums, q), sb = load_quad(mine_sums + n, q);
+          LOOM_SIMT_UNROLL
+          for (int k = 0; k < 4; ++k) {
+            const float xhat = (x[p].v[k] - mu) * r;
+            sw.v[k] += g[p].v[k] * xhat;
+            sb.v[k] += g[p].v[k];
+          }
+          store_quad(mine_sums, q, sw);
+          store_quad(mine_sums + n, q, sb);
+        }
+      }
+    }
     if (!wants_x) continue;
     const float mean_d = a.rms ? 0.0f : row_mean<Warps>(sum_d, n), mean_dx = row_mean<Warps>(sum_dx, n);
     LOOM_SIMT_UNROLL
@@ -436,9 +469,11 @@ LOOM_SIMT_GLOBAL void norm_warp_rows_backward_kernel(WarpBackward<G> a) {
     return;
   }
   float* shared = dynamic_shared<float>();  // [warps, 2, cols]
-  float* mine = shared + static_cast<int64_t>(group) * 2 * n;
-  store_lane_quads<kLanes>(mine, quads, lane, gw);
-  store_lane_quads<kLanes>(mine + n, quads, lane, gb);
+  if constexpr (!kSharedSums) {
+    float* mine = shared + static_cast<int64_t>(group) * 2 * n;
+    store_lane_quads<kLanes>(mine, quads, lane, gw);
+    store_lane_quads<kLanes>(mine + n, quads, lane, gb);
+  }
   sync_block();
   for (int64_t j = thread_x(); j < 2 * n; j += kWarpRowThreads) {
     double total = 0;

@@ -58,11 +58,13 @@ struct WarpForwardKernel {
     static auto get() { return norm_warp_rows_kernel<In, Out, Warps, Quads>; }
   };
 };
-template <class G>
+// kSharedSums: the kernel variant norm_backward_shared_sums, which only
+// warp-wide rows (Warps == 1) have.
+template <class G, bool kSharedSums = false>
 struct WarpBackwardKernel {
   template <int Warps, int Quads>
   struct Pick {
-    static auto get() { return norm_warp_rows_backward_kernel<G, Warps, Quads>; }
+    static auto get() { return norm_warp_rows_backward_kernel<G, Warps, Quads, kSharedSums && Warps == 1>; }
   };
 };
 
@@ -117,7 +119,8 @@ template <class Check>
 void launch_warp_rows_backward(const Tensor& grad, const Tensor& grad_sum, const Tensor& x, const Tensor& weight,
                                const Tensor& mean, const Tensor& rstd, const Tensor& grad_x,
                                const Tensor& grad_x_half, const Tensor& grad_w, const Tensor& grad_b,
-                               const kernels::NormShape& s, RowFit fit, Stream stream, Check& check) {
+                               const kernels::NormShape& s, RowFit fit, bool shared_sums, Stream stream,
+                               Check& check) {
   const bool sums = grad_w.defined() || grad_b.defined();
   const int64_t chunk_rows = warp_rows_backward_chunk(s.rows, fit.warps);
   const int64_t blocks = (s.rows + chunk_rows - 1) / chunk_rows;
@@ -127,9 +130,10 @@ void launch_warp_rows_backward(const Tensor& grad, const Tensor& grad_sum, const
                             data_or_null<float>(weight), data_or_null<float>(mean),    data_or_null<float>(rstd),
                             mutable_or_null<float>(grad_x), mutable_or_null<simt::bf16>(grad_x_half),
                             mutable_or_null<double>(partial), s.rows, s.cols, chunk_rows, s.rms};
+    const auto kernel = shared_sums ? by_fit<WarpBackwardKernel<G, true>::template Pick>(fit)
+                                    : by_fit<WarpBackwardKernel<G, false>::template Pick>(fit);
     check(launch(Dim3(static_cast<unsigned>(blocks)), Dim3(kWarpRowThreads),
-                 warp_rows_backward_shared_bytes(s.cols, fit.warps, sums), stream,
-                 by_fit<WarpBackwardKernel<G>::template Pick>(fit), a),
+                 warp_rows_backward_shared_bytes(s.cols, fit.warps, sums), stream, kernel, a),
           op_name(s, true));
   });
   if (!sums) return;
@@ -212,7 +216,7 @@ template <class Check>
 void run_backward(const Tensor& grad, const Tensor& grad_sum, const Tensor& x, const Tensor& weight,
                   const Tensor& mean, const Tensor& rstd, const Tensor& grad_x, const Tensor& grad_x_half,
                   const Tensor& grad_w, const Tensor& grad_b, const kernels::NormShape& s, Stream stream,
-                  Check&& check) {
+                  Check&& check, bool shared_sums = false) {
   const char* op = op_name(s, true);
   check_float(x, op);
   check_same_dtype({&grad_sum, &weight, &mean, &rstd, &grad_x, &grad_w, &grad_b}, x.dtype(), op,
@@ -236,7 +240,7 @@ void run_backward(const Tensor& grad, const Tensor& grad_sum, const Tensor& x, c
                         : RowFit{};
   if (fit.warps)
     return launch_warp_rows_backward(grad, grad_sum, x, weight, mean, rstd, grad_x, grad_x_half, grad_w, grad_b, s,
-                                     fit, stream, check);
+                                     fit, shared_sums, stream, check);
   kernels::norm_backward_in_one_dtype(
       grad, grad_sum, x, weight, mean, rstd, grad_x, grad_x_half, grad_w, grad_b, s,
       [&](const Tensor& g1, const Tensor& gs1, const Tensor& x1, const Tensor& w1, const Tensor& m1,

@@ -14,6 +14,9 @@ const std::vector<KernelVariant>& kernel_variants() {
       {"norm_forward_prefetch", "kernels ops", "norms768",
        "the register-resident norm forward asks L2 for a warp's next row (x and the residual) before it "
        "reduces this one"},
+      {"norm_backward_shared_sums", "kernels ops", "norms768",
+       "the register-resident norm backward (a warp per row) keeps each warp's weight and bias column sums in "
+       "shared memory instead of registers"},
   };
   return all;
 }

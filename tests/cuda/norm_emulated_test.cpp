@@ -33,6 +33,27 @@ void check_close(const Tensor& got, const Tensor& want, double tol, const std::s
   CHECK(err <= tol * scale);
 }
 
+// The kernel variant norm_backward_shared_sums (warp-wide rows keep their
+// column sums in shared memory) against the kernel's own results: the same
+// additions in the same order, but the compiler may contract a different
+// set of them into fused multiply-adds, so the last bits may differ.
+void expect_shared_sums_match(const Tensor& g, const Tensor& gs, const Tensor& x, const Tensor& w,
+                                  const Tensor& mean, const Tensor& rstd, const Tensor& want_gx,
+                                  const Tensor& want_gxh, const Tensor& want_gw, const Tensor& want_gb,
+                                  const kernels::NormShape& s) {
+  const auto like = [](const Tensor& t) {
+    return t.defined() ? full(t.shape(), NAN, TensorOptions(t.dtype())) : Tensor();
+  };
+  Tensor gx = like(want_gx), gxh = like(want_gxh), gw = like(want_gw), gb = like(want_gb);
+  norm_kernels::run_backward(g, gs, x, w, mean, rstd, gx, gxh, gw, gb, s, {}, no_status, true);
+  for (const auto& [got, want] : {std::pair{gx, want_gx}, {gxh, want_gxh}, {gw, want_gw}, {gb, want_gb}}) {
+    if (!want.defined()) continue;
+    const double tol = want.dtype() == DType::bf16 ? 1e-2 : 1e-6;
+    check_close(got.to(DType::f32), want.to(DType::f32), tol,
+                "norm_backward_shared_sums, " + shape_str(want.shape()) + " " + dtype_name(want.dtype()));
+  }
+}
+
 }  // namespace
 
 TEST_CASE("emulated norm kernels match the CPU: layer and RMS, affine or not, plain or fused", "[norm]") {
@@ -172,6 +193,7 @@ TEST_CASE("emulated register-resident norms over many blocks: several rows a war
     check_close(e_gx, gx, 2e-5, "grad_x");
     check_close(e_gw, gw, 2e-5, "grad_w");
     check_close(e_gb, gb, 2e-5, "grad_b");
+    expect_shared_sums_match(g, Tensor(), x, w, mean, rstd, e_gx, Tensor(), e_gw, e_gb, s);
   }
 }
 
@@ -235,6 +257,7 @@ TEST_CASE("emulated fused norm with a bf16 branch, bf16 output and bf16 gradient
       check_close(e_gxh.to(DType::f32), gx, 1e-2, name + " grad_x bf16");
       check_close(e_gw, gw, 2e-5, name + " grad_w");
       check_close(e_gb, gb, 2e-5, name + " grad_b");
+      expect_shared_sums_match(g, gs, sum, w, mean, rstd, e_gx, e_gxh, e_gw, e_gb, s);
       // The half copy alone (the stream's addend needs no gradient).
       Tensor only_half = empty(rc, DType::bf16);
       norm_kernels::run_backward(g, gs, sum, w, mean, rstd, Tensor(), only_half, Tensor(), Tensor(), s, {}, no_status);
