@@ -6,6 +6,7 @@
 
 #include "copy_args.hpp"
 #include "kernels.hpp"
+#include "kernels/variants.hpp"
 #include "loops.cuh"
 
 namespace loom::cuda {
@@ -27,7 +28,7 @@ void copy_on_device(const Tensor& src, const Tensor& dst) {
                       "shape ", shape_str(dst.shape()));
     return;
   }
-  copy_kernels::run_copy(src, dst, on.stream, check_launch);
+  copy_kernels::run_copy(src, dst, on.stream, check_launch, kernels::variant_on("copy_transpose_tiles"));
 }
 
 // A dense copy of t in `dtype` on t's device: t itself when it already is one.

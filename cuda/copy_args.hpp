@@ -119,12 +119,50 @@ bool convert_runs(const Tensor& src, const Tensor& dst, const Runs& r, Stream st
   return launched;
 }
 
+// The transpose a same-dtype copy is, if it is one (copy_transpose_tiles_kernel):
+// dst has unit stride along a dim a, src along another dim b, both at least
+// kMinTransposeDim long, and dst repeats no element. False otherwise.
+inline constexpr int64_t kMinTransposeDim = 16;
+inline bool as_transpose(const Tensor& src, const Tensor& dst, TransposeTiles& t) {
+  const Shape& shape = dst.shape();
+  int a = -1, b = -1;
+  for (size_t d = 0; d < shape.size(); ++d) {
+    if (shape[d] == 1) continue;
+    if (dst.stride(static_cast<int64_t>(d)) == 0) return false;
+    if (dst.stride(static_cast<int64_t>(d)) == 1) a = static_cast<int>(d);
+    if (src.stride(static_cast<int64_t>(d)) == 1) b = static_cast<int>(d);
+  }
+  if (a < 0 || b < 0 || a == b || shape[a] < kMinTransposeDim || shape[b] < kMinTransposeDim) return false;
+  Shape outer = shape;
+  outer[a] = outer[b] = 1;
+  t.na = shape[a];
+  t.nb = shape[b];
+  t.src_a = src.stride(a);
+  t.dst_b = dst.stride(b);
+  t.tiles_a = (t.na + kTransposeTile - 1) / kTransposeTile;
+  t.tiles_b = (t.nb + kTransposeTile - 1) / kTransposeTile;
+  t.outer = numel(outer);
+  t.outer_ix = make_indexer<2>(outer, {dst.strides(), src.strides()}, "copy");
+  t.outer_ix.contiguous = false;  // offsets of the outer positions, not of elements
+  return true;
+}
+
 // dst = src on one device, any strides: raw bits when the dtypes match,
-// converted otherwise.
+// converted otherwise. transpose_tiles: the kernel variant copy_transpose_tiles.
 template <class Check>
-void run_copy(const Tensor& src, const Tensor& dst, Stream stream, Check&& check) {
+void run_copy(const Tensor& src, const Tensor& dst, Stream stream, Check&& check, bool transpose_tiles = false) {
   const int64_t n = dst.numel();
   if (n == 0) return;
+  if (TransposeTiles t; transpose_tiles && src.dtype() == dst.dtype() && as_transpose(src, dst, t)) {
+    with_bits_of(itemsize(dst.dtype()), [&]<class B>() {
+      const int64_t tiles = t.tiles_a * t.tiles_b * t.outer;
+      check(launch(Dim3(static_cast<unsigned>(tiles < 65536 ? tiles : 65536)), Dim3(kTransposeThreads),
+                   transpose_tiles_shared_bytes<B>(), stream, copy_transpose_tiles_kernel<B>, t,
+                   static_cast<const B*>(src.raw_data()), static_cast<B*>(dst.raw_data())),
+            "copy (transpose tiles)");
+    });
+    return;
+  }
   const auto ix = make_indexer<2>(dst.shape(), {dst.strides(), src.strides()}, "copy");
   Runs runs;
   if (as_runs(ix, n, runs)) {

@@ -2,7 +2,8 @@
 // Floor: no FLOPs; copy moves numel * (itemsize(src) + itemsize(dst)) bytes,
 // fill numel * itemsize, where numel * (1 + 3 * itemsize). One thread per
 // output element, grid-stride, offsets from the Indexer (elements.cuh).
-// Same-dtype copies and fill/where move raw bits (1, 2, 4 or 8 bytes);
+// Same-dtype copies and fill/where move raw bits (1, 2, 4 or 8 bytes), and a
+// transpose may move them in tiles (copy_transpose_tiles_kernel);
 // converting copies go through double exactly as the CPU's convert does.
 // Written on simt.cuh, so the emulator runs it (tests/cuda/copy_emulated_test.cpp).
 #pragma once
@@ -63,6 +64,53 @@ LOOM_SIMT_GLOBAL void convert_runs_kernel(int64_t n, int64_t units, Indexer<2> r
     Vec<D, V> out;
     for (int k = 0; k < V; ++k) out.v[k] = from_compute<D>(static_cast<float>(to_compute(in.v[k])));
     dst[off[0] + u] = out;
+  }
+}
+
+// A transpose (the kernel variant copy_transpose_tiles): the destination's
+// unit-stride dim a is not the source's, b. The general kernel's threads
+// write along a and read across it, one sector of each 32-byte line they
+// load. Here a block moves 32 x 32 tiles through shared memory: its threads
+// read a tile along b (the source's unit stride) and write it along a (the
+// destination's), both coalesced; the tile's rows are padded to 33 so that
+// the write phase, reading a column, hits 32 banks. Each tile is one
+// position of the other dims (outer).
+inline constexpr int kTransposeTile = 32;
+inline constexpr unsigned kTransposeThreads = 256;  // 8 rows of 32 lanes
+struct TransposeTiles {
+  int64_t na, nb;          // the sizes of dims a and b
+  int64_t src_a, dst_b;    // the strides that are not 1: the source's along a, the destination's along b
+  int64_t tiles_a, tiles_b, outer;
+  Indexer<2> outer_ix;     // offsets of the other dims' positions (destination, source)
+};
+
+template <class B>
+inline size_t transpose_tiles_shared_bytes() {
+  return static_cast<size_t>(kTransposeTile) * (kTransposeTile + 1) * sizeof(B);
+}
+
+template <class B>
+LOOM_SIMT_GLOBAL void copy_transpose_tiles_kernel(TransposeTiles t, const B* src, B* dst) {
+  constexpr int kT = kTransposeTile, kRows = static_cast<int>(kTransposeThreads) / kT;
+  B* tile = dynamic_shared<B>();  // [kT][kT + 1]: tile[i * (kT + 1) + j] is (a0 + i, b0 + j)
+  const int lane = static_cast<int>(thread_x() % kT), first_row = static_cast<int>(thread_x() / kT);
+  const int64_t per_outer = t.tiles_a * t.tiles_b, tiles = per_outer * t.outer;
+  // The same bounds for the whole block: every thread reaches both barriers.
+  for (int64_t id = block_x(); id < tiles; id += grid_dim_x()) {
+    const int64_t o = id / per_outer, in_outer = id - o * per_outer;
+    const int64_t b0 = (in_outer / t.tiles_a) * kT, a0 = (in_outer % t.tiles_a) * kT;
+    int64_t off[2];
+    t.outer_ix.offsets(o, off);
+    for (int i = first_row; i < kT; i += kRows) {  // read: lanes along b
+      const int64_t a = a0 + i, b = b0 + lane;
+      if (a < t.na && b < t.nb) tile[i * (kT + 1) + lane] = src[off[1] + a * t.src_a + b];
+    }
+    sync_block();
+    for (int j = first_row; j < kT; j += kRows) {  // write: lanes along a
+      const int64_t a = a0 + lane, b = b0 + j;
+      if (a < t.na && b < t.nb) dst[off[0] + b * t.dst_b + a] = tile[lane * (kT + 1) + j];
+    }
+    sync_block();  // the next tile overwrites this one
   }
 }
 

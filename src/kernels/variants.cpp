@@ -11,6 +11,9 @@ const std::vector<KernelVariant>& kernel_variants() {
       {"cross_entropy_pack_rescale", "kernels ops", "cross_entropy",
        "the cross-entropy forward rescales its running sum once per 16-byte pack (the pack's maximum), "
        "not at every new maximum, with no branch per logit"},
+      {"copy_transpose_tiles", "kernels ops", "copies",
+       "a same-dtype copy whose two sides have their unit stride on different dims (a transpose) moves 32 x 32 "
+       "tiles through shared memory, reading and writing coalesced"},
       {"norm_forward_prefetch", "kernels ops", "norms768",
        "the register-resident norm forward asks L2 for a warp's next row (x and the residual) before it "
        "reduces this one"},

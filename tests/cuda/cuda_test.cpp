@@ -1402,10 +1402,18 @@ const BenchSection kBenchSections[] = {
      }},
     {"copies",
      [](const TensorOptions& opts, Generator& gen) {
-       // the copies a transformer step makes: heads split out of [B, T, H, Dh] (bf16), and autocast's casts
+       // the copies a transformer step makes: heads split out of [B, T, H, Dh] (bf16), transposes, and
+       // autocast's casts
        Tensor heads = randn({8, 1024, 12, 64}, opts, &gen).to(DType::bf16);
        report("permute_copy", "[8, 1024, 12, 64] -> [8, 12, 1024, 64] bf16",
               median_ms([&] { heads.transpose(1, 2).contiguous(); }), 4.0 * heads.numel(), 0);
+       // transposes: a ViT stem's conv2d output into tokens (bf16), and a square f32 matrix
+       Tensor stem = randn({64, 768, 196}, opts, &gen).to(DType::bf16);
+       report("transpose_copy", "[64, 768, 196] -> [64, 196, 768] bf16",
+              median_ms([&] { stem.transpose(1, 2).contiguous(); }), 4.0 * stem.numel(), 0);
+       Tensor square = randn({4096, 4096}, opts, &gen);
+       report("transpose_copy", "[4096, 4096]^T f32", median_ms([&] { square.t().contiguous(); }),
+              8.0 * square.numel(), 0);
        Tensor acts = randn({8192, 768}, opts, &gen);
        report("cast", "[8192, 768] f32 -> bf16", median_ms([&] { acts.to(DType::bf16); }), 6.0 * acts.numel(), 0);
        Tensor logits16 = randn({8192, 50304}, opts, &gen).to(DType::bf16);

@@ -204,6 +204,39 @@ TEST_CASE("emulated run copies match the CPU bit for bit: permutes keeping the l
   }
 }
 
+TEST_CASE("emulated transposing copies match the CPU bit for bit, in tiles and not", "[strided]") {
+  // The kernel variant copy_transpose_tiles against the CPU, and the copy as
+  // it is: tiles cut mid-way at the edges, an outer dim on either side, every
+  // element width, into dense and into sliced destinations.
+  const kernels::Backend& cpu = kernels::backend(kCPU);
+  Generator gen(91);
+  const bool transpose_tiles = GENERATE(false, true);
+  for (DType t : {DType::f32, DType::bf16, DType::f64, DType::u8}) {
+    const auto make = [&](const Shape& shape) { return mul(randn(shape, DType::f64, &gen), 40.0).to(t); };
+    const std::vector<std::pair<std::string, Tensor>> sources = {
+        {"[70, 45] transposed", make({70, 45}).t()},
+        {"[3, 40, 33] -> [3, 33, 40]", make({3, 40, 33}).transpose(1, 2)},
+        {"[2, 20, 3, 17] channels last", make({2, 20, 3, 17}).permute({0, 2, 3, 1})},
+        {"a slice of a transpose (row stride 2)", make({64, 48}).t().slice(1, 0, 64, 2)},
+        {"a short dim (runs, not tiles)", make({40, 5}).t()}};
+    for (const auto& [name, src] : sources) {
+      Shape wide = src.shape();
+      wide.back() += 3;
+      const std::vector<Tensor> destinations{empty(src.shape(), t), empty(wide, t).narrow(-1, 1, src.size(-1))};
+      for (Tensor got : destinations) {
+        Tensor want = empty(src.shape(), t);
+        cpu.copy(src, want);
+        NoGradGuard no_grad;
+        got.fill_(0);
+        copy_kernels::run_copy(src, got, {}, no_status, transpose_tiles);
+        INFO(dtype_name(t) << ", " << name << (got.is_contiguous() ? ", dense" : ", into a slice")
+                           << (transpose_tiles ? ", in tiles" : ""));
+        CHECK(same_bits(got, want));
+      }
+    }
+  }
+}
+
 TEST_CASE("emulated fill and where match the CPU in every dtype", "[strided]") {
   const kernels::Backend& cpu = kernels::backend(kCPU);
   Generator gen(84);
