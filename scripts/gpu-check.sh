@@ -38,10 +38,11 @@
 #   LOOM_CUDA_ARCH           CMAKE_CUDA_ARCHITECTURES (default 90: H100/H200)
 #   LOOM_GPU_CHECK_BUDGET    seconds for the whole run (default 540)
 #   LOOM_GPU_CHECK_VARIANTS  the kernel variants to check (default: every one that
-#                            `loom_cuda_tests variants` lists; "" for none): each one's
-#                            CUDA suites run with LOOM_KERNEL_VARIANTS=NAME, then its
-#                            bench sections without and with it, in turns
-#                            (variant-NAME.log; a table in the summary)
+#                            `loom_cuda_tests variants` lists; "" for none): the CUDA
+#                            suites they name run once with all of them on
+#                            (LOOM_KERNEL_VARIANTS), then each one's bench sections
+#                            without and with it, in turns (variant-NAME.log; a
+#                            table in the summary)
 #   LOOM_GPU_CHECK_NCU       space-separated regexes of mangled kernel names: each
 #                            one's first launch in `loom_cuda_tests bench` profiled
 #                            by Nsight Compute (ncu-N.txt; occupancy, DRAM and SM
@@ -316,39 +317,51 @@ fi
 # --- variants: other versions of some kernels, timed against these in turns -----------
 # Kernel variants are on main, off unless LOOM_KERNEL_VARIANTS names them
 # (src/kernels/variants.hpp); `loom_cuda_tests variants` lists each one's
-# suites and bench sections. Its suites run with it on (a kernel the emulator
-# passed may still be wrong on the device, and a wrong kernel's timings are
-# not compared), then its sections without it and with it, in turns (the
-# device's clocks and neighbours drift between minutes; each turn is seconds).
+# suites and bench sections. The suites they name run once with all of them
+# on (a kernel the emulator passed may still be wrong on the device, and a
+# wrong kernel's timings are not compared; one run keeps the check inside its
+# budget, and a failure names the test, whose kernel names the variant). Then
+# each one's sections run without it and with it, in turns (the device's
+# clocks and neighbours drift between minutes; each turn is seconds).
 VARIANT_LINES=()
 if [[ -n "$BIN" ]]; then
   variant_list=$("$BIN/loom_cuda_tests" variants 2>"$LOGS/variants.log") ||
     VARIANT_LINES+=("the variants' list is broken: $(head -n 3 "$LOGS/variants.log" | tr '\n' ' ')")
+  names=() all_suites=""
   while IFS=$'\t' read -r name suites sections summary; do
     [[ -n "$name" ]] || continue
     if [[ -n "${LOOM_GPU_CHECK_VARIANTS+set}" && " ${LOOM_GPU_CHECK_VARIANTS//,/ } " != *" $name "* ]]; then
       continue
     fi
+    names+=("$name")
     VARIANT_LINES+=("$name: $summary")
-    if [[ -n "$suites" ]]; then
-      run_phase "variant $name: its suites $suites" "$LOGS/variant-$name-check.log" 180 \
-        env LOOM_KERNEL_VARIANTS="$name" bash -c 'for suite in $1; do "$2" "$suite" || exit; done' _ "$suites" \
-        "$BIN/loom_cuda_tests" </dev/null
-      rc=$?
-      case $rc in
-        0) verdict=passed ;;
-        99) verdict="not run (time budget spent)" ;;
-        77) verdict="skipped (no GPU)" ;;
-        124 | 137) verdict="timed out" ;;
-        *) verdict="FAILED ($rc)" ;;
-      esac
-      VARIANT_LINES+=("  its suites $suites: $verdict$( ((rc != 0)) && echo ': not timed')")
-      if (( rc != 0 )); then
-        while IFS= read -r line; do VARIANT_LINES+=("  $line"); done < <(
-          grep -hE "^  failed: " "$LOGS/variant-$name-check.log" 2>/dev/null | head -n 10 | cut -c1-200)
-        continue
-      fi
+    for suite in $suites; do [[ " $all_suites " == *" $suite "* ]] || all_suites+=" $suite"; done
+  done <<<"$variant_list"
+  variants_ok=1
+  if (( ${#names[@]} > 0 )) && [[ -n "${all_suites// /}" ]]; then
+    on=$(IFS=,; echo "${names[*]}")
+    run_phase "variants $on: suites$all_suites" "$LOGS/variant-suites.log" 240 \
+      env LOOM_KERNEL_VARIANTS="$on" bash -c 'for suite in $1; do "$2" "$suite" || exit; done' _ "$all_suites" \
+      "$BIN/loom_cuda_tests" </dev/null
+    rc=$?
+    case $rc in
+      0) verdict=passed ;;
+      99) verdict="not run (time budget spent)" ;;
+      77) verdict="skipped (no GPU)" ;;
+      124 | 137) verdict="timed out" ;;
+      *) verdict="FAILED ($rc)" ;;
+    esac
+    VARIANT_LINES+=("suites$all_suites with all of them on: $verdict$( ((rc != 0)) && echo ': none timed')")
+    if (( rc != 0 )); then
+      variants_ok=0
+      while IFS= read -r line; do VARIANT_LINES+=("  $line"); done < <(
+        grep -hE "^  failed: " "$LOGS/variant-suites.log" 2>/dev/null | head -n 10 | cut -c1-200)
     fi
+  fi
+  while IFS=$'\t' read -r name suites sections summary; do
+    (( variants_ok )) || break
+    [[ " ${names[*]} " == *" $name "* ]] || continue
+    VARIANT_LINES+=("$name, bench $sections:")
     run_phase "variant $name: bench $sections, in turns" "$LOGS/variant-$name.log" 90 bash -c '
       for turn in 1 2; do
         echo "== main $turn"; "$1" bench $2 || exit
