@@ -46,6 +46,19 @@ Tensor weighted_sum(const Tensor& y) {
   return sum(mul(y.to(DType::f64), tanh(mul(arange(-n / 2, n / 2, 1, DType::f64), 0.1)).reshape(y.shape())));
 }
 
+// got (from a's leaves) and want (from b's, the same values) agree within
+// tol, and so do the gradients of one weighted sum of each: x's, w's, and
+// b's where the bias took part.
+void check_values_and_gradients(const Tensor& got, const Tensor& want, const ConvInputs& a, const ConvInputs& b,
+                                bool bias, double tol) {
+  CHECK(max_diff(got, want) < tol);
+  weighted_sum(got).backward();
+  weighted_sum(want).backward();
+  CHECK(max_diff(a.x.grad(), b.x.grad()) < tol);
+  CHECK(max_diff(a.w.grad(), b.w.grad()) < tol);
+  if (bias) CHECK(max_diff(a.b.grad(), b.b.grad()) < tol);
+}
+
 }  // namespace
 
 TEST_CASE("conv2d takes the fused entry and matches unfold2d + matmul + add", "[conv]") {
@@ -77,12 +90,7 @@ TEST_CASE("conv2d takes the fused entry and matches unfold2d + matmul + add", "[
       const Tensor composed = composed_conv2d(u.x, u.w, ub, {c.stride}, {c.padding});
       REQUIRE(fused.grad_fn() != nullptr);
       CHECK(fused.grad_fn()->name() == "conv2d");
-      CHECK(max_diff(fused, composed) < tol);
-      weighted_sum(fused).backward();
-      weighted_sum(composed).backward();
-      CHECK(max_diff(f.x.grad(), u.x.grad()) < tol);
-      CHECK(max_diff(f.w.grad(), u.w.grad()) < tol);
-      if (c.bias) CHECK(max_diff(f.b.grad(), u.b.grad()) < tol);
+      check_values_and_gradients(fused, composed, f, u, c.bias, tol);
       CHECK(f.b.grad().defined() == c.bias);
     }
   }
@@ -162,12 +170,7 @@ TEST_CASE("patch_embed is conv2d with kernel = stride = patch, as tokens", "[con
       const Tensor want = conv2d(v.x, v.w, c.bias ? v.b : Tensor(), {p}, {0}).flatten(2).transpose(1, 2);
       CHECK(tokens.shape() == Shape{c.x[0], (c.x[2] / p) * (c.x[3] / p), c.w[0]});
       CHECK(tokens.is_contiguous());
-      CHECK(max_diff(tokens, want) < tol);
-      weighted_sum(tokens).backward();
-      weighted_sum(want).backward();
-      CHECK(max_diff(e.x.grad(), v.x.grad()) < tol);
-      CHECK(max_diff(e.w.grad(), v.w.grad()) < tol);
-      if (c.bias) CHECK(max_diff(e.b.grad(), v.b.grad()) < tol);
+      check_values_and_gradients(tokens, want, e, v, c.bias, tol);
     }
   }
 }
