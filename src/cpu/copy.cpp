@@ -6,7 +6,9 @@
 // destination run; it moves square blocks instead, so the lines of both sides
 // stay in cache while a block is copied.
 #include <algorithm>
+#include <array>
 #include <optional>
+#include <vector>
 
 #include "cpu/convert.hpp"
 #include "cpu/kernels.hpp"
@@ -54,33 +56,44 @@ void copy_runs(const S* sp, D* dp, const Shape& shape, const Strides& ds, const 
   });
 }
 
-// The threads split dim b (each takes whole blocks of it, for every position
-// of the other dims), so their writes are disjoint and the result does not
-// depend on the thread count.
+// The work items are (position of the other dims, block of dim b) pairs,
+// split across the threads in order, so a batch of small transposes spreads
+// as well as one large one; each item writes its own elements, and the
+// result does not depend on the thread count.
 template <class S, class D>
 void copy_blocked(const S* sp, D* dp, const Shape& shape, const Strides& ds, const Strides& ss, TransposeDims t) {
   const int64_t na = shape[t.a], nb = shape[t.b];
   const int64_t src_a = ss[t.a], dst_b = ds[t.b];
-  Shape outer = shape;
-  outer[t.a] = outer[t.b] = 1;
-  const int64_t per_b = na * numel(outer);
+  // The other dims, innermost first, to decode an item's position.
+  std::vector<int64_t> sizes;
+  std::vector<std::array<int64_t, 2>> steps;
+  int64_t positions = 1;
+  for (size_t d = shape.size(); d-- > 0;) {
+    if (d == t.a || d == t.b || shape[d] == 1) continue;
+    sizes.push_back(shape[d]);
+    steps.push_back({ds[d], ss[d]});
+    positions *= shape[d];
+  }
   const int64_t blocks_b = (nb + kBlock - 1) / kBlock;
-  const int64_t grain = std::max<int64_t>(1, kMinPerPart / std::max<int64_t>(per_b * kBlock, 1));
-  parallel_for(0, blocks_b, grain, [&](int64_t lo, int64_t hi) {
-    for_each_run<2>(outer, {&ds, &ss}, [&](auto off, int64_t n, auto st) {
-      for (int64_t r = 0; r < n; ++r) {
-        D* o = dp + off[0] + r * st[0];
-        const S* s = sp + off[1] + r * st[1];
-        for (int64_t b0 = lo * kBlock; b0 < std::min(nb, hi * kBlock); b0 += kBlock) {
-          const int64_t b1 = std::min(nb, b0 + kBlock);
-          for (int64_t a0 = 0; a0 < na; a0 += kBlock) {
-            const int64_t a1 = std::min(na, a0 + kBlock);
-            for (int64_t j = b0; j < b1; ++j)
-              for (int64_t i = a0; i < a1; ++i) o[i + j * dst_b] = convert<D>(s[i * src_a + j]);
-          }
-        }
+  const int64_t grain = std::max<int64_t>(1, kMinPerPart / (na * kBlock));
+  parallel_for(0, positions * blocks_b, grain, [&](int64_t lo, int64_t hi) {
+    for (int64_t item = lo; item < hi; ++item) {
+      int64_t position = item / blocks_b, dst_off = 0, src_off = 0;
+      for (size_t k = 0; k < sizes.size(); ++k) {
+        const int64_t i = position % sizes[k];
+        position /= sizes[k];
+        dst_off += i * steps[k][0];
+        src_off += i * steps[k][1];
       }
-    });
+      D* o = dp + dst_off;
+      const S* s = sp + src_off;
+      const int64_t b0 = (item % blocks_b) * kBlock, b1 = std::min(nb, b0 + kBlock);
+      for (int64_t a0 = 0; a0 < na; a0 += kBlock) {
+        const int64_t a1 = std::min(na, a0 + kBlock);
+        for (int64_t j = b0; j < b1; ++j)
+          for (int64_t i = a0; i < a1; ++i) o[i + j * dst_b] = convert<D>(s[i * src_a + j]);
+      }
+    }
   });
 }
 

@@ -51,6 +51,9 @@ std::vector<ViewCase> view_cases() {
       {"stepped slice of a transpose", {64, 48}, [](const Tensor& x) { return x.t().slice(1, 1, 64, 3); }},
       {"broadcast source, transposed", {1, 40},
        [](const Tensor& x) { return x.expand({50, 40}).t(); }},
+      {"a batch of small transposes split across threads", {300, 16, 20},
+       [](const Tensor& x) { return x.transpose(1, 2); }},
+      {"size-1 dims around a transpose", {1, 40, 1, 33}, [](const Tensor& x) { return x.transpose(1, 3); }},
   };
 }
 
@@ -89,14 +92,47 @@ TEST_CASE("casts of strided views convert every element in place", "[copy]") {
   CHECK(x.to(DType::bf16).t().to(DType::f32).to_vector<float>() == expected);
 }
 
+TEST_CASE("a transposing copy into a strided destination, in every element width, and of empty tensors",
+          "[copy]") {
+  // copy_ into the transpose of a dense tensor: the destination's unit
+  // stride is on dim 0, the source's on dim 1
+  const Tensor x = randn({70, 45});
+  Tensor z = empty({45, 70});
+  {
+    NoGradGuard g;
+    z.t().copy_(x);
+  }
+  CHECK(z.to_vector<float>() == gather(x.t()));
+  // f16, u8 and bool move as their own bits: values exact in each
+  std::vector<float> values(37 * 70);
+  for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<float>(static_cast<int64_t>(i * 37 % 101) - 50);
+  const Tensor small = from_vector(values, {37, 70});
+  const std::vector<float> want = gather(small.t());
+  CHECK(small.to(DType::f16).t().contiguous().to(DType::f32).to_vector<float>() == want);
+  std::vector<float> want_u8, want_bool;
+  for (float v : want) {
+    want_u8.push_back(static_cast<float>(static_cast<uint8_t>(v + 50)));
+    want_bool.push_back(v > 0 ? 1.0f : 0.0f);
+  }
+  CHECK(add(small, full({}, 50.0)).to(DType::u8).t().contiguous().to(DType::f32).to_vector<float>() == want_u8);
+  CHECK(gt(small, full({}, 0.0)).t().contiguous().to(DType::f32).to_vector<float>() == want_bool);
+  // empty: nothing to move, the shapes still right
+  CHECK(randn({0, 40}).t().contiguous().shape() == Shape{40, 0});
+  CHECK(randn({40, 0, 33}).transpose(0, 2).contiguous().shape() == Shape{33, 0, 40});
+}
+
 TEST_CASE("a strided copy does not depend on the thread count", "[copy]") {
-  const Tensor x = randn({513, 260});
-  const auto copy_with = [&](int threads) {
-    set_num_threads(threads);
-    std::vector<float> out = x.t().contiguous().to_vector<float>();
-    set_num_threads(0);
-    return out;
-  };
-  CHECK(copy_with(1) == copy_with(2));
-  CHECK(copy_with(3) == gather(x.t()));
+  // one large transpose (blocks of one matrix split) and a batch of small
+  // ones (the batch split)
+  for (const Tensor& view : {randn({513, 260}).t(), randn({300, 16, 20}).transpose(1, 2)}) {
+    INFO(shape_str(view.shape()));
+    const auto copy_with = [&](int threads) {
+      set_num_threads(threads);
+      std::vector<float> out = view.contiguous().to_vector<float>();
+      set_num_threads(0);
+      return out;
+    };
+    CHECK(copy_with(1) == copy_with(2));
+    CHECK(copy_with(3) == gather(view));
+  }
 }
