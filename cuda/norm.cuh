@@ -385,7 +385,8 @@ inline size_t warp_rows_backward_shared_bytes(int64_t cols, int warps, bool sums
 // only): each warp keeps its lanes' column sums in its slice of shared
 // memory, where they end up anyway, instead of 2 * Quads quads of registers
 // a lane (at 768 columns the kernel held 210 registers a thread). The same
-// additions in the same order: the sums are the same bits.
+// additions in the same order, though the compiler may contract other ones
+// into fused multiply-adds, so the last bits may differ.
 template <class G, int Warps, int Quads, bool kSharedSums = false>
 LOOM_SIMT_GLOBAL void norm_warp_rows_backward_kernel(WarpBackward<G> a) {
   static_assert(!kSharedSums || Warps == 1, "shared column sums are for warp-wide rows");

@@ -56,6 +56,8 @@ set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
+# The kernels as they are, unless the variants' phase turns one on for a run.
+unset LOOM_KERNEL_VARIANTS
 
 if [[ "${1:-}" == "--stage-deps" ]]; then
   set -e
@@ -325,11 +327,17 @@ fi
 # clocks and neighbours drift between minutes; each turn is seconds).
 VARIANT_LINES=()
 if [[ -n "$BIN" ]]; then
-  variant_list=$("$BIN/loom_cuda_tests" variants 2>"$LOGS/variants.log") ||
-    VARIANT_LINES+=("the variants' list is broken: $(head -n 3 "$LOGS/variants.log" | tr '\n' ' ')")
+  if ! variant_list=$("$BIN/loom_cuda_tests" variants 2>"$LOGS/variants.log"); then
+    VARIANT_LINES+=("the variants' list is broken, none run: $(head -n 3 "$LOGS/variants.log" | tr '\n' ' ')")
+    variant_list=""
+  fi
+  for wanted in ${LOOM_GPU_CHECK_VARIANTS//,/ }; do
+    grep -q "^$wanted"$'\t' <<<"$variant_list" ||
+      VARIANT_LINES+=("LOOM_GPU_CHECK_VARIANTS names '$wanted', which this build does not have")
+  done
   names=() all_suites=""
   while IFS=$'\t' read -r name suites sections summary; do
-    [[ -n "$name" ]] || continue
+    [[ -n "$name" && -n "$sections" ]] || continue
     if [[ -n "${LOOM_GPU_CHECK_VARIANTS+set}" && " ${LOOM_GPU_CHECK_VARIANTS//,/ } " != *" $name "* ]]; then
       continue
     fi
@@ -360,7 +368,7 @@ if [[ -n "$BIN" ]]; then
   fi
   while IFS=$'\t' read -r name suites sections summary; do
     (( variants_ok )) || break
-    [[ " ${names[*]} " == *" $name "* ]] || continue
+    [[ -n "$name" && -n "$sections" && " ${names[*]} " == *" $name "* ]] || continue
     VARIANT_LINES+=("$name, bench $sections:")
     run_phase "variant $name: bench $sections, in turns" "$LOGS/variant-$name.log" 90 bash -c '
       for turn in 1 2; do

@@ -1,5 +1,6 @@
 #include "kernels/variants.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 
 #include "loom/core/error.hpp"
@@ -61,11 +62,12 @@ std::set<std::string> parse_kernel_variants(std::string_view list) {
 
 bool variant_on(std::string_view name) {
   LOOM_CHECK(known(name), "variant_on: '", std::string(name), "' is not a registered kernel variant");
-  static const std::set<std::string> on = [] {
+  static const std::set<std::string, std::less<>> on = [] {
     const char* env = std::getenv("LOOM_KERNEL_VARIANTS");
-    return parse_kernel_variants(env ? env : "");
+    const std::set<std::string> names = parse_kernel_variants(env ? env : "");
+    return std::set<std::string, std::less<>>(names.begin(), names.end());
   }();
-  return on.count(std::string(name)) > 0;
+  return on.find(name) != on.end();  // no string built: this runs on every launch it guards
 }
 
 }  // namespace loom::kernels

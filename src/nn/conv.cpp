@@ -49,6 +49,8 @@ PatchEmbed::PatchEmbed(int64_t in_channels, int64_t dim, int64_t p, Generator* g
 Tensor PatchEmbed::forward(const Tensor& x) {
   LOOM_CHECK(x.dim() == 4 && x.size(2) % patch == 0 && x.size(3) % patch == 0, "PatchEmbed: input ",
              shape_str(x.shape()), " must be [N, C, H, W] with H and W multiples of the patch size ", patch);
+  LOOM_CHECK(proj->stride == patch && proj->padding == 0, "PatchEmbed: proj has stride ", proj->stride,
+             " and padding ", proj->padding, "; a patch stem needs stride ", patch, " and no padding");
   // patchify and one GEMM, tokens out contiguous: on the CPU as fast as, or
   // faster than, conv2d followed by the transpose into tokens
   // (docs/benchmarks.md, "patch_embed").
