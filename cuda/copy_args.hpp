@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "copy_kernels.cuh"
+#include "kernels/transpose_dims.hpp"
 #include "loom/core/error.hpp"
 #include "loom/core/tensor.hpp"
 
@@ -125,20 +126,15 @@ bool convert_runs(const Tensor& src, const Tensor& dst, const Runs& r, Stream st
 inline constexpr int64_t kMinTransposeDim = 16;
 inline bool as_transpose(const Tensor& src, const Tensor& dst, TransposeTiles& t) {
   const Shape& shape = dst.shape();
-  int a = -1, b = -1;
-  for (size_t d = 0; d < shape.size(); ++d) {
-    if (shape[d] == 1) continue;
-    if (dst.stride(static_cast<int64_t>(d)) == 0) return false;
-    if (dst.stride(static_cast<int64_t>(d)) == 1) a = static_cast<int>(d);
-    if (src.stride(static_cast<int64_t>(d)) == 1) b = static_cast<int>(d);
-  }
-  if (a < 0 || b < 0 || a == b || shape[a] < kMinTransposeDim || shape[b] < kMinTransposeDim) return false;
+  const auto dims = kernels::transpose_dims(shape, dst.strides(), src.strides(), kMinTransposeDim);
+  if (!dims) return false;
+  const auto [a, b] = *dims;
   Shape outer = shape;
   outer[a] = outer[b] = 1;
   t.na = shape[a];
   t.nb = shape[b];
-  t.src_a = src.stride(a);
-  t.dst_b = dst.stride(b);
+  t.src_a = src.strides()[a];
+  t.dst_b = dst.strides()[b];
   t.tiles_a = (t.na + kTransposeTile - 1) / kTransposeTile;
   t.tiles_b = (t.nb + kTransposeTile - 1) / kTransposeTile;
   t.outer = numel(outer);

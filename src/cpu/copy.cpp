@@ -7,12 +7,12 @@
 // stay in cache while a block is copied.
 #include <algorithm>
 #include <array>
-#include <optional>
 #include <vector>
 
 #include "cpu/convert.hpp"
 #include "cpu/kernels.hpp"
 #include "cpu/loops.hpp"
+#include "kernels/transpose_dims.hpp"
 
 namespace loom::cpu {
 
@@ -23,25 +23,6 @@ constexpr int64_t kBlock = 32;
 // Dims shorter than this move as runs: a block would be mostly edge.
 constexpr int64_t kMinBlockedDim = 8;
 constexpr int64_t kMinPerPart = int64_t{1} << 15;
-
-// The dims a transposed copy blocks: `a` is the destination's unit-stride
-// dim, `b` the source's. None when both walk the same dim, when either has
-// no unit-stride dim, when either dim is short, or when the destination
-// repeats an element (a stride-0 dim: the parts would not be disjoint).
-struct TransposeDims {
-  size_t a, b;
-};
-std::optional<TransposeDims> transpose_dims(const Shape& shape, const Strides& dst, const Strides& src) {
-  std::optional<size_t> a, b;
-  for (size_t d = 0; d < shape.size(); ++d) {
-    if (shape[d] == 1) continue;
-    if (dst[d] == 0) return std::nullopt;
-    if (dst[d] == 1) a = d;
-    if (src[d] == 1) b = d;
-  }
-  if (!a || !b || *a == *b || shape[*a] < kMinBlockedDim || shape[*b] < kMinBlockedDim) return std::nullopt;
-  return TransposeDims{*a, *b};
-}
 
 template <class S, class D>
 void copy_runs(const S* sp, D* dp, const Shape& shape, const Strides& ds, const Strides& ss) {
@@ -61,7 +42,8 @@ void copy_runs(const S* sp, D* dp, const Shape& shape, const Strides& ds, const 
 // as well as one large one; each item writes its own elements, and the
 // result does not depend on the thread count.
 template <class S, class D>
-void copy_blocked(const S* sp, D* dp, const Shape& shape, const Strides& ds, const Strides& ss, TransposeDims t) {
+void copy_blocked(const S* sp, D* dp, const Shape& shape, const Strides& ds, const Strides& ss,
+                  kernels::TransposeDims t) {
   const int64_t na = shape[t.a], nb = shape[t.b];
   const int64_t src_a = ss[t.a], dst_b = ds[t.b];
   // The other dims, innermost first, to decode an item's position.
@@ -114,7 +96,7 @@ void copy(const Tensor& src, const Tensor& dst) {
       const S* sp = ptr<S>(src);
       D* dp = ptr<D>(dst);
       const Strides ds = dst.strides();
-      if (const auto t = transpose_dims(dst.shape(), ds, src.strides()))
+      if (const auto t = kernels::transpose_dims(dst.shape(), ds, src.strides(), kMinBlockedDim))
         copy_blocked(sp, dp, dst.shape(), ds, src.strides(), *t);
       else
         copy_runs(sp, dp, dst.shape(), ds, src.strides());
