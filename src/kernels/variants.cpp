@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <map>
 
 #include "loom/core/error.hpp"
 
@@ -61,13 +62,18 @@ std::set<std::string> parse_kernel_variants(std::string_view list) {
 }
 
 bool variant_on(std::string_view name) {
-  LOOM_CHECK(known(name), "variant_on: '", std::string(name), "' is not a registered kernel variant");
-  static const std::set<std::string, std::less<>> on = [] {
+  // Every registered name, and whether the environment turns it on: one
+  // lookup a launch, no string built.
+  static const std::map<std::string, bool, std::less<>> on = [] {
     const char* env = std::getenv("LOOM_KERNEL_VARIANTS");
-    const std::set<std::string> names = parse_kernel_variants(env ? env : "");
-    return std::set<std::string, std::less<>>(names.begin(), names.end());
+    const std::set<std::string> listed = parse_kernel_variants(env ? env : "");
+    std::map<std::string, bool, std::less<>> all;
+    for (const KernelVariant& v : kernel_variants()) all.emplace(v.name, listed.count(v.name) > 0);
+    return all;
   }();
-  return on.find(name) != on.end();  // no string built: this runs on every launch it guards
+  const auto it = on.find(name);
+  LOOM_CHECK(it != on.end(), "variant_on: '", std::string(name), "' is not a registered kernel variant");
+  return it->second;
 }
 
 }  // namespace loom::kernels

@@ -1,8 +1,9 @@
 // Kernel variants: another version of a kernel, on main and built in every
 // CUDA build, but off until a device has checked and timed it. The
 // environment variable LOOM_KERNEL_VARIANTS (names joined by commas) turns
-// them on for one process; scripts/gpu-check.sh runs each variant's suites
-// with it on, then its bench sections with and without it, in turns.
+// them on for one process; scripts/gpu-check.sh runs the suites they name
+// once with all of them on, then each one's bench sections without and with
+// it, in turns.
 // A variant that wins becomes the kernel; one that loses is deleted.
 #pragma once
 
