@@ -400,13 +400,14 @@ LOOM_SIMT_GLOBAL void norm_warp_rows_backward_kernel(WarpBackward<G> a) {
   load_lane_quads<kLanes>(a.weight, quads, lane, w);
   load_lane_quads<kLanes, Quads, float>(nullptr, quads, lane, gw);  // zeros
   load_lane_quads<kLanes, Quads, float>(nullptr, quads, lane, gb);
-  // kSharedSums: this warp's [2, cols] of the [warps, 2, cols] below, each
-  // lane touching only its own quads (so no barrier until the warps' sums)
-  float* const mine_sums =
-      kSharedSums && sums ? dynamic_shared<float>() + static_cast<int64_t>(group) * 2 * n : nullptr;
-  if (mine_sums) {
-    store_lane_quads<kLanes>(mine_sums, quads, lane, gw);
-    store_lane_quads<kLanes>(mine_sums + n, quads, lane, gb);
+  // Warp-wide rows: this warp's [2, cols] of the column sums' [warps, 2,
+  // cols] in shared memory, each lane touching only its own quads (so no
+  // barrier until the warps' sums are added). kSharedSums sums into it
+  // from the start; otherwise the registers are stored there at the end.
+  float* const mine = dynamic_shared<float>() + static_cast<int64_t>(group) * 2 * n;
+  if (kSharedSums && sums) {
+    store_lane_quads<kLanes>(mine, quads, lane, gw);  // zeros
+    store_lane_quads<kLanes>(mine + n, quads, lane, gb);
   }
   for (int64_t row = first + group; row < last; row += kGroups) {  // the same bound block-wide: see the forward
     Quad<float> g[Quads], x[Quads], gs[Quads];
@@ -431,15 +432,15 @@ LOOM_SIMT_GLOBAL void norm_warp_rows_backward_kernel(WarpBackward<G> a) {
         for (int p = 0; p < Quads; ++p) {
           const int64_t q = lane + kLanes * p;
           if (q >= quads) continue;
-          Quad<float> sw = load_quad(mine_sums, q), sb = load_quad(mine_sums + n, q);
+          Quad<float> sw = load_quad(mine, q), sb = load_quad(mine + n, q);
           LOOM_SIMT_UNROLL
           for (int k = 0; k < 4; ++k) {
             const float xhat = (x[p].v[k] - mu) * r;
             sw.v[k] += g[p].v[k] * xhat;
             sb.v[k] += g[p].v[k];
           }
-          store_quad(mine_sums, q, sw);
-          store_quad(mine_sums + n, q, sb);
+          store_quad(mine, q, sw);
+          store_quad(mine + n, q, sb);
         }
       }
     }
@@ -471,7 +472,6 @@ LOOM_SIMT_GLOBAL void norm_warp_rows_backward_kernel(WarpBackward<G> a) {
   }
   float* shared = dynamic_shared<float>();  // [warps, 2, cols]
   if constexpr (!kSharedSums) {
-    float* mine = shared + static_cast<int64_t>(group) * 2 * n;
     store_lane_quads<kLanes>(mine, quads, lane, gw);
     store_lane_quads<kLanes>(mine + n, quads, lane, gb);
   }
