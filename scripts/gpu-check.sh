@@ -336,12 +336,14 @@ if [[ -n "$BIN" ]]; then
       VARIANT_LINES+=("LOOM_GPU_CHECK_VARIANTS names '$wanted', which this build does not have")
   done
   names=() all_suites=""
+  declare -A sections_of=()
   while IFS=$'\t' read -r name suites sections summary; do
     [[ -n "$name" && -n "$sections" ]] || continue
     if [[ -n "${LOOM_GPU_CHECK_VARIANTS+set}" && " ${LOOM_GPU_CHECK_VARIANTS//,/ } " != *" $name "* ]]; then
       continue
     fi
     names+=("$name")
+    sections_of[$name]=$sections
     VARIANT_LINES+=("$name: $summary")
     for suite in $suites; do [[ " $all_suites " == *" $suite "* ]] || all_suites+=" $suite"; done
   done <<<"$variant_list"
@@ -366,9 +368,9 @@ if [[ -n "$BIN" ]]; then
         grep -hE "^  failed: " "$LOGS/variant-suites.log" 2>/dev/null | head -n 10 | cut -c1-200)
     fi
   fi
-  while IFS=$'\t' read -r name suites sections summary; do
-    (( variants_ok )) || break
-    [[ -n "$name" && -n "$sections" && " ${names[*]} " == *" $name "* ]] || continue
+  (( variants_ok )) || names=()
+  for name in "${names[@]}"; do
+    sections=${sections_of[$name]}
     VARIANT_LINES+=("$name, bench $sections:")
     run_phase "variant $name: bench $sections, in turns" "$LOGS/variant-$name.log" 90 bash -c '
       for turn in 1 2; do
@@ -397,7 +399,7 @@ for (kernel, shape), t in times.items():
         print(f"{kernel} {shape}: main {a:.4f} ms, variant {b:.4f} ms, speed-up {a / b:.3f}x")
 PY
     )
-  done <<<"$variant_list"
+  done
 fi
 
 # --- memory checker: the runtime and kernel suites under compute-sanitizer -----------
