@@ -31,6 +31,14 @@ std::vector<float> gather(const Tensor& view) {
   return out;
 }
 
+// [37, 70] of integers in [-50, 50]: exact in every dtype, so each cast of
+// them has one answer.
+Tensor exact_integers() {
+  std::vector<float> values(37 * 70);
+  for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<float>(static_cast<int64_t>(i * 37 % 101) - 50);
+  return from_vector(values, {37, 70});
+}
+
 struct ViewCase {
   const char* name;
   Shape shape;
@@ -77,10 +85,7 @@ TEST_CASE("contiguous() of strided views equals a gather through their strides",
 }
 
 TEST_CASE("casts of strided views convert every element in place", "[copy]") {
-  // integers in [-50, 50] are exact in every dtype, so each cast has one answer
-  std::vector<float> values(37 * 70);
-  for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<float>(static_cast<int64_t>(i * 37 % 101) - 50);
-  const Tensor x = from_vector(values, {37, 70});
+  const Tensor x = exact_integers();
   const Tensor v = x.t();
   const std::vector<float> expected = gather(v);
   std::vector<double> expected_f64(expected.begin(), expected.end());
@@ -103,10 +108,8 @@ TEST_CASE("a transposing copy into a strided destination, in every element width
     z.t().copy_(x);
   }
   CHECK(z.to_vector<float>() == gather(x.t()));
-  // f16, u8 and bool move as their own bits: values exact in each
-  std::vector<float> values(37 * 70);
-  for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<float>(static_cast<int64_t>(i * 37 % 101) - 50);
-  const Tensor small = from_vector(values, {37, 70});
+  // f16, u8 and bool move as their own bits
+  const Tensor small = exact_integers();
   const std::vector<float> want = gather(small.t());
   CHECK(small.to(DType::f16).t().contiguous().to(DType::f32).to_vector<float>() == want);
   std::vector<float> want_u8, want_bool;
