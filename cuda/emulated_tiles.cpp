@@ -14,6 +14,7 @@
 
 #include "cross_entropy_args.hpp"
 #include "flash_attention_args.hpp"
+#include "kernels/variants.hpp"
 #include "multi_tensor_args.hpp"
 #include "norm_args.hpp"
 #include "softmax_args.hpp"
@@ -34,7 +35,8 @@ void emulator_launch_status(int, const char*) {}  // the emulator faults loudly 
 bool emulated_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_keep, const Tensor& out,
                         const Tensor& lse, const kernels::AttentionParams& p) {
   check_one_device({&q, &k, &v, &key_keep, &out, &lse}, "attention");
-  return flash::run_forward(q, k, v, key_keep, out, lse, p, simt::kMaxSharedBytes, {}, emulator_launch_status);
+  return flash::run_forward(q, k, v, key_keep, out, lse, p, simt::kMaxSharedBytes, {}, emulator_launch_status,
+                            kernels::variant_on("flash_forward_wgmma"));
 }
 
 void emulated_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_keep,

@@ -1,10 +1,12 @@
 // The fused attention entries of the CUDA table: device checks, then the
-// launches of flash_forward_mma.cuh and flash_attention.cuh (their headers
-// give the FLOP and byte floor).
+// launches of flash_forward_mma.cuh (flash_forward_wgmma.cuh under its
+// variant) and flash_attention.cuh (their headers give the FLOP and byte
+// floor).
 // They take f32 and bf16 with head dims in whole 16-wide tiles that fit the
 // device's shared memory, and decline the rest (the op composes those).
 #include "flash_attention_args.hpp"
 #include "kernels.hpp"
+#include "kernels/variants.hpp"
 #include "loops.cuh"
 
 namespace loom::cuda {
@@ -17,6 +19,23 @@ size_t max_shared_bytes(int device) {
   return static_cast<size_t>(bytes);
 }
 
+// Whether the wgmma forward runs here: the variant is on, this build has
+// sm_90a code (LOOM_CUDA_WGMMA, from CMake's architecture list) and the
+// device is a 9.0 one, the only kind that image runs on.
+bool wgmma_forward_runs(int device) {
+#if defined(LOOM_CUDA_WGMMA)
+  static const bool on = kernels::variant_on("flash_forward_wgmma");
+  if (!on) return false;
+  int major = 0, minor = 0;
+  LOOM_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device), "device ", device);
+  LOOM_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device), "device ", device);
+  return major == 9 && minor == 0;
+#else
+  (void)device;
+  return false;
+#endif
+}
+
 }  // namespace
 
 bool attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_keep, const Tensor& out,
@@ -26,7 +45,7 @@ bool attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& 
     on.check(*t, "attention", name);
   if (key_keep.defined()) on.check(key_keep, "attention", "key_keep");
   return flash::run_forward(q, k, v, key_keep, out, lse, p, max_shared_bytes(on.device.index), on.stream,
-                            check_launch);
+                            check_launch, wgmma_forward_runs(on.device.index));
 }
 
 void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_keep, const Tensor& out,

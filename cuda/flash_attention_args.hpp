@@ -13,6 +13,7 @@
 
 #include "flash_backward_mma.cuh"
 #include "flash_forward_mma.cuh"
+#include "flash_forward_wgmma.cuh"
 #include "kernels/backend.hpp"
 #include "loom/core/error.hpp"
 #include "loom/ops/creation.hpp"
@@ -113,16 +114,20 @@ void report(Status status, const char* what, const Tensor& q, const Tensor& k, C
 }
 
 // The forward entry: false (touching nothing) when the kernels do not take
-// the call.
+// the call. `wgmma`: bf16 at head dims 64 and 128 runs the wgmma kernel
+// (flash_forward_wgmma.cuh; the caller has checked that the device runs it).
 template <class Check>
 bool run_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_keep, const Tensor& out,
                  const Tensor& lse, const kernels::AttentionParams& p, size_t max_shared_bytes, Stream stream,
-                 Check&& check) {
+                 Check&& check, bool wgmma = false) {
   if (!takes(q, k, v, key_keep, max_shared_bytes) || !takes_scale(p)) return false;
   check_outputs(q, out, lse, "attention");
   const Args a = forward_args(q, k, v, key_keep, out, lse, p);
-  report(q.dtype() == DType::f32 ? launch_forward<float>(a, stream) : launch_forward<simt::bf16>(a, stream),
-         "flash attention forward", q, k, check);
+  const bool on_wgmma = wgmma && q.dtype() == DType::bf16 && wgmma_forward::takes_head_dim(a.d, max_shared_bytes);
+  report(q.dtype() == DType::f32 ? launch_forward<float>(a, stream)
+         : on_wgmma              ? wgmma_forward::launch_by_head_dim(a, stream)
+                                 : launch_forward<simt::bf16>(a, stream),
+         on_wgmma ? "flash attention forward (wgmma)" : "flash attention forward", q, k, check);
   return true;
 }
 

@@ -178,6 +178,30 @@ LOOM_SIMT_DEVICE void online_softmax(float (&s)[kM][kN][4], float (&o)[kM][kDimT
       for (int e = 0; e < 4; ++e) o[mt][dt][e] *= alpha[mt][e / 2];
 }
 
+// out = O / l and lse = m·ln 2 + log l for each of a warp's rows below lq,
+// the row sums first reduced across the four lanes that share a row.
+template <int D, int kM>
+LOOM_SIMT_DEVICE void write_output(const Args& a, int bh, const float (&o)[kM][D / 8][4], const float (&m)[kM][2],
+                                   const float (&l)[kM][2], const int (&rows_q)[kM][2], int quad) {
+  LOOM_SIMT_UNROLL
+  for (int mt = 0; mt < kM; ++mt)
+    LOOM_SIMT_UNROLL
+    for (int r = 0; r < 2; ++r) {
+      float sum = l[mt][r];
+      sum += shfl_xor(sum, 1);
+      sum += shfl_xor(sum, 2);
+      const int qi = rows_q[mt][r];
+      if (qi >= a.lq) continue;
+      const float inv = 1.0f / sum;  // sum == 0 (no visible key): NaN, as the composed softmax gives
+      bf16* out = static_cast<bf16*>(a.out) + (static_cast<size_t>(bh) * a.lq + qi) * D + quad * 2;
+      LOOM_SIMT_UNROLL
+      for (int dt = 0; dt < D / 8; ++dt)
+        store_u32(out + dt * 8, pack_bf16x2(o[mt][dt][2 * r] * inv, o[mt][dt][2 * r + 1] * inv));
+      if (quad == 0)
+        a.lse[static_cast<size_t>(bh) * a.lq + qi] = (m[mt][r] == -INFINITY ? 0.0f : m[mt][r] * kLn2) + logf(sum);
+    }
+}
+
 // grid (ceil(lq / S::kRows), bh), kThreads threads
 template <class S>
 LOOM_SIMT_GLOBAL void kernel(Args a) {
@@ -300,23 +324,7 @@ LOOM_SIMT_GLOBAL void kernel(Args a) {
     sync_block();  // the next tile is in; everyone is done with this one
   }
 
-  LOOM_SIMT_UNROLL
-  for (int mt = 0; mt < kM; ++mt)
-    LOOM_SIMT_UNROLL
-    for (int r = 0; r < 2; ++r) {
-      float sum = l[mt][r];
-      sum += shfl_xor(sum, 1);
-      sum += shfl_xor(sum, 2);
-      const int qi = rows_q[mt][r];
-      if (qi >= a.lq) continue;
-      const float inv = 1.0f / sum;  // sum == 0 (no visible key): NaN, as the composed softmax gives
-      bf16* out = static_cast<bf16*>(a.out) + (static_cast<size_t>(bh) * a.lq + qi) * D + quad * 2;
-      LOOM_SIMT_UNROLL
-      for (int dt = 0; dt < kDimTiles; ++dt)
-        store_u32(out + dt * 8, pack_bf16x2(o[mt][dt][2 * r] * inv, o[mt][dt][2 * r + 1] * inv));
-      if (quad == 0)
-        a.lse[static_cast<size_t>(bh) * a.lq + qi] = (m[mt][r] == -INFINITY ? 0.0f : m[mt][r] * kLn2) + logf(sum);
-    }
+  write_output<D>(a, bh, o, m, l, rows_q, quad);
 }
 
 template <class S>

@@ -35,7 +35,8 @@
 #   OUT                      logs and summary.txt go there (else <build>/gpu-check-logs)
 #   LOOM_GPU_BUILD_DIR       build directory (default build-gpu)
 #   LOOM_JOBS                parallel build jobs (default 16)
-#   LOOM_CUDA_ARCH           CMAKE_CUDA_ARCHITECTURES (default 90: H100/H200)
+#   LOOM_CUDA_ARCH           CMAKE_CUDA_ARCHITECTURES (default 90a: H100/H200 with
+#                            their warpgroup products; plain 90 builds no wgmma code)
 #   LOOM_GPU_CHECK_BUDGET    seconds for the whole run (default 540)
 #   LOOM_GPU_CHECK_VARIANTS  the kernel variants to check (default: every one that
 #                            `loom_cuda_tests variants` lists; "" for none): the CUDA
@@ -87,7 +88,7 @@ fi
 
 BUILD=${LOOM_GPU_BUILD_DIR:-build-gpu}
 JOBS=${LOOM_JOBS:-16}
-ARCH=${LOOM_CUDA_ARCH:-90}
+ARCH=${LOOM_CUDA_ARCH:-90a}
 BUDGET=${LOOM_GPU_CHECK_BUDGET:-540}
 TARGETS=(loom_cuda_tests loom-bench loom-flash-shapes)
 

@@ -22,6 +22,9 @@ const std::vector<KernelVariant>& kernel_variants() {
       {"norm_backward_shared_sums", "kernels ops", "norms768",
        "the register-resident norm backward (a warp per row) keeps each warp's weight and bias column sums in "
        "shared memory instead of registers"},
+      {"flash_forward_wgmma", "kernels ops", "attention",
+       "the bf16 flash-attention forward at head dims 64 and 128 runs on Hopper's warpgroup products (wgmma, "
+       "sm_90a builds on a 9.0 device), q, k and v read by the tensor cores from shared memory"},
   };
   return all;
 }

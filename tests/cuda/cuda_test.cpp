@@ -886,6 +886,29 @@ int run_kernels() {
     const Tensor want = audio::log_mel_spectrogram(clips);
     expect_close(audio::log_mel_spectrogram(dev(clips)), want, Tolerance{1e-3, 2e-3, 1e-6}, "log-mel");
   });
+  s.run("loom's flash attention forward at head dims 64 and 128 against the CPU's composition (bf16)", [] {
+    // The shapes the register-resident and the wgmma forwards take (whichever
+    // LOOM_KERNEL_VARIANTS picks), in two query blocks and two key tiles of
+    // either kernel, both cut mid-way.
+    if (cuda::host_emulated_devices() > 0)
+      throw NotBuilt("the CPU's kernels stand in for the device here: no flash kernel to check");
+    Generator gen(35);
+    const int64_t bh = 3, l = 200;
+    for (const int64_t d : {int64_t{64}, int64_t{128}}) {
+      for (const bool causal : {false, true}) {
+        const std::string n = "d " + std::to_string(d) + (causal ? " causal" : "");
+        const auto input = [&] { return randn({bh, l, d}, DType::f32, &gen).to(DType::bf16).to(DType::f32); };
+        const Tensor q = input(), k = input(), v = input();
+        const kernels::AttentionParams p{causal, 1.0 / std::sqrt(static_cast<double>(d))};
+        const Tensor out = empty_dev({bh, l, d}, DType::bf16), lse = empty_dev({bh, l}, DType::f32);
+        const auto bf = [](const Tensor& t) { return dev(t).to(DType::bf16); };
+        CHECK_THAT(cuda_k().attention(bf(q), bf(k), bf(v), Tensor(), out, lse, p), "flash attention declined [3, 200, ",
+                   d, "] bf16");
+        const Tensor want = scaled_dot_product_attention(q, k, v, Tensor(), causal);
+        expect_close(host(out).to(DType::f32), want, Tolerance{1e-2, 4e-3, 1e-6}, n + " out");
+      }
+    }
+  });
   s.run("cuDNN fused attention against loom's flash attention: out, lse and gradients (bf16)", [] {
     if (cuda_k().vendor_attention == nullptr)
       throw NotBuilt("no vendor attention in this table (a build without cuDNN's frontend headers, or emulated)");

@@ -287,6 +287,41 @@ TEST_CASE("flash attention bf16 forward at the tile shapes the shape benchmark t
   }
 }
 
+namespace {
+
+// The wgmma forward (the kernel variant flash_forward_wgmma), then loom's
+// backward from its out and lse, against the reference.
+void check_wgmma_case(const Case& c, bool dv_differs = false) {
+  CAPTURE(c.lq, c.lk, c.d, c.causal, c.padding, c.zero_keys_from);
+  const Inputs in = make_inputs<loom::bf16>(c, 4321u + static_cast<uint32_t>(c.lq * 5 + c.lk + c.d));
+  const Result want = reference(c, in);
+  const Result got = run_kernels<loom::bf16>(
+      c, in, [](const loom::flash::Args& a) { loom::flash::wgmma_forward::launch_by_head_dim(a, {}); });
+  check_close(got.out, want.out, kBf16, "out");
+  check_close(got.lse, want.lse, kBf16, "lse");
+  check_close(got.dq, want.dq, kBf16, "dq");
+  check_close(got.dk, want.dk, kBf16, "dk");
+  if (!dv_differs) check_close(got.dv, want.dv, kBf16, "dv");
+}
+
+}  // namespace
+
+TEST_CASE("flash attention bf16 forward on wgmma: partial tiles, masks and both warpgroups", "[flash][wgmma]") {
+  // Three key tiles, the last partial; two query blocks, the last partial.
+  check_wgmma_case({.bh = 1, .lq = 200, .lk = 300, .d = 64});
+  check_wgmma_case({.bh = 2, .lq = 150, .lk = 150, .d = 64, .causal = true, .padding = true});
+  check_wgmma_case({.bh = 1, .lq = 150, .lk = 150, .d = 128, .causal = true, .padding = true});
+  check_wgmma_case({.bh = 1, .lq = 70, .lk = 260, .d = 128, .causal = true});  // KV-cache alignment
+}
+
+TEST_CASE("flash attention bf16 forward on wgmma: rows that see no key, and tiles that move no max", "[flash][wgmma]") {
+  // Causal with Lq - Lk = 260: the first two query blocks see no key (zero
+  // key tiles), the third some; rows of all-masked keys are NaN.
+  check_wgmma_case({.bh = 1, .lq = 300, .lk = 40, .d = 64, .causal = true}, /*dv_differs=*/true);
+  // Keys from 128 on score 0: the later tiles skip the output rescale.
+  check_wgmma_case({.bh = 1, .lq = 100, .lk = 300, .d = 128, .zero_keys_from = 128});
+}
+
 TEST_CASE("flash attention: a scale that is not a positive finite float is declined", "[flash]") {
   // The kernels take the max of the raw scores and fold the scale, as a
   // float, into the exponent, which holds for a positive finite one only
