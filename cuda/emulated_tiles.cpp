@@ -14,7 +14,6 @@
 
 #include "cross_entropy_args.hpp"
 #include "flash_attention_args.hpp"
-#include "kernels/variants.hpp"
 #include "multi_tensor_args.hpp"
 #include "norm_args.hpp"
 #include "softmax_args.hpp"
@@ -36,7 +35,7 @@ bool emulated_attention(const Tensor& q, const Tensor& k, const Tensor& v, const
                         const Tensor& lse, const kernels::AttentionParams& p) {
   check_one_device({&q, &k, &v, &key_keep, &out, &lse}, "attention");
   return flash::run_forward(q, k, v, key_keep, out, lse, p, simt::kMaxSharedBytes, {}, emulator_launch_status,
-                            kernels::variant_on("flash_forward_wgmma"));
+                            flash::wgmma_forward_mode());
 }
 
 void emulated_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_keep,

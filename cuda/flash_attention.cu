@@ -6,7 +6,6 @@
 // device's shared memory, and decline the rest (the op composes those).
 #include "flash_attention_args.hpp"
 #include "kernels.hpp"
-#include "kernels/variants.hpp"
 #include "loops.cuh"
 
 namespace loom::cuda {
@@ -19,20 +18,21 @@ size_t max_shared_bytes(int device) {
   return static_cast<size_t>(bytes);
 }
 
-// Whether the wgmma forward runs here: the variant is on, this build has
-// sm_90a code (LOOM_CUDA_WGMMA, from CMake's architecture list) and the
-// device is a 9.0 one, the only kind that image runs on.
-bool wgmma_forward_runs(int device) {
+// The wgmma forward the variants ask for, where it runs: in a build with
+// sm_90a code (LOOM_CUDA_WGMMA, from CMake's architecture list) on a 9.0
+// device, the only kind that image runs on.
+flash::wgmma_forward::Mode wgmma_forward_here(int device) {
+  using flash::wgmma_forward::Mode;
 #if defined(LOOM_CUDA_WGMMA)
-  static const bool on = kernels::variant_on("flash_forward_wgmma");
-  if (!on) return false;
+  const Mode asked = flash::wgmma_forward_mode();
+  if (asked == Mode::off) return Mode::off;
   int major = 0, minor = 0;
   LOOM_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device), "device ", device);
   LOOM_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device), "device ", device);
-  return major == 9 && minor == 0;
+  return major == 9 && minor == 0 ? asked : Mode::off;
 #else
   (void)device;
-  return false;
+  return Mode::off;
 #endif
 }
 
@@ -45,7 +45,7 @@ bool attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& 
     on.check(*t, "attention", name);
   if (key_keep.defined()) on.check(key_keep, "attention", "key_keep");
   return flash::run_forward(q, k, v, key_keep, out, lse, p, max_shared_bytes(on.device.index), on.stream,
-                            check_launch, wgmma_forward_runs(on.device.index));
+                            check_launch, wgmma_forward_here(on.device.index));
 }
 
 void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_keep, const Tensor& out,

@@ -15,6 +15,7 @@
 #include "flash_forward_mma.cuh"
 #include "flash_forward_wgmma.cuh"
 #include "kernels/backend.hpp"
+#include "kernels/variants.hpp"
 #include "loom/core/error.hpp"
 #include "loom/ops/creation.hpp"
 
@@ -113,19 +114,29 @@ void report(Status status, const char* what, const Tensor& q, const Tensor& k, C
   if (status != Status{}) check(status, (std::string(what) + ": " + describe(q, k)).c_str());
 }
 
+// The wgmma forward LOOM_KERNEL_VARIANTS asks for (the overlapped one when
+// both are named).
+inline wgmma_forward::Mode wgmma_forward_mode() {
+  if (kernels::variant_on("flash_forward_wgmma_overlap")) return wgmma_forward::Mode::overlapped;
+  if (kernels::variant_on("flash_forward_wgmma")) return wgmma_forward::Mode::plain;
+  return wgmma_forward::Mode::off;
+}
+
 // The forward entry: false (touching nothing) when the kernels do not take
 // the call. `wgmma`: bf16 at head dims 64 and 128 runs the wgmma kernel
-// (flash_forward_wgmma.cuh; the caller has checked that the device runs it).
+// (flash_forward_wgmma.cuh) unless off; the caller has checked that the
+// device runs it.
 template <class Check>
 bool run_forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_keep, const Tensor& out,
                  const Tensor& lse, const kernels::AttentionParams& p, size_t max_shared_bytes, Stream stream,
-                 Check&& check, bool wgmma = false) {
+                 Check&& check, wgmma_forward::Mode wgmma = wgmma_forward::Mode::off) {
   if (!takes(q, k, v, key_keep, max_shared_bytes) || !takes_scale(p)) return false;
   check_outputs(q, out, lse, "attention");
   const Args a = forward_args(q, k, v, key_keep, out, lse, p);
-  const bool on_wgmma = wgmma && q.dtype() == DType::bf16 && wgmma_forward::takes_head_dim(a.d, max_shared_bytes);
+  const bool on_wgmma = wgmma != wgmma_forward::Mode::off && q.dtype() == DType::bf16 &&
+                        wgmma_forward::takes_head_dim(a.d, max_shared_bytes);
   report(q.dtype() == DType::f32 ? launch_forward<float>(a, stream)
-         : on_wgmma              ? wgmma_forward::launch_by_head_dim(a, stream)
+         : on_wgmma              ? wgmma_forward::launch_by_head_dim(a, stream, wgmma)
                                  : launch_forward<simt::bf16>(a, stream),
          on_wgmma ? "flash attention forward (wgmma)" : "flash attention forward", q, k, check);
   return true;

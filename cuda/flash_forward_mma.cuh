@@ -127,16 +127,18 @@ LOOM_SIMT_DEVICE void mma_tile_pair(float (&c)[kM][kN][4], const uint32_t (&a)[k
 // One key tile's step of the online softmax, per row tile of the warp: s
 // holds the raw scores q·kᵀ and leaves with their unnormalised
 // probabilities 2^(c·s − m), c = scale·log2 e > 0; the running max m (log2
-// domain) and this lane's part of the running sum l move on, and the output
-// rows O are rescaled unless no row of the warp found a new max (the common
-// case once a row has seen its largest scores: the multiply by 1 is skipped,
-// not approximated). kMasked: some query of the block must not see some key
-// of the tile (the causal diagonal, a padding mask, the keys' end).
-template <bool kMasked, int kM, int kN, int kDimTiles>
-LOOM_SIMT_DEVICE void online_softmax(float (&s)[kM][kN][4], float (&o)[kM][kDimTiles][4], float (&m)[kM][2],
-                                     float (&l)[kM][2], float c, const Args& a, int bh, const int (&rows_q)[kM][2],
-                                     int k0, int quad) {
-  float m_use[kM][2], alpha[kM][2];
+// domain) and this lane's part of the running sum l move on. Returns
+// whether some row of the warp found a new max, and then the factors alpha
+// the output rows must be multiplied by (rescale_rows); otherwise every
+// factor is 1 (the common case once a row has seen its largest scores: the
+// multiply by 1 is skipped, not approximated). kMasked: some query of the
+// block must not see some key of the tile (the causal diagonal, a padding
+// mask, the keys' end).
+template <bool kMasked, int kM, int kN>
+LOOM_SIMT_DEVICE bool softmax_scores(float (&s)[kM][kN][4], float (&m)[kM][2], float (&l)[kM][2],
+                                     float (&alpha)[kM][2], float c, const Args& a, int bh,
+                                     const int (&rows_q)[kM][2], int k0, int quad) {
+  float m_use[kM][2];
   bool unmoved = true;
   LOOM_SIMT_UNROLL
   for (int mt = 0; mt < kM; ++mt) {
@@ -169,13 +171,27 @@ LOOM_SIMT_DEVICE void online_softmax(float (&s)[kM][kN][4], float (&o)[kM][kDimT
         l[mt][e / 2] += p;
       }
   }
-  if (all_lanes(unmoved)) return;
+  return !all_lanes(unmoved);
+}
+
+// o[mt] rows group and group + 8 times alpha[mt][0] and alpha[mt][1].
+template <int kM, int kDimTiles>
+LOOM_SIMT_DEVICE void rescale_rows(float (&o)[kM][kDimTiles][4], const float (&alpha)[kM][2]) {
   LOOM_SIMT_UNROLL
   for (int mt = 0; mt < kM; ++mt)
     LOOM_SIMT_UNROLL
     for (int dt = 0; dt < kDimTiles; ++dt)
       LOOM_SIMT_UNROLL
       for (int e = 0; e < 4; ++e) o[mt][dt][e] *= alpha[mt][e / 2];
+}
+
+// softmax_scores, then the output rows rescaled where a max moved.
+template <bool kMasked, int kM, int kN, int kDimTiles>
+LOOM_SIMT_DEVICE void online_softmax(float (&s)[kM][kN][4], float (&o)[kM][kDimTiles][4], float (&m)[kM][2],
+                                     float (&l)[kM][2], float c, const Args& a, int bh, const int (&rows_q)[kM][2],
+                                     int k0, int quad) {
+  float alpha[kM][2];
+  if (softmax_scores<kMasked>(s, m, l, alpha, c, a, bh, rows_q, k0, quad)) rescale_rows(o, alpha);
 }
 
 // out = O / l and lse = m·ln 2 + log l for each of a warp's rows below lq,

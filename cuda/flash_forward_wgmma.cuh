@@ -28,10 +28,17 @@
 // double-buffered: cp.async fetches tile t+1 while tile t is multiplied.
 // Shared memory: 160 KiB at head dim 128 (one block an SM), 80 KiB at 64.
 //
-// Not done yet, for a GPU to decide by timing: overlapping tile t+1's q kᵀ
-// with tile t's softmax (FlashAttention-3's intra-warpgroup pipelining), the
-// copy engine (TMA) with a producer warp instead of cp.async from every
-// thread, and the 128-byte swizzle.
+// kOverlap (the variant flash_forward_wgmma_overlap) is FlashAttention-3's
+// pipelining within a warpgroup: tile t's q kᵀ and tile t-1's P v are issued
+// back to back, the warpgroup waits for the scores only (wgmma_wait<1>) and
+// computes their softmax while P v runs on the tensor cores, then waits for
+// it and rescales O. k runs a tile ahead of v in the double buffers, and the
+// first tile's scores and the last tile's P v stand outside the loop, so no
+// branch decides whether a product is in flight.
+//
+// Not done yet, for a GPU to decide by timing: the copy engine (TMA) with a
+// producer warp instead of cp.async from every thread, the 128-byte swizzle,
+// and the ping-pong of the two warpgroups' softmax and products.
 #pragma once
 
 #include "flash_forward_mma.cuh"
@@ -46,6 +53,10 @@ inline constexpr int kWarpgroups = 2;
 inline constexpr int kBlockThreads = kWarpgroups * 128;
 inline constexpr int kRows = kWarpgroups * 64;  // queries per block
 inline constexpr int kKeys = 128;               // keys per tile
+
+// Which kernel a bf16 forward at head dims 64 and 128 runs: the mma.sync one
+// (off), this one, or this one with its products overlapping the softmax.
+enum class Mode { off, plain, overlapped };
 
 // Byte offsets of the tiles in dynamic shared memory.
 template <int D>
@@ -85,8 +96,9 @@ LOOM_SIMT_DEVICE void fetch_tile(unsigned char* dst, const bf16* src, int row0, 
   }
 }
 
-// grid (ceil(lq / kRows), bh), kBlockThreads threads
-template <int D>
+// grid (ceil(lq / kRows), bh), kBlockThreads threads. kOverlap: tile t's
+// scores are computed while tile t-1's P v runs (above).
+template <int D, bool kOverlap>
 LOOM_SIMT_GLOBAL void kernel(Args a) {
 #if defined(__CUDACC__) && !defined(LOOM_SIMT_WGMMA)
   (void)a;
@@ -94,7 +106,7 @@ LOOM_SIMT_GLOBAL void kernel(Args a) {
 #else
   using mma_forward::kLog2e;
   using L = Layout<D>;
-  constexpr int kDimTiles = D / 8, kKeyTiles = kKeys / 8;
+  constexpr int kDimTiles = D / 8, kKeyTiles = kKeys / 8, kValueSteps = kKeys / 16;
   constexpr uint32_t kGroup = kRowGroupBytes<D>;
   unsigned char* shared = dynamic_shared<unsigned char>();
   const int warp = static_cast<int>(thread_x() / 32), lane = static_cast<int>(thread_x() % 32);
@@ -105,11 +117,15 @@ LOOM_SIMT_GLOBAL void kernel(Args a) {
   const bf16* k = static_cast<const bf16*>(a.k) + static_cast<size_t>(bh) * a.lk * D;
   const bf16* v = static_cast<const bf16*>(a.v) + static_cast<size_t>(bh) * a.lk * D;
   const int tiles = (key_end(a, q0, kRows) + kKeys - 1) / kKeys;
+  // Tile t's k and v buffers, by a select (a run-time index into an array of
+  // offsets would put it on the stack).
+  const auto k_tile = [&](int t) { return shared + (t % 2 == 0 ? L::kK0 : L::kK1); };
+  const auto v_tile = [&](int t) { return shared + (t % 2 == 0 ? L::kV0 : L::kV1); };
 
   fetch_tile<D, kRows>(shared + L::kQ, q, q0, a.lq);
   if (tiles > 0) {
-    fetch_tile<D, kKeys>(shared + L::kK0, k, 0, a.lk);
-    fetch_tile<D, kKeys>(shared + L::kV0, v, 0, a.lk);
+    fetch_tile<D, kKeys>(k_tile(0), k, 0, a.lk);
+    fetch_tile<D, kKeys>(v_tile(0), v, 0, a.lk);
   }
   cp_async_commit();
   cp_async_wait_all();
@@ -124,73 +140,128 @@ LOOM_SIMT_GLOBAL void kernel(Args a) {
   const float scale_log2 = a.scale * kLog2e;
   const unsigned char* q_rows = shared + L::kQ + warpgroup * 8 * kGroup;  // 64 rows: 8 row groups
 
-  for (int t = 0; t < tiles; ++t) {
-    const int buf = t % 2, k0 = t * kKeys;
-    if (t + 1 < tiles) {  // the other buffers were released by the last tile's sync_block
-      fetch_tile<D, kKeys>(shared + (buf == 0 ? L::kK1 : L::kK0), k, k0 + kKeys, a.lk);
-      fetch_tile<D, kKeys>(shared + (buf == 0 ? L::kV1 : L::kV0), v, k0 + kKeys, a.lk);
-    }
-    cp_async_commit();
-    const unsigned char* sk = shared + (buf == 0 ? L::kK0 : L::kK1);
-    const unsigned char* sv = shared + (buf == 0 ? L::kV0 : L::kV1);
-
-    // S = q kᵀ, 16 dims a product: the next two core matrices along K.
-    float s[1][kKeyTiles][4];
-    wgmma_fence();
+  // S = q kᵀ, 16 dims a product (the next two core matrices along K), issued
+  // as one group.
+  const auto issue_scores = [&](float(&s)[1][kKeyTiles][4], const unsigned char* sk) {
     LOOM_SIMT_UNROLL
     for (int st = 0; st < D / 16; ++st)
       wgmma_ss<kKeys>(s[0], wgmma_descriptor(q_rows + st * 256, 128, kGroup),
                       wgmma_descriptor(sk + st * 256, 128, kGroup), st > 0);
     wgmma_commit();
-    wgmma_wait<0>();
-    wgmma_pin(s[0]);
-
-    // A tile every row of this warp sees whole skips the mask's tests.
+  };
+  // O += P v, 16 keys a product (two 8-key row groups of v), issued as one group.
+  const auto issue_values = [&](const uint32_t(&p)[kValueSteps][4], const unsigned char* sv) {
+    LOOM_SIMT_UNROLL
+    for (int st = 0; st < kValueSteps; ++st)
+      wgmma_rs_nmajor<D>(o[0], p[st], wgmma_descriptor(sv + st * 2 * kGroup, kGroup, 128), true);
+    wgmma_commit();
+  };
+  // The softmax of tile k0's scores (mma_forward::softmax_scores): a tile
+  // every row of this warp sees whole skips the mask's tests.
+  const auto softmax = [&](float(&s)[1][kKeyTiles][4], int k0, float(&alpha)[1][2]) {
     const bool whole = k0 + kKeys <= a.lk && a.key_keep == nullptr &&
                        (!a.causal || k0 + kKeys - 1 <= row0 + (a.lk - a.lq));
-    if (whole)
-      mma_forward::online_softmax<false>(s, o, m, l, scale_log2, a, bh, rows_q, k0, quad);
-    else
-      mma_forward::online_softmax<true>(s, o, m, l, scale_log2, a, bh, rows_q, k0, quad);
-
-    // O += P v, 16 keys a product: two 8-key row groups of v.
-    uint32_t p[kKeys / 16][4];
+    return whole ? mma_forward::softmax_scores<false>(s, m, l, alpha, scale_log2, a, bh, rows_q, k0, quad)
+                 : mma_forward::softmax_scores<true>(s, m, l, alpha, scale_log2, a, bh, rows_q, k0, quad);
+  };
+  // P as bf16 A fragments: a C tile pair of S has the A layout.
+  const auto pack = [&](const float(&s)[1][kKeyTiles][4], uint32_t(&p)[kValueSteps][4]) {
     LOOM_SIMT_UNROLL
-    for (int st = 0; st < kKeys / 16; ++st) {
+    for (int st = 0; st < kValueSteps; ++st) {
       p[st][0] = pack_bf16x2(s[0][2 * st][0], s[0][2 * st][1]);
       p[st][1] = pack_bf16x2(s[0][2 * st][2], s[0][2 * st][3]);
       p[st][2] = pack_bf16x2(s[0][2 * st + 1][0], s[0][2 * st + 1][1]);
       p[st][3] = pack_bf16x2(s[0][2 * st + 1][2], s[0][2 * st + 1][3]);
       wgmma_pin(p[st]);
     }
-    wgmma_pin(o[0]);
-    wgmma_fence();
-    LOOM_SIMT_UNROLL
-    for (int st = 0; st < kKeys / 16; ++st)
-      wgmma_rs_nmajor<D>(o[0], p[st], wgmma_descriptor(sv + st * 2 * kGroup, kGroup, 128), true);
-    wgmma_commit();
-    wgmma_wait<0>();
-    wgmma_pin(o[0]);
-
+  };
+  // Every thread's copies are in and visible to the tensor cores, and every
+  // warpgroup is done with the buffers the next tile's copies overwrite.
+  const auto tile_done = [] {
     cp_async_wait_all();
     fence_async_shared();
-    sync_block();  // the next tile is in; every warpgroup is done with this one
+    sync_block();
+  };
+
+  if constexpr (!kOverlap) {
+    for (int t = 0; t < tiles; ++t) {
+      if (t + 1 < tiles) {  // the other buffers were released by the last tile's sync_block
+        fetch_tile<D, kKeys>(k_tile(t + 1), k, (t + 1) * kKeys, a.lk);
+        fetch_tile<D, kKeys>(v_tile(t + 1), v, (t + 1) * kKeys, a.lk);
+      }
+      cp_async_commit();
+      float s[1][kKeyTiles][4];
+      wgmma_fence();
+      issue_scores(s, k_tile(t));
+      wgmma_wait<0>();
+      wgmma_pin(s[0]);
+      float alpha[1][2];
+      if (softmax(s, t * kKeys, alpha)) mma_forward::rescale_rows(o, alpha);
+      uint32_t p[kValueSteps][4];
+      pack(s, p);
+      wgmma_pin(o[0]);
+      wgmma_fence();
+      issue_values(p, v_tile(t));
+      wgmma_wait<0>();
+      wgmma_pin(o[0]);
+      tile_done();
+    }
+  } else if (tiles > 0) {
+    // k runs a tile ahead of v: in the loop's step t, k's buffers hold tiles
+    // t and t+1 (in flight), v's tiles t-1 and t (in flight).
+    uint32_t p[kValueSteps][4];
+    {
+      if (tiles > 1) fetch_tile<D, kKeys>(k_tile(1), k, kKeys, a.lk);
+      cp_async_commit();
+      float s[1][kKeyTiles][4], alpha[1][2];
+      wgmma_fence();
+      issue_scores(s, k_tile(0));
+      wgmma_wait<0>();
+      wgmma_pin(s[0]);
+      softmax(s, 0, alpha);  // O is still 0: nothing to rescale
+      pack(s, p);
+      tile_done();
+    }
+    for (int t = 1; t < tiles; ++t) {
+      if (t + 1 < tiles) fetch_tile<D, kKeys>(k_tile(t + 1), k, (t + 1) * kKeys, a.lk);
+      fetch_tile<D, kKeys>(v_tile(t), v, t * kKeys, a.lk);
+      cp_async_commit();
+      float s[1][kKeyTiles][4], alpha[1][2];
+      wgmma_pin(o[0]);
+      wgmma_fence();
+      issue_scores(s, k_tile(t));
+      issue_values(p, v_tile(t - 1));
+      wgmma_wait<1>();  // the scores; tile t-1's P v may still run
+      wgmma_pin(s[0]);
+      const bool moved = softmax(s, t * kKeys, alpha);
+      wgmma_wait<0>();
+      wgmma_pin(o[0]);
+      if (moved) mma_forward::rescale_rows(o, alpha);
+      pack(s, p);
+      tile_done();
+    }
+    wgmma_pin(o[0]);
+    wgmma_fence();
+    issue_values(p, v_tile(tiles - 1));
+    wgmma_wait<0>();
+    wgmma_pin(o[0]);
   }
 
   mma_forward::write_output<D>(a, bh, o, m, l, rows_q, quad);
 #endif
 }
 
-template <int D>
+template <int D, bool kOverlap>
 auto launch(const Args& a, Stream stream) {
   const auto blocks = static_cast<unsigned>((a.lq + kRows - 1) / kRows);
   return simt::launch(Dim3(blocks, static_cast<unsigned>(a.bh)), Dim3(kBlockThreads), Layout<D>::kBytes, stream,
-                      kernel<D>, a);
+                      kernel<D, kOverlap>, a);
 }
 
 // The forward at a head dim takes_head_dim accepts.
-inline auto launch_by_head_dim(const Args& a, Stream stream) {
-  return a.d == 64 ? launch<64>(a, stream) : launch<128>(a, stream);
+inline auto launch_by_head_dim(const Args& a, Stream stream, Mode mode) {
+  if (mode == Mode::overlapped) return a.d == 64 ? launch<64, true>(a, stream) : launch<128, true>(a, stream);
+  return a.d == 64 ? launch<64, false>(a, stream) : launch<128, false>(a, stream);
 }
 
 }  // namespace wgmma_forward

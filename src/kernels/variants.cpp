@@ -25,6 +25,9 @@ const std::vector<KernelVariant>& kernel_variants() {
       {"flash_forward_wgmma", "kernels ops", "attention",
        "the bf16 flash-attention forward at head dims 64 and 128 runs on Hopper's warpgroup products (wgmma, "
        "sm_90a builds on a 9.0 device), q, k and v read by the tensor cores from shared memory"},
+      {"flash_forward_wgmma_overlap", "kernels ops", "attention",
+       "flash_forward_wgmma with each key tile's q k^T issued beside the previous tile's P v, the softmax computed "
+       "while P v runs (FlashAttention-3's pipelining within a warpgroup); on where both are named"},
   };
   return all;
 }

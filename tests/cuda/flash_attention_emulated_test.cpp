@@ -289,19 +289,25 @@ TEST_CASE("flash attention bf16 forward at the tile shapes the shape benchmark t
 
 namespace {
 
-// The wgmma forward (the kernel variant flash_forward_wgmma), then loom's
+// The wgmma forward (the kernel variants flash_forward_wgmma and
+// flash_forward_wgmma_overlap), then loom's
 // backward from its out and lse, against the reference.
+// Both forms: plain, and with the products overlapping the softmax.
 void check_wgmma_case(const Case& c, bool dv_differs = false) {
-  CAPTURE(c.lq, c.lk, c.d, c.causal, c.padding, c.zero_keys_from);
+  using loom::flash::wgmma_forward::Mode;
   const Inputs in = make_inputs<loom::bf16>(c, 4321u + static_cast<uint32_t>(c.lq * 5 + c.lk + c.d));
   const Result want = reference(c, in);
-  const Result got = run_kernels<loom::bf16>(
-      c, in, [](const loom::flash::Args& a) { loom::flash::wgmma_forward::launch_by_head_dim(a, {}); });
-  check_close(got.out, want.out, kBf16, "out");
-  check_close(got.lse, want.lse, kBf16, "lse");
-  check_close(got.dq, want.dq, kBf16, "dq");
-  check_close(got.dk, want.dk, kBf16, "dk");
-  if (!dv_differs) check_close(got.dv, want.dv, kBf16, "dv");
+  for (const Mode mode : {Mode::plain, Mode::overlapped}) {
+    CAPTURE(c.lq, c.lk, c.d, c.causal, c.padding, c.zero_keys_from, mode == Mode::overlapped);
+    const Result got = run_kernels<loom::bf16>(c, in, [mode](const loom::flash::Args& a) {
+      loom::flash::wgmma_forward::launch_by_head_dim(a, {}, mode);
+    });
+    check_close(got.out, want.out, kBf16, "out");
+    check_close(got.lse, want.lse, kBf16, "lse");
+    check_close(got.dq, want.dq, kBf16, "dq");
+    check_close(got.dk, want.dk, kBf16, "dk");
+    if (!dv_differs) check_close(got.dv, want.dv, kBf16, "dv");
+  }
 }
 
 }  // namespace
