@@ -20,6 +20,11 @@
 // The shapes (rows per warp in 16-row tiles, keys per tile, q's fragments in
 // registers or read from shared memory per key tile) are template arguments:
 // a shape added here is compiled here only, loom's library keeps its own.
+// On a 9.0 device, in a build with sm_90a code, the wgmma forwards
+// (cuda/flash_forward_wgmma.cuh, plain and overlapped: the kernel variants
+// flash_forward_wgmma and flash_forward_wgmma_overlap) run beside them, timed
+// and compared with loom's shape in the same way; elsewhere a line says why
+// they did not.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -68,22 +73,22 @@ struct Problem {
 
 std::vector<float> output(const Problem& p) { return p.out.to(loom::kCPU).to(DType::f32).to_vector<float>(); }
 
-// Per-launch ms of shape S: the median over `reps` batches of 4 launches
-// between two events (a start event recorded on an idle stream would count
-// the host's launch latency); and its output.
-template <class S>
-double time_shape(const Problem& p, int reps, std::vector<float>& out) {
+// Per-launch ms of launch(args): the median over `reps` batches of 4
+// launches between two events (a start event recorded on an idle stream
+// would count the host's launch latency); and its output.
+template <class Launch>
+double time_launches(const Problem& p, int reps, Launch&& launch, std::vector<float>& out) {
   constexpr int kBatch = 4;
   const Args a = p.args();
   cudaEvent_t start, stop;
   check(cudaEventCreate(&start), "cudaEventCreate");
   check(cudaEventCreate(&stop), "cudaEventCreate");
   check(cudaMemset(p.out.raw_data(), 0xff, p.out.numel() * sizeof(uint16_t)), "poison out");  // NaN until written
-  for (int i = 0; i < 3; ++i) check(loom::flash::mma_forward::launch<S>(a, nullptr), "launch");
+  for (int i = 0; i < 3; ++i) check(launch(a), "launch");
   std::vector<double> ms;
   for (int i = 0; i < reps; ++i) {
     check(cudaEventRecord(start), "cudaEventRecord");
-    for (int j = 0; j < kBatch; ++j) check(loom::flash::mma_forward::launch<S>(a, nullptr), "launch");
+    for (int j = 0; j < kBatch; ++j) check(launch(a), "launch");
     check(cudaEventRecord(stop), "cudaEventRecord");
     check(cudaEventSynchronize(stop), "the kernel");
     float t = 0;
@@ -116,14 +121,21 @@ struct Report {
   const Problem& p;
   int reps;
   bool timed = true;
+  bool hopper = false;  // a 9.0 device: the wgmma kernels' image runs on it
   double loom_ms = 0;
   std::vector<float> loom_out;
   bool wrong = false;
 
   template <class S>
   void shape(const char* what) {
+    run(what, 16 * S::kRowTiles, S::kKeys, S::kQHeld ? "registers" : "shared",
+        [](const Args& a) { return loom::flash::mma_forward::launch<S>(a, nullptr); });
+  }
+
+  template <class Launch>
+  void run(const char* what, int rows_per_warp, int keys_per_tile, const char* q_where, Launch&& launch) {
     std::vector<float> out;
-    const double ms = time_shape<S>(p, timed ? reps : 1, out);
+    const double ms = time_launches(p, timed ? reps : 1, launch, out);
     const bool is_loom = loom_out.empty();
     if (is_loom) loom_ms = ms, loom_out = out;
     const double diff = difference(out, loom_out);
@@ -132,13 +144,32 @@ struct Report {
     std::printf("{\"name\": \"%s\", \"shape\": \"[%d, %d, %d, %d]%s\", \"dtype\": \"bf16\", "
                 "\"rows_per_warp\": %d, \"keys_per_tile\": %d, \"q\": \"%s\", \"what\": \"%s\", ",
                 timed ? "flash_forward_shape" : "flash_forward_shape_check", 2, static_cast<int>(p.bh / 2),
-                static_cast<int>(p.lq), static_cast<int>(p.d),
-                p.causal ? " causal" : "", 16 * S::kRowTiles, S::kKeys, S::kQHeld ? "registers" : "shared", what);
+                static_cast<int>(p.lq), static_cast<int>(p.d), p.causal ? " causal" : "", rows_per_warp,
+                keys_per_tile, q_where, what);
     if (timed)
       std::printf("\"median_ms\": %.4f, \"tflops\": %.1f, \"speedup_over_loom\": %.3f, ", ms,
                   p.flops() / (ms * 1e-3) / 1e12, loom_ms / ms);
     std::printf("\"max_difference\": %.2e%s}\n", diff, bad ? ", \"error\": \"output differs or is not finite\"" : "");
     std::fflush(stdout);
+  }
+
+  // The wgmma forwards at head dim D, plain and overlapped, where they run.
+  template <int D>
+  void wgmma_shapes() {
+#if defined(LOOM_CUDA_WGMMA)
+    if (hopper) {
+      using loom::flash::wgmma_forward::launch;
+      run("wgmma: two warpgroups, 128 queries a block", 16, 128, "shared (wgmma)",
+          [](const Args& a) { return launch<D, false>(a, nullptr); });
+      run("wgmma, each tile's q k^T beside the previous tile's P v", 16, 128, "shared (wgmma)",
+          [](const Args& a) { return launch<D, true>(a, nullptr); });
+      return;
+    }
+    const char* why = "the device is not a 9.0 one";
+#else
+    const char* why = "this build has no sm_90a code (CMAKE_CUDA_ARCHITECTURES without 90a)";
+#endif
+    std::printf("{\"name\": \"flash_forward_shape\", \"what\": \"wgmma\", \"skipped\": \"%s\"}\n", why);
   }
 
   // Every shape this benchmark knows at head dim D.
@@ -150,11 +181,13 @@ struct Report {
       shape<Shape<64, 2, 64, false>>("q from shared memory (fewer registers)");
       shape<Shape<64, 2, 32, true>>("32 keys a tile");
       shape<Shape<64, 1, 128, true>>("one row tile, 128 keys a tile");
+      wgmma_shapes<64>();
     } else {
       shape<Shape<128>>("loom's");
       shape<Shape<128, 1, 64, true>>("one row tile a warp, q held");
       shape<Shape<128, 1, 32, true>>("one row tile, 32 keys a tile");
       shape<Shape<128, 2, 64, false>>("64 keys a tile (spills)");
+      wgmma_shapes<128>();
     }
   }
 };
@@ -181,6 +214,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   bool wrong = false;
+  int major = 0, minor = 0;
+  check(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0), "compute capability");
+  check(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, 0), "compute capability");
+  const bool hopper = major == 9 && minor == 0;
   loom::Generator gen(7);
   std::vector<int> lengths{seq};
   if (seq != 1000) lengths.push_back(1000);  // the untimed check
@@ -190,7 +227,7 @@ int main(int argc, char** argv) {
         Problem p(length, d, gen);
         for (const bool causal : {false, true}) {
           p.causal = causal;
-          Report r{p, reps, /*timed=*/length == seq};
+          Report r{p, reps, /*timed=*/length == seq, hopper};
           if (d == 64)
             r.shapes<64>();
           else
