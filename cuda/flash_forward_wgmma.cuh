@@ -236,6 +236,10 @@ LOOM_SIMT_GLOBAL void kernel(Args a) {
       const bool moved = softmax(s, t * kKeys, alpha);
       wgmma_wait<0>();
       wgmma_pin(o[0]);
+      // P v read p until here: the next P must not be packed into its
+      // registers earlier (the compiler does not see the product's reads).
+      LOOM_SIMT_UNROLL
+      for (int st = 0; st < kValueSteps; ++st) wgmma_pin(p[st]);
       if (moved) mma_forward::rescale_rows(o, alpha);
       pack(s, p);
       tile_done();

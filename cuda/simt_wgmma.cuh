@@ -35,7 +35,7 @@
 // computed when it is issued, from each operand read through the descriptor
 // exactly as the layouts above say, with every element checked to lie inside
 // the block's shared memory; a warp whose lanes pass different descriptors
-// faults. The emulator cannot show a missing fence or wait (its products are
+// faults (the four warps of a warpgroup are not compared with each other). The emulator cannot show a missing fence or wait (its products are
 // done at once), nor shared memory overwritten while a product reads it.
 #pragma once
 
