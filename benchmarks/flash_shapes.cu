@@ -20,7 +20,8 @@
 // The shapes (rows per warp in 16-row tiles, keys per tile, q's fragments in
 // registers or read from shared memory per key tile) are template arguments:
 // a shape added here is compiled here only, loom's library keeps its own.
-// On a 9.0 device, in a build with sm_90a code, the wgmma forwards
+// On a 9.0 device, in a build with sm_90a code, cuda/wgmma_probe.cuh's
+// self-check of the warpgroup products runs first, then the wgmma forwards
 // (cuda/flash_forward_wgmma.cuh, plain and overlapped: the kernel variants
 // flash_forward_wgmma and flash_forward_wgmma_overlap) run beside them, timed
 // and compared with loom's shape in the same way; elsewhere a line says why
@@ -35,6 +36,7 @@
 #include <vector>
 
 #include "flash_attention_args.hpp"
+#include "wgmma_probe.cuh"
 #include "loom/loom.hpp"
 
 namespace {
@@ -192,6 +194,39 @@ struct Report {
   }
 };
 
+#if defined(LOOM_CUDA_WGMMA)
+// cuda/wgmma_probe.cuh's self-check of the warpgroup products on the device:
+// false when a product differs from float64 by more than 1e-3 (relative to
+// 1 + |value|; a layout read otherwise than the code assumes is off by O(1)).
+template <int N>
+bool probe_wgmma(loom::Generator& gen) {
+  namespace probe = loom::simt::wgmma_probe;
+  const Tensor a = loom::randn({probe::kM, probe::kK}, TensorOptions(DType::f32), &gen).to(DType::bf16);
+  const Tensor b = loom::randn({probe::kK, N}, TensorOptions(DType::f32), &gen).to(DType::bf16);
+  const auto on_device = TensorOptions(DType::f32).with_device(loom::cuda_device());
+  const Tensor a_dev = a.to(loom::cuda_device()), b_dev = b.to(loom::cuda_device());
+  const Tensor twice = loom::empty({probe::kM, N}, on_device), registers = loom::empty({probe::kM, N}, on_device);
+  loom::cuda::synchronize();
+  probe::Args<N> p;
+  p.a = static_cast<const uint16_t*>(a_dev.raw_data());
+  p.b = static_cast<const uint16_t*>(b_dev.raw_data());
+  p.twice_ab = static_cast<float*>(twice.raw_data());
+  p.registers_ab = static_cast<float*>(registers.raw_data());
+  check(probe::launch<N>(p, nullptr), "wgmma probe launch");
+  check(cudaDeviceSynchronize(), "the wgmma probe");
+  const std::vector<float> got_twice = twice.to(loom::kCPU).to_vector<float>();
+  const std::vector<float> got_registers = registers.to(loom::kCPU).to_vector<float>();
+  p.a = static_cast<const uint16_t*>(a.raw_data());  // the host copies, for the float64 product
+  p.b = static_cast<const uint16_t*>(b.raw_data());
+  const double error = probe::worst_error<N>(p, got_twice.data(), got_registers.data());
+  const bool ok = error <= 1e-3;
+  std::printf("{\"name\": \"wgmma_probe\", \"shape\": \"m64n%dk16\", \"max_error\": %.2e%s}\n", N, error,
+              ok ? "" : ", \"error\": \"a warpgroup product differs from float64\"");
+  std::fflush(stdout);
+  return ok;
+}
+#endif
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -222,6 +257,11 @@ int main(int argc, char** argv) {
   std::vector<int> lengths{seq};
   if (seq != 1000) lengths.push_back(1000);  // the untimed check
   try {
+#if defined(LOOM_CUDA_WGMMA)
+    // The primitives first: a misread layout is named here, apart from the
+    // attention outputs below.
+    if (hopper) wrong = !probe_wgmma<64>(gen) | !probe_wgmma<128>(gen);
+#endif
     for (const int d : {64, 128}) {
       for (const int length : lengths) {
         Problem p(length, d, gen);

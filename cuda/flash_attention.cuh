@@ -43,11 +43,6 @@
 
 #include "simt.cuh"
 
-#if defined(__CUDACC__)
-#define LOOM_SIMT_HOST_DEVICE __host__ __device__ __forceinline__
-#else
-#define LOOM_SIMT_HOST_DEVICE inline
-#endif
 
 namespace loom::flash {
 inline namespace LOOM_SIMT_ABI {

@@ -28,6 +28,13 @@
 #include <cstring>
 #include <type_traits>
 
+// Functions both the kernels and the host code that launches them call.
+#if defined(__CUDACC__)
+#define LOOM_SIMT_HOST_DEVICE __host__ __device__ __forceinline__
+#else
+#define LOOM_SIMT_HOST_DEVICE inline
+#endif
+
 // The kernel headers compile twice into one library in a CUDA build (nvcc for
 // the device, the host compiler for the emulator). Everything they define
 // lives in an inline namespace named after the compilation, so the two never
